@@ -1,0 +1,318 @@
+//! The embedded store: a folder, no server.
+//!
+//! ```text
+//! <root>/tenants/<tenant>/<table>/<ingest-id>.parquet   pseudonymised records
+//! <root>/quarantine/<tenant>/<ingest-id>.csv            rejected rows and reasons
+//! <root>/releases/<release-id>/                         anonymised research releases
+//! <root>/audit.jsonl                                    append-only log of what ran
+//! ```
+//!
+//! A tenant's data is reached only through a [`TenantScope`], which is built from a
+//! validated [`TenantId`] and can only list and read files under its own folder: the
+//! isolation between authorities is a property of the type, not of every caller's care.
+//! Files become visible by an atomic rename, so readers never see half a write.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::schema::{OutType, Schema, Table};
+use crate::value::Value;
+use crate::{Error, Result};
+
+/// An authority's identifier: 1–64 characters of `a-z 0-9 _ -`, starting with a letter
+/// or digit. The restriction makes it impossible to name a path outside the tenant folder.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantId(String);
+
+impl TenantId {
+    /// Validates an identifier.
+    pub fn new(id: &str) -> Result<Self> {
+        let ok = !id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            && id.as_bytes()[0].is_ascii_alphanumeric();
+        if ok {
+            Ok(TenantId(id.to_string()))
+        } else {
+            Err(Error::Param {
+                name: "tenant",
+                reason: format!("{id:?} must be 1–64 characters of a-z, 0-9, '_' or '-', starting with a letter or digit"),
+            })
+        }
+    }
+    /// The identifier.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TenantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A store folder.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) a store folder.
+    pub fn open(root: &Path) -> Result<Self> {
+        for sub in ["tenants", "quarantine", "releases"] {
+            let p = root.join(sub);
+            std::fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+        }
+        Ok(Store { root: root.to_path_buf() })
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The tenants that have data, sorted.
+    pub fn tenants(&self) -> Result<Vec<TenantId>> {
+        let dir = self.root.join("tenants");
+        let mut v = Vec::new();
+        for e in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let e = e.map_err(|e| Error::io(&dir, e))?;
+            if let Some(name) = e.file_name().to_str() {
+                if let Ok(t) = TenantId::new(name) {
+                    v.push(t);
+                }
+            }
+        }
+        v.sort();
+        Ok(v)
+    }
+
+    /// The scope through which one tenant's data is read and written.
+    pub fn scope(&self, tenant: &TenantId) -> TenantScope {
+        TenantScope { root: self.root.clone(), tenant: tenant.clone() }
+    }
+
+    /// Appends one JSON line to `audit.jsonl` (who ran what, on which data, when).
+    pub fn audit(&self, event: serde_json::Value) -> Result<()> {
+        let path = self.root.join("audit.jsonl");
+        let mut entry = serde_json::json!({
+            "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "user": std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+        });
+        if let (Some(e), serde_json::Value::Object(extra)) = (entry.as_object_mut(), event) {
+            e.extend(extra);
+        }
+        let mut line = serde_json::to_vec(&entry)?;
+        line.push(b'\n');
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        f.write_all(&line).and_then(|_| f.sync_data()).map_err(|e| Error::io(&path, e))
+    }
+}
+
+/// One tenant's view of the store.
+#[derive(Debug, Clone)]
+pub struct TenantScope {
+    root: PathBuf,
+    tenant: TenantId,
+}
+
+impl TenantScope {
+    /// Whose scope this is.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// The folder of a table.
+    pub fn table_dir(&self, table: Table) -> PathBuf {
+        self.root.join("tenants").join(self.tenant.as_str()).join(table.name())
+    }
+
+    /// The tenant's quarantine folder.
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.root.join("quarantine").join(self.tenant.as_str())
+    }
+
+    /// Committed Parquet parts of a table, sorted (staging files are invisible).
+    pub fn parts(&self, table: Table) -> Result<Vec<PathBuf>> {
+        let dir = self.table_dir(table);
+        if !dir.exists() {
+            return Ok(Vec::new());
+        }
+        let mut v = Vec::new();
+        for e in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let p = e.map_err(|e| Error::io(&dir, e))?.path();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.ends_with(".parquet") && !name.starts_with('.') {
+                v.push(p);
+            }
+        }
+        v.sort();
+        Ok(v)
+    }
+
+    /// All rows of a table (an empty frame with no columns when nothing is stored).
+    pub fn read(&self, table: Table) -> Result<DataFrame> {
+        self.read_columns(table, None)
+    }
+
+    /// Selected columns of a table.
+    pub fn read_columns(&self, table: Table, columns: Option<&[&str]>) -> Result<DataFrame> {
+        let mut out: Option<DataFrame> = None;
+        for p in self.parts(table)? {
+            let f = std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
+            let df = ParquetReader::new(f)
+                .with_columns(columns.map(|c| c.iter().map(|s| s.to_string()).collect()))
+                .finish()
+                .map_err(|e| Error::Store { path: p.clone(), reason: format!("unreadable part: {e}") })?;
+            match out.as_mut() {
+                None => out = Some(df),
+                Some(acc) => {
+                    acc.vstack_mut_owned(df).map_err(|e| Error::Store { path: p.clone(), reason: format!("part does not match the table's columns: {e}") })?;
+                }
+            }
+        }
+        Ok(out.unwrap_or_default())
+    }
+
+    /// The duplicate-detection keys already stored for a table.
+    pub fn keys(&self, table: Table) -> Result<HashSet<u64>> {
+        let df = self.read_columns(table, Some(&["row_key"]))?;
+        let mut set = HashSet::with_capacity(df.height());
+        if df.height() > 0 {
+            let c = df.column("row_key")?.u64()?;
+            set.extend(c.into_no_null_iter());
+        }
+        Ok(set)
+    }
+}
+
+/// Builds the stored frame from converted rows (consumed: values move, not copy), in
+/// [`Schema::stored_columns`] order, plus `row_key` and `ingest_id`.
+pub fn frame(schema: &Schema, rows: Vec<crate::schema::Row>, ingest_id: &str) -> Result<DataFrame> {
+    enum Builder {
+        Str(Vec<Option<String>>),
+        Int(Vec<Option<i64>>),
+        Float(Vec<Option<f64>>),
+        Bool(Vec<Option<bool>>),
+        Date(Vec<Option<i32>>),
+    }
+    let cols = schema.stored_columns();
+    let n = rows.len();
+    let mut builders: Vec<Builder> = cols
+        .iter()
+        .map(|(_, t)| match t {
+            OutType::Str => Builder::Str(Vec::with_capacity(n)),
+            OutType::Int => Builder::Int(Vec::with_capacity(n)),
+            OutType::Float => Builder::Float(Vec::with_capacity(n)),
+            OutType::Bool => Builder::Bool(Vec::with_capacity(n)),
+            OutType::Date => Builder::Date(Vec::with_capacity(n)),
+        })
+        .collect();
+    let mut keys = Vec::with_capacity(n);
+    for row in rows {
+        keys.push(row.key);
+        let mut values = row.values.into_iter();
+        for b in builders.iter_mut() {
+            let v = values.next().unwrap_or(Value::Null);
+            match (b, v) {
+                (Builder::Str(c), Value::Str(s)) => c.push(Some(s)),
+                (Builder::Str(c), _) => c.push(None),
+                (Builder::Int(c), Value::Int(x)) => c.push(Some(x)),
+                (Builder::Int(c), _) => c.push(None),
+                (Builder::Float(c), Value::Float(x)) => c.push(Some(x)),
+                (Builder::Float(c), _) => c.push(None),
+                (Builder::Bool(c), Value::Bool(x)) => c.push(Some(x)),
+                (Builder::Bool(c), _) => c.push(None),
+                (Builder::Date(c), Value::Date(x)) => c.push(Some(x)),
+                (Builder::Date(c), _) => c.push(None),
+            }
+        }
+    }
+    let mut columns: Vec<Column> = Vec::with_capacity(cols.len() + 2);
+    for ((name, _), b) in cols.into_iter().zip(builders) {
+        let name = PlSmallStr::from(name);
+        let s = match b {
+            Builder::Str(v) => Series::new(name, v),
+            Builder::Int(v) => Series::new(name, v),
+            Builder::Float(v) => Series::new(name, v),
+            Builder::Bool(v) => Series::new(name, v),
+            Builder::Date(v) => Series::new(name, v).cast(&DataType::Date)?,
+        };
+        columns.push(s.into());
+    }
+    columns.push(Series::new("row_key".into(), keys).into());
+    columns.push(Series::new("ingest_id".into(), vec![ingest_id; n]).into());
+    Ok(DataFrame::new(columns)?)
+}
+
+/// Writes bytes produced by `write` to `path` atomically: into a hidden staging file in
+/// the same folder, flushed to disk, then renamed. Returns the staging path's final name.
+pub fn write_atomic(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
+    let staging = staging_path(path);
+    stage(&staging, write)?;
+    commit(&staging, path)
+}
+
+/// The hidden staging name of a final path.
+pub fn staging_path(path: &Path) -> PathBuf {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    path.with_file_name(format!(".staging-{name}"))
+}
+
+/// Writes and syncs a staging file.
+pub fn stage(staging: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
+    if let Some(dir) = staging.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let mut f = std::fs::File::create(staging).map_err(|e| Error::io(staging, e))?;
+    write(&mut f)?;
+    f.sync_all().map_err(|e| Error::io(staging, e))
+}
+
+/// Makes a staged file visible under its final name (atomic on POSIX file systems) and
+/// syncs the folder so the rename survives a power cut.
+pub fn commit(staging: &Path, path: &Path) -> Result<()> {
+    std::fs::rename(staging, path).map_err(|e| Error::io(path, e))?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Writes a frame as a Parquet file (zstd, statistics on).
+pub fn write_parquet(file: &mut std::fs::File, df: &mut DataFrame) -> Result<()> {
+    ParquetWriter::new(file).with_compression(ParquetCompression::Zstd(None)).finish(df)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_ids_cannot_escape_their_folder() {
+        for bad in ["", "../t2", "t/2", "T1", ".hidden", "a b", &"x".repeat(65)] {
+            assert!(TenantId::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(TenantId::new("comune-pordenone_01").is_ok());
+    }
+
+    #[test]
+    fn staging_files_are_invisible_to_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let scope = store.scope(&TenantId::new("t1").unwrap());
+        let tdir = scope.table_dir(Table::Persons);
+        std::fs::create_dir_all(&tdir).unwrap();
+        std::fs::write(tdir.join(".staging-x.parquet"), b"half a write").unwrap();
+        assert!(scope.parts(Table::Persons).unwrap().is_empty());
+        assert_eq!(scope.read(Table::Persons).unwrap().height(), 0);
+    }
+}

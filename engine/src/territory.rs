@@ -1,0 +1,175 @@
+//! Territory as a real hierarchy: municipality → province → region → macro area, from
+//! ISTAT codes. The province and region tables ship in `engine/data/territory/`; a
+//! municipality's 6-digit ISTAT code starts with its province's 3-digit code, which is how
+//! a municipality is placed (the full municipality register is not shipped).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// A region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Region {
+    /// 2-digit ISTAT code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// NUTS-1 code (ITC, ITH, ITI, ITF, ITG).
+    pub nuts1_code: String,
+    /// NUTS-1 name.
+    pub nuts1_name: String,
+}
+
+/// A province (or metropolitan city, free consortium, autonomous province).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Province {
+    /// 3-digit ISTAT code.
+    pub code: String,
+    /// Two-letter abbreviation (TO, MI…).
+    pub abbr: String,
+    /// Name.
+    pub name: String,
+    /// Region code.
+    pub region_code: String,
+}
+
+/// The shipped territorial tables.
+#[derive(Debug)]
+pub struct Territory {
+    provinces: HashMap<String, Province>,
+    regions: HashMap<String, Region>,
+}
+
+const PROVINCES: &str = include_str!("../data/territory/provinces.csv");
+const REGIONS: &str = include_str!("../data/territory/regions.csv");
+
+fn rows(text: &str) -> impl Iterator<Item = Vec<&str>> {
+    text.lines().skip(1).filter(|l| !l.trim().is_empty()).map(|l| l.split(',').map(str::trim).collect())
+}
+
+impl Territory {
+    /// The tables shipped with the engine, parsed once.
+    pub fn get() -> &'static Territory {
+        static T: OnceLock<Territory> = OnceLock::new();
+        T.get_or_init(|| {
+            let regions = rows(REGIONS)
+                .map(|r| {
+                    (r[0].to_string(), Region {
+                        code: r[0].to_string(),
+                        name: r[1].to_string(),
+                        nuts1_code: r[2].to_string(),
+                        nuts1_name: r[3].to_string(),
+                    })
+                })
+                .collect();
+            let provinces = rows(PROVINCES)
+                .map(|r| {
+                    (r[0].to_string(), Province {
+                        code: r[0].to_string(),
+                        abbr: r[1].to_string(),
+                        name: r[2].to_string(),
+                        region_code: r[3].to_string(),
+                    })
+                })
+                .collect();
+            Territory { provinces, regions }
+        })
+    }
+
+    /// A province by its 3-digit code.
+    pub fn province(&self, code: &str) -> Option<&Province> {
+        self.provinces.get(code)
+    }
+
+    /// A region by its 2-digit code.
+    pub fn region(&self, code: &str) -> Option<&Region> {
+        self.regions.get(code)
+    }
+
+    /// All provinces, sorted by code.
+    pub fn provinces(&self) -> Vec<&Province> {
+        let mut v: Vec<_> = self.provinces.values().collect();
+        v.sort_by(|a, b| a.code.cmp(&b.code));
+        v
+    }
+
+    /// The province of a 6-digit municipality code, if the code is well formed and its
+    /// province exists.
+    pub fn province_of(&self, municipality: &str) -> Option<&Province> {
+        if municipality.len() != 6 || !municipality.bytes().all(|b| b.is_ascii_digit()) || &municipality[3..] == "000" {
+            return None;
+        }
+        self.provinces.get(&municipality[..3])
+    }
+
+    /// The region of a 6-digit municipality code.
+    pub fn region_of(&self, municipality: &str) -> Option<&Region> {
+        self.province_of(municipality).and_then(|p| self.regions.get(&p.region_code))
+    }
+}
+
+/// EU member states (ISO 3166-1 alpha-3), for the citizenship hierarchy.
+const EU: [&str; 27] = [
+    "AUT", "BEL", "BGR", "HRV", "CYP", "CZE", "DNK", "EST", "FIN", "FRA", "DEU", "GRC", "HUN", "IRL", "ITA", "LVA",
+    "LTU", "LUX", "MLT", "NLD", "POL", "PRT", "ROU", "SVK", "SVN", "ESP", "SWE",
+];
+
+/// Citizenship group for breakdowns: Italian, other EU, non-EU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CitizenshipGroup {
+    /// Italian citizens.
+    Italian,
+    /// Citizens of another EU member state.
+    OtherEu,
+    /// Everyone else (including stateless).
+    NonEu,
+}
+
+impl CitizenshipGroup {
+    /// Groups an ISO 3166-1 alpha-3 code.
+    pub fn of(iso3: &str) -> Self {
+        match iso3 {
+            "ITA" => CitizenshipGroup::Italian,
+            c if EU.contains(&c) => CitizenshipGroup::OtherEu,
+            _ => CitizenshipGroup::NonEu,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_has_107_provinces_in_20_regions() {
+        let t = Territory::get();
+        assert_eq!(t.provinces().len(), 107);
+        assert_eq!(t.regions.len(), 20);
+        for p in t.provinces() {
+            assert!(t.region(&p.region_code).is_some(), "province {} has unknown region", p.code);
+        }
+    }
+
+    #[test]
+    fn municipality_resolves_to_province_and_region() {
+        let t = Territory::get();
+        assert_eq!(t.province_of("001272").unwrap().name, "Torino");
+        assert_eq!(t.region_of("001272").unwrap().name, "Piemonte");
+        assert_eq!(t.region_of("058091").unwrap().name, "Lazio");
+        assert_eq!(t.region_of("092003").unwrap().name, "Sardegna");
+    }
+
+    #[test]
+    fn malformed_municipality_codes_are_rejected() {
+        let t = Territory::get();
+        for bad in ["1272", "0012720", "00127A", "999001", "001000"] {
+            assert!(t.province_of(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn citizenship_groups() {
+        assert_eq!(CitizenshipGroup::of("ITA"), CitizenshipGroup::Italian);
+        assert_eq!(CitizenshipGroup::of("ROU"), CitizenshipGroup::OtherEu);
+        assert_eq!(CitizenshipGroup::of("MAR"), CitizenshipGroup::NonEu);
+    }
+}

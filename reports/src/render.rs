@@ -1,0 +1,252 @@
+//! Renderers of the report model: HTML (self-contained), Typst markup for the PDF,
+//! XLSX and CSV. Suppressed values print as `x` everywhere.
+
+use std::fmt::Write as _;
+use std::sync::Once;
+
+use plotters::prelude::*;
+
+use crate::pdf::{Asset, escape};
+use crate::{Lang, PubTable, Report};
+
+const HIDDEN: &str = "x";
+
+fn fmt_count(v: Option<u64>) -> String {
+    match v {
+        None => HIDDEN.to_string(),
+        Some(n) => {
+            // Thousands separator: Italian and English reports alike use a thin grouping here.
+            let s = n.to_string();
+            let mut out = String::new();
+            for (i, ch) in s.chars().enumerate() {
+                if i > 0 && (s.len() - i) % 3 == 0 {
+                    out.push('.');
+                }
+                out.push(ch);
+            }
+            out
+        }
+    }
+}
+
+fn esc_html(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A line chart of one series as SVG (plotters), with hidden points left as gaps.
+pub fn chart_svg(title: &str, points: &[(String, Option<u64>)]) -> String {
+    static FONT: Once = Once::new();
+    FONT.call_once(|| {
+        // plotters measures text with ab_glyph: give it a font that ships inside the binary.
+        for bytes in typst_assets::fonts() {
+            if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                break;
+            }
+        }
+    });
+    let mut svg = String::new();
+    let max = points.iter().filter_map(|p| p.1).max().unwrap_or(1).max(1) as f64 * 1.15;
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 300)).into_drawing_area();
+        let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
+            root.fill(&WHITE)?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(title, ("sans-serif", 18))
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0f64..(points.len().max(2) - 1) as f64, 0f64..max)?;
+            let labels: Vec<String> = points.iter().map(|p| p.0.clone()).collect();
+            chart
+                .configure_mesh()
+                .x_labels(points.len())
+                .x_label_formatter(&|x| labels.get(x.round() as usize).cloned().unwrap_or_default())
+                .y_label_formatter(&|y| format!("{y:.0}"))
+                .draw()?;
+            // Consecutive published points form segments; a hidden point breaks the line.
+            let mut seg: Vec<(f64, f64)> = Vec::new();
+            let blue = RGBColor(31, 90, 160);
+            for (i, (_, v)) in points.iter().enumerate() {
+                match v {
+                    Some(y) => seg.push((i as f64, *y as f64)),
+                    None => {
+                        if !seg.is_empty() {
+                            chart.draw_series(LineSeries::new(std::mem::take(&mut seg), blue.stroke_width(2)))?;
+                        }
+                    }
+                }
+            }
+            chart.draw_series(points.iter().enumerate().filter_map(|(i, (_, v))| v.map(|y| Circle::new((i as f64, y as f64), 3, blue.filled()))))?;
+            if !seg.is_empty() {
+                chart.draw_series(LineSeries::new(seg, blue.stroke_width(2)))?;
+            }
+            root.present()?;
+            Ok(())
+        };
+        if draw().is_err() {
+            return String::new();
+        }
+    }
+    svg
+}
+
+fn table_html(t: &PubTable, out: &mut String) {
+    let _ = write!(out, "<table id=\"{}\"><caption>{}</caption><thead><tr><th>{}</th>", esc_html(&t.id), esc_html(&t.title), esc_html(&t.label_header));
+    for c in &t.columns {
+        let _ = write!(out, "<th>{}</th>", esc_html(c));
+    }
+    out.push_str("</tr></thead><tbody>");
+    let n = t.rows.len();
+    for (i, (label, vals)) in t.rows.iter().enumerate() {
+        let cls = if t.has_total && i + 1 == n { " class=\"total\"" } else { "" };
+        let _ = write!(out, "<tr{cls}><th scope=\"row\">{}</th>", esc_html(label));
+        for v in vals {
+            let _ = write!(out, "<td{}>{}</td>", if v.is_none() { " class=\"hidden\"" } else { "" }, fmt_count(*v));
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table>\n");
+}
+
+/// The report as one self-contained HTML page.
+pub fn html(r: &Report) -> String {
+    let mut out = String::new();
+    let lang = if r.lang == Lang::It { "it" } else { "en" };
+    let _ = write!(
+        out,
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>{}</title><style>\
+         body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}}\
+         table{{border-collapse:collapse;margin:1rem 0 2rem;font-variant-numeric:tabular-nums}}\
+         caption{{text-align:left;font-weight:600;margin-bottom:.4rem}}\
+         th,td{{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:right}}th[scope=row],thead th:first-child{{text-align:left}}\
+         tr.total{{font-weight:600;border-top:2px solid #444}}td.hidden{{color:#999}}.note{{font-size:.9rem;color:#555}}\
+         </style></head><body><h1>{}</h1><p>{}</p>",
+        esc_html(&r.title),
+        esc_html(&r.title),
+        esc_html(&r.subtitle)
+    );
+    for s in &r.sections {
+        let _ = write!(out, "<h2>{}</h2>", esc_html(&s.heading));
+        for p in &s.text {
+            let _ = write!(out, "<p>{}</p>", esc_html(p));
+        }
+        if let Some(svg) = &s.chart {
+            out.push_str("<figure>");
+            // The SVG comes from our own renderer: numbers and escaped labels only.
+            out.push_str(svg);
+            out.push_str("</figure>");
+        }
+        for t in &s.tables {
+            table_html(t, &mut out);
+        }
+    }
+    let _ = write!(out, "<p class=\"note\">{}</p></body></html>\n", esc_html(&r.privacy_note));
+    out
+}
+
+/// The report as Typst markup plus the in-memory assets (charts) it references.
+pub fn markup(r: &Report) -> (String, Vec<Asset>) {
+    let mut m = String::new();
+    let mut assets = Vec::new();
+    let lang = if r.lang == Lang::It { "it" } else { "en" };
+    let _ = writeln!(m, "#set document(title: \"{}\")", r.title.replace('"', "'"));
+    let _ = writeln!(m, "#set page(paper: \"a4\", margin: 2cm, numbering: \"1\")");
+    let _ = writeln!(m, "#set text(lang: \"{lang}\", size: 10pt)");
+    let _ = writeln!(m, "#set table(stroke: 0.4pt + gray, inset: 4pt)");
+    let _ = writeln!(m, "= {}\n", escape(&r.title));
+    let _ = writeln!(m, "{}\n", escape(&r.subtitle));
+    for (si, s) in r.sections.iter().enumerate() {
+        let _ = writeln!(m, "== {}\n", escape(&s.heading));
+        for p in &s.text {
+            let _ = writeln!(m, "{}\n", escape(p));
+        }
+        if let Some(svg) = &s.chart {
+            if !svg.is_empty() {
+                let path = format!("chart-{si}.svg");
+                let _ = writeln!(m, "#figure(image(\"{path}\", width: 100%))\n");
+                assets.push(Asset { path, bytes: svg.as_bytes().to_vec() });
+            }
+        }
+        for t in &s.tables {
+            let _ = writeln!(m, "*{}*\n", escape(&t.title));
+            let ncols = t.columns.len() + 1;
+            let _ = write!(m, "#table(columns: {ncols}, align: (left, {}),\n", vec!["right"; t.columns.len()].join(", "));
+            let _ = write!(m, "  table.header([*{}*]", escape(&t.label_header));
+            for c in &t.columns {
+                let _ = write!(m, ", [*{}*]", escape(c));
+            }
+            m.push_str("),\n");
+            let n = t.rows.len();
+            for (i, (label, vals)) in t.rows.iter().enumerate() {
+                let bold = t.has_total && i + 1 == n;
+                let wrap = |s: String| if bold { format!("[*{s}*]") } else { format!("[{s}]") };
+                let _ = write!(m, "  {}", wrap(escape(label)));
+                for v in vals {
+                    let _ = write!(m, ", {}", wrap(escape(&fmt_count(*v))));
+                }
+                m.push_str(",\n");
+            }
+            m.push_str(")\n\n");
+        }
+    }
+    let _ = writeln!(m, "#text(size: 8pt)[{}]", escape(&r.privacy_note));
+    (m, assets)
+}
+
+/// The report as an XLSX workbook: one sheet per table, numbers as numbers, hidden
+/// values as `x`, and a notes sheet.
+pub fn xlsx(r: &Report) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    use rust_xlsxwriter::{Format, Workbook};
+    let mut wb = Workbook::new();
+    let bold = Format::new().set_bold();
+    for s in &r.sections {
+        for t in &s.tables {
+            let ws = wb.add_worksheet();
+            let name: String = t.id.chars().take(31).collect();
+            ws.set_name(&name)?;
+            ws.write_string_with_format(0, 0, &t.title, &bold)?;
+            ws.write_string_with_format(2, 0, &t.label_header, &bold)?;
+            for (c, h) in t.columns.iter().enumerate() {
+                ws.write_string_with_format(2, c as u16 + 1, h, &bold)?;
+            }
+            for (i, (label, vals)) in t.rows.iter().enumerate() {
+                let row = i as u32 + 3;
+                ws.write_string(row, 0, label)?;
+                for (c, v) in vals.iter().enumerate() {
+                    match v {
+                        Some(n) => ws.write_number(row, c as u16 + 1, *n as f64)?,
+                        None => ws.write_string(row, c as u16 + 1, HIDDEN)?,
+                    };
+                }
+            }
+            ws.set_column_width(0, 48)?;
+        }
+    }
+    let ws = wb.add_worksheet();
+    ws.set_name(if r.lang == Lang::It { "note" } else { "notes" })?;
+    ws.write_string_with_format(0, 0, &r.title, &bold)?;
+    ws.write_string(1, 0, &r.subtitle)?;
+    ws.write_string(3, 0, &r.privacy_note)?;
+    wb.save_to_buffer()
+}
+
+/// One table as CSV (UTF-8, comma-separated, hidden values as `x`).
+pub fn csv(t: &PubTable) -> String {
+    let q = |s: &str| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
+    let mut out = String::new();
+    out.push_str(&q(&t.label_header));
+    for c in &t.columns {
+        out.push(',');
+        out.push_str(&q(c));
+    }
+    out.push('\n');
+    for (label, vals) in &t.rows {
+        out.push_str(&q(label));
+        for v in vals {
+            out.push(',');
+            out.push_str(&v.map_or(HIDDEN.to_string(), |n| n.to_string()));
+        }
+        out.push('\n');
+    }
+    out
+}
