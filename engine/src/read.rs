@@ -99,7 +99,7 @@ fn read_csv(path: &Path) -> Result<RawTable> {
                 return Err(Error::BadFile { path: path.to_path_buf(), reason: format!("unreadable CSV near line {}: {e}", position_line) });
             }
         }
-        let line = rec.position().map_or(position_line, |p| p.line() as usize);
+        let line = rec.position().map_or(position_line, |p| p.line() as usize) + 1;
         let string_rec = match csv::StringRecord::from_byte_record(rec.clone()) {
             Ok(s) => s,
             Err(e) => {

@@ -1,1 +1,4 @@
-//! it
+//! Integration tests: one binary, a module per area.
+
+mod ingest;
+mod pipeline;
