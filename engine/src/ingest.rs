@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::instruments::Instruments;
 use crate::pseudonym::{Key, Pseudonymiser};
-use crate::read::{self, RawTable};
+use crate::read::{self, CsvFile, RawRow, RawTable};
 use crate::schema::{IDENTIFYING_HEADERS, Kind, Reject, RowContext, Schema, Table};
 use crate::store::{self, Store, TenantId, TenantScope};
 use crate::{Error, Result};
@@ -164,16 +164,16 @@ struct ColumnMap {
     sensitive: Vec<bool>,
 }
 
-fn map_columns(schema: &Schema, t: &RawTable) -> Result<ColumnMap> {
+fn map_columns(schema: &Schema, path: &Path, header: &[String]) -> Result<ColumnMap> {
     let mut fields = vec![None; schema.columns.len()];
-    let mut used = vec![false; t.header.len()];
+    let mut used = vec![false; header.len()];
     for (ci, c) in schema.columns.iter().enumerate() {
-        for (hi, h) in t.header.iter().enumerate() {
+        for (hi, h) in header.iter().enumerate() {
             if *h == c.name || c.aliases.iter().any(|a| a == h) {
                 if let Some(prev) = fields[ci] {
                     return Err(Error::BadFile {
-                        path: t.path.clone(),
-                        reason: format!("columns {:?} and {:?} both map to {}; keep one", t.header[prev], h, c.name),
+                        path: path.to_path_buf(),
+                        reason: format!("columns {:?} and {:?} both map to {}; keep one", header[prev], h, c.name),
                     });
                 }
                 fields[ci] = Some(hi);
@@ -184,7 +184,7 @@ fn map_columns(schema: &Schema, t: &RawTable) -> Result<ColumnMap> {
             let mut accepted = vec![c.name.clone()];
             accepted.extend(c.aliases.iter().cloned());
             return Err(Error::BadFile {
-                path: t.path.clone(),
+                path: path.to_path_buf(),
                 reason: format!(
                     "missing required column {:?} for table {} (accepted headers: {}); see engine/DATA.md",
                     c.name,
@@ -196,8 +196,8 @@ fn map_columns(schema: &Schema, t: &RawTable) -> Result<ColumnMap> {
     }
     let mut dropped = Vec::new();
     let mut ignored = Vec::new();
-    let mut sensitive = vec![false; t.header.len()];
-    for (hi, h) in t.header.iter().enumerate() {
+    let mut sensitive = vec![false; header.len()];
+    for (hi, h) in header.iter().enumerate() {
         if used[hi] {
             continue;
         }
@@ -258,6 +258,76 @@ fn failpoint() -> Result<()> {
     }
 }
 
+enum Source {
+    Csv(CsvFile),
+    Table(RawTable),
+}
+
+impl Source {
+    fn path(&self) -> &Path {
+        match self {
+            Source::Csv(f) => &f.path,
+            Source::Table(t) => &t.path,
+        }
+    }
+    fn header(&self) -> &[String] {
+        match self {
+            Source::Csv(f) => &f.header,
+            Source::Table(t) => &t.header,
+        }
+    }
+    fn bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        match self {
+            Source::Csv(f) => std::borrow::Cow::Borrowed(f.bytes()),
+            Source::Table(t) => std::borrow::Cow::Owned(std::fs::read(&t.path).unwrap_or_default()),
+        }
+    }
+    /// Progress units: bytes for CSV, rows otherwise.
+    fn size_hint(&self) -> usize {
+        match self {
+            Source::Csv(f) => f.body_len(),
+            Source::Table(t) => t.rows.len(),
+        }
+    }
+}
+
+type Converted = (usize, std::result::Result<crate::schema::Row, (Reject, String)>);
+
+#[derive(Default)]
+struct ChunkOut {
+    rows: Vec<Converted>,
+    legacy: usize,
+}
+
+impl ChunkOut {
+    fn push(&mut self, line: usize, res: std::result::Result<crate::schema::Row, (Reject, String)>) {
+        self.rows.push((line, res));
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+}
+
+/// A duplicate row is shown from its stored (already pseudonymised) values.
+fn out_record(row: &crate::schema::Row, schema: &Schema) -> String {
+    use crate::value::Value;
+    row.values[..schema.columns.len()]
+        .iter()
+        .zip(&schema.columns)
+        .map(|(v, c)| match (v, &c.kind) {
+            (_, Kind::PersonId | Kind::EmployerId) => "<pseudonimo>".to_string(),
+            (Value::Null, _) => String::new(),
+            (Value::Str(s), _) => s.clone(),
+            (Value::Int(i), _) => i.to_string(),
+            (Value::Float(f), _) => f.to_string(),
+            (Value::Date(d), _) => crate::value::date_of(*d).to_string(),
+            (Value::Bool(b), _) => b.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
 /// Ingests files into one tenant's table.
 pub fn ingest(
     store: &Store,
@@ -281,77 +351,105 @@ pub fn ingest(
     let ctx = RowContext { schema: &schema, instruments, pseudonymiser: &pseudonymiser, redacted: AtomicUsize::new(0) };
 
     // Read and map every file before writing anything: a file-level error aborts cleanly.
-    let mut tables = Vec::new();
+    let mut sources = Vec::new();
     let mut hasher = Sha256::new();
     let mut file_digests = Vec::new();
     for f in files {
-        let bytes = std::fs::read(f).map_err(|e| Error::io(f, e))?;
-        let d = Sha256::digest(&bytes);
+        let source = match f.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("csv" | "txt" | "tsv") => Source::Csv(read::open_csv(f)?),
+            _ => Source::Table(read::read_file(f)?),
+        };
+        let d = Sha256::digest(&source.bytes());
         hasher.update(d);
         file_digests.push(serde_json::json!({
             "file": f.file_name().map(|n| n.to_string_lossy().to_string()),
             "sha256": d.iter().map(|b| format!("{b:02x}")).collect::<String>(),
         }));
-        drop(bytes);
-        let t = read::read_file(f)?;
-        let map = map_columns(&schema, &t)?;
-        tables.push((t, map));
+        let map = map_columns(&schema, source.path(), source.header())?;
+        sources.push((source, map));
     }
-    let total: usize = tables.iter().map(|(t, _)| t.rows.len()).sum();
-    progress.start(total as u64);
+    progress.start(sources.iter().map(|(s, _)| s.size_hint()).sum::<usize>() as u64);
     let ingest_id = new_ingest_id(table, &hasher.finalize())?;
 
     let mut existing = scope.keys(table)?;
     let mut seen: HashMap<u64, (usize, usize)> = HashMap::new();
-    let mut accepted = Vec::with_capacity(total);
+    let mut accepted = Vec::new();
     let mut quarantined: Vec<Quarantined> = Vec::new();
     let mut duplicates = 0usize;
     let mut dropped = Vec::new();
     let mut ignored = Vec::new();
     let mut legacy = 0usize;
+    let mut total = 0usize;
 
-    for (fi, (t, map)) in tables.iter().enumerate() {
-        legacy += t.legacy_encoded_rows;
+    for (fi, (source, map)) in sources.iter().enumerate() {
         dropped.extend(map.dropped.iter().cloned());
         ignored.extend(map.ignored.iter().cloned());
-        let converted: Vec<_> = t
-            .rows
-            .par_chunks(8192)
-            .flat_map_iter(|chunk| {
-                let out: Vec<_> = chunk
-                    .iter()
-                    .map(|r| match &r.fields {
-                        Err(reason) => Err(Reject { column: "*".into(), reason: reason.clone() }),
-                        Ok(rec) => {
-                            let cells: Vec<Option<&str>> = map.fields.iter().map(|f| f.and_then(|i| rec.get(i))).collect();
-                            ctx.convert(&cells)
+        // Convert in parallel, one chunk per task; rows keep their order.
+        let convert_row = |r: &RawRow| -> (usize, std::result::Result<crate::schema::Row, (Reject, String)>) {
+            let res = match &r.fields {
+                Err(reason) => Err(Reject { column: "*".into(), reason: reason.clone() }),
+                Ok(rec) => {
+                    let cells: Vec<Option<&str>> = map.fields.iter().map(|f| f.and_then(|i| rec.get(i))).collect();
+                    ctx.convert(&cells)
+                }
+            };
+            let masked = || r.fields.as_ref().map(|rec| masked_record(rec, &map.sensitive)).unwrap_or_default();
+            (r.row, res.map_err(|rej| (rej, masked())))
+        };
+        let outs: Vec<ChunkOut> = match source {
+            Source::Csv(file) => file
+                .chunks(1 << 20)
+                .into_par_iter()
+                .map(|(line, chunk)| {
+                    let mut out = ChunkOut::default();
+                    file.parse_chunk(line, chunk, |r, l| {
+                        out.legacy += l as usize;
+                        let (row, res) = convert_row(&r);
+                        out.push(row, res);
+                    });
+                    progress.advance(chunk.len() as u64);
+                    out
+                })
+                .collect(),
+            Source::Table(t) => {
+                legacy += t.legacy_encoded_rows;
+                t.rows
+                    .par_chunks(8192)
+                    .map(|rows| {
+                        let mut out = ChunkOut::default();
+                        for r in rows {
+                            let (row, res) = convert_row(r);
+                            out.push(row, res);
                         }
+                        progress.advance(rows.len() as u64);
+                        out
                     })
-                    .collect();
-                progress.advance(chunk.len() as u64);
-                out
-            })
-            .collect();
-        for (raw, res) in t.rows.iter().zip(converted) {
-            let record = || raw.fields.as_ref().map(|r| masked_record(r, &map.sensitive)).unwrap_or_default();
-            match res {
-                Err(reject) => quarantined.push(Quarantined { file: fi, row: raw.row, reject, record: record() }),
-                Ok(row) => {
-                    let dup = if existing.contains(&row.key) {
-                        Some("duplicate of a row already in the store".to_string())
-                    } else if let Some((f0, r0)) = seen.get(&row.key) {
-                        let name = tables[*f0].0.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-                        Some(format!("duplicate of row {r0} of {name}"))
-                    } else {
-                        None
-                    };
-                    if let Some(reason) = dup {
-                        duplicates += 1;
-                        let column = if schema.key_columns.is_empty() { "*".to_string() } else { schema.key_columns.join("+") };
-                        quarantined.push(Quarantined { file: fi, row: raw.row, reject: Reject { column, reason }, record: record() });
-                    } else {
-                        seen.insert(row.key, (fi, raw.row));
-                        accepted.push(row);
+                    .collect()
+            }
+        };
+        for out in outs {
+            legacy += out.legacy;
+            total += out.rows.len();
+            for (line, res) in out.rows {
+                match res {
+                    Err((reject, record)) => quarantined.push(Quarantined { file: fi, row: line, reject, record }),
+                    Ok(row) => {
+                        let dup = if existing.contains(&row.key) {
+                            Some("duplicate of a row already in the store".to_string())
+                        } else if let Some((f0, r0)) = seen.get(&row.key) {
+                            Some(format!("duplicate of row {r0} of {}", file_name(sources[*f0].0.path())))
+                        } else {
+                            None
+                        };
+                        if let Some(reason) = dup {
+                            duplicates += 1;
+                            let column = if schema.key_columns.is_empty() { "*".to_string() } else { schema.key_columns.join("+") };
+                            let record = out_record(&row, &schema);
+                            quarantined.push(Quarantined { file: fi, row: line, reject: Reject { column, reason }, record });
+                        } else {
+                            seen.insert(row.key, (fi, line));
+                            accepted.push(row);
+                        }
                     }
                 }
             }
@@ -377,7 +475,7 @@ pub fn ingest(
             let io = |e: csv::Error| Error::io(&q_staging, std::io::Error::other(e));
             w.write_record(["file", "row", "column", "reason", "record"]).map_err(io)?;
             for q in &quarantined {
-                let name = tables[q.file].0.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                let name = file_name(sources[q.file].0.path());
                 w.write_record([name.as_str(), &q.row.to_string(), &q.reject.column, &q.reject.reason, &q.record]).map_err(io)?;
             }
             w.flush().map_err(|e| Error::io(&q_staging, e))

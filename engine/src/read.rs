@@ -77,54 +77,133 @@ fn detect_separator(bytes: &[u8]) -> u8 {
     seps[best]
 }
 
-fn read_csv(path: &Path) -> Result<RawTable> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+/// A CSV file held in memory, split into chunks that parse independently (in parallel):
+/// a chunk ends at a newline outside quotes, so quoted fields with line breaks stay whole.
+#[derive(Debug)]
+pub struct CsvFile {
+    /// The source file.
+    pub path: PathBuf,
+    bytes: Vec<u8>,
+    /// The separator detected.
+    pub separator: u8,
+    /// Normalised header.
+    pub header: Vec<String>,
+    body: usize,
+    body_line: usize,
+}
+
+/// Reads a CSV file and its header.
+pub fn open_csv(path: &Path) -> Result<CsvFile> {
+    let mut bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+    }
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(Error::BadFile { path: path.to_path_buf(), reason: "the file is empty".into() });
     }
-    let sep = detect_separator(bytes);
-    let mut reader = csv::ReaderBuilder::new().delimiter(sep).flexible(true).has_headers(false).from_reader(bytes);
-    let mut legacy = 0usize;
-    let mut header: Option<Vec<String>> = None;
-    let mut rows = Vec::new();
+    let sep = detect_separator(&bytes);
+    let mut reader = csv::ReaderBuilder::new().delimiter(sep).flexible(true).has_headers(false).from_reader(bytes.as_slice());
     let mut rec = csv::ByteRecord::new();
-    loop {
-        let position_line = reader.position().line() as usize;
-        match reader.read_byte_record(&mut rec) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                // A malformed quote or similar: csv stops here, so does the file.
-                return Err(Error::BadFile { path: path.to_path_buf(), reason: format!("unreadable CSV near line {}: {e}", position_line) });
-            }
-        }
-        let line = rec.position().map_or(position_line, |p| p.line() as usize) + 1;
-        let string_rec = match csv::StringRecord::from_byte_record(rec.clone()) {
-            Ok(s) => s,
-            Err(e) => {
-                legacy += 1;
-                let fields: Vec<String> = e.into_byte_record().iter().map(|f| f.iter().map(|&b| cp1252(b)).collect()).collect();
-                csv::StringRecord::from(fields)
-            }
-        };
-        if header.is_none() {
-            header = Some(string_rec.iter().map(normalise_header).collect());
-            continue;
-        }
-        let n = header.as_ref().map_or(0, Vec::len);
-        let fields = if string_rec.len() == n {
-            Ok(string_rec)
-        } else if string_rec.len() == 1 && string_rec.get(0).is_some_and(|f| f.trim().is_empty()) {
-            continue; // blank line
-        } else {
-            Err(format!("expected {n} fields, found {}", string_rec.len()))
-        };
-        // The line where the record starts: what a text editor or a spreadsheet shows.
-        rows.push(RawRow { row: line, fields });
+    match reader.read_byte_record(&mut rec) {
+        Ok(true) => {}
+        _ => return Err(Error::BadFile { path: path.to_path_buf(), reason: "no header row".into() }),
     }
-    let header = header.ok_or_else(|| Error::BadFile { path: path.to_path_buf(), reason: "no header row".into() })?;
-    Ok(RawTable { path: path.to_path_buf(), header, rows, legacy_encoded_rows: legacy, separator: Some(sep as char) })
+    let header = decode(&rec).0.iter().map(normalise_header).collect();
+    let body = reader.position().byte() as usize;
+    let body_line = 1 + bytes[..body].iter().filter(|&&b| b == b'\n').count();
+    Ok(CsvFile { path: path.to_path_buf(), bytes, separator: sep, header, body, body_line })
+}
+
+fn decode(rec: &csv::ByteRecord) -> (csv::StringRecord, bool) {
+    match csv::StringRecord::from_byte_record(rec.clone()) {
+        Ok(s) => (s, false),
+        Err(e) => {
+            let fields: Vec<String> = e.into_byte_record().iter().map(|f| f.iter().map(|&b| cp1252(b)).collect()).collect();
+            (csv::StringRecord::from(fields), true)
+        }
+    }
+}
+
+impl CsvFile {
+    /// The file's bytes (without a byte-order mark).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Bytes after the header.
+    pub fn body_len(&self) -> usize {
+        self.bytes.len() - self.body
+    }
+
+    /// Splits the body into chunks of about `target` bytes: (first line number, bytes).
+    pub fn chunks(&self, target: usize) -> Vec<(usize, &[u8])> {
+        let body = &self.bytes[self.body..];
+        let mut out = Vec::new();
+        let (mut start, mut line, mut start_line, mut in_quotes) = (0usize, self.body_line, self.body_line, false);
+        for pos in memchr::memchr2_iter(b'"', b'\n', body) {
+            if body[pos] == b'"' {
+                in_quotes = !in_quotes;
+                continue;
+            }
+            line += 1;
+            if !in_quotes && pos + 1 - start >= target {
+                out.push((start_line, &body[start..=pos]));
+                start = pos + 1;
+                start_line = line;
+            }
+        }
+        if start < body.len() {
+            out.push((start_line, &body[start..]));
+        }
+        out
+    }
+
+    /// Parses one chunk, calling `f` with each record (blank lines skipped). The bool
+    /// says whether the record was decoded as Windows-1252.
+    pub fn parse_chunk(&self, first_line: usize, chunk: &[u8], mut f: impl FnMut(RawRow, bool)) {
+        let n = self.header.len();
+        let mut reader = csv::ReaderBuilder::new().delimiter(self.separator).flexible(true).has_headers(false).from_reader(chunk);
+        let mut rec = csv::ByteRecord::new();
+        // csv skips blank lines, so line numbers come from counting newlines up to each record.
+        let (mut line, mut counted) = (first_line, 0usize);
+        loop {
+            let at = reader.position().byte() as usize;
+            match reader.read_byte_record(&mut rec) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    f(RawRow { row: line, fields: Err(format!("unreadable record: {e}")) }, false);
+                    continue;
+                }
+            }
+            let mut start = rec.position().map_or(at, |p| p.byte() as usize);
+            // After skipped blank lines the reported start is the first blank line.
+            while start < chunk.len() && (chunk[start] == b'\n' || chunk[start] == b'\r') {
+                start += 1;
+            }
+            line += chunk[counted..start].iter().filter(|&&b| b == b'\n').count();
+            counted = start;
+            let (string_rec, legacy) = decode(&rec);
+            if string_rec.len() == 1 && string_rec.get(0).is_some_and(|x| x.trim().is_empty()) {
+                continue;
+            }
+            let fields = if string_rec.len() == n { Ok(string_rec) } else { Err(format!("expected {n} fields, found {}", string_rec.len())) };
+            f(RawRow { row: line, fields }, legacy);
+        }
+    }
+}
+
+fn read_csv(path: &Path) -> Result<RawTable> {
+    let file = open_csv(path)?;
+    let mut rows = Vec::new();
+    let mut legacy = 0;
+    for (line, chunk) in file.chunks(usize::MAX) {
+        file.parse_chunk(line, chunk, |r, l| {
+            legacy += l as usize;
+            rows.push(r);
+        });
+    }
+    Ok(RawTable { path: path.to_path_buf(), header: file.header.clone(), rows, legacy_encoded_rows: legacy, separator: Some(file.separator as char) })
 }
 
 fn cell_text(cell: &calamine::Data) -> String {
@@ -205,7 +284,39 @@ mod tests {
         assert_eq!(t.rows[0].fields.as_ref().unwrap().get(1), Some("Forlì"));
         assert_eq!(t.rows[2].fields.as_ref().unwrap().get(1), Some("città"));
         assert_eq!(t.rows[0].row, 2);
-        assert_eq!(t.legacy_encoded_rows, 2);
+        // The header is not a data row: one data row was Windows-1252.
+        assert_eq!(t.legacy_encoded_rows, 1);
+    }
+
+    #[test]
+    fn chunks_never_split_a_quoted_line_break_and_keep_line_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.csv");
+        let mut text = String::from("a,b\n");
+        for i in 0..200 {
+            if i % 7 == 0 {
+                text.push_str(&format!("{i},\"two\nlines, \"\"quoted\"\"\"\n"));
+            } else {
+                text.push_str(&format!("{i},x\n"));
+            }
+        }
+        std::fs::write(&p, &text).unwrap();
+        let f = open_csv(&p).unwrap();
+        let whole = read_file(&p).unwrap();
+        for target in [1, 10, 64, 1000] {
+            let mut rows = Vec::new();
+            for (line, chunk) in f.chunks(target) {
+                f.parse_chunk(line, chunk, |r, _| rows.push(r));
+            }
+            assert_eq!(rows.len(), 200, "target {target}");
+            for (a, b) in rows.iter().zip(&whole.rows) {
+                assert_eq!(a.row, b.row);
+                assert_eq!(a.fields.as_ref().unwrap(), b.fields.as_ref().unwrap());
+            }
+        }
+        // Row 0 is on line 2; row 1 follows a two-line record, so it is on line 4.
+        assert_eq!((whole.rows[0].row, whole.rows[1].row), (2, 4));
+        assert_eq!(whole.rows[0].fields.as_ref().unwrap().get(1), Some("two\nlines, \"quoted\""));
     }
 
     #[test]

@@ -610,6 +610,65 @@ impl RowContext<'_> {
     }
 }
 
+/// The data dictionary (`engine/DATA.md`), generated from the schemas so it cannot drift.
+pub fn data_dictionary(instruments: &Instruments) -> String {
+    let mut out = String::from(
+        "# Data dictionary\n\nGenerated from `engine/src/schema.rs` (a test fails when this file is out of date;\n\
+         regenerate with `OCCUPA_WRITE_DATA_MD=1 cargo test --release -p occupa-engine data_md`).\n\n\
+         Every table is stored per tenant as `tenants/<tenant>/<table>/<ingest-id>.parquet`, with two\n\
+         extra columns: `row_key` (duplicate-detection key) and `ingest_id`. Input headers are matched\n\
+         case-insensitively, with spaces, dots and dashes read as `_`. Identifying columns (names,\n\
+         contacts, full birth date: `nome`, `cognome`, `email`, `telefono`, `indirizzo`, `data_nascita`…)\n\
+         are read and dropped; unknown columns are ignored; neither is ever stored.\n\n\
+         Territory: `municipality` is the 6-digit ISTAT code; its first three digits are the province\n\
+         (`engine/data/territory/provinces.csv`), which belongs to a region (`regions.csv`).\n",
+    );
+    for table in Table::ALL {
+        let s = Schema::of(table, instruments);
+        out.push_str(&format!("\n## `{}`\n\n", table.name()));
+        if !s.key_columns.is_empty() {
+            out.push_str(&format!("A row is a duplicate when its {} match a stored row.\n\n", s.key_columns.join(" and ")));
+        } else {
+            out.push_str("A row is a duplicate when all its stored values match a stored row.\n\n");
+        }
+        out.push_str("| column | accepted headers | type | required | description |\n|---|---|---|---|---|\n");
+        let mut answers_done = false;
+        for c in &s.columns {
+            if let Kind::Answer(scale) = &c.kind {
+                if matches!(table, Table::Asso | Table::Isa) {
+                    if !answers_done {
+                        let q = if table == Table::Asso { &instruments.asso } else { &instruments.isa };
+                        out.push_str(&format!("| `{}` … `{}` | same | integer | no | item answers, one of {:?} (empty = not answered) |\n", q.item_column(1), q.item_column(q.n_items()), scale));
+                        answers_done = true;
+                    }
+                    continue;
+                }
+            }
+            let ty = match &c.kind {
+                Kind::PersonId | Kind::EmployerId => "pseudonym (text)".to_string(),
+                Kind::Int { min, max } => format!("integer {min}–{max}"),
+                Kind::Float { min, max } => format!("number {min}–{max}"),
+                Kind::Date => "date".into(),
+                Kind::Bool => "yes/no".into(),
+                Kind::Code(list) => format!("one of: {}", list.join(", ")),
+                Kind::Text { max_len } => format!("text ≤ {max_len}"),
+                Kind::Municipality => "ISTAT municipality".into(),
+                Kind::Citizenship => "ISO 3166-1 alpha-3".into(),
+                Kind::Ateco => "ATECO 2007".into(),
+                Kind::Occupation => "CP2011".into(),
+                Kind::Answer(scale) => format!("answer {scale:?}"),
+            };
+            let mut headers = vec![format!("`{}`", c.name)];
+            headers.extend(c.aliases.iter().map(|a| format!("`{a}`")));
+            out.push_str(&format!("| `{}` | {} | {} | {} | {} |\n", c.name, headers.join(", "), ty, if c.required { "yes" } else { "no" }, c.doc));
+        }
+        for (n, t, d) in &s.derived {
+            out.push_str(&format!("| `{n}` | (computed) | {t:?} | — | {d} |\n"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -617,6 +676,16 @@ mod tests {
 
     fn ctx_for<'a>(schema: &'a Schema, inst: &'a Instruments, p: &'a Pseudonymiser) -> RowContext<'a> {
         RowContext { schema, instruments: inst, pseudonymiser: p, redacted: AtomicUsize::new(0) }
+    }
+
+    #[test]
+    fn data_md_is_up_to_date() {
+        let text = data_dictionary(&Instruments::builtin().unwrap());
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("DATA.md");
+        if std::env::var_os("OCCUPA_WRITE_DATA_MD").is_some() {
+            std::fs::write(&path, &text).unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap_or_default(), text, "engine/DATA.md is stale: regenerate it");
     }
 
     #[test]
