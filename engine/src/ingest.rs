@@ -12,7 +12,6 @@
 //! - **idempotence**: a row whose key is already stored (or seen earlier in the same run)
 //!   is quarantined as a duplicate, so ingesting a file twice stores nothing twice.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -22,9 +21,10 @@ use sha2::{Digest, Sha256};
 
 use crate::instruments::Instruments;
 use crate::pseudonym::{Key, Pseudonymiser};
-use crate::read::{self, CsvFile, RawRow, RawTable};
+use crate::read::{self, CsvFile, RawTable, RecordView};
 use crate::schema::{IDENTIFYING_HEADERS, Kind, Reject, RowContext, Schema, Table};
-use crate::store::{self, Store, TenantId, TenantScope};
+use crate::store::{self, FrameBuilder, Store, TenantId, TenantScope};
+use polars::prelude::DataFrame;
 use crate::{Error, Result};
 
 /// What an ingest did: the contract's JSON plus details.
@@ -224,10 +224,10 @@ struct Quarantined {
     record: String,
 }
 
-fn masked_record(rec: &csv::StringRecord, sensitive: &[bool]) -> String {
-    rec.iter()
-        .enumerate()
-        .map(|(i, f)| {
+fn masked_record(rec: &RecordView<'_>, sensitive: &[bool]) -> String {
+    (0..rec.len())
+        .map(|i| {
+            let f = rec.get(i).unwrap_or("");
             if sensitive.get(i).copied().unwrap_or(true) {
                 "<rimosso>".to_string()
             } else {
@@ -291,41 +291,15 @@ impl Source {
     }
 }
 
-type Converted = (usize, std::result::Result<crate::schema::Row, (Reject, String)>);
-
-#[derive(Default)]
 struct ChunkOut {
-    rows: Vec<Converted>,
+    frame: FrameBuilder,
+    lines: Vec<usize>,
+    rejects: Vec<(usize, Reject, String)>,
     legacy: usize,
-}
-
-impl ChunkOut {
-    fn push(&mut self, line: usize, res: std::result::Result<crate::schema::Row, (Reject, String)>) {
-        self.rows.push((line, res));
-    }
 }
 
 fn file_name(p: &Path) -> String {
     p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
-}
-
-/// A duplicate row is shown from its stored (already pseudonymised) values.
-fn out_record(row: &crate::schema::Row, schema: &Schema) -> String {
-    use crate::value::Value;
-    row.values[..schema.columns.len()]
-        .iter()
-        .zip(&schema.columns)
-        .map(|(v, c)| match (v, &c.kind) {
-            (_, Kind::PersonId | Kind::EmployerId) => "<pseudonimo>".to_string(),
-            (Value::Null, _) => String::new(),
-            (Value::Str(s), _) => s.clone(),
-            (Value::Int(i), _) => i.to_string(),
-            (Value::Float(f), _) => f.to_string(),
-            (Value::Date(d), _) => crate::value::date_of(*d).to_string(),
-            (Value::Bool(b), _) => b.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("|")
 }
 
 /// Ingests files into one tenant's table.
@@ -371,9 +345,10 @@ pub fn ingest(
     progress.start(sources.iter().map(|(s, _)| s.size_hint()).sum::<usize>() as u64);
     let ingest_id = new_ingest_id(table, &hasher.finalize())?;
 
-    let mut existing = scope.keys(table)?;
-    let mut seen: HashMap<u64, (usize, usize)> = HashMap::new();
-    let mut accepted = Vec::new();
+    let existing = scope.keys(table)?;
+    let mut chunks: Vec<(usize, ChunkOut)> = Vec::new();
+    let mut frame: Option<DataFrame> = None;
+    let mut stored = 0usize;
     let mut quarantined: Vec<Quarantined> = Vec::new();
     let mut duplicates = 0usize;
     let mut dropped = Vec::new();
@@ -384,29 +359,36 @@ pub fn ingest(
     for (fi, (source, map)) in sources.iter().enumerate() {
         dropped.extend(map.dropped.iter().cloned());
         ignored.extend(map.ignored.iter().cloned());
-        // Convert in parallel, one chunk per task; rows keep their order.
-        let convert_row = |r: &RawRow| -> (usize, std::result::Result<crate::schema::Row, (Reject, String)>) {
-            let res = match &r.fields {
-                Err(reason) => Err(Reject { column: "*".into(), reason: reason.clone() }),
-                Ok(rec) => {
-                    let cells: Vec<Option<&str>> = map.fields.iter().map(|f| f.and_then(|i| rec.get(i))).collect();
-                    ctx.convert(&cells)
+        // Convert in parallel, one chunk per task, straight into columns; order is kept.
+        let convert_chunk = |rows: &mut dyn FnMut(&mut dyn FnMut(usize, std::result::Result<RecordView<'_>, String>, bool))| -> ChunkOut {
+            let mut out = ChunkOut { frame: FrameBuilder::new(&schema, 16_384), lines: Vec::with_capacity(16_384), rejects: Vec::new(), legacy: 0 };
+            let mut values = Vec::new();
+            rows(&mut |line, rec, legacy| {
+                out.legacy += legacy as usize;
+                let res = match &rec {
+                    Err(reason) => Err(Reject { column: "*".into(), reason: reason.clone() }),
+                    Ok(view) => ctx.convert_into(|ci| map.fields[ci].and_then(|i| view.get(i)), &mut values),
+                };
+                match res {
+                    Ok(key) => {
+                        out.frame.push(&values, key);
+                        out.lines.push(line);
+                    }
+                    Err(rej) => {
+                        let record = rec.as_ref().map(|v| masked_record(v, &map.sensitive)).unwrap_or_default();
+                        out.rejects.push((line, rej, record));
+                    }
                 }
-            };
-            let masked = || r.fields.as_ref().map(|rec| masked_record(rec, &map.sensitive)).unwrap_or_default();
-            (r.row, res.map_err(|rej| (rej, masked())))
+            });
+            out
         };
         let outs: Vec<ChunkOut> = match source {
+            // Enough chunks to keep every core busy, large enough to amortise per-chunk work.
             Source::Csv(file) => file
-                .chunks(1 << 20)
+                .chunks((file.body_len() / (4 * rayon::current_num_threads())).clamp(1 << 18, 1 << 23))
                 .into_par_iter()
                 .map(|(line, chunk)| {
-                    let mut out = ChunkOut::default();
-                    file.parse_chunk(line, chunk, |r, l| {
-                        out.legacy += l as usize;
-                        let (row, res) = convert_row(&r);
-                        out.push(row, res);
-                    });
+                    let out = convert_chunk(&mut |f| file.parse_chunk(line, chunk, &mut *f));
                     progress.advance(chunk.len() as u64);
                     out
                 })
@@ -416,47 +398,88 @@ pub fn ingest(
                 t.rows
                     .par_chunks(8192)
                     .map(|rows| {
-                        let mut out = ChunkOut::default();
-                        for r in rows {
-                            let (row, res) = convert_row(r);
-                            out.push(row, res);
-                        }
+                        let out = convert_chunk(&mut |f| {
+                            for r in rows {
+                                f(r.row, r.fields.as_ref().map(RecordView::Text).map_err(String::clone), false);
+                            }
+                        });
                         progress.advance(rows.len() as u64);
                         out
                     })
                     .collect()
             }
         };
-        for out in outs {
+        for mut out in outs {
             legacy += out.legacy;
-            total += out.rows.len();
-            for (line, res) in out.rows {
-                match res {
-                    Err((reject, record)) => quarantined.push(Quarantined { file: fi, row: line, reject, record }),
-                    Ok(row) => {
-                        let dup = if existing.contains(&row.key) {
-                            Some("duplicate of a row already in the store".to_string())
-                        } else if let Some((f0, r0)) = seen.get(&row.key) {
-                            Some(format!("duplicate of row {r0} of {}", file_name(sources[*f0].0.path())))
-                        } else {
-                            None
-                        };
-                        if let Some(reason) = dup {
-                            duplicates += 1;
-                            let column = if schema.key_columns.is_empty() { "*".to_string() } else { schema.key_columns.join("+") };
-                            let record = out_record(&row, &schema);
-                            quarantined.push(Quarantined { file: fi, row: line, reject: Reject { column, reason }, record });
-                        } else {
-                            seen.insert(row.key, (fi, line));
-                            accepted.push(row);
-                        }
-                    }
-                }
+            total += out.lines.len() + out.rejects.len();
+            for (line, reject, record) in out.rejects.drain(..) {
+                quarantined.push(Quarantined { file: fi, row: line, reject, record });
+            }
+            chunks.push((fi, out));
+        }
+    }
+
+    // Duplicates, in one sort rather than a hash map over every row: the first occurrence
+    // (in file and row order) is kept unless the store already holds the key.
+    let mut order: Vec<(u64, u32)> = Vec::new();
+    let mut at: Vec<(u32, u32)> = Vec::new(); // (chunk, position in chunk) by sequence number
+    for (c, (_, out)) in chunks.iter().enumerate() {
+        for (i, &key) in out.frame.keys().iter().enumerate() {
+            order.push((key, at.len() as u32));
+            at.push((c as u32, i as u32));
+        }
+    }
+    order.par_sort_unstable();
+    let mut keep: Vec<Vec<bool>> = chunks.iter().map(|(_, out)| vec![true; out.lines.len()]).collect();
+    let mut dup_of: Vec<(u32, Option<u32>)> = Vec::new(); // (sequence, first sequence or None = store)
+    let mut i = 0;
+    while i < order.len() {
+        let key = order[i].0;
+        let mut j = i + 1;
+        while j < order.len() && order[j].0 == key {
+            j += 1;
+        }
+        let in_store = existing.binary_search(&key).is_ok();
+        for (k, &(_, seq)) in order[i..j].iter().enumerate() {
+            if in_store {
+                dup_of.push((seq, None));
+            } else if k > 0 {
+                dup_of.push((seq, Some(order[i].1)));
+            }
+        }
+        i = j;
+    }
+    dup_of.sort_unstable();
+    let column = if schema.key_columns.is_empty() { "*".to_string() } else { schema.key_columns.join("+") };
+    for (seq, first) in dup_of {
+        let (c, pos) = at[seq as usize];
+        keep[c as usize][pos as usize] = false;
+        let (fi, out) = &chunks[c as usize];
+        let reason = match first {
+            None => "duplicate of a row already in the store".to_string(),
+            Some(f) => {
+                let (c0, p0) = at[f as usize];
+                let (f0, out0) = &chunks[c0 as usize];
+                format!("duplicate of row {} of {}", out0.lines[p0 as usize], file_name(sources[*f0].0.path()))
+            }
+        };
+        duplicates += 1;
+        quarantined.push(Quarantined { file: *fi, row: out.lines[pos as usize], reject: Reject { column: column.clone(), reason }, record: String::new() });
+    }
+    drop((order, at));
+    for ((_, out), keep) in chunks.into_iter().zip(keep) {
+        stored += keep.iter().filter(|k| **k).count();
+        let df = out.frame.finish(&keep)?;
+        match frame.as_mut() {
+            None => frame = Some(df),
+            Some(acc) => {
+                acc.vstack_mut_owned(df)?;
             }
         }
     }
-    existing.clear();
-    let stored = accepted.len();
+    // Quarantine rows in file and row order, whatever the stage that rejected them.
+    quarantined.sort_by_key(|q| (q.file, q.row));
+    drop(existing);
     let nq = quarantined.len();
     debug_assert_eq!(stored + nq, total);
 
@@ -466,7 +489,8 @@ pub fn ingest(
     let part_staging = store::staging_path(&part);
     let q_staging = store::staging_path(&qfile);
     if stored > 0 {
-        let mut df = store::frame(&schema, accepted, &ingest_id)?;
+        // Chunks are written as they are (row groups): a rechunk would copy every column.
+        let mut df = frame.take().unwrap_or_default();
         store::stage(&part_staging, |f| store::write_parquet(f, &mut df))?;
     }
     if nq > 0 {

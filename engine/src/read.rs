@@ -15,6 +15,36 @@ pub struct RawRow {
     pub fields: std::result::Result<csv::StringRecord, String>,
 }
 
+/// A borrowed view of one record's fields, without copying them when they are UTF-8.
+#[derive(Debug, Clone, Copy)]
+pub enum RecordView<'a> {
+    /// A record whose bytes were checked to be UTF-8.
+    Utf8(&'a csv::ByteRecord),
+    /// A decoded record (spreadsheets, Parquet, Windows-1252 rows).
+    Text(&'a csv::StringRecord),
+}
+
+impl<'a> RecordView<'a> {
+    /// Field `i` as text.
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        match self {
+            RecordView::Utf8(r) => r.get(i).and_then(|b| std::str::from_utf8(b).ok()),
+            RecordView::Text(r) => r.get(i),
+        }
+    }
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        match self {
+            RecordView::Utf8(r) => r.len(),
+            RecordView::Text(r) => r.len(),
+        }
+    }
+    /// Whether the record has no field.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A file read into text records.
 #[derive(Debug)]
 pub struct RawTable {
@@ -158,9 +188,10 @@ impl CsvFile {
         out
     }
 
-    /// Parses one chunk, calling `f` with each record (blank lines skipped). The bool
-    /// says whether the record was decoded as Windows-1252.
-    pub fn parse_chunk(&self, first_line: usize, chunk: &[u8], mut f: impl FnMut(RawRow, bool)) {
+    /// Parses one chunk, calling `f(line, record, decoded_as_windows_1252)` with each
+    /// record (blank lines skipped); a record with the wrong number of fields comes as
+    /// `Err(reason)`. UTF-8 records are passed without copying.
+    pub fn parse_chunk(&self, first_line: usize, chunk: &[u8], mut f: impl FnMut(usize, std::result::Result<RecordView<'_>, String>, bool)) {
         let n = self.header.len();
         let mut reader = csv::ReaderBuilder::new().delimiter(self.separator).flexible(true).has_headers(false).from_reader(chunk);
         let mut rec = csv::ByteRecord::new();
@@ -172,7 +203,7 @@ impl CsvFile {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => {
-                    f(RawRow { row: line, fields: Err(format!("unreadable record: {e}")) }, false);
+                    f(line, Err(format!("unreadable record: {e}")), false);
                     continue;
                 }
             }
@@ -181,14 +212,21 @@ impl CsvFile {
             while start < chunk.len() && (chunk[start] == b'\n' || chunk[start] == b'\r') {
                 start += 1;
             }
-            line += chunk[counted..start].iter().filter(|&&b| b == b'\n').count();
+            line += memchr::memchr_iter(b'\n', &chunk[counted..start]).count();
             counted = start;
-            let (string_rec, legacy) = decode(&rec);
-            if string_rec.len() == 1 && string_rec.get(0).is_some_and(|x| x.trim().is_empty()) {
+            if rec.len() == 1 && rec.get(0).is_some_and(|x| x.iter().all(u8::is_ascii_whitespace)) {
                 continue;
             }
-            let fields = if string_rec.len() == n { Ok(string_rec) } else { Err(format!("expected {n} fields, found {}", string_rec.len())) };
-            f(RawRow { row: line, fields }, legacy);
+            if rec.len() != n {
+                f(line, Err(format!("expected {n} fields, found {}", rec.len())), false);
+                continue;
+            }
+            if std::str::from_utf8(rec.as_slice()).is_ok() {
+                f(line, Ok(RecordView::Utf8(&rec)), false);
+            } else {
+                let (text, _) = decode(&rec);
+                f(line, Ok(RecordView::Text(&text)), true);
+            }
         }
     }
 }
@@ -198,9 +236,10 @@ fn read_csv(path: &Path) -> Result<RawTable> {
     let mut rows = Vec::new();
     let mut legacy = 0;
     for (line, chunk) in file.chunks(usize::MAX) {
-        file.parse_chunk(line, chunk, |r, l| {
+        file.parse_chunk(line, chunk, |row, r, l| {
             legacy += l as usize;
-            rows.push(r);
+            let fields = r.map(|v| csv::StringRecord::from((0..v.len()).map(|i| v.get(i).unwrap_or("")).collect::<Vec<_>>()));
+            rows.push(RawRow { row, fields });
         });
     }
     Ok(RawTable { path: path.to_path_buf(), header: file.header.clone(), rows, legacy_encoded_rows: legacy, separator: Some(file.separator as char) })
@@ -306,12 +345,13 @@ mod tests {
         for target in [1, 10, 64, 1000] {
             let mut rows = Vec::new();
             for (line, chunk) in f.chunks(target) {
-                f.parse_chunk(line, chunk, |r, _| rows.push(r));
+                f.parse_chunk(line, chunk, |row, r, _| rows.push((row, r.map(|v| (0..v.len()).map(|i| v.get(i).unwrap_or("").to_string()).collect::<Vec<_>>()))));
             }
             assert_eq!(rows.len(), 200, "target {target}");
             for (a, b) in rows.iter().zip(&whole.rows) {
-                assert_eq!(a.row, b.row);
-                assert_eq!(a.fields.as_ref().unwrap(), b.fields.as_ref().unwrap());
+                assert_eq!(a.0, b.row);
+                let want: Vec<&str> = b.fields.as_ref().unwrap().iter().collect();
+                assert_eq!(a.1.as_ref().unwrap(), &want);
             }
         }
         // Row 0 is on line 2; row 1 follows a two-line record, so it is on line 4.

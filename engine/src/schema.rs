@@ -320,7 +320,7 @@ impl Schema {
         Schema { table, columns, derived, key_columns }
     }
 
-    /// All stored columns with their types: inputs, derived, then `row_key` and `ingest_id`.
+    /// All stored columns with their types: inputs, then derived (then the store adds `row_key`).
     pub fn stored_columns(&self) -> Vec<(String, OutType)> {
         let mut v: Vec<_> = self.columns.iter().map(|c| (c.name.clone(), c.out_type())).collect();
         v.extend(self.derived.iter().map(|(n, t, _)| (n.clone(), *t)));
@@ -401,11 +401,20 @@ impl RowContext<'_> {
     /// Validates and converts one record. `cells[i]` is the raw text of input column i
     /// (`None` when the file lacks an optional column).
     pub fn convert(&self, cells: &[Option<&str>]) -> Result<Row, Reject> {
+        let mut values = Vec::with_capacity(self.schema.columns.len() + self.schema.derived.len());
+        let key = self.convert_into(|i| cells.get(i).copied().flatten(), &mut values)?;
+        Ok(Row { values, key })
+    }
+
+    /// As [`RowContext::convert`], with cell `i` given by `cell(i)`, into a reused buffer
+    /// (cleared first); returns the row's duplicate key. No allocation per row other than
+    /// the stored strings.
+    pub fn convert_into<'c>(&self, cell: impl Fn(usize) -> Option<&'c str>, values: &mut Vec<Value>) -> Result<u64, Reject> {
         let schema = self.schema;
-        let mut values = Vec::with_capacity(schema.columns.len() + schema.derived.len());
+        values.clear();
         let mut tax: Option<TaxCode> = None;
-        for (def, cell) in schema.columns.iter().zip(cells) {
-            let raw = cell.map(str::trim).unwrap_or("");
+        for (ci, def) in schema.columns.iter().enumerate() {
+            let raw = cell(ci).map(str::trim).unwrap_or("");
             if raw.is_empty() {
                 if def.required {
                     return Err(reject(&def.name, "required value is missing"));
@@ -488,9 +497,8 @@ impl RowContext<'_> {
             };
             values.push(v);
         }
-        self.check_and_derive(&mut values, tax.as_ref())?;
-        let key = self.key(&values);
-        Ok(Row { values, key })
+        self.check_and_derive(values, tax.as_ref())?;
+        Ok(self.key(values))
     }
 
     fn idx(&self, name: &str) -> usize {
@@ -616,7 +624,7 @@ pub fn data_dictionary(instruments: &Instruments) -> String {
         "# Data dictionary\n\nGenerated from `engine/src/schema.rs` (a test fails when this file is out of date;\n\
          regenerate with `OCCUPA_WRITE_DATA_MD=1 cargo test --release -p occupa-engine data_md`).\n\n\
          Every table is stored per tenant as `tenants/<tenant>/<table>/<ingest-id>.parquet`, with two\n\
-         extra columns: `row_key` (duplicate-detection key) and `ingest_id`. Input headers are matched\n\
+         extra column, `row_key` (duplicate-detection key); the part's name is its ingest id. Headers are matched\n\
          case-insensitively, with spaces, dots and dashes read as `_`. Identifying columns (names,\n\
          contacts, full birth date: `nome`, `cognome`, `email`, `telefono`, `indirizzo`, `data_nascita`…)\n\
          are read and dropped; unknown columns are ignored; neither is ever stored.\n\n\
