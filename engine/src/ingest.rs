@@ -291,6 +291,15 @@ impl Source {
     }
 }
 
+struct ConvertedFiles {
+    chunks: Vec<(usize, ChunkOut)>,
+    quarantined: Vec<Quarantined>,
+    legacy: usize,
+    dropped: Vec<String>,
+    ignored: Vec<String>,
+    total: usize,
+}
+
 struct ChunkOut {
     frame: FrameBuilder,
     lines: Vec<usize>,
@@ -333,91 +342,100 @@ pub fn ingest(
             Some("csv" | "txt" | "tsv") => Source::Csv(read::open_csv(f)?),
             _ => Source::Table(read::read_file(f)?),
         };
-        let d = Sha256::digest(&source.bytes());
-        hasher.update(d);
-        file_digests.push(serde_json::json!({
-            "file": f.file_name().map(|n| n.to_string_lossy().to_string()),
-            "sha256": d.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-        }));
         let map = map_columns(&schema, source.path(), source.header())?;
         sources.push((source, map));
     }
     progress.start(sources.iter().map(|(s, _)| s.size_hint()).sum::<usize>() as u64);
-    let ingest_id = new_ingest_id(table, &hasher.finalize())?;
 
-    let existing = scope.keys(table)?;
-    let mut chunks: Vec<(usize, ChunkOut)> = Vec::new();
-    let mut frame: Option<DataFrame> = None;
-    let mut stored = 0usize;
-    let mut quarantined: Vec<Quarantined> = Vec::new();
-    let mut duplicates = 0usize;
-    let mut dropped = Vec::new();
-    let mut ignored = Vec::new();
-    let mut legacy = 0usize;
-    let mut total = 0usize;
+    // The files' digests (for the audit log) are computed alongside the conversion.
+    let digest_all = || -> Vec<[u8; 32]> { sources.iter().map(|(src, _)| Sha256::digest(&src.bytes()).into()).collect() };
+    let convert_all = || -> Result<ConvertedFiles> {
+        let mut chunks: Vec<(usize, ChunkOut)> = Vec::new();
+        let mut quarantined: Vec<Quarantined> = Vec::new();
+        let mut dropped = Vec::new();
+        let mut ignored = Vec::new();
+        let mut legacy = 0usize;
+        let mut total = 0usize;
 
-    for (fi, (source, map)) in sources.iter().enumerate() {
-        dropped.extend(map.dropped.iter().cloned());
-        ignored.extend(map.ignored.iter().cloned());
-        // Convert in parallel, one chunk per task, straight into columns; order is kept.
-        let convert_chunk = |rows: &mut dyn FnMut(&mut dyn FnMut(usize, std::result::Result<RecordView<'_>, String>, bool))| -> ChunkOut {
-            let mut out = ChunkOut { frame: FrameBuilder::new(&schema, 16_384), lines: Vec::with_capacity(16_384), rejects: Vec::new(), legacy: 0 };
-            let mut values = Vec::new();
-            rows(&mut |line, rec, legacy| {
-                out.legacy += legacy as usize;
-                let res = match &rec {
-                    Err(reason) => Err(Reject { column: "*".into(), reason: reason.clone() }),
-                    Ok(view) => ctx.convert_into(|ci| map.fields[ci].and_then(|i| view.get(i)), &mut values),
-                };
-                match res {
-                    Ok(key) => {
-                        out.frame.push(&values, key);
-                        out.lines.push(line);
+        for (fi, (source, map)) in sources.iter().enumerate() {
+            dropped.extend(map.dropped.iter().cloned());
+            ignored.extend(map.ignored.iter().cloned());
+            // Convert in parallel, one chunk per task, straight into columns; order is kept.
+            let convert_chunk = |rows: &mut dyn FnMut(&mut dyn FnMut(usize, std::result::Result<RecordView<'_>, String>, bool))| -> ChunkOut {
+                let mut out = ChunkOut { frame: FrameBuilder::new(&schema, 16_384), lines: Vec::with_capacity(16_384), rejects: Vec::new(), legacy: 0 };
+                let mut values = Vec::new();
+                rows(&mut |line, rec, legacy| {
+                    out.legacy += legacy as usize;
+                    let res = match &rec {
+                        Err(reason) => Err(Reject { column: "*".into(), reason: reason.clone() }),
+                        Ok(view) => ctx.convert_into(|ci| map.fields[ci].and_then(|i| view.get(i)), &mut values),
+                    };
+                    match res {
+                        Ok(key) => {
+                            out.frame.push(&values, key);
+                            out.lines.push(line);
+                        }
+                        Err(rej) => {
+                            let record = rec.as_ref().map(|v| masked_record(v, &map.sensitive)).unwrap_or_default();
+                            out.rejects.push((line, rej, record));
+                        }
                     }
-                    Err(rej) => {
-                        let record = rec.as_ref().map(|v| masked_record(v, &map.sensitive)).unwrap_or_default();
-                        out.rejects.push((line, rej, record));
-                    }
-                }
-            });
-            out
-        };
-        let outs: Vec<ChunkOut> = match source {
-            // Enough chunks to keep every core busy, large enough to amortise per-chunk work.
-            Source::Csv(file) => file
-                .chunks((file.body_len() / (4 * rayon::current_num_threads())).clamp(1 << 18, 1 << 23))
-                .into_par_iter()
-                .map(|(line, chunk)| {
-                    let out = convert_chunk(&mut |f| file.parse_chunk(line, chunk, &mut *f));
-                    progress.advance(chunk.len() as u64);
-                    out
-                })
-                .collect(),
-            Source::Table(t) => {
-                legacy += t.legacy_encoded_rows;
-                t.rows
-                    .par_chunks(8192)
-                    .map(|rows| {
-                        let out = convert_chunk(&mut |f| {
-                            for r in rows {
-                                f(r.row, r.fields.as_ref().map(RecordView::Text).map_err(String::clone), false);
-                            }
-                        });
-                        progress.advance(rows.len() as u64);
+                });
+                out
+            };
+            let outs: Vec<ChunkOut> = match source {
+                // Enough chunks to keep every core busy, large enough to amortise per-chunk work.
+                Source::Csv(file) => file
+                    .chunks((file.body_len() / (4 * rayon::current_num_threads())).clamp(1 << 18, 1 << 23))
+                    .into_par_iter()
+                    .map(|(line, chunk)| {
+                        let out = convert_chunk(&mut |f| file.parse_chunk(line, chunk, &mut *f));
+                        progress.advance(chunk.len() as u64);
                         out
                     })
-                    .collect()
+                    .collect(),
+                Source::Table(t) => {
+                    legacy += t.legacy_encoded_rows;
+                    t.rows
+                        .par_chunks(8192)
+                        .map(|rows| {
+                            let out = convert_chunk(&mut |f| {
+                                for r in rows {
+                                    f(r.row, r.fields.as_ref().map(RecordView::Text).map_err(String::clone), false);
+                                }
+                            });
+                            progress.advance(rows.len() as u64);
+                            out
+                        })
+                        .collect()
+                }
+            };
+            for mut out in outs {
+                legacy += out.legacy;
+                total += out.lines.len() + out.rejects.len();
+                for (line, reject, record) in out.rejects.drain(..) {
+                    quarantined.push(Quarantined { file: fi, row: line, reject, record });
+                }
+                chunks.push((fi, out));
             }
-        };
-        for mut out in outs {
-            legacy += out.legacy;
-            total += out.lines.len() + out.rejects.len();
-            for (line, reject, record) in out.rejects.drain(..) {
-                quarantined.push(Quarantined { file: fi, row: line, reject, record });
-            }
-            chunks.push((fi, out));
         }
+
+        Ok(ConvertedFiles { chunks, quarantined, legacy, dropped, ignored, total })
+    };
+    let (digests, converted) = rayon::join(digest_all, convert_all);
+    let ConvertedFiles { chunks, mut quarantined, legacy, mut dropped, mut ignored, total } = converted?;
+    for (d, (src, _)) in digests.iter().zip(&sources) {
+        hasher.update(d);
+        file_digests.push(serde_json::json!({
+            "file": file_name(src.path()),
+            "sha256": d.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        }));
     }
+    let ingest_id = new_ingest_id(table, &hasher.finalize())?;
+    let existing = scope.keys(table)?;
+    let mut frame: Option<DataFrame> = None;
+    let mut stored = 0usize;
+    let mut duplicates = 0usize;
 
     // Duplicates, in one sort rather than a hash map over every row: the first occurrence
     // (in file and row order) is kept unless the store already holds the key.

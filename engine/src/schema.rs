@@ -459,7 +459,7 @@ impl RowContext<'_> {
                 Kind::Bool => Value::Bool(value::parse_bool(raw).map_err(|e| reject(name, e))?),
                 Kind::Code(list) => {
                     let found = list.iter().find(|c| c.eq_ignore_ascii_case(raw));
-                    Value::Str(found.ok_or_else(|| reject(name, format!("{raw:?} is not one of {}", list.join(", "))))?.to_string())
+                    Value::Code(found.ok_or_else(|| reject(name, format!("{raw:?} is not one of {}", list.join(", "))))?)
                 }
                 Kind::Text { max_len } => {
                     if raw.chars().count() > *max_len {
@@ -532,7 +532,7 @@ impl RowContext<'_> {
                     if code.birth_year_2digits().is_some_and(|y| y as i64 != by % 100) {
                         return Err(reject("birth_year", "does not match the year encoded in the tax code"));
                     }
-                    let female = matches!(self.get(values, "sex"), Value::Str(ref s) if s == "F");
+                    let female = self.get(values, "sex").as_str() == Some("F");
                     if code.is_female().is_some_and(|f| f != female) {
                         return Err(reject("sex", "does not match the sex encoded in the tax code"));
                     }
@@ -559,16 +559,16 @@ impl RowContext<'_> {
                     .collect();
                 let answers = g.answers_from_items([&sec[0], &sec[1], &sec[2], &sec[3]]).map_err(|e| reject("*", e.to_string()))?;
                 let adj = match (self.get(values, "adjust_target"), self.get(values, "adjust_points")) {
-                    (Value::Str(t), Value::Int(p)) => Some(g.adjustment(&t, p).map_err(|e| reject("adjust_points", e.to_string()))?),
+                    (Value::Code(t), Value::Int(p)) => Some(g.adjustment(t, p).map_err(|e| reject("adjust_points", e.to_string()))?),
                     (Value::Null, Value::Int(0)) | (Value::Null, Value::Null) => None,
-                    (Value::Str(_), Value::Null) => return Err(reject("adjust_points", "a section is adjusted but the points are missing")),
+                    (Value::Code(_), Value::Null) => return Err(reject("adjust_points", "a section is adjusted but the points are missing")),
                     _ => return Err(reject("adjust_target", "points are adjusted but the section is missing")),
                 };
                 let outcome = g.assess(&answers, adj).map_err(|e| reject("*", e.to_string()))?;
                 let Value::Int(chosen) = self.get(values, "path") else { return Err(reject("path", "required value is missing")) };
                 let chosen = Path::new(chosen).map_err(|e| reject("path", e.to_string()))?;
                 let reason = match self.get(values, "override_reason") {
-                    Value::Str(r) => OverrideReason::parse(&r),
+                    Value::Code(r) => OverrideReason::parse(r),
                     _ => None,
                 };
                 g.final_path(outcome.system_path, chosen, reason).map_err(|e| reject("path", e.to_string()))?;
@@ -583,7 +583,7 @@ impl RowContext<'_> {
             }
             Table::Services => {
                 date_order(values, "start_date", "end_date")?;
-                let Value::Str(code) = self.get(values, "service_code") else { return Ok(()) };
+                let Value::Code(code) = self.get(values, "service_code") else { return Ok(()) };
                 if code.starts_with('A') && self.get(values, "person_id") == Value::Null {
                     return Err(reject("person_id", format!("service {code} is delivered to a person: the tax code is required")));
                 }

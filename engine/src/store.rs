@@ -231,6 +231,7 @@ impl FrameBuilder {
         for (b, v) in self.cols.iter_mut().zip(values.iter().chain(std::iter::repeat(&Value::Null))) {
             match (b, v) {
                 (ColBuilder::Str(c), Value::Str(s)) => c.append_value(s),
+                (ColBuilder::Str(c), Value::Code(s)) => c.append_value(s),
                 (ColBuilder::Str(c), _) => c.append_null(),
                 (ColBuilder::Int(c), Value::Int(x)) => c.append_value(*x),
                 (ColBuilder::Int(c), _) => c.append_null(),

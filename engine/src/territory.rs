@@ -37,6 +37,8 @@ pub struct Province {
 pub struct Territory {
     provinces: HashMap<String, Province>,
     regions: HashMap<String, Region>,
+    /// Province by numeric code 0..1000: a lookup per ingested row, so no hashing.
+    by_number: Vec<Option<Province>>,
 }
 
 const PROVINCES: &str = include_str!("../data/territory/provinces.csv");
@@ -61,7 +63,7 @@ impl Territory {
                     })
                 })
                 .collect();
-            let provinces = rows(PROVINCES)
+            let provinces: HashMap<String, Province> = rows(PROVINCES)
                 .map(|r| {
                     (r[0].to_string(), Province {
                         code: r[0].to_string(),
@@ -71,7 +73,13 @@ impl Territory {
                     })
                 })
                 .collect();
-            Territory { provinces, regions }
+            let mut by_number = vec![None; 1000];
+            for p in provinces.values() {
+                if let Ok(n) = p.code.parse::<usize>() {
+                    by_number[n % 1000] = Some(p.clone());
+                }
+            }
+            Territory { provinces, regions, by_number }
         })
     }
 
@@ -95,10 +103,12 @@ impl Territory {
     /// The province of a 6-digit municipality code, if the code is well formed and its
     /// province exists.
     pub fn province_of(&self, municipality: &str) -> Option<&Province> {
-        if municipality.len() != 6 || !municipality.bytes().all(|b| b.is_ascii_digit()) || &municipality[3..] == "000" {
+        let b = municipality.as_bytes();
+        if b.len() != 6 || !b.iter().all(u8::is_ascii_digit) || &b[3..] == b"000" {
             return None;
         }
-        self.provinces.get(&municipality[..3])
+        let n = (b[0] - b'0') as usize * 100 + (b[1] - b'0') as usize * 10 + (b[2] - b'0') as usize;
+        self.by_number[n].as_ref()
     }
 
     /// The region of a 6-digit municipality code.

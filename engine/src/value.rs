@@ -11,6 +11,8 @@ pub enum Value {
     Null,
     /// Text.
     Str(String),
+    /// Text from a fixed code list (no allocation per row).
+    Code(&'static str),
     /// Integer.
     Int(i64),
     /// Real number.
@@ -22,12 +24,26 @@ pub enum Value {
 }
 
 impl Value {
+    /// The text of a `Str` or `Code`.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            Value::Code(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// Appends a canonical byte form to a hasher input (for duplicate detection that does
     /// not depend on how the source formatted the value).
     pub fn canonical(&self, out: &mut Vec<u8>) {
         match self {
             Value::Null => out.push(0),
+            // A code and the same text are the same value.
             Value::Str(s) => {
+                out.push(1);
+                out.extend_from_slice(s.as_bytes());
+            }
+            Value::Code(s) => {
                 out.push(1);
                 out.extend_from_slice(s.as_bytes());
             }
@@ -117,10 +133,17 @@ pub fn parse_float(s: &str) -> Result<f64, String> {
 
 /// Parses yes/no in Italian and English.
 pub fn parse_bool(s: &str) -> Result<bool, String> {
-    match s.trim().to_lowercase().as_str() {
-        "1" | "si" | "sì" | "s" | "y" | "yes" | "true" | "vero" | "x" => Ok(true),
-        "0" | "no" | "n" | "false" | "falso" => Ok(false),
-        other => Err(format!("{other:?} is not yes/no (use sì/no, 1/0)")),
+    const YES: [&str; 9] = ["1", "si", "sì", "s", "y", "yes", "true", "vero", "x"];
+    const NO: [&str; 5] = ["0", "no", "n", "false", "falso"];
+    let t = s.trim();
+    // Compared without allocating: this runs three times per person row.
+    let eq = |w: &&str| t.eq_ignore_ascii_case(w) || (t.len() == w.len() && t.to_lowercase() == *w);
+    if YES.iter().any(eq) {
+        Ok(true)
+    } else if NO.iter().any(eq) {
+        Ok(false)
+    } else {
+        Err(format!("{t:?} is not yes/no (use sì/no, 1/0)"))
     }
 }
 
