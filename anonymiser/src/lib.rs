@@ -51,7 +51,10 @@ impl MinCount {
     /// Checks the value.
     pub fn new(n: u64) -> Result<Self> {
         if n == 0 {
-            return Err(Error::Param { name: "min_count", reason: "must be at least 1".into() });
+            return Err(Error::Param {
+                name: "min_count",
+                reason: "must be at least 1".into(),
+            });
         }
         Ok(MinCount(n))
     }
@@ -80,7 +83,12 @@ impl CountTable {
     /// Checks that `cells` is `rows.len() × cols.len()`.
     pub fn new(rows: Vec<String>, cols: Vec<String>, cells: Vec<Vec<u64>>) -> Result<Self> {
         if cells.len() != rows.len() || cells.iter().any(|r| r.len() != cols.len()) {
-            return Err(Error::Shape(format!("{} row labels and {} column labels for a {}-row table", rows.len(), cols.len(), cells.len())));
+            return Err(Error::Shape(format!(
+                "{} row labels and {} column labels for a {}-row table",
+                rows.len(),
+                cols.len(),
+                cells.len()
+            )));
         }
         if cols.is_empty() {
             return Err(Error::Shape("a table needs at least one column".into()));
@@ -114,7 +122,11 @@ impl Cell {
     }
     /// The value, if published.
     pub fn value(&self) -> Option<u64> {
-        if let Cell::Safe(v) = self { Some(*v) } else { None }
+        if let Cell::Safe(v) = self {
+            Some(*v)
+        } else {
+            None
+        }
     }
 }
 
@@ -144,7 +156,14 @@ impl ProtectedTable {
     }
     /// How many cells (interior and margins) are hidden.
     pub fn suppressed_count(&self) -> usize {
-        self.cells.iter().flatten().chain(&self.row_totals).chain(&self.col_totals).chain(std::iter::once(&self.total)).filter(|c| c.is_suppressed()).count()
+        self.cells
+            .iter()
+            .flatten()
+            .chain(&self.row_totals)
+            .chain(&self.col_totals)
+            .chain(std::iter::once(&self.total))
+            .filter(|c| c.is_suppressed())
+            .count()
     }
 }
 
@@ -166,8 +185,22 @@ pub enum Status {
 /// one hidden value, hides the smallest published non-zero value of that line, preferring
 /// non-margin values, since a lone hidden value equals the line's relation solved for it.
 /// Choosing the smallest keeps the information loss low, as tau-argus's heuristics do.
-pub fn protect_lines(values: &[u64], lines: &[Vec<usize>], is_margin: &[bool], min: MinCount) -> Vec<Status> {
-    let mut status: Vec<Status> = values.iter().map(|&v| if v > 0 && v < min.get() { Status::Primary } else { Status::Safe }).collect();
+pub fn protect_lines(
+    values: &[u64],
+    lines: &[Vec<usize>],
+    is_margin: &[bool],
+    min: MinCount,
+) -> Vec<Status> {
+    let mut status: Vec<Status> = values
+        .iter()
+        .map(|&v| {
+            if v > 0 && v < min.get() {
+                Status::Primary
+            } else {
+                Status::Safe
+            }
+        })
+        .collect();
     loop {
         let mut changed = false;
         for line in lines {
@@ -234,7 +267,9 @@ pub fn protect(table: &CountTable, min: MinCount) -> ProtectedTable {
     ProtectedTable {
         rows: table.rows.clone(),
         cols: table.cols.clone(),
-        cells: (0..nr).map(|r| (0..nc).map(|c| cell(r, c)).collect()).collect(),
+        cells: (0..nr)
+            .map(|r| (0..nc).map(|c| cell(r, c)).collect())
+            .collect(),
         row_totals: (0..nr).map(|r| cell(r, nc)).collect(),
         col_totals: (0..nc).map(|c| cell(nr, c)).collect(),
         total: cell(nr, nc),
@@ -248,7 +283,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn grid(p: &ProtectedTable) -> Vec<Vec<Cell>> {
-        let mut g: Vec<Vec<Cell>> = p.cells.iter().zip(&p.row_totals).map(|(r, t)| r.iter().copied().chain([*t]).collect()).collect();
+        let mut g: Vec<Vec<Cell>> = p
+            .cells
+            .iter()
+            .zip(&p.row_totals)
+            .map(|(r, t)| r.iter().copied().chain([*t]).collect())
+            .collect();
         g.push(p.col_totals.iter().copied().chain([p.total]).collect());
         g
     }
@@ -266,7 +306,12 @@ mod tests {
 
     #[test]
     fn safe_tables_are_untouched() {
-        let t = CountTable::new(vec!["a".into(), "b".into()], vec!["x".into(), "y".into()], vec![vec![10, 20], vec![0, 7]]).unwrap();
+        let t = CountTable::new(
+            vec!["a".into(), "b".into()],
+            vec!["x".into(), "y".into()],
+            vec![vec![10, 20], vec![0, 7]],
+        )
+        .unwrap();
         let p = protect(&t, MinCount::default());
         assert_eq!(p.suppressed_count(), 0);
         assert_eq!(p.total, Cell::Safe(37));
@@ -275,7 +320,12 @@ mod tests {
 
     #[test]
     fn one_way_table_hides_a_partner() {
-        let t = CountTable::one_way(vec!["a".into(), "b".into(), "c".into()], "n".into(), vec![2, 50, 30]).unwrap();
+        let t = CountTable::one_way(
+            vec!["a".into(), "b".into(), "c".into()],
+            "n".into(),
+            vec![2, 50, 30],
+        )
+        .unwrap();
         let p = protect(&t, MinCount::default());
         assert_eq!(p.cell(0, 0), Cell::Primary);
         assert_eq!(p.cell(2, 0), Cell::Secondary, "the smallest partner");
@@ -285,7 +335,12 @@ mod tests {
 
     #[test]
     fn small_margin_is_primary() {
-        let t = CountTable::new(vec!["a".into(), "b".into()], vec!["x".into(), "y".into()], vec![vec![2, 1], vec![30, 40]]).unwrap();
+        let t = CountTable::new(
+            vec!["a".into(), "b".into()],
+            vec!["x".into(), "y".into()],
+            vec![vec![2, 1], vec![30, 40]],
+        )
+        .unwrap();
         let p = protect(&t, MinCount::default());
         assert_eq!(p.row_totals[0], Cell::Primary);
     }

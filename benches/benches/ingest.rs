@@ -10,7 +10,10 @@ use occupa_engine::schema::Table;
 use occupa_engine::store::{Store, TenantId};
 
 fn bench(c: &mut Criterion) {
-    let n: usize = std::env::var("OCCUPA_BENCH_ROWS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let n: usize = std::env::var("OCCUPA_BENCH_ROWS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("persons.csv");
     persons_csv(n, &file).expect("write bench data");
@@ -24,7 +27,16 @@ fn bench(c: &mut Criterion) {
             || tempfile::tempdir().expect("store dir"),
             |store_dir| {
                 let store = Store::open(store_dir.path()).expect("store");
-                let s = ingest(&store, &inst, &key, &tenant, Table::Persons, std::slice::from_ref(&file), &NoProgress).expect("ingest");
+                let s = ingest(
+                    &store,
+                    &inst,
+                    &key,
+                    &tenant,
+                    Table::Persons,
+                    std::slice::from_ref(&file),
+                    &NoProgress,
+                )
+                .expect("ingest");
                 assert_eq!(s.stored, n);
                 store_dir
             },

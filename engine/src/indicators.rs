@@ -27,7 +27,10 @@ pub struct Quarter {
 impl Quarter {
     /// Parses `2026Q3` (also `2026-Q3`, `2026q3`).
     pub fn parse(s: &str) -> Result<Self> {
-        let bad = || Error::Param { name: "period", reason: format!("{s:?} is not a quarter like 2026Q3") };
+        let bad = || Error::Param {
+            name: "period",
+            reason: format!("{s:?} is not a quarter like 2026Q3"),
+        };
         let up = s.trim().to_ascii_uppercase().replace('-', "");
         let (y, q) = up.split_once('Q').ok_or_else(bad)?;
         let (year, q): (i32, u32) = (y.parse().map_err(|_| bad())?, q.parse().map_err(|_| bad())?);
@@ -46,15 +49,38 @@ impl Quarter {
     }
     /// The following quarter.
     pub fn next(self) -> Quarter {
-        if self.q == 4 { Quarter { year: self.year + 1, q: 1 } } else { Quarter { year: self.year, q: self.q + 1 } }
+        if self.q == 4 {
+            Quarter {
+                year: self.year + 1,
+                q: 1,
+            }
+        } else {
+            Quarter {
+                year: self.year,
+                q: self.q + 1,
+            }
+        }
     }
     /// The previous quarter.
     pub fn prev(self) -> Quarter {
-        if self.q == 1 { Quarter { year: self.year - 1, q: 4 } } else { Quarter { year: self.year, q: self.q - 1 } }
+        if self.q == 1 {
+            Quarter {
+                year: self.year - 1,
+                q: 4,
+            }
+        } else {
+            Quarter {
+                year: self.year,
+                q: self.q - 1,
+            }
+        }
     }
     /// The quarter containing a date.
     pub fn of(d: NaiveDate) -> Quarter {
-        Quarter { year: d.year(), q: d.month0() / 3 + 1 }
+        Quarter {
+            year: d.year(),
+            q: d.month0() / 3 + 1,
+        }
     }
 }
 
@@ -97,26 +123,140 @@ pub struct Indicator {
 const INDICATORS: &[(&str, &str, &str, &str, Option<&str>)] = &[
     ("1.1", "Utenti informati", "Users informed", "A.1", None),
     ("2.1", "Utenti accolti", "Users received", "A.2", None),
-    ("2.2", "Utenti che hanno sottoscritto il patto di servizio", "Users who signed the service pact", "A.2", Some("patto_firmato")),
-    ("3.1", "Utenti in orientamento di base e PAI", "Users in guidance and individual action plan", "A.3", None),
-    ("3.2", "PAI sottoscritti", "Individual action plans signed", "A.3", Some("pai_firmato")),
-    ("3.3", "Utenti che non hanno sottoscritto il PAI", "Users who did not sign the PAI", "A.3", Some("pai_non_firmato")),
-    ("3.4", "Utenti inviati a formazione", "Users sent to training", "A.3", Some("inviato_formazione")),
-    ("3.5", "Utenti iscritti a formazione", "Users enrolled in training", "A.3", Some("iscritto_formazione")),
-    ("3.6", "Utenti che hanno completato la formazione", "Users who completed training", "A.3", Some("formazione_completata")),
-    ("4.1", "Utenti in orientamento specialistico", "Users in guidance counselling", "A.4", None),
-    ("5.1", "Utenti in accompagnamento al lavoro", "Users in job accompaniment", "A.5", None),
-    ("5.2", "Tirocini avviati", "Traineeships started", "A.5", Some("tirocinio_avviato")),
-    ("6.1", "Utenti preselezionati", "Users pre-selected", "A.6", Some("preselezionato")),
-    ("6.2", "Utenti inviati a colloquio", "Users sent to job interviews", "A.6", Some("inviato_colloquio")),
-    ("6.3", "Utenti inseriti al lavoro", "Users placed in a job", "A.6", Some("assunto")),
-    ("7.1", "Aziende contattate", "Companies contacted", "B.1", None),
-    ("7.2", "Aziende che hanno espresso fabbisogni", "Companies expressing needs", "B.1", Some("fabbisogno_espresso")),
+    (
+        "2.2",
+        "Utenti che hanno sottoscritto il patto di servizio",
+        "Users who signed the service pact",
+        "A.2",
+        Some("patto_firmato"),
+    ),
+    (
+        "3.1",
+        "Utenti in orientamento di base e PAI",
+        "Users in guidance and individual action plan",
+        "A.3",
+        None,
+    ),
+    (
+        "3.2",
+        "PAI sottoscritti",
+        "Individual action plans signed",
+        "A.3",
+        Some("pai_firmato"),
+    ),
+    (
+        "3.3",
+        "Utenti che non hanno sottoscritto il PAI",
+        "Users who did not sign the PAI",
+        "A.3",
+        Some("pai_non_firmato"),
+    ),
+    (
+        "3.4",
+        "Utenti inviati a formazione",
+        "Users sent to training",
+        "A.3",
+        Some("inviato_formazione"),
+    ),
+    (
+        "3.5",
+        "Utenti iscritti a formazione",
+        "Users enrolled in training",
+        "A.3",
+        Some("iscritto_formazione"),
+    ),
+    (
+        "3.6",
+        "Utenti che hanno completato la formazione",
+        "Users who completed training",
+        "A.3",
+        Some("formazione_completata"),
+    ),
+    (
+        "4.1",
+        "Utenti in orientamento specialistico",
+        "Users in guidance counselling",
+        "A.4",
+        None,
+    ),
+    (
+        "5.1",
+        "Utenti in accompagnamento al lavoro",
+        "Users in job accompaniment",
+        "A.5",
+        None,
+    ),
+    (
+        "5.2",
+        "Tirocini avviati",
+        "Traineeships started",
+        "A.5",
+        Some("tirocinio_avviato"),
+    ),
+    (
+        "6.1",
+        "Utenti preselezionati",
+        "Users pre-selected",
+        "A.6",
+        Some("preselezionato"),
+    ),
+    (
+        "6.2",
+        "Utenti inviati a colloquio",
+        "Users sent to job interviews",
+        "A.6",
+        Some("inviato_colloquio"),
+    ),
+    (
+        "6.3",
+        "Utenti inseriti al lavoro",
+        "Users placed in a job",
+        "A.6",
+        Some("assunto"),
+    ),
+    (
+        "7.1",
+        "Aziende contattate",
+        "Companies contacted",
+        "B.1",
+        None,
+    ),
+    (
+        "7.2",
+        "Aziende che hanno espresso fabbisogni",
+        "Companies expressing needs",
+        "B.1",
+        Some("fabbisogno_espresso"),
+    ),
     ("8.1", "Aziende accolte", "Companies received", "B.2", None),
-    ("8.2", "Patti di servizio con aziende", "Service pacts with companies", "B.2", Some("patto_azienda")),
-    ("9.1", "Aziende in consulenza", "Companies in consultancy", "B.3", None),
-    ("10.1", "Aziende in incontro domanda/offerta", "Companies in demand/offer matching", "B.4", None),
-    ("10.2", "Aziende che dichiarano di assumere", "Companies declaring they will hire", "B.4", Some("disponibile_assumere")),
+    (
+        "8.2",
+        "Patti di servizio con aziende",
+        "Service pacts with companies",
+        "B.2",
+        Some("patto_azienda"),
+    ),
+    (
+        "9.1",
+        "Aziende in consulenza",
+        "Companies in consultancy",
+        "B.3",
+        None,
+    ),
+    (
+        "10.1",
+        "Aziende in incontro domanda/offerta",
+        "Companies in demand/offer matching",
+        "B.4",
+        None,
+    ),
+    (
+        "10.2",
+        "Aziende che dichiarano di assumere",
+        "Companies declaring they will hire",
+        "B.4",
+        Some("disponibile_assumere"),
+    ),
 ];
 
 /// Everything the quarterly report needs from one tenant.
@@ -158,16 +298,39 @@ fn strings(df: &DataFrame, col: &str) -> Result<Vec<Option<String>>> {
     if df.height() == 0 {
         return Ok(Vec::new());
     }
-    Ok(df.column(col)?.str()?.into_iter().map(|s| s.map(str::to_string)).collect())
+    Ok(df
+        .column(col)?
+        .str()?
+        .into_iter()
+        .map(|s| s.map(str::to_string))
+        .collect())
 }
 
 /// Stock and flow from intake and exit day numbers.
 pub fn stock_flow(intake: &[Option<i32>], exit: &[Option<i32>], q: Quarter) -> StockFlow {
     let (s, e) = (days(q.start()), days(q.end()));
-    let in_charge = |day: i32| intake.iter().zip(exit).filter(|(i, x)| i.is_some_and(|i| i <= day) && x.is_none_or(|x| x > day)).count() as u64;
-    let inflow = intake.iter().filter(|i| i.is_some_and(|i| i >= s && i <= e)).count() as u64;
-    let outflow = intake.iter().zip(exit).filter(|(i, x)| i.is_some() && x.is_some_and(|x| x >= s && x <= e)).count() as u64;
-    StockFlow { stock_start: in_charge(s - 1), inflow, outflow, stock_end: in_charge(e) }
+    let in_charge = |day: i32| {
+        intake
+            .iter()
+            .zip(exit)
+            .filter(|(i, x)| i.is_some_and(|i| i <= day) && x.is_none_or(|x| x > day))
+            .count() as u64
+    };
+    let inflow = intake
+        .iter()
+        .filter(|i| i.is_some_and(|i| i >= s && i <= e))
+        .count() as u64;
+    let outflow = intake
+        .iter()
+        .zip(exit)
+        .filter(|(i, x)| i.is_some() && x.is_some_and(|x| x >= s && x <= e))
+        .count() as u64;
+    StockFlow {
+        stock_start: in_charge(s - 1),
+        inflow,
+        outflow,
+        stock_end: in_charge(e),
+    }
 }
 
 /// Computes a tenant's quarter.
@@ -185,7 +348,11 @@ pub fn tenant_quarter(scope: &TenantScope, q: Quarter, history: usize) -> Result
     stock_history.reverse();
 
     let end = days(q.end());
-    let in_stock: Vec<bool> = intake.iter().zip(&exit).map(|(i, x)| i.is_some_and(|i| i <= end) && x.is_none_or(|x| x > end)).collect();
+    let in_stock: Vec<bool> = intake
+        .iter()
+        .zip(&exit)
+        .map(|(i, x)| i.is_some_and(|i| i <= end) && x.is_none_or(|x| x > end))
+        .collect();
     let mut by_sex = BTreeMap::new();
     let mut by_cit = BTreeMap::new();
     let mut by_prov = BTreeMap::new();
@@ -198,14 +365,19 @@ pub fn tenant_quarter(scope: &TenantScope, q: Quarter, history: usize) -> Result
             if !in_stock[i] {
                 continue;
             }
-            *by_sex.entry(sex[i].clone().unwrap_or_default()).or_insert(0) += 1;
+            *by_sex
+                .entry(sex[i].clone().unwrap_or_default())
+                .or_insert(0) += 1;
             let g = match CitizenshipGroup::of(cit[i].as_deref().unwrap_or("")) {
                 CitizenshipGroup::Italian => "italiana",
                 CitizenshipGroup::OtherEu => "UE",
                 CitizenshipGroup::NonEu => "extra UE",
             };
             *by_cit.entry(g.to_string()).or_insert(0) += 1;
-            let p = mun[i].as_deref().and_then(|m| territory.province_of(m)).map_or("?".to_string(), |p| p.name.clone());
+            let p = mun[i]
+                .as_deref()
+                .and_then(|m| territory.province_of(m))
+                .map_or("?".to_string(), |p| p.name.clone());
             *by_prov.entry(p).or_insert(0) += 1;
         }
     }
@@ -225,11 +397,26 @@ pub fn tenant_quarter(scope: &TenantScope, q: Quarter, history: usize) -> Result
         }
     }
 
-    let services = scope.read_columns(Table::Services, Some(&["person_id", "employer_id", "service_code", "start_date", "outcome"]))?;
+    let services = scope.read_columns(
+        Table::Services,
+        Some(&[
+            "person_id",
+            "employer_id",
+            "service_code",
+            "start_date",
+            "outcome",
+        ]),
+    )?;
     let mut indicators = Vec::new();
     {
         let (pid, eid, code, start, outcome) = if services.height() > 0 {
-            (strings(&services, "person_id")?, strings(&services, "employer_id")?, strings(&services, "service_code")?, dates(&services, "start_date")?, strings(&services, "outcome")?)
+            (
+                strings(&services, "person_id")?,
+                strings(&services, "employer_id")?,
+                strings(&services, "service_code")?,
+                dates(&services, "start_date")?,
+                strings(&services, "outcome")?,
+            )
         } else {
             Default::default()
         };
@@ -237,22 +424,41 @@ pub fn tenant_quarter(scope: &TenantScope, q: Quarter, history: usize) -> Result
             let companies = svc.starts_with('B');
             let mut who: HashSet<&str> = HashSet::new();
             for i in 0..code.len() {
-                if code[i].as_deref() == Some(*svc) && in_q(start[i]) && oc.is_none_or(|o| outcome[i].as_deref() == Some(o)) {
-                    let subject = if companies { eid[i].as_deref() } else { pid[i].as_deref() };
+                if code[i].as_deref() == Some(*svc)
+                    && in_q(start[i])
+                    && oc.is_none_or(|o| outcome[i].as_deref() == Some(o))
+                {
+                    let subject = if companies {
+                        eid[i].as_deref()
+                    } else {
+                        pid[i].as_deref()
+                    };
                     if let Some(sub) = subject {
                         who.insert(sub);
                     }
                 }
             }
-            indicators.push(Indicator { id, label_it: it, label_en: en, count: who.len() as u64, companies });
+            indicators.push(Indicator {
+                id,
+                label_it: it,
+                label_en: en,
+                count: who.len() as u64,
+                companies,
+            });
         }
     }
 
     // Placements: first job start in the quarter of persons of this tenant.
-    let emp = scope.read_columns(Table::Employment, Some(&["person_id", "start_date", "contract_type"]))?;
+    let emp = scope.read_columns(
+        Table::Employment,
+        Some(&["person_id", "start_date", "contract_type"]),
+    )?;
     let (mut placed, mut placed_permanent) = (0, 0);
     if emp.height() > 0 {
-        let known: HashSet<String> = strings(&persons, "person_id")?.into_iter().flatten().collect();
+        let known: HashSet<String> = strings(&persons, "person_id")?
+            .into_iter()
+            .flatten()
+            .collect();
         let pid = strings(&emp, "person_id")?;
         let sd = dates(&emp, "start_date")?;
         let ct = strings(&emp, "contract_type")?;
@@ -303,7 +509,10 @@ mod tests {
         assert_eq!(q.to_string(), "2026Q3");
         assert_eq!(q.start(), NaiveDate::from_ymd_opt(2026, 7, 1).unwrap());
         assert_eq!(q.end(), NaiveDate::from_ymd_opt(2026, 9, 30).unwrap());
-        assert_eq!(Quarter::parse("2026Q1").unwrap().prev().to_string(), "2025Q4");
+        assert_eq!(
+            Quarter::parse("2026Q1").unwrap().prev().to_string(),
+            "2025Q4"
+        );
         assert!(Quarter::parse("2026Q5").is_err());
         assert!(Quarter::parse("Q3").is_err());
     }

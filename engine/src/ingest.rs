@@ -24,8 +24,8 @@ use crate::pseudonym::{Key, Pseudonymiser};
 use crate::read::{self, CsvFile, RawTable, RecordView};
 use crate::schema::{IDENTIFYING_HEADERS, Kind, Reject, RowContext, Schema, Table};
 use crate::store::{self, FrameBuilder, Store, TenantId, TenantScope};
-use polars::prelude::DataFrame;
 use crate::{Error, Result};
+use polars::prelude::DataFrame;
 
 /// What an ingest did: the contract's JSON plus details.
 #[derive(Debug, Clone, Serialize)]
@@ -77,7 +77,11 @@ impl Lock {
     fn acquire(dir: &Path) -> Result<Lock> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let path = dir.join(".lock");
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
             Ok(mut f) => {
                 use std::io::Write;
                 let _ = writeln!(f, "{}", std::process::id());
@@ -85,7 +89,10 @@ impl Lock {
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let pid = std::fs::read_to_string(&path).unwrap_or_default();
-                let alive = pid.trim().parse::<u32>().is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists());
+                let alive = pid
+                    .trim()
+                    .parse::<u32>()
+                    .is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists());
                 if !alive && Path::new("/proc/self").exists() {
                     // The process that held it died (a crash): the lock is stale.
                     std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
@@ -123,7 +130,12 @@ fn recover(scope: &TenantScope, table: Table) -> Result<()> {
     if let Ok(entries) = std::fs::read_dir(&qdir) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            let Some(id) = name.strip_prefix(".staging-").and_then(|n| n.strip_suffix(".csv")) else { continue };
+            let Some(id) = name
+                .strip_prefix(".staging-")
+                .and_then(|n| n.strip_suffix(".csv"))
+            else {
+                continue;
+            };
             if !id.starts_with(table.name()) {
                 continue;
             }
@@ -173,7 +185,10 @@ fn map_columns(schema: &Schema, path: &Path, header: &[String]) -> Result<Column
                 if let Some(prev) = fields[ci] {
                     return Err(Error::BadFile {
                         path: path.to_path_buf(),
-                        reason: format!("columns {:?} and {:?} both map to {}; keep one", header[prev], h, c.name),
+                        reason: format!(
+                            "columns {:?} and {:?} both map to {}; keep one",
+                            header[prev], h, c.name
+                        ),
                     });
                 }
                 fields[ci] = Some(hi);
@@ -214,7 +229,12 @@ fn map_columns(schema: &Schema, path: &Path, header: &[String]) -> Result<Column
             sensitive[hi] = true;
         }
     }
-    Ok(ColumnMap { fields, dropped, ignored, sensitive })
+    Ok(ColumnMap {
+        fields,
+        dropped,
+        ignored,
+        sensitive,
+    })
 }
 
 struct Quarantined {
@@ -235,7 +255,10 @@ fn masked_record(rec: &RecordView<'_>, sensitive: &[bool]) -> String {
                 f.split_inclusive(|c: char| !c.is_ascii_alphanumeric())
                     .map(|tok| {
                         let w = tok.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-                        if w.len() >= 11 && w.bytes().any(|b| b.is_ascii_digit()) && w.bytes().any(|b| b.is_ascii_uppercase()) {
+                        if w.len() >= 11
+                            && w.bytes().any(|b| b.is_ascii_digit())
+                            && w.bytes().any(|b| b.is_ascii_uppercase())
+                        {
                             format!("<rimosso>{}", &tok[w.len()..])
                         } else {
                             tok.to_string()
@@ -253,7 +276,10 @@ fn masked_record(rec: &RecordView<'_>, sensitive: &[bool]) -> String {
 fn failpoint() -> Result<()> {
     match std::env::var("OCCUPA_FAILPOINT").as_deref() {
         Ok("ingest-abort") => std::process::abort(),
-        Ok("ingest-error") => Err(Error::Store { path: PathBuf::from("<failpoint>"), reason: "simulated failure before commit".into() }),
+        Ok("ingest-error") => Err(Error::Store {
+            path: PathBuf::from("<failpoint>"),
+            reason: "simulated failure before commit".into(),
+        }),
         _ => Ok(()),
     }
 }
@@ -308,7 +334,9 @@ struct ChunkOut {
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default()
 }
 
 /// Ingests files into one tenant's table.
@@ -322,7 +350,10 @@ pub fn ingest(
     progress: &dyn Progress,
 ) -> Result<IngestSummary> {
     if files.is_empty() {
-        return Err(Error::Param { name: "FILE", reason: "give at least one file to ingest".into() });
+        return Err(Error::Param {
+            name: "FILE",
+            reason: "give at least one file to ingest".into(),
+        });
     }
     let scope = store.scope(tenant);
     let tdir = scope.table_dir(table);
@@ -331,14 +362,24 @@ pub fn ingest(
 
     let schema = Schema::of(table, instruments);
     let pseudonymiser = Pseudonymiser::new(key);
-    let ctx = RowContext { schema: &schema, instruments, pseudonymiser: &pseudonymiser, redacted: AtomicUsize::new(0) };
+    let ctx = RowContext {
+        schema: &schema,
+        instruments,
+        pseudonymiser: &pseudonymiser,
+        redacted: AtomicUsize::new(0),
+    };
 
     // Read and map every file before writing anything: a file-level error aborts cleanly.
     let mut sources = Vec::new();
     let mut hasher = Sha256::new();
     let mut file_digests = Vec::new();
     for f in files {
-        let source = match f.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        let source = match f
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("csv" | "txt" | "tsv") => Source::Csv(read::open_csv(f)?),
             _ => Source::Table(read::read_file(f)?),
         };
@@ -348,7 +389,12 @@ pub fn ingest(
     progress.start(sources.iter().map(|(s, _)| s.size_hint()).sum::<usize>() as u64);
 
     // The files' digests (for the audit log) are computed alongside the conversion.
-    let digest_all = || -> Vec<[u8; 32]> { sources.iter().map(|(src, _)| Sha256::digest(&src.bytes()).into()).collect() };
+    let digest_all = || -> Vec<[u8; 32]> {
+        sources
+            .iter()
+            .map(|(src, _)| Sha256::digest(&src.bytes()).into())
+            .collect()
+    };
     let convert_all = || -> Result<ConvertedFiles> {
         let mut chunks: Vec<(usize, ChunkOut)> = Vec::new();
         let mut quarantined: Vec<Quarantined> = Vec::new();
@@ -361,14 +407,28 @@ pub fn ingest(
             dropped.extend(map.dropped.iter().cloned());
             ignored.extend(map.ignored.iter().cloned());
             // Convert in parallel, one chunk per task, straight into columns; order is kept.
-            let convert_chunk = |rows: &mut dyn FnMut(&mut dyn FnMut(usize, std::result::Result<RecordView<'_>, String>, bool))| -> ChunkOut {
-                let mut out = ChunkOut { frame: FrameBuilder::new(&schema, 16_384), lines: Vec::with_capacity(16_384), rejects: Vec::new(), legacy: 0 };
+            let convert_chunk = |rows: &mut dyn FnMut(
+                &mut dyn FnMut(usize, std::result::Result<RecordView<'_>, String>, bool),
+            )|
+             -> ChunkOut {
+                let mut out = ChunkOut {
+                    frame: FrameBuilder::new(&schema, 16_384),
+                    lines: Vec::with_capacity(16_384),
+                    rejects: Vec::new(),
+                    legacy: 0,
+                };
                 let mut values = Vec::new();
                 rows(&mut |line, rec, legacy| {
                     out.legacy += legacy as usize;
                     let res = match &rec {
-                        Err(reason) => Err(Reject { column: "*".into(), reason: reason.clone() }),
-                        Ok(view) => ctx.convert_into(|ci| map.fields[ci].and_then(|i| view.get(i)), &mut values),
+                        Err(reason) => Err(Reject {
+                            column: "*".into(),
+                            reason: reason.clone(),
+                        }),
+                        Ok(view) => ctx.convert_into(
+                            |ci| map.fields[ci].and_then(|i| view.get(i)),
+                            &mut values,
+                        ),
                     };
                     match res {
                         Ok(key) => {
@@ -376,7 +436,10 @@ pub fn ingest(
                             out.lines.push(line);
                         }
                         Err(rej) => {
-                            let record = rec.as_ref().map(|v| masked_record(v, &map.sensitive)).unwrap_or_default();
+                            let record = rec
+                                .as_ref()
+                                .map(|v| masked_record(v, &map.sensitive))
+                                .unwrap_or_default();
                             out.rejects.push((line, rej, record));
                         }
                     }
@@ -386,7 +449,10 @@ pub fn ingest(
             let outs: Vec<ChunkOut> = match source {
                 // Enough chunks to keep every core busy, large enough to amortise per-chunk work.
                 Source::Csv(file) => file
-                    .chunks((file.body_len() / (4 * rayon::current_num_threads())).clamp(1 << 18, 1 << 23))
+                    .chunks(
+                        (file.body_len() / (4 * rayon::current_num_threads()))
+                            .clamp(1 << 18, 1 << 23),
+                    )
                     .into_par_iter()
                     .map(|(line, chunk)| {
                         let out = convert_chunk(&mut |f| file.parse_chunk(line, chunk, &mut *f));
@@ -401,7 +467,14 @@ pub fn ingest(
                         .map(|rows| {
                             let out = convert_chunk(&mut |f| {
                                 for r in rows {
-                                    f(r.row, r.fields.as_ref().map(RecordView::Text).map_err(String::clone), false);
+                                    f(
+                                        r.row,
+                                        r.fields
+                                            .as_ref()
+                                            .map(RecordView::Text)
+                                            .map_err(String::clone),
+                                        false,
+                                    );
                                 }
                             });
                             progress.advance(rows.len() as u64);
@@ -414,16 +487,35 @@ pub fn ingest(
                 legacy += out.legacy;
                 total += out.lines.len() + out.rejects.len();
                 for (line, reject, record) in out.rejects.drain(..) {
-                    quarantined.push(Quarantined { file: fi, row: line, reject, record });
+                    quarantined.push(Quarantined {
+                        file: fi,
+                        row: line,
+                        reject,
+                        record,
+                    });
                 }
                 chunks.push((fi, out));
             }
         }
 
-        Ok(ConvertedFiles { chunks, quarantined, legacy, dropped, ignored, total })
+        Ok(ConvertedFiles {
+            chunks,
+            quarantined,
+            legacy,
+            dropped,
+            ignored,
+            total,
+        })
     };
     let (digests, converted) = rayon::join(digest_all, convert_all);
-    let ConvertedFiles { chunks, mut quarantined, legacy, mut dropped, mut ignored, total } = converted?;
+    let ConvertedFiles {
+        chunks,
+        mut quarantined,
+        legacy,
+        mut dropped,
+        mut ignored,
+        total,
+    } = converted?;
     for (d, (src, _)) in digests.iter().zip(&sources) {
         hasher.update(d);
         file_digests.push(serde_json::json!({
@@ -448,7 +540,10 @@ pub fn ingest(
         }
     }
     order.par_sort_unstable();
-    let mut keep: Vec<Vec<bool>> = chunks.iter().map(|(_, out)| vec![true; out.lines.len()]).collect();
+    let mut keep: Vec<Vec<bool>> = chunks
+        .iter()
+        .map(|(_, out)| vec![true; out.lines.len()])
+        .collect();
     let mut dup_of: Vec<(u32, Option<u32>)> = Vec::new(); // (sequence, first sequence or None = store)
     let mut i = 0;
     while i < order.len() {
@@ -468,7 +563,11 @@ pub fn ingest(
         i = j;
     }
     dup_of.sort_unstable();
-    let column = if schema.key_columns.is_empty() { "*".to_string() } else { schema.key_columns.join("+") };
+    let column = if schema.key_columns.is_empty() {
+        "*".to_string()
+    } else {
+        schema.key_columns.join("+")
+    };
     for (seq, first) in dup_of {
         let (c, pos) = at[seq as usize];
         keep[c as usize][pos as usize] = false;
@@ -478,11 +577,23 @@ pub fn ingest(
             Some(f) => {
                 let (c0, p0) = at[f as usize];
                 let (f0, out0) = &chunks[c0 as usize];
-                format!("duplicate of row {} of {}", out0.lines[p0 as usize], file_name(sources[*f0].0.path()))
+                format!(
+                    "duplicate of row {} of {}",
+                    out0.lines[p0 as usize],
+                    file_name(sources[*f0].0.path())
+                )
             }
         };
         duplicates += 1;
-        quarantined.push(Quarantined { file: *fi, row: out.lines[pos as usize], reject: Reject { column: column.clone(), reason }, record: String::new() });
+        quarantined.push(Quarantined {
+            file: *fi,
+            row: out.lines[pos as usize],
+            reject: Reject {
+                column: column.clone(),
+                reason,
+            },
+            record: String::new(),
+        });
     }
     drop((order, at));
     for ((_, out), keep) in chunks.into_iter().zip(keep) {
@@ -515,10 +626,18 @@ pub fn ingest(
         store::stage(&q_staging, |f| {
             let mut w = csv::Writer::from_writer(f);
             let io = |e: csv::Error| Error::io(&q_staging, std::io::Error::other(e));
-            w.write_record(["file", "row", "column", "reason", "record"]).map_err(io)?;
+            w.write_record(["file", "row", "column", "reason", "record"])
+                .map_err(io)?;
             for q in &quarantined {
                 let name = file_name(sources[q.file].0.path());
-                w.write_record([name.as_str(), &q.row.to_string(), &q.reject.column, &q.reject.reason, &q.record]).map_err(io)?;
+                w.write_record([
+                    name.as_str(),
+                    &q.row.to_string(),
+                    &q.reject.column,
+                    &q.reject.reason,
+                    &q.record,
+                ])
+                .map_err(io)?;
             }
             w.flush().map_err(|e| Error::io(&q_staging, e))
         })?;

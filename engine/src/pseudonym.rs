@@ -61,15 +61,23 @@ impl Key {
     /// Reads a key file: 64 hexadecimal characters (whitespace around them is ignored).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Key(format!("cannot read {}: {e}; create one with `occupa key new --out FILE`", path.display()))
+            Error::Key(format!(
+                "cannot read {}: {e}; create one with `occupa key new --out FILE`",
+                path.display()
+            ))
         })?;
         let hex = text.trim();
         if hex.len() != 2 * KEY_BYTES || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::Key(format!("{} must hold {} hexadecimal characters", path.display(), 2 * KEY_BYTES)));
+            return Err(Error::Key(format!(
+                "{} must hold {} hexadecimal characters",
+                path.display(),
+                2 * KEY_BYTES
+            )));
         }
         let mut k = [0u8; KEY_BYTES];
         for (i, byte) in k.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|e| Error::Key(e.to_string()))?;
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+                .map_err(|e| Error::Key(e.to_string()))?;
         }
         Ok(Key(k))
     }
@@ -86,7 +94,10 @@ impl Key {
         }
         let mut f = opts.open(path).map_err(|e| Error::io(path, e))?;
         let hex: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
-        f.write_all(hex.as_bytes()).and_then(|_| f.write_all(b"\n")).and_then(|_| f.sync_all()).map_err(|e| Error::io(path, e))
+        f.write_all(hex.as_bytes())
+            .and_then(|_| f.write_all(b"\n"))
+            .and_then(|_| f.sync_all())
+            .map_err(|e| Error::io(path, e))
     }
 }
 
@@ -111,11 +122,15 @@ impl Pseudonymiser {
     /// Prepares the MAC states for both domains.
     pub fn new(key: &Key) -> Self {
         let mk = |d: Domain| {
-            let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(&key.0).expect("HMAC accepts any key length");
+            let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(&key.0)
+                .expect("HMAC accepts any key length");
             m.update(d.tag());
             m
         };
-        Pseudonymiser { person: mk(Domain::Person), employer: mk(Domain::Employer) }
+        Pseudonymiser {
+            person: mk(Domain::Person),
+            employer: mk(Domain::Employer),
+        }
     }
 
     /// The pseudonym of an already normalised identifier (see [`crate::codice_fiscale::TaxCode`]).
@@ -146,13 +161,19 @@ mod tests {
         // b"occupa/person/v1\x00RSSMRA85T10A562S", hashlib.sha256).hexdigest()[:32]
         let key = Key::from_bytes(std::array::from_fn(|i| i as u8));
         let p = Pseudonymiser::new(&key).pseudonym(Domain::Person, "RSSMRA85T10A562S");
-        assert_eq!(p, include_str!("../tests/fixtures/pseudonym_reference.txt").trim());
+        assert_eq!(
+            p,
+            include_str!("../tests/fixtures/pseudonym_reference.txt").trim()
+        );
     }
 
     #[test]
     fn domains_do_not_collide() {
         let p = Pseudonymiser::new(&Key::from_bytes([7; 32]));
-        assert_ne!(p.pseudonym(Domain::Person, "00743110157"), p.pseudonym(Domain::Employer, "00743110157"));
+        assert_ne!(
+            p.pseudonym(Domain::Person, "00743110157"),
+            p.pseudonym(Domain::Employer, "00743110157")
+        );
     }
 
     #[test]
@@ -174,7 +195,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         assert!(format!("{k:?}").contains("secret"));
     }
@@ -184,6 +208,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("key");
         std::fs::write(&path, "abc").unwrap();
-        assert!(Key::load(&path).unwrap_err().to_string().contains("64 hexadecimal"));
+        assert!(
+            Key::load(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("64 hexadecimal")
+        );
     }
 }

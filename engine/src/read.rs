@@ -62,19 +62,28 @@ pub struct RawTable {
 
 /// Normalises a header: trims, drops a BOM, lower-cases, turns spaces and dashes into `_`.
 pub fn normalise_header(h: &str) -> String {
-    h.trim_start_matches('\u{feff}').trim().to_lowercase().replace([' ', '-', '.'], "_")
+    h.trim_start_matches('\u{feff}')
+        .trim()
+        .to_lowercase()
+        .replace([' ', '-', '.'], "_")
 }
 
 /// Reads a file by its extension.
 pub fn read_file(path: &Path) -> Result<RawTable> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     match ext.as_str() {
         "csv" | "txt" | "tsv" => read_csv(path),
         "xlsx" | "xlsm" | "xls" | "ods" => read_spreadsheet(path),
         "parquet" | "pq" => read_parquet(path),
         other => Err(Error::BadFile {
             path: path.to_path_buf(),
-            reason: format!("unknown file type {other:?}: use .csv, .txt, .xlsx, .xls, .ods or .parquet"),
+            reason: format!(
+                "unknown file type {other:?}: use .csv, .txt, .xlsx, .xls, .ods or .parquet"
+            ),
         }),
     }
 }
@@ -83,10 +92,15 @@ pub fn read_file(path: &Path) -> Result<RawTable> {
 /// Excel carry the euro sign, curly quotes and dashes.
 fn cp1252(b: u8) -> char {
     const HIGH: [char; 32] = [
-        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž', '\u{8f}', '\u{90}', '‘', '’',
-        '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}', 'ž', 'Ÿ',
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž',
+        '\u{8f}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}',
+        'ž', 'Ÿ',
     ];
-    if (0x80..0xA0).contains(&b) { HIGH[(b - 0x80) as usize] } else { b as char }
+    if (0x80..0xA0).contains(&b) {
+        HIGH[(b - 0x80) as usize]
+    } else {
+        b as char
+    }
 }
 
 fn detect_separator(bytes: &[u8]) -> u8 {
@@ -129,26 +143,49 @@ pub fn open_csv(path: &Path) -> Result<CsvFile> {
         bytes.drain(..3);
     }
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(Error::BadFile { path: path.to_path_buf(), reason: "the file is empty".into() });
+        return Err(Error::BadFile {
+            path: path.to_path_buf(),
+            reason: "the file is empty".into(),
+        });
     }
     let sep = detect_separator(&bytes);
-    let mut reader = csv::ReaderBuilder::new().delimiter(sep).flexible(true).has_headers(false).from_reader(bytes.as_slice());
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(sep)
+        .flexible(true)
+        .has_headers(false)
+        .from_reader(bytes.as_slice());
     let mut rec = csv::ByteRecord::new();
     match reader.read_byte_record(&mut rec) {
         Ok(true) => {}
-        _ => return Err(Error::BadFile { path: path.to_path_buf(), reason: "no header row".into() }),
+        _ => {
+            return Err(Error::BadFile {
+                path: path.to_path_buf(),
+                reason: "no header row".into(),
+            });
+        }
     }
     let header = decode(&rec).0.iter().map(normalise_header).collect();
     let body = reader.position().byte() as usize;
     let body_line = 1 + bytes[..body].iter().filter(|&&b| b == b'\n').count();
-    Ok(CsvFile { path: path.to_path_buf(), bytes, separator: sep, header, body, body_line })
+    Ok(CsvFile {
+        path: path.to_path_buf(),
+        bytes,
+        separator: sep,
+        header,
+        body,
+        body_line,
+    })
 }
 
 fn decode(rec: &csv::ByteRecord) -> (csv::StringRecord, bool) {
     match csv::StringRecord::from_byte_record(rec.clone()) {
         Ok(s) => (s, false),
         Err(e) => {
-            let fields: Vec<String> = e.into_byte_record().iter().map(|f| f.iter().map(|&b| cp1252(b)).collect()).collect();
+            let fields: Vec<String> = e
+                .into_byte_record()
+                .iter()
+                .map(|f| f.iter().map(|&b| cp1252(b)).collect())
+                .collect();
             (csv::StringRecord::from(fields), true)
         }
     }
@@ -169,7 +206,8 @@ impl CsvFile {
     pub fn chunks(&self, target: usize) -> Vec<(usize, &[u8])> {
         let body = &self.bytes[self.body..];
         let mut out = Vec::new();
-        let (mut start, mut line, mut start_line, mut in_quotes) = (0usize, self.body_line, self.body_line, false);
+        let (mut start, mut line, mut start_line, mut in_quotes) =
+            (0usize, self.body_line, self.body_line, false);
         for pos in memchr::memchr2_iter(b'"', b'\n', body) {
             if body[pos] == b'"' {
                 in_quotes = !in_quotes;
@@ -191,9 +229,18 @@ impl CsvFile {
     /// Parses one chunk, calling `f(line, record, decoded_as_windows_1252)` with each
     /// record (blank lines skipped); a record with the wrong number of fields comes as
     /// `Err(reason)`. UTF-8 records are passed without copying.
-    pub fn parse_chunk(&self, first_line: usize, chunk: &[u8], mut f: impl FnMut(usize, std::result::Result<RecordView<'_>, String>, bool)) {
+    pub fn parse_chunk(
+        &self,
+        first_line: usize,
+        chunk: &[u8],
+        mut f: impl FnMut(usize, std::result::Result<RecordView<'_>, String>, bool),
+    ) {
         let n = self.header.len();
-        let mut reader = csv::ReaderBuilder::new().delimiter(self.separator).flexible(true).has_headers(false).from_reader(chunk);
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(self.separator)
+            .flexible(true)
+            .has_headers(false)
+            .from_reader(chunk);
         let mut rec = csv::ByteRecord::new();
         // csv skips blank lines, so line numbers come from counting newlines up to each record.
         let (mut line, mut counted) = (first_line, 0usize);
@@ -214,11 +261,19 @@ impl CsvFile {
             }
             line += memchr::memchr_iter(b'\n', &chunk[counted..start]).count();
             counted = start;
-            if rec.len() == 1 && rec.get(0).is_some_and(|x| x.iter().all(u8::is_ascii_whitespace)) {
+            if rec.len() == 1
+                && rec
+                    .get(0)
+                    .is_some_and(|x| x.iter().all(u8::is_ascii_whitespace))
+            {
                 continue;
             }
             if rec.len() != n {
-                f(line, Err(format!("expected {n} fields, found {}", rec.len())), false);
+                f(
+                    line,
+                    Err(format!("expected {n} fields, found {}", rec.len())),
+                    false,
+                );
                 continue;
             }
             if std::str::from_utf8(rec.as_slice()).is_ok() {
@@ -238,11 +293,23 @@ fn read_csv(path: &Path) -> Result<RawTable> {
     for (line, chunk) in file.chunks(usize::MAX) {
         file.parse_chunk(line, chunk, |row, r, l| {
             legacy += l as usize;
-            let fields = r.map(|v| csv::StringRecord::from((0..v.len()).map(|i| v.get(i).unwrap_or("")).collect::<Vec<_>>()));
+            let fields = r.map(|v| {
+                csv::StringRecord::from(
+                    (0..v.len())
+                        .map(|i| v.get(i).unwrap_or(""))
+                        .collect::<Vec<_>>(),
+                )
+            });
             rows.push(RawRow { row, fields });
         });
     }
-    Ok(RawTable { path: path.to_path_buf(), header: file.header.clone(), rows, legacy_encoded_rows: legacy, separator: Some(file.separator as char) })
+    Ok(RawTable {
+        path: path.to_path_buf(),
+        header: file.header.clone(),
+        rows,
+        legacy_encoded_rows: legacy,
+        separator: Some(file.separator as char),
+    })
 }
 
 fn cell_text(cell: &calamine::Data) -> String {
@@ -253,11 +320,19 @@ fn cell_text(cell: &calamine::Data) -> String {
         Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
         Data::Float(f) => f.to_string(),
         Data::Int(i) => i.to_string(),
-        Data::Bool(b) => if *b { "1".into() } else { "0".into() },
+        Data::Bool(b) => {
+            if *b {
+                "1".into()
+            } else {
+                "0".into()
+            }
+        }
         Data::DateTime(dt) => {
             // Excel serial days count from 1899-12-30 (the 1900 leap-year bug included).
             let base = chrono::NaiveDate::from_ymd_opt(1899, 12, 30).unwrap_or_default();
-            base.checked_add_signed(chrono::Duration::days(dt.as_f64().floor() as i64)).map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default()
+            base.checked_add_signed(chrono::Duration::days(dt.as_f64().floor() as i64))
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .unwrap_or_default()
         }
         Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
         Data::Error(e) => format!("#ERROR {e:?}"),
@@ -266,12 +341,27 @@ fn cell_text(cell: &calamine::Data) -> String {
 
 fn read_spreadsheet(path: &Path) -> Result<RawTable> {
     use calamine::Reader;
-    let bad = |reason: String| Error::BadFile { path: path.to_path_buf(), reason };
-    let mut wb = calamine::open_workbook_auto(path).map_err(|e| bad(format!("cannot open spreadsheet: {e}")))?;
-    let sheet = wb.sheet_names().first().cloned().ok_or_else(|| bad("the workbook has no sheet".into()))?;
-    let range = wb.worksheet_range(&sheet).map_err(|e| bad(format!("cannot read sheet {sheet:?}: {e}")))?;
+    let bad = |reason: String| Error::BadFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut wb = calamine::open_workbook_auto(path)
+        .map_err(|e| bad(format!("cannot open spreadsheet: {e}")))?;
+    let sheet = wb
+        .sheet_names()
+        .first()
+        .cloned()
+        .ok_or_else(|| bad("the workbook has no sheet".into()))?;
+    let range = wb
+        .worksheet_range(&sheet)
+        .map_err(|e| bad(format!("cannot read sheet {sheet:?}: {e}")))?;
     let mut it = range.rows();
-    let header: Vec<String> = it.next().ok_or_else(|| bad(format!("sheet {sheet:?} is empty")))?.iter().map(|c| normalise_header(&cell_text(c))).collect();
+    let header: Vec<String> = it
+        .next()
+        .ok_or_else(|| bad(format!("sheet {sheet:?} is empty")))?
+        .iter()
+        .map(|c| normalise_header(&cell_text(c)))
+        .collect();
     let start_row = range.start().map_or(0, |(r, _)| r as usize);
     let mut rows = Vec::new();
     for (i, r) in it.enumerate() {
@@ -279,30 +369,64 @@ fn read_spreadsheet(path: &Path) -> Result<RawTable> {
         if fields.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
-        rows.push(RawRow { row: start_row + i + 2, fields: Ok(csv::StringRecord::from(fields)) });
+        rows.push(RawRow {
+            row: start_row + i + 2,
+            fields: Ok(csv::StringRecord::from(fields)),
+        });
     }
-    Ok(RawTable { path: path.to_path_buf(), header, rows, legacy_encoded_rows: 0, separator: None })
+    Ok(RawTable {
+        path: path.to_path_buf(),
+        header,
+        rows,
+        legacy_encoded_rows: 0,
+        separator: None,
+    })
 }
 
 fn read_parquet(path: &Path) -> Result<RawTable> {
     use polars::prelude::*;
-    let bad = |reason: String| Error::BadFile { path: path.to_path_buf(), reason };
+    let bad = |reason: String| Error::BadFile {
+        path: path.to_path_buf(),
+        reason,
+    };
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let df = ParquetReader::new(file).finish().map_err(|e| bad(format!("cannot read Parquet: {e}")))?;
-    let header: Vec<String> = df.get_column_names().iter().map(|n| normalise_header(n.as_str())).collect();
+    let df = ParquetReader::new(file)
+        .finish()
+        .map_err(|e| bad(format!("cannot read Parquet: {e}")))?;
+    let header: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|n| normalise_header(n.as_str()))
+        .collect();
     let mut text_columns = Vec::with_capacity(df.width());
     for c in df.get_columns() {
-        let s = c.as_materialized_series().cast(&DataType::String).map_err(|e| bad(format!("column {}: {e}", c.name())))?;
+        let s = c
+            .as_materialized_series()
+            .cast(&DataType::String)
+            .map_err(|e| bad(format!("column {}: {e}", c.name())))?;
         text_columns.push(s);
     }
-    let cols: Vec<&StringChunked> = text_columns.iter().map(|s| s.str()).collect::<PolarsResult<_>>().map_err(|e| bad(e.to_string()))?;
+    let cols: Vec<&StringChunked> = text_columns
+        .iter()
+        .map(|s| s.str())
+        .collect::<PolarsResult<_>>()
+        .map_err(|e| bad(e.to_string()))?;
     let rows = (0..df.height())
         .map(|i| {
             let fields: Vec<&str> = cols.iter().map(|c| c.get(i).unwrap_or("")).collect();
-            RawRow { row: i + 2, fields: Ok(csv::StringRecord::from(fields)) }
+            RawRow {
+                row: i + 2,
+                fields: Ok(csv::StringRecord::from(fields)),
+            }
         })
         .collect();
-    Ok(RawTable { path: path.to_path_buf(), header, rows, legacy_encoded_rows: 0, separator: None })
+    Ok(RawTable {
+        path: path.to_path_buf(),
+        header,
+        rows,
+        legacy_encoded_rows: 0,
+        separator: None,
+    })
 }
 
 #[cfg(test)]
@@ -345,7 +469,16 @@ mod tests {
         for target in [1, 10, 64, 1000] {
             let mut rows = Vec::new();
             for (line, chunk) in f.chunks(target) {
-                f.parse_chunk(line, chunk, |row, r, _| rows.push((row, r.map(|v| (0..v.len()).map(|i| v.get(i).unwrap_or("").to_string()).collect::<Vec<_>>()))));
+                f.parse_chunk(line, chunk, |row, r, _| {
+                    rows.push((
+                        row,
+                        r.map(|v| {
+                            (0..v.len())
+                                .map(|i| v.get(i).unwrap_or("").to_string())
+                                .collect::<Vec<_>>()
+                        }),
+                    ))
+                });
             }
             assert_eq!(rows.len(), 200, "target {target}");
             for (a, b) in rows.iter().zip(&whole.rows) {
@@ -356,7 +489,10 @@ mod tests {
         }
         // Row 0 is on line 2; row 1 follows a two-line record, so it is on line 4.
         assert_eq!((whole.rows[0].row, whole.rows[1].row), (2, 4));
-        assert_eq!(whole.rows[0].fields.as_ref().unwrap().get(1), Some("two\nlines, \"quoted\""));
+        assert_eq!(
+            whole.rows[0].fields.as_ref().unwrap().get(1),
+            Some("two\nlines, \"quoted\"")
+        );
     }
 
     #[test]
@@ -366,7 +502,13 @@ mod tests {
         std::fs::write(&p, "a,b\n1,2\n1,2,3\n\n4,5\n").unwrap();
         let t = read_file(&p).unwrap();
         assert_eq!(t.rows.len(), 3);
-        assert!(t.rows[1].fields.as_ref().unwrap_err().contains("expected 2 fields, found 3"));
+        assert!(
+            t.rows[1]
+                .fields
+                .as_ref()
+                .unwrap_err()
+                .contains("expected 2 fields, found 3")
+        );
         assert_eq!(t.rows[2].row, 5);
     }
 

@@ -35,8 +35,15 @@ pub enum Table {
 
 impl Table {
     /// All tables, in ingestion order.
-    pub const ALL: [Table; 7] =
-        [Table::Persons, Table::Asso, Table::Isa, Table::Gol, Table::Services, Table::Employment, Table::Vacancies];
+    pub const ALL: [Table; 7] = [
+        Table::Persons,
+        Table::Asso,
+        Table::Isa,
+        Table::Gol,
+        Table::Services,
+        Table::Employment,
+        Table::Vacancies,
+    ];
 
     /// The folder name in the store.
     pub fn name(self) -> &'static str {
@@ -54,13 +61,16 @@ impl Table {
     /// Parses a table name (English or Italian).
     pub fn parse(s: &str) -> Option<Table> {
         let s = s.trim().to_ascii_lowercase();
-        Table::ALL.into_iter().find(|t| t.name() == s).or(match s.as_str() {
-            "persone" => Some(Table::Persons),
-            "servizi" => Some(Table::Services),
-            "occupazione" | "co" | "comunicazioni_obbligatorie" => Some(Table::Employment),
-            "vacancy" | "posti_vacanti" => Some(Table::Vacancies),
-            _ => None,
-        })
+        Table::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .or(match s.as_str() {
+                "persone" => Some(Table::Persons),
+                "servizi" => Some(Table::Services),
+                "occupazione" | "co" | "comunicazioni_obbligatorie" => Some(Table::Employment),
+                "vacancy" | "posti_vacanti" => Some(Table::Vacancies),
+                _ => None,
+            })
     }
 }
 
@@ -159,25 +169,65 @@ impl ColumnDef {
 
 /// Headers that identify people directly: read, never stored.
 pub const IDENTIFYING_HEADERS: &[&str] = &[
-    "nome", "cognome", "name", "surname", "first_name", "last_name", "nominativo", "email", "e_mail", "pec",
-    "telefono", "phone", "cellulare", "mobile", "indirizzo", "address", "data_nascita", "birth_date",
-    "luogo_nascita", "birth_place", "iban",
+    "nome",
+    "cognome",
+    "name",
+    "surname",
+    "first_name",
+    "last_name",
+    "nominativo",
+    "email",
+    "e_mail",
+    "pec",
+    "telefono",
+    "phone",
+    "cellulare",
+    "mobile",
+    "indirizzo",
+    "address",
+    "data_nascita",
+    "birth_date",
+    "luogo_nascita",
+    "birth_place",
+    "iban",
 ];
 
 /// Service codes of the Piemonte standards (seed 003).
-pub const SERVICE_CODES: &[&str] = &["A.1", "A.2", "A.3", "A.4", "A.5", "A.6", "B.1", "B.2", "B.3", "B.4"];
+pub const SERVICE_CODES: &[&str] = &[
+    "A.1", "A.2", "A.3", "A.4", "A.5", "A.6", "B.1", "B.2", "B.3", "B.4",
+];
 
 /// Recorded outcomes of a service, used by the physical indicators (seed 003).
 pub const SERVICE_OUTCOMES: &[&str] = &[
-    "informato", "patto_firmato", "pai_firmato", "pai_non_firmato", "inviato_formazione", "iscritto_formazione",
-    "formazione_completata", "tirocinio_avviato", "preselezionato", "inviato_colloquio", "assunto",
-    "fabbisogno_espresso", "patto_azienda", "profili_richiesti", "vacancy_registrata", "candidati_proposti",
+    "informato",
+    "patto_firmato",
+    "pai_firmato",
+    "pai_non_firmato",
+    "inviato_formazione",
+    "iscritto_formazione",
+    "formazione_completata",
+    "tirocinio_avviato",
+    "preselezionato",
+    "inviato_colloquio",
+    "assunto",
+    "fabbisogno_espresso",
+    "patto_azienda",
+    "profili_richiesti",
+    "vacancy_registrata",
+    "candidati_proposti",
     "disponibile_assumere",
 ];
 
 /// Contract types of the mandatory communications.
-pub const CONTRACT_TYPES: &[&str] =
-    &["indeterminato", "determinato", "apprendistato", "somministrazione", "intermittente", "parasubordinato", "altro"];
+pub const CONTRACT_TYPES: &[&str] = &[
+    "indeterminato",
+    "determinato",
+    "apprendistato",
+    "somministrazione",
+    "intermittente",
+    "parasubordinato",
+    "altro",
+];
 
 /// A table's columns plus what is computed from them at ingestion.
 #[derive(Debug, Clone)]
@@ -203,13 +253,29 @@ fn col(name: &str, aliases: &[&str], kind: Kind, required: bool, doc: &str) -> C
 }
 
 fn person(required: bool) -> ColumnDef {
-    col("person_id", &["codice_fiscale", "cf", "tax_code", "codicefiscale"], Kind::PersonId, required,
-        "Keyed pseudonym (HMAC-SHA256, 128 bits, hex) of the validated tax code; the code itself is never stored")
+    col(
+        "person_id",
+        &["codice_fiscale", "cf", "tax_code", "codicefiscale"],
+        Kind::PersonId,
+        required,
+        "Keyed pseudonym (HMAC-SHA256, 128 bits, hex) of the validated tax code; the code itself is never stored",
+    )
 }
 
 fn employer(required: bool) -> ColumnDef {
-    col("employer_id", &["id_datore", "datore", "piva_datore", "codice_fiscale_datore", "employer"], Kind::EmployerId, required,
-        "Keyed pseudonym of the employer's VAT number or tax code")
+    col(
+        "employer_id",
+        &[
+            "id_datore",
+            "datore",
+            "piva_datore",
+            "codice_fiscale_datore",
+            "employer",
+        ],
+        Kind::EmployerId,
+        required,
+        "Keyed pseudonym of the employer's VAT number or tax code",
+    )
 }
 
 fn date(name: &str, aliases: &[&str], required: bool, doc: &str) -> ColumnDef {
@@ -227,33 +293,125 @@ impl Schema {
                 key_columns.push("person_id".to_string());
                 vec![
                     person(true),
-                    col("birth_year", &["anno_nascita"], Kind::Int { min: 1900, max: 2100 }, true, "Year of birth (the full birth date is not stored)"),
-                    col("sex", &["sesso", "genere"], Kind::Code(&["M", "F"]), true, "Sex as registered: M or F"),
-                    col("citizenship", &["cittadinanza"], Kind::Citizenship, true, "Citizenship, ISO 3166-1 alpha-3 (ITA, ROU, MAR…)"),
-                    col("municipality", &["comune_istat", "comune_residenza", "codice_comune", "comune"], Kind::Municipality, true,
-                        "Municipality of residence, 6-digit ISTAT code (province = first 3 digits)"),
-                    col("education", &["titolo_studio", "isced"], Kind::Int { min: 0, max: 8 }, true, "Highest education level, ISCED 2011 (0–8)"),
-                    col("disability_l68", &["disabilita_l68", "l68", "disabilita"], Kind::Bool, true, "Person with a disability under L. 68/1999"),
-                    col("income_support", &["sostegno_reddito", "beneficiario_sostegno"], Kind::Bool, true, "Receives an income-support benefit (ADI, NASpI…)"),
-                    col("social_services_care", &["servizi_sociali", "in_carico_servizi_sociali"], Kind::Bool, true, "In the care of social services"),
-                    date("intake_date", &["data_presa_in_carico", "data_ingresso"], true, "Date the authority took the person in charge"),
-                    date("exit_date", &["data_fine_presa_in_carico", "data_uscita"], false, "Date the person left the authority's charge (empty = still in charge)"),
+                    col(
+                        "birth_year",
+                        &["anno_nascita"],
+                        Kind::Int {
+                            min: 1900,
+                            max: 2100,
+                        },
+                        true,
+                        "Year of birth (the full birth date is not stored)",
+                    ),
+                    col(
+                        "sex",
+                        &["sesso", "genere"],
+                        Kind::Code(&["M", "F"]),
+                        true,
+                        "Sex as registered: M or F",
+                    ),
+                    col(
+                        "citizenship",
+                        &["cittadinanza"],
+                        Kind::Citizenship,
+                        true,
+                        "Citizenship, ISO 3166-1 alpha-3 (ITA, ROU, MAR…)",
+                    ),
+                    col(
+                        "municipality",
+                        &[
+                            "comune_istat",
+                            "comune_residenza",
+                            "codice_comune",
+                            "comune",
+                        ],
+                        Kind::Municipality,
+                        true,
+                        "Municipality of residence, 6-digit ISTAT code (province = first 3 digits)",
+                    ),
+                    col(
+                        "education",
+                        &["titolo_studio", "isced"],
+                        Kind::Int { min: 0, max: 8 },
+                        true,
+                        "Highest education level, ISCED 2011 (0–8)",
+                    ),
+                    col(
+                        "disability_l68",
+                        &["disabilita_l68", "l68", "disabilita"],
+                        Kind::Bool,
+                        true,
+                        "Person with a disability under L. 68/1999",
+                    ),
+                    col(
+                        "income_support",
+                        &["sostegno_reddito", "beneficiario_sostegno"],
+                        Kind::Bool,
+                        true,
+                        "Receives an income-support benefit (ADI, NASpI…)",
+                    ),
+                    col(
+                        "social_services_care",
+                        &["servizi_sociali", "in_carico_servizi_sociali"],
+                        Kind::Bool,
+                        true,
+                        "In the care of social services",
+                    ),
+                    date(
+                        "intake_date",
+                        &["data_presa_in_carico", "data_ingresso"],
+                        true,
+                        "Date the authority took the person in charge",
+                    ),
+                    date(
+                        "exit_date",
+                        &["data_fine_presa_in_carico", "data_uscita"],
+                        false,
+                        "Date the person left the authority's charge (empty = still in charge)",
+                    ),
                 ]
             }
             Table::Asso | Table::Isa => {
-                let q = if table == Table::Asso { &instruments.asso } else { &instruments.isa };
+                let q = if table == Table::Asso {
+                    &instruments.asso
+                } else {
+                    &instruments.isa
+                };
                 key_columns.extend(["person_id".to_string(), "date".to_string()]);
                 let mut cols = vec![
                     person(true),
-                    date("date", &["data", "data_compilazione"], true, "Date the questionnaire was completed"),
-                    col("operator", &["operatore", "id_operatore"], text(40), true, "Operator identifier (no names)"),
+                    date(
+                        "date",
+                        &["data", "data_compilazione"],
+                        true,
+                        "Date the questionnaire was completed",
+                    ),
+                    col(
+                        "operator",
+                        &["operatore", "id_operatore"],
+                        text(40),
+                        true,
+                        "Operator identifier (no names)",
+                    ),
                 ];
                 for i in 1..=q.n_items() {
-                    cols.push(col(&q.item_column(i), &[], Kind::Answer(q.allowed().to_vec()), false,
-                        &format!("Answer to item {i}, one of {:?} (empty = not answered)", q.allowed())));
+                    cols.push(col(
+                        &q.item_column(i),
+                        &[],
+                        Kind::Answer(q.allowed().to_vec()),
+                        false,
+                        &format!(
+                            "Answer to item {i}, one of {:?} (empty = not answered)",
+                            q.allowed()
+                        ),
+                    ));
                 }
                 for g in &q.groups {
-                    derived.push((format!("score_{}", g.id), OutType::Float, format!("{} score 0–100 ({} rule {})", g.label_en, q.id, q.version)));
+                    derived.push((
+                        format!("score_{}", g.id),
+                        OutType::Float,
+                        format!("{} score 0–100 ({} rule {})", g.label_en, q.id, q.version),
+                    ));
                 }
                 cols
             }
@@ -262,8 +420,19 @@ impl Schema {
                 key_columns.extend(["person_id".to_string(), "date".to_string()]);
                 let mut cols = vec![
                     person(true),
-                    date("date", &["data", "data_assessment"], true, "Date of the assessment"),
-                    col("operator", &["operatore", "id_operatore"], text(40), true, "Operator identifier"),
+                    date(
+                        "date",
+                        &["data", "data_assessment"],
+                        true,
+                        "Date of the assessment",
+                    ),
+                    col(
+                        "operator",
+                        &["operatore", "id_operatore"],
+                        text(40),
+                        true,
+                        "Operator identifier",
+                    ),
                 ];
                 for s in Section::ALL {
                     for c in g.item_columns(s) {
@@ -271,58 +440,226 @@ impl Schema {
                             &format!("Section {s:?} item; section D is asked only when C reaches its threshold")));
                     }
                 }
-                cols.push(col("adjust_target", &["sezione_rettifica"], Kind::Code(&["A", "B", "C", "CD"]), false, "Section moved by the operator's professional evaluation"));
-                cols.push(col("adjust_points", &["punti_rettifica", "rettifica"], Kind::Int { min: -10, max: 10 }, false, "Points added (±, within the instrument's plafond)"));
-                cols.push(col("path", &["percorso", "percorso_gol"], Kind::Int { min: 1, max: 4 }, true, "Final GOL path 1–4"));
+                cols.push(col(
+                    "adjust_target",
+                    &["sezione_rettifica"],
+                    Kind::Code(&["A", "B", "C", "CD"]),
+                    false,
+                    "Section moved by the operator's professional evaluation",
+                ));
+                cols.push(col(
+                    "adjust_points",
+                    &["punti_rettifica", "rettifica"],
+                    Kind::Int { min: -10, max: 10 },
+                    false,
+                    "Points added (±, within the instrument's plafond)",
+                ));
+                cols.push(col(
+                    "path",
+                    &["percorso", "percorso_gol"],
+                    Kind::Int { min: 1, max: 4 },
+                    true,
+                    "Final GOL path 1–4",
+                ));
                 cols.push(col("override_reason", &["motivo_deroga"], Kind::Code(&["disabilita_l68", "servizi_sociali", "esecuzione_penale"]), false,
                     "Why the final path differs from the system's (only the three admissible categories)"));
-                for (n, d) in [("score_a", "Section A score"), ("score_b", "Section B score"), ("score_c", "Section C score")] {
+                for (n, d) in [
+                    ("score_a", "Section A score"),
+                    ("score_b", "Section B score"),
+                    ("score_c", "Section C score"),
+                ] {
                     derived.push((n.to_string(), OutType::Int, d.to_string()));
                 }
-                derived.push(("score_d".to_string(), OutType::Int, "Section D score (empty when not asked)".to_string()));
-                derived.push(("score_cd".to_string(), OutType::Int, "C + D after the adjustment".to_string()));
-                derived.push(("path_system".to_string(), OutType::Int, format!("Path assigned by the rules ({} {})", g.name, g.version)));
+                derived.push((
+                    "score_d".to_string(),
+                    OutType::Int,
+                    "Section D score (empty when not asked)".to_string(),
+                ));
+                derived.push((
+                    "score_cd".to_string(),
+                    OutType::Int,
+                    "C + D after the adjustment".to_string(),
+                ));
+                derived.push((
+                    "path_system".to_string(),
+                    OutType::Int,
+                    format!("Path assigned by the rules ({} {})", g.name, g.version),
+                ));
                 cols
             }
             Table::Services => vec![
                 person(false),
                 employer(false),
-                col("service_code", &["codice_servizio", "servizio"], Kind::Code(SERVICE_CODES), true, "Service standard A.1–A.6 (persons) or B.1–B.4 (employers)"),
-                col("programme", &["programma"], text(60), true, "Programme (GOL, FSE+, regional…)"),
-                col("provider", &["ente", "soggetto_erogatore", "provider"], text(120), true, "Public or accredited provider"),
-                col("operator", &["operatore", "id_operatore"], text(40), true, "Operator identifier"),
+                col(
+                    "service_code",
+                    &["codice_servizio", "servizio"],
+                    Kind::Code(SERVICE_CODES),
+                    true,
+                    "Service standard A.1–A.6 (persons) or B.1–B.4 (employers)",
+                ),
+                col(
+                    "programme",
+                    &["programma"],
+                    text(60),
+                    true,
+                    "Programme (GOL, FSE+, regional…)",
+                ),
+                col(
+                    "provider",
+                    &["ente", "soggetto_erogatore", "provider"],
+                    text(120),
+                    true,
+                    "Public or accredited provider",
+                ),
+                col(
+                    "operator",
+                    &["operatore", "id_operatore"],
+                    text(40),
+                    true,
+                    "Operator identifier",
+                ),
                 date("start_date", &["data_inizio"], true, "Start of the service"),
-                date("end_date", &["data_fine"], false, "End of the service (empty = ongoing)"),
-                col("hours", &["ore", "durata_ore"], Kind::Float { min: 0.0, max: 2000.0 }, true, "Hours delivered"),
-                col("cost", &["costo", "importo"], Kind::Float { min: 0.0, max: 1.0e6 }, false, "Cost in euro"),
-                col("funding", &["finanziamento", "fonte_finanziamento"], text(60), false, "Funding source"),
-                col("outcome", &["esito"], Kind::Code(SERVICE_OUTCOMES), false, "Recorded outcome (pact signed, PAI, traineeship, hired…)"),
+                date(
+                    "end_date",
+                    &["data_fine"],
+                    false,
+                    "End of the service (empty = ongoing)",
+                ),
+                col(
+                    "hours",
+                    &["ore", "durata_ore"],
+                    Kind::Float {
+                        min: 0.0,
+                        max: 2000.0,
+                    },
+                    true,
+                    "Hours delivered",
+                ),
+                col(
+                    "cost",
+                    &["costo", "importo"],
+                    Kind::Float {
+                        min: 0.0,
+                        max: 1.0e6,
+                    },
+                    false,
+                    "Cost in euro",
+                ),
+                col(
+                    "funding",
+                    &["finanziamento", "fonte_finanziamento"],
+                    text(60),
+                    false,
+                    "Funding source",
+                ),
+                col(
+                    "outcome",
+                    &["esito"],
+                    Kind::Code(SERVICE_OUTCOMES),
+                    false,
+                    "Recorded outcome (pact signed, PAI, traineeship, hired…)",
+                ),
             ],
             Table::Employment => vec![
                 person(true),
-                date("start_date", &["data_inizio", "data_assunzione"], true, "Start of the contract"),
-                date("end_date", &["data_fine", "data_cessazione"], false, "End of the contract (empty = open-ended or ongoing)"),
-                col("contract_type", &["tipo_contratto", "tipologia_contrattuale"], Kind::Code(CONTRACT_TYPES), true, "Contract type"),
-                col("sector", &["ateco", "settore"], Kind::Ateco, true, "ATECO 2007 sector"),
-                col("occupation", &["professione", "cp2011", "qualifica"], Kind::Occupation, true, "CP2011 occupation code"),
+                date(
+                    "start_date",
+                    &["data_inizio", "data_assunzione"],
+                    true,
+                    "Start of the contract",
+                ),
+                date(
+                    "end_date",
+                    &["data_fine", "data_cessazione"],
+                    false,
+                    "End of the contract (empty = open-ended or ongoing)",
+                ),
+                col(
+                    "contract_type",
+                    &["tipo_contratto", "tipologia_contrattuale"],
+                    Kind::Code(CONTRACT_TYPES),
+                    true,
+                    "Contract type",
+                ),
+                col(
+                    "sector",
+                    &["ateco", "settore"],
+                    Kind::Ateco,
+                    true,
+                    "ATECO 2007 sector",
+                ),
+                col(
+                    "occupation",
+                    &["professione", "cp2011", "qualifica"],
+                    Kind::Occupation,
+                    true,
+                    "CP2011 occupation code",
+                ),
                 employer(true),
-                col("municipality", &["comune_lavoro", "comune_sede"], Kind::Municipality, false, "Municipality of the workplace"),
+                col(
+                    "municipality",
+                    &["comune_lavoro", "comune_sede"],
+                    Kind::Municipality,
+                    false,
+                    "Municipality of the workplace",
+                ),
             ],
             Table::Vacancies => vec![
                 employer(true),
-                date("date", &["data", "data_richiesta"], true, "Date the demand was recorded"),
-                col("occupation", &["professione", "cp2011", "qualifica"], Kind::Occupation, true, "CP2011 occupation code"),
-                col("sector", &["ateco", "settore"], Kind::Ateco, true, "ATECO 2007 sector"),
-                col("municipality", &["comune", "comune_sede"], Kind::Municipality, true, "Municipality of the workplace"),
-                col("count", &["numero", "posti", "n_posti"], Kind::Int { min: 1, max: 10_000 }, true, "Positions / hires"),
+                date(
+                    "date",
+                    &["data", "data_richiesta"],
+                    true,
+                    "Date the demand was recorded",
+                ),
+                col(
+                    "occupation",
+                    &["professione", "cp2011", "qualifica"],
+                    Kind::Occupation,
+                    true,
+                    "CP2011 occupation code",
+                ),
+                col(
+                    "sector",
+                    &["ateco", "settore"],
+                    Kind::Ateco,
+                    true,
+                    "ATECO 2007 sector",
+                ),
+                col(
+                    "municipality",
+                    &["comune", "comune_sede"],
+                    Kind::Municipality,
+                    true,
+                    "Municipality of the workplace",
+                ),
+                col(
+                    "count",
+                    &["numero", "posti", "n_posti"],
+                    Kind::Int {
+                        min: 1,
+                        max: 10_000,
+                    },
+                    true,
+                    "Positions / hires",
+                ),
             ],
         };
-        Schema { table, columns, derived, key_columns }
+        Schema {
+            table,
+            columns,
+            derived,
+            key_columns,
+        }
     }
 
     /// All stored columns with their types: inputs, then derived (then the store adds `row_key`).
     pub fn stored_columns(&self) -> Vec<(String, OutType)> {
-        let mut v: Vec<_> = self.columns.iter().map(|c| (c.name.clone(), c.out_type())).collect();
+        let mut v: Vec<_> = self
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.out_type()))
+            .collect();
         v.extend(self.derived.iter().map(|(n, t, _)| (n.clone(), *t)));
         v
     }
@@ -338,7 +675,10 @@ pub struct Reject {
 }
 
 fn reject(column: &str, reason: impl Into<String>) -> Reject {
-    Reject { column: column.to_string(), reason: reason.into() }
+    Reject {
+        column: column.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// Everything a row conversion needs, shared read-only across threads.
@@ -368,7 +708,9 @@ fn is_ateco(s: &str) -> bool {
     }
     let parts: Vec<&str> = s.split('.').collect();
     parts[0].len() == 2
-        && parts.iter().all(|p| !p.is_empty() && p.len() <= 2 && p.bytes().all(|c| c.is_ascii_digit()))
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 2 && p.bytes().all(|c| c.is_ascii_digit()))
         && parts.len() <= 4
         && parts[0] != "00"
 }
@@ -376,14 +718,19 @@ fn is_ateco(s: &str) -> bool {
 fn is_occupation(s: &str) -> bool {
     let parts: Vec<&str> = s.split('.').collect();
     parts.len() <= 5
-        && parts.iter().all(|p| p.len() == 1 && p.as_bytes()[0].is_ascii_digit())
+        && parts
+            .iter()
+            .all(|p| p.len() == 1 && p.as_bytes()[0].is_ascii_digit())
         && parts[0] != "0"
 }
 
 /// Removes tax codes that an operator typed into free text.
 fn redact(text: &str, ctx: &RowContext<'_>) -> String {
     let mut out = String::with_capacity(text.len());
-    for (i, token) in text.split_inclusive(|c: char| !c.is_ascii_alphanumeric()).enumerate() {
+    for (i, token) in text
+        .split_inclusive(|c: char| !c.is_ascii_alphanumeric())
+        .enumerate()
+    {
         let word = token.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
         if word.len() == 16 && TaxCode::parse(word).is_ok() {
             ctx.redacted.fetch_add(1, Ordering::Relaxed);
@@ -409,7 +756,11 @@ impl RowContext<'_> {
     /// As [`RowContext::convert`], with cell `i` given by `cell(i)`, into a reused buffer
     /// (cleared first); returns the row's duplicate key. No allocation per row other than
     /// the stored strings.
-    pub fn convert_into<'c>(&self, cell: impl Fn(usize) -> Option<&'c str>, values: &mut Vec<Value>) -> Result<u64, Reject> {
+    pub fn convert_into<'c>(
+        &self,
+        cell: impl Fn(usize) -> Option<&'c str>,
+        values: &mut Vec<Value>,
+    ) -> Result<u64, Reject> {
         let schema = self.schema;
         values.clear();
         let mut tax: Option<TaxCode> = None;
@@ -425,14 +776,20 @@ impl RowContext<'_> {
             let name = def.name.as_str();
             let v = match &def.kind {
                 Kind::PersonId => {
-                    let code = TaxCode::parse(raw).map_err(|e| reject(name, format!("invalid tax code: {e}")))?;
+                    let code = TaxCode::parse(raw)
+                        .map_err(|e| reject(name, format!("invalid tax code: {e}")))?;
                     let p = self.pseudonymiser.pseudonym(Domain::Person, code.as_str());
                     tax = Some(code);
                     Value::Str(p)
                 }
                 Kind::EmployerId => {
-                    let code = TaxCode::parse(raw).map_err(|e| reject(name, format!("invalid employer VAT number / tax code: {e}")))?;
-                    Value::Str(self.pseudonymiser.pseudonym(Domain::Employer, code.as_str()))
+                    let code = TaxCode::parse(raw).map_err(|e| {
+                        reject(name, format!("invalid employer VAT number / tax code: {e}"))
+                    })?;
+                    Value::Str(
+                        self.pseudonymiser
+                            .pseudonym(Domain::Employer, code.as_str()),
+                    )
                 }
                 Kind::Int { min, max } => {
                     let i = value::parse_int(raw).map_err(|e| reject(name, e))?;
@@ -455,11 +812,15 @@ impl RowContext<'_> {
                     }
                     Value::Float(f)
                 }
-                Kind::Date => Value::Date(value::days(value::parse_date(raw).map_err(|e| reject(name, e))?)),
+                Kind::Date => Value::Date(value::days(
+                    value::parse_date(raw).map_err(|e| reject(name, e))?,
+                )),
                 Kind::Bool => Value::Bool(value::parse_bool(raw).map_err(|e| reject(name, e))?),
                 Kind::Code(list) => {
                     let found = list.iter().find(|c| c.eq_ignore_ascii_case(raw));
-                    Value::Code(found.ok_or_else(|| reject(name, format!("{raw:?} is not one of {}", list.join(", "))))?)
+                    Value::Code(found.ok_or_else(|| {
+                        reject(name, format!("{raw:?} is not one of {}", list.join(", ")))
+                    })?)
                 }
                 Kind::Text { max_len } => {
                     if raw.chars().count() > *max_len {
@@ -468,16 +829,28 @@ impl RowContext<'_> {
                     Value::Str(redact(raw, self))
                 }
                 Kind::Municipality => {
-                    let code = if raw.len() < 6 && raw.bytes().all(|b| b.is_ascii_digit()) { format!("{raw:0>6}") } else { raw.to_string() };
+                    let code = if raw.len() < 6 && raw.bytes().all(|b| b.is_ascii_digit()) {
+                        format!("{raw:0>6}")
+                    } else {
+                        raw.to_string()
+                    };
                     if Territory::get().province_of(&code).is_none() {
-                        return Err(reject(name, format!("{raw:?} is not a 6-digit ISTAT municipality code of a known province")));
+                        return Err(reject(
+                            name,
+                            format!(
+                                "{raw:?} is not a 6-digit ISTAT municipality code of a known province"
+                            ),
+                        ));
                     }
                     Value::Str(code)
                 }
                 Kind::Citizenship => {
                     let up = raw.to_ascii_uppercase();
                     if up.len() != 3 || !up.bytes().all(|b| b.is_ascii_uppercase()) {
-                        return Err(reject(name, format!("{raw:?} is not an ISO 3166-1 alpha-3 code")));
+                        return Err(reject(
+                            name,
+                            format!("{raw:?} is not an ISO 3166-1 alpha-3 code"),
+                        ));
                     }
                     Value::Str(up)
                 }
@@ -490,7 +863,10 @@ impl RowContext<'_> {
                 }
                 Kind::Occupation => {
                     if !is_occupation(raw) {
-                        return Err(reject(name, format!("{raw:?} is not a CP2011 occupation code")));
+                        return Err(reject(
+                            name,
+                            format!("{raw:?} is not a CP2011 occupation code"),
+                        ));
                     }
                     Value::Str(raw.to_string())
                 }
@@ -502,18 +878,35 @@ impl RowContext<'_> {
     }
 
     fn idx(&self, name: &str) -> usize {
-        self.schema.columns.iter().position(|c| c.name == name).unwrap_or(usize::MAX)
+        self.schema
+            .columns
+            .iter()
+            .position(|c| c.name == name)
+            .unwrap_or(usize::MAX)
     }
 
     fn get(&self, values: &[Value], name: &str) -> Value {
         values.get(self.idx(name)).cloned().unwrap_or(Value::Null)
     }
 
-    fn check_and_derive(&self, values: &mut Vec<Value>, tax: Option<&TaxCode>) -> Result<(), Reject> {
+    fn check_and_derive(
+        &self,
+        values: &mut Vec<Value>,
+        tax: Option<&TaxCode>,
+    ) -> Result<(), Reject> {
         let date_order = |values: &[Value], start: &str, end: &str| -> Result<(), Reject> {
-            if let (Value::Date(s), Value::Date(e)) = (self.get(values, start), self.get(values, end)) {
+            if let (Value::Date(s), Value::Date(e)) =
+                (self.get(values, start), self.get(values, end))
+            {
                 if e < s {
-                    return Err(reject(end, format!("ends before it starts ({} < {})", value::date_of(e), value::date_of(s))));
+                    return Err(reject(
+                        end,
+                        format!(
+                            "ends before it starts ({} < {})",
+                            value::date_of(e),
+                            value::date_of(s)
+                        ),
+                    ));
                 }
             }
             Ok(())
@@ -521,25 +914,45 @@ impl RowContext<'_> {
         match self.schema.table {
             Table::Persons => {
                 date_order(values, "intake_date", "exit_date")?;
-                let (Value::Int(by), Value::Date(intake)) = (self.get(values, "birth_year"), self.get(values, "intake_date")) else {
+                let (Value::Int(by), Value::Date(intake)) = (
+                    self.get(values, "birth_year"),
+                    self.get(values, "intake_date"),
+                ) else {
                     return Ok(());
                 };
                 let intake_year = chrono::Datelike::year(&value::date_of(intake)) as i64;
                 if !(14..=100).contains(&(intake_year - by)) {
-                    return Err(reject("birth_year", format!("age at intake {} is outside 14–100", intake_year - by)));
+                    return Err(reject(
+                        "birth_year",
+                        format!("age at intake {} is outside 14–100", intake_year - by),
+                    ));
                 }
-                if let Some(code) = tax.filter(|c| matches!(c.kind(), TaxCodeKind::Personal { .. })) {
-                    if code.birth_year_2digits().is_some_and(|y| y as i64 != by % 100) {
-                        return Err(reject("birth_year", "does not match the year encoded in the tax code"));
+                if let Some(code) = tax.filter(|c| matches!(c.kind(), TaxCodeKind::Personal { .. }))
+                {
+                    if code
+                        .birth_year_2digits()
+                        .is_some_and(|y| y as i64 != by % 100)
+                    {
+                        return Err(reject(
+                            "birth_year",
+                            "does not match the year encoded in the tax code",
+                        ));
                     }
                     let female = self.get(values, "sex").as_str() == Some("F");
                     if code.is_female().is_some_and(|f| f != female) {
-                        return Err(reject("sex", "does not match the sex encoded in the tax code"));
+                        return Err(reject(
+                            "sex",
+                            "does not match the sex encoded in the tax code",
+                        ));
                     }
                 }
             }
             Table::Asso | Table::Isa => {
-                let q = if self.schema.table == Table::Asso { &self.instruments.asso } else { &self.instruments.isa };
+                let q = if self.schema.table == Table::Asso {
+                    &self.instruments.asso
+                } else {
+                    &self.instruments.isa
+                };
                 let answers: Vec<Option<i64>> = (1..=q.n_items())
                     .map(|i| match self.get(values, &q.item_column(i)) {
                         Value::Int(a) => Some(a),
@@ -549,46 +962,99 @@ impl RowContext<'_> {
                 if answers.iter().all(Option::is_none) {
                     return Err(reject("*", "no item is answered"));
                 }
-                values.extend(q.score(&answers).into_iter().map(|s| s.map_or(Value::Null, Value::Float)));
+                values.extend(
+                    q.score(&answers)
+                        .into_iter()
+                        .map(|s| s.map_or(Value::Null, Value::Float)),
+                );
             }
             Table::Gol => {
                 let g = &self.instruments.gol;
                 let sec: Vec<Vec<Option<i64>>> = Section::ALL
                     .iter()
-                    .map(|s| g.item_columns(*s).iter().map(|c| if let Value::Int(a) = self.get(values, c) { Some(a) } else { None }).collect())
+                    .map(|s| {
+                        g.item_columns(*s)
+                            .iter()
+                            .map(|c| {
+                                if let Value::Int(a) = self.get(values, c) {
+                                    Some(a)
+                                } else {
+                                    None
+                                }
+                            })
+                            .collect()
+                    })
                     .collect();
-                let answers = g.answers_from_items([&sec[0], &sec[1], &sec[2], &sec[3]]).map_err(|e| reject("*", e.to_string()))?;
-                let adj = match (self.get(values, "adjust_target"), self.get(values, "adjust_points")) {
-                    (Value::Code(t), Value::Int(p)) => Some(g.adjustment(t, p).map_err(|e| reject("adjust_points", e.to_string()))?),
+                let answers = g
+                    .answers_from_items([&sec[0], &sec[1], &sec[2], &sec[3]])
+                    .map_err(|e| reject("*", e.to_string()))?;
+                let adj = match (
+                    self.get(values, "adjust_target"),
+                    self.get(values, "adjust_points"),
+                ) {
+                    (Value::Code(t), Value::Int(p)) => Some(
+                        g.adjustment(t, p)
+                            .map_err(|e| reject("adjust_points", e.to_string()))?,
+                    ),
                     (Value::Null, Value::Int(0)) | (Value::Null, Value::Null) => None,
-                    (Value::Code(_), Value::Null) => return Err(reject("adjust_points", "a section is adjusted but the points are missing")),
-                    _ => return Err(reject("adjust_target", "points are adjusted but the section is missing")),
+                    (Value::Code(_), Value::Null) => {
+                        return Err(reject(
+                            "adjust_points",
+                            "a section is adjusted but the points are missing",
+                        ));
+                    }
+                    _ => {
+                        return Err(reject(
+                            "adjust_target",
+                            "points are adjusted but the section is missing",
+                        ));
+                    }
                 };
-                let outcome = g.assess(&answers, adj).map_err(|e| reject("*", e.to_string()))?;
-                let Value::Int(chosen) = self.get(values, "path") else { return Err(reject("path", "required value is missing")) };
+                let outcome = g
+                    .assess(&answers, adj)
+                    .map_err(|e| reject("*", e.to_string()))?;
+                let Value::Int(chosen) = self.get(values, "path") else {
+                    return Err(reject("path", "required value is missing"));
+                };
                 let chosen = Path::new(chosen).map_err(|e| reject("path", e.to_string()))?;
                 let reason = match self.get(values, "override_reason") {
                     Value::Code(r) => OverrideReason::parse(r),
                     _ => None,
                 };
-                g.final_path(outcome.system_path, chosen, reason).map_err(|e| reject("path", e.to_string()))?;
+                g.final_path(outcome.system_path, chosen, reason)
+                    .map_err(|e| reject("path", e.to_string()))?;
                 values.extend([
                     Value::Int(outcome.scores.get(Section::A) as i64),
                     Value::Int(outcome.scores.get(Section::B) as i64),
                     Value::Int(outcome.scores.get(Section::C) as i64),
-                    outcome.scores.d().map_or(Value::Null, |d| Value::Int(d as i64)),
+                    outcome
+                        .scores
+                        .d()
+                        .map_or(Value::Null, |d| Value::Int(d as i64)),
                     Value::Int(outcome.adjusted_cd as i64),
                     Value::Int(outcome.system_path.number() as i64),
                 ]);
             }
             Table::Services => {
                 date_order(values, "start_date", "end_date")?;
-                let Value::Code(code) = self.get(values, "service_code") else { return Ok(()) };
+                let Value::Code(code) = self.get(values, "service_code") else {
+                    return Ok(());
+                };
                 if code.starts_with('A') && self.get(values, "person_id") == Value::Null {
-                    return Err(reject("person_id", format!("service {code} is delivered to a person: the tax code is required")));
+                    return Err(reject(
+                        "person_id",
+                        format!(
+                            "service {code} is delivered to a person: the tax code is required"
+                        ),
+                    ));
                 }
                 if code.starts_with('B') && self.get(values, "employer_id") == Value::Null {
-                    return Err(reject("employer_id", format!("service {code} is delivered to an employer: the employer id is required")));
+                    return Err(reject(
+                        "employer_id",
+                        format!(
+                            "service {code} is delivered to an employer: the employer id is required"
+                        ),
+                    ));
                 }
             }
             Table::Employment => date_order(values, "start_date", "end_date")?,
@@ -607,7 +1073,9 @@ impl RowContext<'_> {
         let mut buf = Vec::with_capacity(128);
         buf.extend_from_slice(schema.table.name().as_bytes());
         if schema.key_columns.is_empty() {
-            values[..schema.columns.len()].iter().for_each(|v| v.canonical(&mut buf));
+            values[..schema.columns.len()]
+                .iter()
+                .for_each(|v| v.canonical(&mut buf));
         } else {
             for k in &schema.key_columns {
                 values[self.idx(k)].canonical(&mut buf);
@@ -635,7 +1103,10 @@ pub fn data_dictionary(instruments: &Instruments) -> String {
         let s = Schema::of(table, instruments);
         out.push_str(&format!("\n## `{}`\n\n", table.name()));
         if !s.key_columns.is_empty() {
-            out.push_str(&format!("A row is a duplicate when its {} match a stored row.\n\n", s.key_columns.join(" and ")));
+            out.push_str(&format!(
+                "A row is a duplicate when its {} match a stored row.\n\n",
+                s.key_columns.join(" and ")
+            ));
         } else {
             out.push_str("A row is a duplicate when all its stored values match a stored row.\n\n");
         }
@@ -645,7 +1116,11 @@ pub fn data_dictionary(instruments: &Instruments) -> String {
             if let Kind::Answer(scale) = &c.kind {
                 if matches!(table, Table::Asso | Table::Isa) {
                     if !answers_done {
-                        let q = if table == Table::Asso { &instruments.asso } else { &instruments.isa };
+                        let q = if table == Table::Asso {
+                            &instruments.asso
+                        } else {
+                            &instruments.isa
+                        };
                         out.push_str(&format!("| `{}` … `{}` | same | integer | no | item answers, one of {:?} (empty = not answered) |\n", q.item_column(1), q.item_column(q.n_items()), scale));
                         answers_done = true;
                     }
@@ -668,7 +1143,14 @@ pub fn data_dictionary(instruments: &Instruments) -> String {
             };
             let mut headers = vec![format!("`{}`", c.name)];
             headers.extend(c.aliases.iter().map(|a| format!("`{a}`")));
-            out.push_str(&format!("| `{}` | {} | {} | {} | {} |\n", c.name, headers.join(", "), ty, if c.required { "yes" } else { "no" }, c.doc));
+            out.push_str(&format!(
+                "| `{}` | {} | {} | {} | {} |\n",
+                c.name,
+                headers.join(", "),
+                ty,
+                if c.required { "yes" } else { "no" },
+                c.doc
+            ));
         }
         for (n, t, d) in &s.derived {
             out.push_str(&format!("| `{n}` | (computed) | {t:?} | — | {d} |\n"));
@@ -682,8 +1164,17 @@ mod tests {
     use super::*;
     use crate::pseudonym::Key;
 
-    fn ctx_for<'a>(schema: &'a Schema, inst: &'a Instruments, p: &'a Pseudonymiser) -> RowContext<'a> {
-        RowContext { schema, instruments: inst, pseudonymiser: p, redacted: AtomicUsize::new(0) }
+    fn ctx_for<'a>(
+        schema: &'a Schema,
+        inst: &'a Instruments,
+        p: &'a Pseudonymiser,
+    ) -> RowContext<'a> {
+        RowContext {
+            schema,
+            instruments: inst,
+            pseudonymiser: p,
+            redacted: AtomicUsize::new(0),
+        }
     }
 
     #[test]
@@ -693,7 +1184,11 @@ mod tests {
         if std::env::var_os("OCCUPA_WRITE_DATA_MD").is_some() {
             std::fs::write(&path, &text).unwrap();
         }
-        assert_eq!(std::fs::read_to_string(&path).unwrap_or_default(), text, "engine/DATA.md is stale: regenerate it");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap_or_default(),
+            text,
+            "engine/DATA.md is stale: regenerate it"
+        );
     }
 
     #[test]
@@ -714,10 +1209,25 @@ mod tests {
         let schema = Schema::of(Table::Persons, &inst);
         let p = Pseudonymiser::new(&Key::from_bytes([3; 32]));
         let ctx = ctx_for(&schema, &inst, &p);
-        let cells = ["RSSMRA85T10A562S", "1985", "M", "ita", "1272", "3", "no", "sì", "0", "01/02/2024", ""];
+        let cells = [
+            "RSSMRA85T10A562S",
+            "1985",
+            "M",
+            "ita",
+            "1272",
+            "3",
+            "no",
+            "sì",
+            "0",
+            "01/02/2024",
+            "",
+        ];
         let cells: Vec<Option<&str>> = cells.iter().map(|s| Some(*s)).collect();
         let row = ctx.convert(&cells).unwrap();
-        assert_eq!(row.values[0], Value::Str(p.pseudonym(Domain::Person, "RSSMRA85T10A562S")));
+        assert_eq!(
+            row.values[0],
+            Value::Str(p.pseudonym(Domain::Person, "RSSMRA85T10A562S"))
+        );
         assert_eq!(row.values[3], Value::Str("ITA".into()));
         assert_eq!(row.values[4], Value::Str("001272".into()));
         let mut wrong_sex = cells.clone();
@@ -749,7 +1259,8 @@ mod tests {
         let p = Pseudonymiser::new(&Key::from_bytes([3; 32]));
         let ctx = ctx_for(&schema, &inst, &p);
         // A = 3+3+1 = 7 → one flag → GOL 2; chosen 4 without a reason is rejected.
-        let mut cells: Vec<Option<&str>> = vec![Some("RSSMRA85T10A562S"), Some("2024-05-02"), Some("OP1")];
+        let mut cells: Vec<Option<&str>> =
+            vec![Some("RSSMRA85T10A562S"), Some("2024-05-02"), Some("OP1")];
         cells.extend(["3", "3", "1", "0", "0"].map(Some));
         cells.extend(["0"; 10].map(Some));
         cells.extend([None; 5]);

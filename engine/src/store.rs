@@ -31,14 +31,18 @@ impl TenantId {
     pub fn new(id: &str) -> Result<Self> {
         let ok = !id.is_empty()
             && id.len() <= 64
-            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
             && id.as_bytes()[0].is_ascii_alphanumeric();
         if ok {
             Ok(TenantId(id.to_string()))
         } else {
             Err(Error::Param {
                 name: "tenant",
-                reason: format!("{id:?} must be 1–64 characters of a-z, 0-9, '_' or '-', starting with a letter or digit"),
+                reason: format!(
+                    "{id:?} must be 1–64 characters of a-z, 0-9, '_' or '-', starting with a letter or digit"
+                ),
             })
         }
     }
@@ -67,7 +71,9 @@ impl Store {
             let p = root.join(sub);
             std::fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
         }
-        Ok(Store { root: root.to_path_buf() })
+        Ok(Store {
+            root: root.to_path_buf(),
+        })
     }
 
     /// The root folder.
@@ -93,7 +99,10 @@ impl Store {
 
     /// The scope through which one tenant's data is read and written.
     pub fn scope(&self, tenant: &TenantId) -> TenantScope {
-        TenantScope { root: self.root.clone(), tenant: tenant.clone() }
+        TenantScope {
+            root: self.root.clone(),
+            tenant: tenant.clone(),
+        }
     }
 
     /// Appends one JSON line to `audit.jsonl` (who ran what, on which data, when).
@@ -108,8 +117,14 @@ impl Store {
         }
         let mut line = serde_json::to_vec(&entry)?;
         line.push(b'\n');
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
-        f.write_all(&line).and_then(|_| f.sync_data()).map_err(|e| Error::io(&path, e))
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        f.write_all(&line)
+            .and_then(|_| f.sync_data())
+            .map_err(|e| Error::io(&path, e))
     }
 }
 
@@ -128,7 +143,10 @@ impl TenantScope {
 
     /// The folder of a table.
     pub fn table_dir(&self, table: Table) -> PathBuf {
-        self.root.join("tenants").join(self.tenant.as_str()).join(table.name())
+        self.root
+            .join("tenants")
+            .join(self.tenant.as_str())
+            .join(table.name())
     }
 
     /// The tenant's quarantine folder.
@@ -167,11 +185,17 @@ impl TenantScope {
             let df = ParquetReader::new(f)
                 .with_columns(columns.map(|c| c.iter().map(|s| s.to_string()).collect()))
                 .finish()
-                .map_err(|e| Error::Store { path: p.clone(), reason: format!("unreadable part: {e}") })?;
+                .map_err(|e| Error::Store {
+                    path: p.clone(),
+                    reason: format!("unreadable part: {e}"),
+                })?;
             match out.as_mut() {
                 None => out = Some(df),
                 Some(acc) => {
-                    acc.vstack_mut_owned(df).map_err(|e| Error::Store { path: p.clone(), reason: format!("part does not match the table's columns: {e}") })?;
+                    acc.vstack_mut_owned(df).map_err(|e| Error::Store {
+                        path: p.clone(),
+                        reason: format!("part does not match the table's columns: {e}"),
+                    })?;
                 }
             }
         }
@@ -216,19 +240,28 @@ impl FrameBuilder {
                 match t {
                     OutType::Str => ColBuilder::Str(StringChunkedBuilder::new(name, capacity)),
                     OutType::Int => ColBuilder::Int(PrimitiveChunkedBuilder::new(name, capacity)),
-                    OutType::Float => ColBuilder::Float(PrimitiveChunkedBuilder::new(name, capacity)),
+                    OutType::Float => {
+                        ColBuilder::Float(PrimitiveChunkedBuilder::new(name, capacity))
+                    }
                     OutType::Bool => ColBuilder::Bool(BooleanChunkedBuilder::new(name, capacity)),
                     OutType::Date => ColBuilder::Date(PrimitiveChunkedBuilder::new(name, capacity)),
                 }
             })
             .collect();
-        FrameBuilder { cols, keys: Vec::with_capacity(capacity) }
+        FrameBuilder {
+            cols,
+            keys: Vec::with_capacity(capacity),
+        }
     }
 
     /// Appends one converted row.
     pub fn push(&mut self, values: &[Value], key: u64) {
         self.keys.push(key);
-        for (b, v) in self.cols.iter_mut().zip(values.iter().chain(std::iter::repeat(&Value::Null))) {
+        for (b, v) in self
+            .cols
+            .iter_mut()
+            .zip(values.iter().chain(std::iter::repeat(&Value::Null)))
+        {
             match (b, v) {
                 (ColBuilder::Str(c), Value::Str(s)) => c.append_value(s),
                 (ColBuilder::Str(c), Value::Code(s)) => c.append_value(s),
@@ -276,7 +309,10 @@ impl FrameBuilder {
 
 /// Writes bytes produced by `write` to `path` atomically: into a hidden staging file in
 /// the same folder, flushed to disk, then renamed. Returns the staging path's final name.
-pub fn write_atomic(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
+pub fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> Result<()>,
+) -> Result<()> {
     let staging = staging_path(path);
     stage(&staging, write)?;
     commit(&staging, path)
@@ -314,7 +350,9 @@ pub fn commit(staging: &Path, path: &Path) -> Result<()> {
 pub fn write_parquet(file: &mut std::fs::File, df: &mut DataFrame) -> Result<()> {
     // The writer emits many small pieces; unbuffered, that is thousands of system calls.
     let mut buf = std::io::BufWriter::with_capacity(1 << 20, file);
-    ParquetWriter::new(&mut buf).with_compression(ParquetCompression::Zstd(ZstdLevel::try_new(1).ok())).finish(df)?;
+    ParquetWriter::new(&mut buf)
+        .with_compression(ParquetCompression::Zstd(ZstdLevel::try_new(1).ok()))
+        .finish(df)?;
     buf.flush().map_err(|e| Error::io("<parquet>", e))?;
     Ok(())
 }

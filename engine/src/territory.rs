@@ -45,7 +45,10 @@ const PROVINCES: &str = include_str!("../data/territory/provinces.csv");
 const REGIONS: &str = include_str!("../data/territory/regions.csv");
 
 fn rows(text: &str) -> impl Iterator<Item = Vec<&str>> {
-    text.lines().skip(1).filter(|l| !l.trim().is_empty()).map(|l| l.split(',').map(str::trim).collect())
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split(',').map(str::trim).collect())
 }
 
 impl Territory {
@@ -55,22 +58,28 @@ impl Territory {
         T.get_or_init(|| {
             let regions = rows(REGIONS)
                 .map(|r| {
-                    (r[0].to_string(), Region {
-                        code: r[0].to_string(),
-                        name: r[1].to_string(),
-                        nuts1_code: r[2].to_string(),
-                        nuts1_name: r[3].to_string(),
-                    })
+                    (
+                        r[0].to_string(),
+                        Region {
+                            code: r[0].to_string(),
+                            name: r[1].to_string(),
+                            nuts1_code: r[2].to_string(),
+                            nuts1_name: r[3].to_string(),
+                        },
+                    )
                 })
                 .collect();
             let provinces: HashMap<String, Province> = rows(PROVINCES)
                 .map(|r| {
-                    (r[0].to_string(), Province {
-                        code: r[0].to_string(),
-                        abbr: r[1].to_string(),
-                        name: r[2].to_string(),
-                        region_code: r[3].to_string(),
-                    })
+                    (
+                        r[0].to_string(),
+                        Province {
+                            code: r[0].to_string(),
+                            abbr: r[1].to_string(),
+                            name: r[2].to_string(),
+                            region_code: r[3].to_string(),
+                        },
+                    )
                 })
                 .collect();
             let mut by_number = vec![None; 1000];
@@ -79,7 +88,11 @@ impl Territory {
                     by_number[n % 1000] = Some(p.clone());
                 }
             }
-            Territory { provinces, regions, by_number }
+            Territory {
+                provinces,
+                regions,
+                by_number,
+            }
         })
     }
 
@@ -113,14 +126,16 @@ impl Territory {
 
     /// The region of a 6-digit municipality code.
     pub fn region_of(&self, municipality: &str) -> Option<&Region> {
-        self.province_of(municipality).and_then(|p| self.regions.get(&p.region_code))
+        self.province_of(municipality)
+            .and_then(|p| self.regions.get(&p.region_code))
     }
 }
 
 /// EU member states (ISO 3166-1 alpha-3), for the citizenship hierarchy.
 const EU: [&str; 27] = [
-    "AUT", "BEL", "BGR", "HRV", "CYP", "CZE", "DNK", "EST", "FIN", "FRA", "DEU", "GRC", "HUN", "IRL", "ITA", "LVA",
-    "LTU", "LUX", "MLT", "NLD", "POL", "PRT", "ROU", "SVK", "SVN", "ESP", "SWE",
+    "AUT", "BEL", "BGR", "HRV", "CYP", "CZE", "DNK", "EST", "FIN", "FRA", "DEU", "GRC", "HUN",
+    "IRL", "ITA", "LVA", "LTU", "LUX", "MLT", "NLD", "POL", "PRT", "ROU", "SVK", "SVN", "ESP",
+    "SWE",
 ];
 
 /// Citizenship group for breakdowns: Italian, other EU, non-EU.
@@ -155,7 +170,11 @@ mod tests {
         assert_eq!(t.provinces().len(), 107);
         assert_eq!(t.regions.len(), 20);
         for p in t.provinces() {
-            assert!(t.region(&p.region_code).is_some(), "province {} has unknown region", p.code);
+            assert!(
+                t.region(&p.region_code).is_some(),
+                "province {} has unknown region",
+                p.code
+            );
         }
     }
 

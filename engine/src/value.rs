@@ -84,12 +84,21 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
     // Timestamps: keep the date part.
     let s = s.split(['T', ' ']).next().unwrap_or(s);
     let parts: Vec<&str> = s.split(['-', '/', '.']).collect();
-    let num = |p: &str| p.parse::<u32>().map_err(|_| format!("{s:?} is not a date (use YYYY-MM-DD or DD/MM/YYYY)"));
+    let num = |p: &str| {
+        p.parse::<u32>()
+            .map_err(|_| format!("{s:?} is not a date (use YYYY-MM-DD or DD/MM/YYYY)"))
+    };
     let (y, m, d) = match parts.as_slice() {
-        [a] if a.len() == 8 && a.bytes().all(|b| b.is_ascii_digit()) => (num(&a[..4])?, num(&a[4..6])?, num(&a[6..])?),
+        [a] if a.len() == 8 && a.bytes().all(|b| b.is_ascii_digit()) => {
+            (num(&a[..4])?, num(&a[4..6])?, num(&a[6..])?)
+        }
         [a, b, c] if a.len() == 4 => (num(a)?, num(b)?, num(c)?),
         [a, b, c] if c.len() == 4 => (num(c)?, num(b)?, num(a)?),
-        _ => return Err(format!("{s:?} is not a date (use YYYY-MM-DD or DD/MM/YYYY)")),
+        _ => {
+            return Err(format!(
+                "{s:?} is not a date (use YYYY-MM-DD or DD/MM/YYYY)"
+            ));
+        }
     };
     if !(1900..=2100).contains(&y) {
         return Err(format!("{s:?}: year {y} outside 1900–2100"));
@@ -121,7 +130,11 @@ pub fn parse_float(s: &str) -> Result<f64, String> {
     }
     let (last_dot, last_comma) = (t.rfind('.'), t.rfind(','));
     let cleaned: String = match (last_dot, last_comma) {
-        (Some(d), Some(c)) if c > d => t.chars().filter(|&ch| ch != '.').map(|ch| if ch == ',' { '.' } else { ch }).collect(),
+        (Some(d), Some(c)) if c > d => t
+            .chars()
+            .filter(|&ch| ch != '.')
+            .map(|ch| if ch == ',' { '.' } else { ch })
+            .collect(),
         (Some(_), Some(_)) => t.chars().filter(|&ch| ch != ',').collect(),
         (None, Some(_)) if t.matches(',').count() == 1 => t.replace(',', "."),
         (None, Some(_)) => return Err(err()),
@@ -155,14 +168,29 @@ mod tests {
     #[test]
     fn dates_in_italian_and_iso_forms() {
         let d = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
-        for s in ["2024-03-01", "01/03/2024", "1/3/2024", "01-03-2024", "01.03.2024", "20240301", "2024-03-01T10:00:00"] {
+        for s in [
+            "2024-03-01",
+            "01/03/2024",
+            "1/3/2024",
+            "01-03-2024",
+            "01.03.2024",
+            "20240301",
+            "2024-03-01T10:00:00",
+        ] {
             assert_eq!(parse_date(s).unwrap(), d, "{s}");
         }
     }
 
     #[test]
     fn impossible_dates_are_rejected() {
-        for s in ["2023-02-30", "31/13/2023", "01/03/24", "", "ieri", "1850-01-01"] {
+        for s in [
+            "2023-02-30",
+            "31/13/2023",
+            "01/03/24",
+            "",
+            "ieri",
+            "1850-01-01",
+        ] {
             assert!(parse_date(s).is_err(), "{s}");
         }
     }

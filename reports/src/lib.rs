@@ -91,7 +91,15 @@ pub struct PubTable {
     pub suppressed: usize,
 }
 
-fn from_protected(id: &str, title: String, label_header: String, total_label: &str, p: &occupa_anonymiser::ProtectedTable, with_row_totals: bool, total_col: &str) -> PubTable {
+fn from_protected(
+    id: &str,
+    title: String,
+    label_header: String,
+    total_label: &str,
+    p: &occupa_anonymiser::ProtectedTable,
+    with_row_totals: bool,
+    total_col: &str,
+) -> PubTable {
     let mut columns = p.cols.clone();
     if with_row_totals {
         columns.push(total_col.to_string());
@@ -113,7 +121,15 @@ fn from_protected(id: &str, title: String, label_header: String, total_label: &s
         tot.push(p.total.value());
     }
     rows.push((total_label.to_string(), tot));
-    PubTable { id: id.into(), title, label_header, columns, rows, has_total: true, suppressed: p.suppressed_count() }
+    PubTable {
+        id: id.into(),
+        title,
+        label_header,
+        columns,
+        rows,
+        has_total: true,
+        suppressed: p.suppressed_count(),
+    }
 }
 
 /// One section of the report.
@@ -146,12 +162,33 @@ pub struct Report {
     pub min_count: u64,
 }
 
-fn two_way(lang: Lang, id: &str, title: String, tenants: &[TenantQuarter], cols: &[String], get: impl Fn(&TenantQuarter, &str) -> u64, min: MinCount) -> PubTable {
+fn two_way(
+    lang: Lang,
+    id: &str,
+    title: String,
+    tenants: &[TenantQuarter],
+    cols: &[String],
+    get: impl Fn(&TenantQuarter, &str) -> u64,
+    min: MinCount,
+) -> PubTable {
     let rows: Vec<String> = tenants.iter().map(|t| t.tenant.clone()).collect();
-    let cells = tenants.iter().map(|t| cols.iter().map(|c| get(t, c)).collect()).collect();
-    let table = CountTable::new(rows, cols.to_vec(), cells).unwrap_or_else(|_| CountTable::new(vec![], vec!["-".into()], vec![]).expect("empty table"));
+    let cells = tenants
+        .iter()
+        .map(|t| cols.iter().map(|c| get(t, c)).collect())
+        .collect();
+    let table = CountTable::new(rows, cols.to_vec(), cells).unwrap_or_else(|_| {
+        CountTable::new(vec![], vec!["-".into()], vec![]).expect("empty table")
+    });
     let p = protect(&table, min);
-    from_protected(id, title, lang.t("Ente", "Authority").into(), lang.t("Totale", "Total"), &p, cols.len() > 1, lang.t("Totale", "Total"))
+    from_protected(
+        id,
+        title,
+        lang.t("Ente", "Authority").into(),
+        lang.t("Totale", "Total"),
+        &p,
+        cols.len() > 1,
+        lang.t("Totale", "Total"),
+    )
 }
 
 impl Report {
@@ -162,72 +199,175 @@ impl Report {
 
         // 1. Stock and flow: stock_start + inflow − outflow = stock_end is a line per tenant.
         {
-            let cols = [t("In carico a inizio trimestre", "In charge at start"), t("Ingressi", "Inflow"), t("Uscite", "Outflow"), t("In carico a fine trimestre", "In charge at end")];
+            let cols = [
+                t("In carico a inizio trimestre", "In charge at start"),
+                t("Ingressi", "Inflow"),
+                t("Uscite", "Outflow"),
+                t("In carico a fine trimestre", "In charge at end"),
+            ];
             let n = tenants.len();
             let mut values = Vec::new();
             for tq in tenants {
                 let sf = tq.stock_flow;
                 values.extend([sf.stock_start, sf.inflow, sf.outflow, sf.stock_end]);
             }
-            let totals: Vec<u64> = (0..4).map(|c| (0..n).map(|r| values[r * 4 + c]).sum()).collect();
+            let totals: Vec<u64> = (0..4)
+                .map(|c| (0..n).map(|r| values[r * 4 + c]).sum())
+                .collect();
             values.extend(&totals);
-            let mut lines: Vec<Vec<usize>> = (0..=n).map(|r| (0..4).map(|c| r * 4 + c).collect()).collect();
+            let mut lines: Vec<Vec<usize>> = (0..=n)
+                .map(|r| (0..4).map(|c| r * 4 + c).collect())
+                .collect();
             for c in 0..4 {
                 lines.push((0..=n).map(|r| r * 4 + c).collect());
             }
             let margin: Vec<bool> = (0..values.len()).map(|i| i / 4 == n).collect();
             let status = protect_lines(&values, &lines, &margin, min);
             let shown = |i: usize| (status[i] == Status::Safe).then_some(values[i]);
-            let mut rows: Vec<(String, Vec<Option<u64>>)> = tenants.iter().enumerate().map(|(r, tq)| (tq.tenant.clone(), (0..4).map(|c| shown(r * 4 + c)).collect())).collect();
-            rows.push((t("Totale", "Total"), (0..4).map(|c| shown(n * 4 + c)).collect()));
+            let mut rows: Vec<(String, Vec<Option<u64>>)> = tenants
+                .iter()
+                .enumerate()
+                .map(|(r, tq)| {
+                    (
+                        tq.tenant.clone(),
+                        (0..4).map(|c| shown(r * 4 + c)).collect(),
+                    )
+                })
+                .collect();
+            rows.push((
+                t("Totale", "Total"),
+                (0..4).map(|c| shown(n * 4 + c)).collect(),
+            ));
             let suppressed = status.iter().filter(|s| **s != Status::Safe).count();
-            let stock_table = PubTable { id: "stock_flussi".into(), title: t("Stock e flussi delle persone in carico", "Stock and flow of persons in charge"), label_header: t("Ente", "Authority"), columns: cols.to_vec(), rows, has_total: true, suppressed };
+            let stock_table = PubTable {
+                id: "stock_flussi".into(),
+                title: t(
+                    "Stock e flussi delle persone in carico",
+                    "Stock and flow of persons in charge",
+                ),
+                label_header: t("Ente", "Authority"),
+                columns: cols.to_vec(),
+                rows,
+                has_total: true,
+                suppressed,
+            };
             // History of the total stock for the chart (totals over tenants, each ≥ threshold or hidden).
             let mut hist: Vec<(String, Option<u64>)> = Vec::new();
             if let Some(first) = tenants.first() {
                 for (k, (hq, _)) in first.stock_history.iter().enumerate() {
-                    let total: u64 = tenants.iter().map(|tq| tq.stock_history.get(k).map_or(0, |h| h.1)).sum();
-                    hist.push((hq.to_string(), (total == 0 || total >= min.get()).then_some(total)));
+                    let total: u64 = tenants
+                        .iter()
+                        .map(|tq| tq.stock_history.get(k).map_or(0, |h| h.1))
+                        .sum();
+                    hist.push((
+                        hq.to_string(),
+                        (total == 0 || total >= min.get()).then_some(total),
+                    ));
                 }
             }
             let sf_total = tenants.iter().fold((0, 0, 0, 0), |a, tq| {
-                (a.0 + tq.stock_flow.stock_start, a.1 + tq.stock_flow.inflow, a.2 + tq.stock_flow.outflow, a.3 + tq.stock_flow.stock_end)
+                (
+                    a.0 + tq.stock_flow.stock_start,
+                    a.1 + tq.stock_flow.inflow,
+                    a.2 + tq.stock_flow.outflow,
+                    a.3 + tq.stock_flow.stock_end,
+                )
             });
             let text = vec![if lang == Lang::It {
-                format!("Nel trimestre {q} gli enti hanno preso in carico {} persone e ne hanno concluso la presa in carico di {}; a fine trimestre risultano in carico {} persone (erano {} all'inizio).", sf_total.1, sf_total.2, sf_total.3, sf_total.0)
+                format!(
+                    "Nel trimestre {q} gli enti hanno preso in carico {} persone e ne hanno concluso la presa in carico di {}; a fine trimestre risultano in carico {} persone (erano {} all'inizio).",
+                    sf_total.1, sf_total.2, sf_total.3, sf_total.0
+                )
             } else {
-                format!("In {q} the authorities took {} persons in charge and closed {}; {} persons were in charge at the end of the quarter ({} at the start).", sf_total.1, sf_total.2, sf_total.3, sf_total.0)
+                format!(
+                    "In {q} the authorities took {} persons in charge and closed {}; {} persons were in charge at the end of the quarter ({} at the start).",
+                    sf_total.1, sf_total.2, sf_total.3, sf_total.0
+                )
             }];
             sections.push(Section {
                 heading: t("Persone in carico", "Persons in charge"),
                 text,
                 tables: vec![stock_table],
-                chart: (!hist.is_empty()).then(|| chart_svg(&t("Persone in carico a fine trimestre", "Persons in charge at the end of each quarter"), &hist)),
+                chart: (!hist.is_empty()).then(|| {
+                    chart_svg(
+                        &t(
+                            "Persone in carico a fine trimestre",
+                            "Persons in charge at the end of each quarter",
+                        ),
+                        &hist,
+                    )
+                }),
             });
         }
 
         // 2. Who is in charge.
         {
             let sexes = vec!["F".to_string(), "M".to_string()];
-            let cits = vec!["italiana".to_string(), "UE".to_string(), "extra UE".to_string()];
-            let mut provinces: Vec<String> = tenants.iter().flat_map(|tq| tq.stock_by_province.keys().cloned()).collect();
+            let cits = vec![
+                "italiana".to_string(),
+                "UE".to_string(),
+                "extra UE".to_string(),
+            ];
+            let mut provinces: Vec<String> = tenants
+                .iter()
+                .flat_map(|tq| tq.stock_by_province.keys().cloned())
+                .collect();
             provinces.sort();
             provinces.dedup();
-            let cit_cols: Vec<String> = cits.iter().map(|c| match (lang, c.as_str()) {
-                (Lang::En, "italiana") => "Italian".into(),
-                (Lang::En, "UE") => "other EU".into(),
-                (Lang::En, _) => "non-EU".into(),
-                _ => c.clone(),
-            }).collect();
-            let mut by_cit = two_way(lang, "cittadinanza", t("In carico a fine trimestre per cittadinanza", "In charge at the end by citizenship"), tenants, &cits, |tq, c| tq.stock_by_citizenship.get(c).copied().unwrap_or(0), min);
+            let cit_cols: Vec<String> = cits
+                .iter()
+                .map(|c| match (lang, c.as_str()) {
+                    (Lang::En, "italiana") => "Italian".into(),
+                    (Lang::En, "UE") => "other EU".into(),
+                    (Lang::En, _) => "non-EU".into(),
+                    _ => c.clone(),
+                })
+                .collect();
+            let mut by_cit = two_way(
+                lang,
+                "cittadinanza",
+                t(
+                    "In carico a fine trimestre per cittadinanza",
+                    "In charge at the end by citizenship",
+                ),
+                tenants,
+                &cits,
+                |tq, c| tq.stock_by_citizenship.get(c).copied().unwrap_or(0),
+                min,
+            );
             by_cit.columns.splice(0..3, cit_cols);
             sections.push(Section {
                 heading: t("Chi è in carico", "Who is in charge"),
-                text: vec![t("Composizione delle persone in carico all'ultimo giorno del trimestre.", "Composition of the persons in charge on the last day of the quarter.")],
+                text: vec![t(
+                    "Composizione delle persone in carico all'ultimo giorno del trimestre.",
+                    "Composition of the persons in charge on the last day of the quarter.",
+                )],
                 tables: vec![
-                    two_way(lang, "sesso", t("In carico a fine trimestre per sesso", "In charge at the end by sex"), tenants, &sexes, |tq, c| tq.stock_by_sex.get(c).copied().unwrap_or(0), min),
+                    two_way(
+                        lang,
+                        "sesso",
+                        t(
+                            "In carico a fine trimestre per sesso",
+                            "In charge at the end by sex",
+                        ),
+                        tenants,
+                        &sexes,
+                        |tq, c| tq.stock_by_sex.get(c).copied().unwrap_or(0),
+                        min,
+                    ),
                     by_cit,
-                    two_way(lang, "provincia", t("In carico a fine trimestre per provincia di residenza", "In charge at the end by province of residence"), tenants, &provinces, |tq, c| tq.stock_by_province.get(c).copied().unwrap_or(0), min),
+                    two_way(
+                        lang,
+                        "provincia",
+                        t(
+                            "In carico a fine trimestre per provincia di residenza",
+                            "In charge at the end by province of residence",
+                        ),
+                        tenants,
+                        &provinces,
+                        |tq, c| tq.stock_by_province.get(c).copied().unwrap_or(0),
+                        min,
+                    ),
                 ],
                 chart: None,
             });
@@ -236,13 +376,34 @@ impl Report {
         // 3. GOL paths and physical indicators.
         {
             let paths: Vec<String> = (1..=4).map(|p| format!("GOL {p}")).collect();
-            let gol = two_way(lang, "percorsi_gol", t("Assessment GOL del trimestre per percorso assegnato", "GOL assessments in the quarter by final path"), tenants, &paths, |tq, c| {
-                let p: u8 = c[4..].parse().unwrap_or(0);
-                tq.gol_paths.get(&p).copied().unwrap_or(0)
-            }, min);
-            let ids: Vec<String> = tenants.first().map(|tq| tq.indicators.iter().map(|i| format!("{} {}", i.id, lang.t(i.label_it, i.label_en))).collect()).unwrap_or_default();
+            let gol = two_way(
+                lang,
+                "percorsi_gol",
+                t(
+                    "Assessment GOL del trimestre per percorso assegnato",
+                    "GOL assessments in the quarter by final path",
+                ),
+                tenants,
+                &paths,
+                |tq, c| {
+                    let p: u8 = c[4..].parse().unwrap_or(0);
+                    tq.gol_paths.get(&p).copied().unwrap_or(0)
+                },
+                min,
+            );
+            let ids: Vec<String> = tenants
+                .first()
+                .map(|tq| {
+                    tq.indicators
+                        .iter()
+                        .map(|i| format!("{} {}", i.id, lang.t(i.label_it, i.label_en)))
+                        .collect()
+                })
+                .unwrap_or_default();
             // Indicators are rows (persons or companies), tenants columns: each row with its total is a line.
-            let cells: Vec<Vec<u64>> = (0..ids.len()).map(|k| tenants.iter().map(|tq| tq.indicators[k].count).collect()).collect();
+            let cells: Vec<Vec<u64>> = (0..ids.len())
+                .map(|k| tenants.iter().map(|tq| tq.indicators[k].count).collect())
+                .collect();
             let tenant_names: Vec<String> = tenants.iter().map(|tq| tq.tenant.clone()).collect();
             let mut tables = vec![gol];
             if !tenant_names.is_empty() {
@@ -253,14 +414,44 @@ impl Report {
                         *c = Cell::Secondary;
                     }
                     p.total = Cell::Secondary;
-                    let mut pt = from_protected("indicatori", t("Indicatori fisici (standard dei servizi, allegato indicatori)", "Physical indicators (service standards)"), t("Indicatore", "Indicator"), "", &p, true, lang.t("Totale", "Total"));
+                    let mut pt = from_protected(
+                        "indicatori",
+                        t(
+                            "Indicatori fisici (standard dei servizi, allegato indicatori)",
+                            "Physical indicators (service standards)",
+                        ),
+                        t("Indicatore", "Indicator"),
+                        "",
+                        &p,
+                        true,
+                        lang.t("Totale", "Total"),
+                    );
                     pt.rows.pop();
                     pt.has_total = false;
                     tables.push(pt);
                 }
             }
-            let placed = two_way(lang, "inserimenti", t("Persone in carico avviate al lavoro nel trimestre (primo rapporto)", "Persons in charge starting a job in the quarter (first contract)"), tenants,
-                &[t("Avviati", "Placed"), t("di cui a tempo indeterminato", "of whom permanent")], |tq, c| if c.starts_with("Avv") || c.starts_with("Pla") { tq.placed } else { tq.placed_permanent }, min);
+            let placed = two_way(
+                lang,
+                "inserimenti",
+                t(
+                    "Persone in carico avviate al lavoro nel trimestre (primo rapporto)",
+                    "Persons in charge starting a job in the quarter (first contract)",
+                ),
+                tenants,
+                &[
+                    t("Avviati", "Placed"),
+                    t("di cui a tempo indeterminato", "of whom permanent"),
+                ],
+                |tq, c| {
+                    if c.starts_with("Avv") || c.starts_with("Pla") {
+                        tq.placed
+                    } else {
+                        tq.placed_permanent
+                    }
+                },
+                min,
+            );
             let mut placed = placed;
             // "of whom" is a subset, not an addend: drop the meaningless row totals column.
             for r in placed.rows.iter_mut() {
@@ -280,13 +471,31 @@ impl Report {
         }
 
         let privacy_note = if lang == Lang::It {
-            format!("x = dato oscurato a tutela della riservatezza: i valori compresi tra 1 e {} non sono pubblicati (soppressione primaria) e, dove servirebbe a ricostruirli dai totali, lo è anche un valore della stessa riga o colonna (soppressione secondaria).", min.get() - 1)
+            format!(
+                "x = dato oscurato a tutela della riservatezza: i valori compresi tra 1 e {} non sono pubblicati (soppressione primaria) e, dove servirebbe a ricostruirli dai totali, lo è anche un valore della stessa riga o colonna (soppressione secondaria).",
+                min.get() - 1
+            )
         } else {
-            format!("x = value hidden for confidentiality: counts from 1 to {} are not published (primary suppression) and, where they could be recovered from the totals, neither is another value of the same row or column (secondary suppression).", min.get() - 1)
+            format!(
+                "x = value hidden for confidentiality: counts from 1 to {} are not published (primary suppression) and, where they could be recovered from the totals, neither is another value of the same row or column (secondary suppression).",
+                min.get() - 1
+            )
         };
         Report {
-            title: format!("{} {q}", t("Rapporto trimestrale sulle politiche attive del lavoro", "Quarterly report on active labour-market policies")),
-            subtitle: format!("{}: {} · {} {}", t("Enti", "Authorities"), tenants.len(), t("generato il", "generated on"), chrono::Utc::now().format("%Y-%m-%d")),
+            title: format!(
+                "{} {q}",
+                t(
+                    "Rapporto trimestrale sulle politiche attive del lavoro",
+                    "Quarterly report on active labour-market policies"
+                )
+            ),
+            subtitle: format!(
+                "{}: {} · {} {}",
+                t("Enti", "Authorities"),
+                tenants.len(),
+                t("generato il", "generated on"),
+                chrono::Utc::now().format("%Y-%m-%d")
+            ),
             lang,
             sections,
             privacy_note,
@@ -296,7 +505,10 @@ impl Report {
 
     /// Writes report.html, report.pdf, report.xlsx and one CSV per table under `tables/`.
     pub fn write_all(&self, out: &Path) -> Result<Vec<PathBuf>> {
-        let werr = |p: &Path, e: String| Error::Write { path: p.to_path_buf(), reason: e };
+        let werr = |p: &Path, e: String| Error::Write {
+            path: p.to_path_buf(),
+            reason: e,
+        };
         std::fs::create_dir_all(out).map_err(|e| werr(out, e.to_string()))?;
         let mut written = Vec::new();
         let h = out.join("report.html");
@@ -326,5 +538,10 @@ impl Report {
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| Error::Write { path: path.to_path_buf(), reason: e.to_string() })
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| Error::Write {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
 }

@@ -30,7 +30,10 @@ fn fmt_count(v: Option<u64>) -> String {
 }
 
 fn esc_html(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A line chart of one series as SVG (plotters), with hidden points left as gaps.
@@ -71,12 +74,17 @@ pub fn chart_svg(title: &str, points: &[(String, Option<u64>)]) -> String {
                     Some(y) => seg.push((i as f64, *y as f64)),
                     None => {
                         if !seg.is_empty() {
-                            chart.draw_series(LineSeries::new(std::mem::take(&mut seg), blue.stroke_width(2)))?;
+                            chart.draw_series(LineSeries::new(
+                                std::mem::take(&mut seg),
+                                blue.stroke_width(2),
+                            ))?;
                         }
                     }
                 }
             }
-            chart.draw_series(points.iter().enumerate().filter_map(|(i, (_, v))| v.map(|y| Circle::new((i as f64, y as f64), 3, blue.filled()))))?;
+            chart.draw_series(points.iter().enumerate().filter_map(|(i, (_, v))| {
+                v.map(|y| Circle::new((i as f64, y as f64), 3, blue.filled()))
+            }))?;
             if !seg.is_empty() {
                 chart.draw_series(LineSeries::new(seg, blue.stroke_width(2)))?;
             }
@@ -91,17 +99,32 @@ pub fn chart_svg(title: &str, points: &[(String, Option<u64>)]) -> String {
 }
 
 fn table_html(t: &PubTable, out: &mut String) {
-    let _ = write!(out, "<table id=\"{}\"><caption>{}</caption><thead><tr><th>{}</th>", esc_html(&t.id), esc_html(&t.title), esc_html(&t.label_header));
+    let _ = write!(
+        out,
+        "<table id=\"{}\"><caption>{}</caption><thead><tr><th>{}</th>",
+        esc_html(&t.id),
+        esc_html(&t.title),
+        esc_html(&t.label_header)
+    );
     for c in &t.columns {
         let _ = write!(out, "<th>{}</th>", esc_html(c));
     }
     out.push_str("</tr></thead><tbody>");
     let n = t.rows.len();
     for (i, (label, vals)) in t.rows.iter().enumerate() {
-        let cls = if t.has_total && i + 1 == n { " class=\"total\"" } else { "" };
+        let cls = if t.has_total && i + 1 == n {
+            " class=\"total\""
+        } else {
+            ""
+        };
         let _ = write!(out, "<tr{cls}><th scope=\"row\">{}</th>", esc_html(label));
         for v in vals {
-            let _ = write!(out, "<td{}>{}</td>", if v.is_none() { " class=\"hidden\"" } else { "" }, fmt_count(*v));
+            let _ = write!(
+                out,
+                "<td{}>{}</td>",
+                if v.is_none() { " class=\"hidden\"" } else { "" },
+                fmt_count(*v)
+            );
         }
         out.push_str("</tr>");
     }
@@ -140,7 +163,11 @@ pub fn html(r: &Report) -> String {
             table_html(t, &mut out);
         }
     }
-    let _ = write!(out, "<p class=\"note\">{}</p></body></html>\n", esc_html(&r.privacy_note));
+    let _ = write!(
+        out,
+        "<p class=\"note\">{}</p></body></html>\n",
+        esc_html(&r.privacy_note)
+    );
     out
 }
 
@@ -164,13 +191,20 @@ pub fn markup(r: &Report) -> (String, Vec<Asset>) {
             if !svg.is_empty() {
                 let path = format!("chart-{si}.svg");
                 let _ = writeln!(m, "#figure(image(\"{path}\", width: 100%))\n");
-                assets.push(Asset { path, bytes: svg.as_bytes().to_vec() });
+                assets.push(Asset {
+                    path,
+                    bytes: svg.as_bytes().to_vec(),
+                });
             }
         }
         for t in &s.tables {
             let _ = writeln!(m, "*{}*\n", escape(&t.title));
             let ncols = t.columns.len() + 1;
-            let _ = write!(m, "#table(columns: {ncols}, align: (left, {}),\n", vec!["right"; t.columns.len()].join(", "));
+            let _ = write!(
+                m,
+                "#table(columns: {ncols}, align: (left, {}),\n",
+                vec!["right"; t.columns.len()].join(", ")
+            );
             let _ = write!(m, "  table.header([*{}*]", escape(&t.label_header));
             for c in &t.columns {
                 let _ = write!(m, ", [*{}*]", escape(c));
@@ -179,7 +213,13 @@ pub fn markup(r: &Report) -> (String, Vec<Asset>) {
             let n = t.rows.len();
             for (i, (label, vals)) in t.rows.iter().enumerate() {
                 let bold = t.has_total && i + 1 == n;
-                let wrap = |s: String| if bold { format!("[*{s}*]") } else { format!("[{s}]") };
+                let wrap = |s: String| {
+                    if bold {
+                        format!("[*{s}*]")
+                    } else {
+                        format!("[{s}]")
+                    }
+                };
                 let _ = write!(m, "  {}", wrap(escape(label)));
                 for v in vals {
                     let _ = write!(m, ", {}", wrap(escape(&fmt_count(*v))));
@@ -232,7 +272,13 @@ pub fn xlsx(r: &Report) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
 
 /// One table as CSV (UTF-8, comma-separated, hidden values as `x`).
 pub fn csv(t: &PubTable) -> String {
-    let q = |s: &str| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
+    let q = |s: &str| {
+        if s.contains([',', '"', '\n']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
     let mut out = String::new();
     out.push_str(&q(&t.label_header));
     for c in &t.columns {

@@ -22,7 +22,11 @@ use occupa_reports::{Lang, Report};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "occupa", version, about = "Research analytics for Italian public employment and social services")]
+#[command(
+    name = "occupa",
+    version,
+    about = "Research analytics for Italian public employment and social services"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -166,7 +170,11 @@ impl Progress for Bar {
 
 fn bar(msg: String) -> ProgressBar {
     let pb = ProgressBar::new(0);
-    pb.set_style(ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} ({eta})").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
     pb.set_message(msg);
     pb
 }
@@ -180,7 +188,15 @@ fn parse_lang(s: &str) -> Result<Lang> {
     Lang::parse(s).ok_or_else(|| anyhow!("--lang {s:?}: use it or en"))
 }
 
-fn run_ingest(store: &Store, inst: &Instruments, key: &Key, tenant: &TenantId, table: Table, files: &[PathBuf], quiet: bool) -> Result<IngestSummary> {
+fn run_ingest(
+    store: &Store,
+    inst: &Instruments,
+    key: &Key,
+    tenant: &TenantId,
+    table: Table,
+    files: &[PathBuf],
+    quiet: bool,
+) -> Result<IngestSummary> {
     let pb = bar(format!("{tenant}/{}", table.name()));
     if quiet {
         pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -190,13 +206,23 @@ fn run_ingest(store: &Store, inst: &Instruments, key: &Key, tenant: &TenantId, t
     Ok(s)
 }
 
-fn write_report(store: &Store, q: Quarter, tenant: Option<&str>, lang: Lang, min: MinCount, out: &Path) -> Result<Vec<PathBuf>> {
+fn write_report(
+    store: &Store,
+    q: Quarter,
+    tenant: Option<&str>,
+    lang: Lang,
+    min: MinCount,
+    out: &Path,
+) -> Result<Vec<PathBuf>> {
     let tenants = match tenant {
         Some(t) => vec![TenantId::new(t)?],
         None => store.tenants()?,
     };
     if tenants.is_empty() {
-        bail!("the store {} holds no tenant: ingest data first (occupa ingest …) or run occupa demo", store.root().display());
+        bail!(
+            "the store {} holds no tenant: ingest data first (occupa ingest …) or run occupa demo",
+            store.root().display()
+        );
     }
     let mut tq = Vec::new();
     for t in &tenants {
@@ -215,7 +241,11 @@ fn demo(a: DemoArgs) -> Result<()> {
     let key_path = match &a.key.key_file {
         Some(p) => p.clone(),
         None => {
-            let name = a.data.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "occupa-data".into());
+            let name = a
+                .data
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_else(|| "occupa-data".into());
             a.data.with_file_name(format!("{name}.key"))
         }
     };
@@ -227,17 +257,34 @@ fn demo(a: DemoArgs) -> Result<()> {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         k.save_new(&key_path)?;
-        eprintln!("created pseudonymisation key {} (mode 0600; keep it outside the store)", key_path.display());
+        eprintln!(
+            "created pseudonymisation key {} (mode 0600; keep it outside the store)",
+            key_path.display()
+        );
         k
     };
     let exports = a.out.join("simulated-exports");
-    let cfg = SimConfig { persons: a.persons, tenants: a.tenants, seed: a.seed, dirty_rate: a.dirty, ..SimConfig::default() };
+    let cfg = SimConfig {
+        persons: a.persons,
+        tenants: a.tenants,
+        seed: a.seed,
+        dirty_rate: a.dirty,
+        ..SimConfig::default()
+    };
     let spin = ProgressBar::new_spinner();
-    spin.set_message(format!("simulating {} persons in {} authorities", a.persons, a.tenants));
+    spin.set_message(format!(
+        "simulating {} persons in {} authorities",
+        a.persons, a.tenants
+    ));
     spin.enable_steady_tick(std::time::Duration::from_millis(120));
     let sim = simulate(&cfg, &inst, &exports)?;
     spin.finish_and_clear();
-    eprintln!("simulated {} persons in {} authorities → {}", sim.persons, sim.tenants.len(), exports.display());
+    eprintln!(
+        "simulated {} persons in {} authorities → {}",
+        sim.persons,
+        sim.tenants.len(),
+        exports.display()
+    );
 
     let store = Store::open(&a.data)?;
     let (mut read, mut stored, mut quarantined) = (0, 0, 0);
@@ -251,18 +298,24 @@ fn demo(a: DemoArgs) -> Result<()> {
             quarantined += s.quarantined;
         }
     }
-    eprintln!("ingested {read} rows: {stored} stored, {quarantined} quarantined (see {}/quarantine/)", a.data.display());
+    eprintln!(
+        "ingested {read} rows: {stored} stored, {quarantined} quarantined (see {}/quarantine/)",
+        a.data.display()
+    );
 
     let q = Quarter::of(cfg.end);
     let written = write_report(&store, q, None, lang, MinCount::default(), &a.out)?;
-    println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-        "store": a.data,
-        "key_file": key_path,
-        "period": q.to_string(),
-        "rows": {"read": read, "stored": stored, "quarantined": quarantined},
-        "written": written,
-        "seconds": (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-    }))?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "store": a.data,
+            "key_file": key_path,
+            "period": q.to_string(),
+            "rows": {"read": read, "stored": stored, "quarantined": quarantined},
+            "written": written,
+            "seconds": (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        }))?
+    );
     Ok(())
 }
 
@@ -272,7 +325,13 @@ fn main() {
         Command::Demo(a) => demo(a),
         Command::Simulate(a) => (|| {
             let inst = Instruments::builtin()?;
-            let cfg = SimConfig { persons: a.persons, tenants: a.tenants, seed: a.seed, dirty_rate: a.dirty, ..SimConfig::default() };
+            let cfg = SimConfig {
+                persons: a.persons,
+                tenants: a.tenants,
+                seed: a.seed,
+                dirty_rate: a.dirty,
+                ..SimConfig::default()
+            };
             let s = simulate(&cfg, &inst, &a.out)?;
             println!("{}", serde_json::to_string_pretty(&s)?);
             Ok(())
@@ -290,11 +349,30 @@ fn main() {
             println!("{}", serde_json::to_string(&s)?);
             Ok(())
         })(),
-        Command::Report(ReportCommand::Quarterly { data, period, tenant, lang, min_count, out }) => (|| {
+        Command::Report(ReportCommand::Quarterly {
+            data,
+            period,
+            tenant,
+            lang,
+            min_count,
+            out,
+        }) => (|| {
             let q = Quarter::parse(&period)?;
             let store = Store::open(&data)?;
-            let written = write_report(&store, q, tenant.as_deref(), parse_lang(&lang)?, MinCount::new(min_count)?, &out)?;
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"period": q.to_string(), "written": written}))?);
+            let written = write_report(
+                &store,
+                q,
+                tenant.as_deref(),
+                parse_lang(&lang)?,
+                MinCount::new(min_count)?,
+                &out,
+            )?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"period": q.to_string(), "written": written})
+                )?
+            );
             Ok(())
         })(),
         Command::Key(KeyCommand::New { out }) => (|| {

@@ -17,9 +17,16 @@ fn key() -> Key {
 
 fn small_dirty(dir: &Path, persons: usize, rate: f64) -> (Instruments, serde_json::Value) {
     let inst = Instruments::builtin().unwrap();
-    let cfg = SimConfig { persons, tenants: 2, seed: 7, dirty_rate: rate, ..SimConfig::default() };
+    let cfg = SimConfig {
+        persons,
+        tenants: 2,
+        seed: 7,
+        dirty_rate: rate,
+        ..SimConfig::default()
+    };
     simulate(&cfg, &inst, dir).unwrap();
-    let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("truth.json")).unwrap()).unwrap();
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("truth.json")).unwrap()).unwrap();
     (inst, truth)
 }
 
@@ -51,8 +58,22 @@ fn dirty_files_conserve_rows_and_quarantine_exactly_the_planted_errors() {
         let tenant = TenantId::new(t).unwrap();
         for table in Table::ALL {
             let file = exports.join(t).join(format!("{}.csv", table.name()));
-            let s = ingest(&store, &inst, &key(), &tenant, table, &[file.clone()], &NoProgress).unwrap();
-            assert_eq!(s.read, s.stored + s.quarantined, "{t}/{}: rows read = stored + quarantined", table.name());
+            let s = ingest(
+                &store,
+                &inst,
+                &key(),
+                &tenant,
+                table,
+                &[file.clone()],
+                &NoProgress,
+            )
+            .unwrap();
+            assert_eq!(
+                s.read,
+                s.stored + s.quarantined,
+                "{t}/{}: rows read = stored + quarantined",
+                table.name()
+            );
             // The quarantine file holds exactly the quarantined rows.
             if let Some(q) = &s.quarantine_file {
                 let n = csv::Reader::from_path(q).unwrap().records().count();
@@ -66,9 +87,16 @@ fn dirty_files_conserve_rows_and_quarantine_exactly_the_planted_errors() {
     }
     // Oracle: the simulator's planted errors and duplicates, table by table.
     for (table, n) in truth["dirty"]["expected_quarantined"].as_object().unwrap() {
-        assert_eq!(quarantined[table], n.as_u64().unwrap() as usize, "table {table}");
+        assert_eq!(
+            quarantined[table],
+            n.as_u64().unwrap() as usize,
+            "table {table}"
+        );
     }
-    assert!(quarantined.values().sum::<usize>() > 100, "the dirty files must exercise the quarantine");
+    assert!(
+        quarantined.values().sum::<usize>() > 100,
+        "the dirty files must exercise the quarantine"
+    );
 }
 
 #[test]
@@ -98,16 +126,25 @@ fn no_tax_code_or_name_reaches_the_store() {
         assert!(!text.contains(c.as_str()), "a tax code reached the store");
     }
     for n in names.iter().filter(|n| n.len() >= 4) {
-        assert!(!stored.iter().any(|s| s == n), "a name reached the store: {n}");
+        assert!(
+            !stored.iter().any(|s| s == n),
+            "a name reached the store: {n}"
+        );
     }
     for h in ["cognome", "nome", "codice_fiscale"] {
-        assert!(!stored.iter().any(|s| s == h), "identifying column {h} stored");
+        assert!(
+            !stored.iter().any(|s| s == h),
+            "identifying column {h} stored"
+        );
     }
     // Nor the quarantine files, which live in the store too.
     for e in std::fs::read_dir(store.scope(&tenant).quarantine_dir()).unwrap() {
         let q = std::fs::read_to_string(e.unwrap().path()).unwrap();
         for c in &codes {
-            assert!(!q.contains(c.as_str()), "a tax code reached the quarantine file");
+            assert!(
+                !q.contains(c.as_str()),
+                "a tax code reached the quarantine file"
+            );
         }
     }
 }
@@ -121,7 +158,10 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if p.is_dir() {
                 stack.push(p);
             } else if p.file_name().unwrap() != "audit.jsonl" {
-                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+                out.insert(
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
             }
         }
     }
@@ -131,10 +171,23 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 /// Run by `an_ingest_killed_before_commit_leaves_the_store_unchanged` in a child process.
 #[test]
 fn child_ingest_for_crash_test() {
-    let (Ok(store), Ok(file)) = (std::env::var("OCCUPA_TEST_STORE"), std::env::var("OCCUPA_TEST_FILE")) else { return };
+    let (Ok(store), Ok(file)) = (
+        std::env::var("OCCUPA_TEST_STORE"),
+        std::env::var("OCCUPA_TEST_FILE"),
+    ) else {
+        return;
+    };
     let inst = Instruments::builtin().unwrap();
     let store = Store::open(Path::new(&store)).unwrap();
-    let _ = ingest(&store, &inst, &key(), &TenantId::new("t01").unwrap(), Table::Persons, &[PathBuf::from(file)], &NoProgress);
+    let _ = ingest(
+        &store,
+        &inst,
+        &key(),
+        &TenantId::new("t01").unwrap(),
+        Table::Persons,
+        &[PathBuf::from(file)],
+        &NoProgress,
+    );
     panic!("the failpoint should have aborted this process");
 }
 
@@ -147,12 +200,25 @@ fn an_ingest_killed_before_commit_leaves_the_store_unchanged() {
     let store = Store::open(&store_dir).unwrap();
     let tenant = TenantId::new("t01").unwrap();
     // Some data already there, so "unchanged" is a real claim.
-    ingest(&store, &inst, &key(), &tenant, Table::Asso, &[exports.join("t01/asso.csv")], &NoProgress).unwrap();
+    ingest(
+        &store,
+        &inst,
+        &key(),
+        &tenant,
+        Table::Asso,
+        &[exports.join("t01/asso.csv")],
+        &NoProgress,
+    )
+    .unwrap();
     let before = snapshot(&store_dir);
 
     // 1. A real crash: the process aborts between staging and commit.
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "ingest::child_ingest_for_crash_test", "--nocapture"])
+        .args([
+            "--exact",
+            "ingest::child_ingest_for_crash_test",
+            "--nocapture",
+        ])
         .env("OCCUPA_TEST_STORE", &store_dir)
         .env("OCCUPA_TEST_FILE", exports.join("t01/persons.csv"))
         .env("OCCUPA_FAILPOINT", "ingest-abort")
@@ -161,13 +227,23 @@ fn an_ingest_killed_before_commit_leaves_the_store_unchanged() {
         .status;
     assert!(!status.success(), "the child must have died");
     // Readers see nothing new; leftover staging files are hidden and then cleaned up.
-    assert_eq!(store.scope(&tenant).read(Table::Persons).unwrap().height(), 0);
-    let after_crash: BTreeMap<_, _> = snapshot(&store_dir).into_iter().filter(|(p, _)| !p.to_string_lossy().contains(".staging-") && !p.ends_with(".lock")).collect();
+    assert_eq!(
+        store.scope(&tenant).read(Table::Persons).unwrap().height(),
+        0
+    );
+    let after_crash: BTreeMap<_, _> = snapshot(&store_dir)
+        .into_iter()
+        .filter(|(p, _)| !p.to_string_lossy().contains(".staging-") && !p.ends_with(".lock"))
+        .collect();
     assert_eq!(after_crash, before, "a crash changed committed files");
 
     // 2. A failure reported as an error: same outcome, and nothing left behind.
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "ingest::child_ingest_for_crash_test", "--nocapture"])
+        .args([
+            "--exact",
+            "ingest::child_ingest_for_crash_test",
+            "--nocapture",
+        ])
         .env("OCCUPA_TEST_STORE", &store_dir)
         .env("OCCUPA_TEST_FILE", exports.join("t01/persons.csv"))
         .env("OCCUPA_FAILPOINT", "ingest-error")
@@ -175,12 +251,32 @@ fn an_ingest_killed_before_commit_leaves_the_store_unchanged() {
         .unwrap()
         .status;
     assert!(!status.success());
-    assert_eq!(snapshot(&store_dir), before, "a failed ingest changed the store");
+    assert_eq!(
+        snapshot(&store_dir),
+        before,
+        "a failed ingest changed the store"
+    );
 
     // 3. The next ingest recovers and commits normally.
-    let s = ingest(&store, &inst, &key(), &tenant, Table::Persons, &[exports.join("t01/persons.csv")], &NoProgress).unwrap();
-    assert_eq!(store.scope(&tenant).read(Table::Persons).unwrap().height(), s.stored);
-    assert!(!snapshot(&store_dir).keys().any(|p| p.to_string_lossy().contains(".staging-")));
+    let s = ingest(
+        &store,
+        &inst,
+        &key(),
+        &tenant,
+        Table::Persons,
+        &[exports.join("t01/persons.csv")],
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(
+        store.scope(&tenant).read(Table::Persons).unwrap().height(),
+        s.stored
+    );
+    assert!(
+        !snapshot(&store_dir)
+            .keys()
+            .any(|p| p.to_string_lossy().contains(".staging-"))
+    );
 }
 
 #[test]
@@ -192,12 +288,24 @@ fn ingesting_the_same_file_twice_stores_nothing_twice() {
     let tenant = TenantId::new("t02").unwrap();
     for table in Table::ALL {
         let f = exports.join("t02").join(format!("{}.csv", table.name()));
-        let first = ingest(&store, &inst, &key(), &tenant, table, &[f.clone()], &NoProgress).unwrap();
+        let first = ingest(
+            &store,
+            &inst,
+            &key(),
+            &tenant,
+            table,
+            &[f.clone()],
+            &NoProgress,
+        )
+        .unwrap();
         let second = ingest(&store, &inst, &key(), &tenant, table, &[f], &NoProgress).unwrap();
         assert_eq!(first.quarantined, 0, "{}: clean files", table.name());
         assert_eq!(second.stored, 0, "{}", table.name());
         assert_eq!(second.duplicates, second.read);
-        assert_eq!(store.scope(&tenant).read(table).unwrap().height(), first.stored);
+        assert_eq!(
+            store.scope(&tenant).read(table).unwrap().height(),
+            first.stored
+        );
     }
 }
 
@@ -208,17 +316,49 @@ fn a_tenant_scoped_read_cannot_return_another_tenants_rows() {
     let (inst, _) = small_dirty(&exports, 400, 0.0);
     let store = Store::open(&tmp.path().join("store")).unwrap();
     let (t1, t2) = (TenantId::new("t01").unwrap(), TenantId::new("t02").unwrap());
-    let s1 = ingest(&store, &inst, &key(), &t1, Table::Persons, &[exports.join("t01/persons.csv")], &NoProgress).unwrap();
-    let s2 = ingest(&store, &inst, &key(), &t2, Table::Persons, &[exports.join("t02/persons.csv")], &NoProgress).unwrap();
+    let s1 = ingest(
+        &store,
+        &inst,
+        &key(),
+        &t1,
+        Table::Persons,
+        &[exports.join("t01/persons.csv")],
+        &NoProgress,
+    )
+    .unwrap();
+    let s2 = ingest(
+        &store,
+        &inst,
+        &key(),
+        &t2,
+        Table::Persons,
+        &[exports.join("t02/persons.csv")],
+        &NoProgress,
+    )
+    .unwrap();
     let ids = |t: &TenantId| -> std::collections::HashSet<String> {
         let df = store.scope(t).read(Table::Persons).unwrap();
-        df.column("person_id").unwrap().str().unwrap().into_iter().flatten().map(str::to_string).collect()
+        df.column("person_id")
+            .unwrap()
+            .str()
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .map(str::to_string)
+            .collect()
     };
     let (a, b) = (ids(&t1), ids(&t2));
     assert_eq!((a.len(), b.len()), (s1.stored, s2.stored));
     assert!(a.is_disjoint(&b), "t01's scope returned t02's persons");
     // A tenant that has ingested nothing sees nothing, and no id can reach a sibling folder.
-    assert_eq!(store.scope(&TenantId::new("t03").unwrap()).read(Table::Persons).unwrap().height(), 0);
+    assert_eq!(
+        store
+            .scope(&TenantId::new("t03").unwrap())
+            .read(Table::Persons)
+            .unwrap()
+            .height(),
+        0
+    );
     assert!(TenantId::new("../t02").is_err());
     assert!(TenantId::new("t01/../t02").is_err());
 }
@@ -231,7 +371,10 @@ fn xlsx_and_parquet_inputs_are_ingested_like_csv() {
     // Re-export the persons CSV as XLSX and Parquet.
     let mut rdr = csv::Reader::from_path(exports.join("t01/persons.csv")).unwrap();
     let header: Vec<String> = rdr.headers().unwrap().iter().map(str::to_string).collect();
-    let rows: Vec<Vec<String>> = rdr.records().map(|r| r.unwrap().iter().map(str::to_string).collect()).collect();
+    let rows: Vec<Vec<String>> = rdr
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect();
     let xlsx = tmp.path().join("persons.xlsx");
     let mut wb = rust_xlsxwriter::Workbook::new();
     let ws = wb.add_worksheet();
@@ -248,16 +391,48 @@ fn xlsx_and_parquet_inputs_are_ingested_like_csv() {
         }
     }
     wb.save(&xlsx).unwrap();
-    let cols: Vec<Column> = header.iter().enumerate().map(|(c, h)| Series::new(h.as_str().into(), rows.iter().map(|r| r[c].clone()).collect::<Vec<_>>()).into()).collect();
+    let cols: Vec<Column> = header
+        .iter()
+        .enumerate()
+        .map(|(c, h)| {
+            Series::new(
+                h.as_str().into(),
+                rows.iter().map(|r| r[c].clone()).collect::<Vec<_>>(),
+            )
+            .into()
+        })
+        .collect();
     let mut df = DataFrame::new(cols).unwrap();
     let pq = tmp.path().join("persons.parquet");
-    ParquetWriter::new(std::fs::File::create(&pq).unwrap()).finish(&mut df).unwrap();
+    ParquetWriter::new(std::fs::File::create(&pq).unwrap())
+        .finish(&mut df)
+        .unwrap();
 
-    for (t, f) in [("a", exports.join("t01/persons.csv")), ("b", xlsx), ("c", pq)] {
+    for (t, f) in [
+        ("a", exports.join("t01/persons.csv")),
+        ("b", xlsx),
+        ("c", pq),
+    ] {
         let store = Store::open(&tmp.path().join(format!("store-{t}"))).unwrap();
-        let s = ingest(&store, &inst, &key(), &TenantId::new("t01").unwrap(), Table::Persons, &[f], &NoProgress).unwrap();
-        assert_eq!((s.read, s.stored, s.quarantined), (rows.len(), rows.len(), 0), "input {t}");
-        assert_eq!(s.dropped_columns, vec!["cognome".to_string(), "nome".to_string()]);
+        let s = ingest(
+            &store,
+            &inst,
+            &key(),
+            &TenantId::new("t01").unwrap(),
+            Table::Persons,
+            &[f],
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(
+            (s.read, s.stored, s.quarantined),
+            (rows.len(), rows.len(), 0),
+            "input {t}"
+        );
+        assert_eq!(
+            s.dropped_columns,
+            vec!["cognome".to_string(), "nome".to_string()]
+        );
     }
 }
 
@@ -267,7 +442,26 @@ fn a_file_missing_a_required_column_is_refused_whole_naming_it() {
     let f = tmp.path().join("p.csv");
     std::fs::write(&f, "codice_fiscale;anno_nascita\nRSSMRA85T10A562S;1985\n").unwrap();
     let store = Store::open(&tmp.path().join("store")).unwrap();
-    let err = ingest(&store, &Instruments::builtin().unwrap(), &key(), &TenantId::new("t01").unwrap(), Table::Persons, &[f.clone()], &NoProgress).unwrap_err().to_string();
-    assert!(err.contains("p.csv") && err.contains("missing required column \"sex\""), "{err}");
-    assert!(store.scope(&TenantId::new("t01").unwrap()).parts(Table::Persons).unwrap().is_empty());
+    let err = ingest(
+        &store,
+        &Instruments::builtin().unwrap(),
+        &key(),
+        &TenantId::new("t01").unwrap(),
+        Table::Persons,
+        &[f.clone()],
+        &NoProgress,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("p.csv") && err.contains("missing required column \"sex\""),
+        "{err}"
+    );
+    assert!(
+        store
+            .scope(&TenantId::new("t01").unwrap())
+            .parts(Table::Persons)
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -20,13 +20,28 @@ fn indicators_match_counts_from_the_raw_exports_and_the_report_is_protected() {
     let tmp = tempfile::tempdir().unwrap();
     let exports = tmp.path().join("exports");
     let inst = Instruments::builtin().unwrap();
-    let cfg = SimConfig { persons: 3000, tenants: 3, seed: 11, dirty_rate: 0.0, ..SimConfig::default() };
+    let cfg = SimConfig {
+        persons: 3000,
+        tenants: 3,
+        seed: 11,
+        dirty_rate: 0.0,
+        ..SimConfig::default()
+    };
     simulate(&cfg, &inst, &exports).unwrap();
     let store = Store::open(&tmp.path().join("store")).unwrap();
     let key = Key::from_bytes([5; 32]);
     for t in ["t01", "t02", "t03"] {
         for table in Table::ALL {
-            ingest(&store, &inst, &key, &TenantId::new(t).unwrap(), table, &[exports.join(t).join(format!("{}.csv", table.name()))], &NoProgress).unwrap();
+            ingest(
+                &store,
+                &inst,
+                &key,
+                &TenantId::new(t).unwrap(),
+                table,
+                &[exports.join(t).join(format!("{}.csv", table.name()))],
+                &NoProgress,
+            )
+            .unwrap();
         }
     }
     let q = Quarter::parse("2026Q2").unwrap();
@@ -38,7 +53,9 @@ fn indicators_match_counts_from_the_raw_exports_and_the_report_is_protected() {
         let raw = std::fs::read(exports.join(t).join("persons.csv")).unwrap();
         let text: String = raw.iter().map(|&b| b as char).collect();
         let sep = if t == "t02" { b';' } else { b',' };
-        let mut rdr = csv::ReaderBuilder::new().delimiter(sep).from_reader(text.as_bytes());
+        let mut rdr = csv::ReaderBuilder::new()
+            .delimiter(sep)
+            .from_reader(text.as_bytes());
         let (mut stock_end, mut inflow) = (0u64, 0u64);
         for r in rdr.records() {
             let r = r.unwrap();
@@ -59,7 +76,9 @@ fn indicators_match_counts_from_the_raw_exports_and_the_report_is_protected() {
         // Indicator 1.1: distinct persons with an A.1 starting in the quarter.
         let raw = std::fs::read(exports.join(t).join("services.csv")).unwrap();
         let text: String = raw.iter().map(|&b| b as char).collect();
-        let mut rdr = csv::ReaderBuilder::new().delimiter(sep).from_reader(text.as_bytes());
+        let mut rdr = csv::ReaderBuilder::new()
+            .delimiter(sep)
+            .from_reader(text.as_bytes());
         let mut informed = HashSet::new();
         for r in rdr.records() {
             let r = r.unwrap();
@@ -68,7 +87,11 @@ fn indicators_match_counts_from_the_raw_exports_and_the_report_is_protected() {
                 informed.insert(r[0].to_string());
             }
         }
-        assert_eq!(tq.indicators.iter().find(|i| i.id == "1.1").unwrap().count, informed.len() as u64, "{t}");
+        assert_eq!(
+            tq.indicators.iter().find(|i| i.id == "1.1").unwrap().count,
+            informed.len() as u64,
+            "{t}"
+        );
         tqs.push(tq);
     }
 
@@ -76,15 +99,26 @@ fn indicators_match_counts_from_the_raw_exports_and_the_report_is_protected() {
     let out = tmp.path().join("out");
     let written = report.write_all(&out).unwrap();
     assert!(written.iter().any(|p| p.ends_with("report.pdf")));
-    assert!(std::fs::read(out.join("report.pdf")).unwrap().starts_with(b"%PDF"));
-    assert!(std::fs::read(out.join("report.xlsx")).unwrap().starts_with(b"PK"));
+    assert!(
+        std::fs::read(out.join("report.pdf"))
+            .unwrap()
+            .starts_with(b"%PDF")
+    );
+    assert!(
+        std::fs::read(out.join("report.xlsx"))
+            .unwrap()
+            .starts_with(b"PK")
+    );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("Rapporto trimestrale") && html.contains("<svg"));
     // Every published count is 0 or at least the threshold.
     for e in std::fs::read_dir(out.join("tables")).unwrap() {
         let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
         for line in text.lines().skip(1) {
-            for cell in line.rsplit(',').take_while(|c| c.parse::<u64>().is_ok() || *c == "x") {
+            for cell in line
+                .rsplit(',')
+                .take_while(|c| c.parse::<u64>().is_ok() || *c == "x")
+            {
                 if let Ok(n) = cell.parse::<u64>() {
                     assert!(n == 0 || n >= 5, "published small count {n} in {line}");
                 }

@@ -98,7 +98,11 @@ pub struct Path(u8);
 impl Path {
     /// Checks the range.
     pub fn new(n: i64) -> Result<Self, GolError> {
-        if (1..=4).contains(&n) { Ok(Path(n as u8)) } else { Err(GolError::PathOutOfRange(n)) }
+        if (1..=4).contains(&n) {
+            Ok(Path(n as u8))
+        } else {
+            Err(GolError::PathOutOfRange(n))
+        }
     }
     /// 1..=4.
     pub fn number(self) -> u8 {
@@ -121,7 +125,9 @@ impl OverrideReason {
     /// Parses the codes used in exports (Italian or English).
     pub fn parse(s: &str) -> Option<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
-            "disabilita_l68" | "disabilità_l68" | "disabilita" | "l68" | "disability" => Some(Self::DisabilityL68),
+            "disabilita_l68" | "disabilità_l68" | "disabilita" | "l68" | "disability" => {
+                Some(Self::DisabilityL68)
+            }
             "servizi_sociali" | "social_services" => Some(Self::SocialServices),
             "esecuzione_penale" | "penale" | "penal" | "penal_system" => Some(Self::PenalSystem),
             _ => None,
@@ -179,7 +185,9 @@ pub enum GolError {
     #[error("path {0} is not between 1 and 4")]
     PathOutOfRange(i64),
     /// The operator chose another path without an admissible reason.
-    #[error("path {chosen} differs from the system path {system} without an admissible override reason (disabilita_l68, servizi_sociali, esecuzione_penale)")]
+    #[error(
+        "path {chosen} differs from the system path {system} without an admissible override reason (disabilita_l68, servizi_sociali, esecuzione_penale)"
+    )]
     OverrideNotAllowed {
         /// System path.
         system: u8,
@@ -187,7 +195,9 @@ pub enum GolError {
         chosen: u8,
     },
     /// An unknown override reason.
-    #[error("override reason {0:?} is not one of disabilita_l68, servizi_sociali, esecuzione_penale")]
+    #[error(
+        "override reason {0:?} is not one of disabilita_l68, servizi_sociali, esecuzione_penale"
+    )]
     UnknownOverrideReason(String),
 }
 
@@ -201,7 +211,10 @@ pub struct GolAnswers {
 impl GolAnswers {
     /// From section totals already computed (as some regional systems export them).
     pub fn from_section_scores(a: i32, b: i32, c: i32, d: Option<i32>) -> Self {
-        GolAnswers { scores: [a, b, c], d }
+        GolAnswers {
+            scores: [a, b, c],
+            d,
+        }
     }
     /// A section's raw score (D counts 0 when not asked).
     pub fn get(&self, s: Section) -> i32 {
@@ -330,26 +343,45 @@ impl GolInstrument {
         }
         let effective_from = chrono::NaiveDate::parse_from_str(&raw.effective_from, "%Y-%m-%d")
             .map_err(|_| bad("gol", "effective_from must be a date YYYY-MM-DD"))?;
-        if raw.allowed.len() < 2 || raw.allowed.windows(2).any(|w| w[0] >= w[1]) || raw.allowed[0] < 0 {
-            return Err(bad("gol", "allowed answers must be non-negative and strictly increasing"));
+        if raw.allowed.len() < 2
+            || raw.allowed.windows(2).any(|w| w[0] >= w[1])
+            || raw.allowed[0] < 0
+        {
+            return Err(bad(
+                "gol",
+                "allowed answers must be non-negative and strictly increasing",
+            ));
         }
         let mut sections = Vec::new();
         for (expected, rs) in Section::ALL.iter().zip(&raw.sections) {
-            let s = Section::from_id(&rs.id).filter(|s| s == expected).ok_or_else(|| {
-                bad("gol", format!("sections must be A, B, C, D in order; found {:?}", rs.id))
-            })?;
+            let s = Section::from_id(&rs.id)
+                .filter(|s| s == expected)
+                .ok_or_else(|| {
+                    bad(
+                        "gol",
+                        format!("sections must be A, B, C, D in order; found {:?}", rs.id),
+                    )
+                })?;
             if rs.items.is_empty() {
                 return Err(bad("gol", format!("section {} has no items", rs.id)));
             }
             let max = rs.items.len() as i64 * raw.allowed[raw.allowed.len() - 1];
             match (s, rs.threshold) {
                 (Section::D, Some(_)) => {
-                    return Err(bad("gol", "section D has no threshold of its own: use [combined]"));
+                    return Err(bad(
+                        "gol",
+                        "section D has no threshold of its own: use [combined]",
+                    ));
                 }
                 (Section::D, None) => {}
-                (_, None) => return Err(bad("gol", format!("section {} needs a threshold", rs.id))),
+                (_, None) => {
+                    return Err(bad("gol", format!("section {} needs a threshold", rs.id)));
+                }
                 (_, Some(t)) if t <= 0 || t as i64 > max => {
-                    return Err(bad("gol", format!("threshold {t} of section {} is outside 1..={max}", rs.id)));
+                    return Err(bad(
+                        "gol",
+                        format!("threshold {t} of section {} is outside 1..={max}", rs.id),
+                    ));
                 }
                 _ => {}
             }
@@ -364,27 +396,49 @@ impl GolInstrument {
         if sections.len() != 4 || raw.sections.len() != 4 {
             return Err(bad("gol", "exactly four sections A, B, C, D are required"));
         }
-        if raw.combined.id != "CD" || raw.combined.sections != ["C", "D"] || raw.combined.threshold <= 0 {
-            return Err(bad("gol", "[combined] must be id = \"CD\" over sections C and D with a positive threshold"));
+        if raw.combined.id != "CD"
+            || raw.combined.sections != ["C", "D"]
+            || raw.combined.threshold <= 0
+        {
+            return Err(bad(
+                "gol",
+                "[combined] must be id = \"CD\" over sections C and D with a positive threshold",
+            ));
         }
         if !(0..=10).contains(&raw.adjustment.max_points) {
             return Err(bad("gol", "adjustment.max_points must be within 0..=10"));
         }
-        let mut targets: Vec<_> = raw.adjustment.targets.iter().map(|t| AdjustTarget::parse(t)).collect();
+        let mut targets: Vec<_> = raw
+            .adjustment
+            .targets
+            .iter()
+            .map(|t| AdjustTarget::parse(t))
+            .collect();
         if targets.iter().any(Option::is_none) || targets.len() != 4 {
             return Err(bad("gol", "adjustment.targets must be A, B, C, CD"));
         }
         targets.dedup();
         let p = |n: i64| Path::new(n).map_err(|e| bad("gol", e.to_string()));
-        let paths = [p(raw.paths.none_flagged)?, p(raw.paths.one_flagged)?, p(raw.paths.both_flagged)?, p(raw.paths.inclusion)?];
+        let paths = [
+            p(raw.paths.none_flagged)?,
+            p(raw.paths.one_flagged)?,
+            p(raw.paths.both_flagged)?,
+            p(raw.paths.inclusion)?,
+        ];
         if raw.paths.labels_it.len() != 4 || raw.paths.labels_en.len() != 4 {
-            return Err(bad("gol", "paths need four Italian and four English labels"));
+            return Err(bad(
+                "gol",
+                "paths need four Italian and four English labels",
+            ));
         }
         let override_reasons = raw
             .override_
             .reasons
             .iter()
-            .map(|r| OverrideReason::parse(r).ok_or_else(|| bad("gol", format!("unknown override reason {r:?}"))))
+            .map(|r| {
+                OverrideReason::parse(r)
+                    .ok_or_else(|| bad("gol", format!("unknown override reason {r:?}")))
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(GolInstrument {
             name: raw.name,
@@ -427,16 +481,27 @@ impl GolInstrument {
     /// Item column names of a section, e.g. `a_istruzione`.
     pub fn item_columns(&self, s: Section) -> Vec<String> {
         let prefix = format!("{s:?}").to_ascii_lowercase();
-        self.sections[s.index()].items.iter().map(|i| format!("{prefix}_{i}")).collect()
+        self.sections[s.index()]
+            .items
+            .iter()
+            .map(|i| format!("{prefix}_{i}"))
+            .collect()
     }
 
     /// Builds a checked adjustment.
     pub fn adjustment(&self, target: &str, points: i64) -> Result<Adjustment, GolError> {
-        let t = AdjustTarget::parse(target).ok_or_else(|| GolError::BadAdjustTarget(target.to_string()))?;
+        let t = AdjustTarget::parse(target)
+            .ok_or_else(|| GolError::BadAdjustTarget(target.to_string()))?;
         if points.abs() > self.max_adjust {
-            return Err(GolError::AdjustmentTooLarge { points, max: self.max_adjust });
+            return Err(GolError::AdjustmentTooLarge {
+                points,
+                max: self.max_adjust,
+            });
         }
-        Ok(Adjustment { target: t, points: points as i8 })
+        Ok(Adjustment {
+            target: t,
+            points: points as i8,
+        })
     }
 
     /// Sums item answers into section scores. `items[s]` are the answers of section s;
@@ -457,16 +522,28 @@ impl GolInstrument {
             for (k, a) in answers.iter().enumerate() {
                 let v = a.unwrap_or(0);
                 if self.allowed.binary_search(&v).is_err() {
-                    return Err(GolError::AnswerOffScale { section: s, item: k + 1, value: v, allowed: self.allowed.clone() });
+                    return Err(GolError::AnswerOffScale {
+                        section: s,
+                        item: k + 1,
+                        value: v,
+                        allowed: self.allowed.clone(),
+                    });
                 }
                 totals[s.index()] += v as i32;
             }
         }
-        Ok(GolAnswers { scores: [totals[0], totals[1], totals[2]], d: d_asked.then_some(totals[3]) })
+        Ok(GolAnswers {
+            scores: [totals[0], totals[1], totals[2]],
+            d: d_asked.then_some(totals[3]),
+        })
     }
 
     /// Applies the adjustment and the path rule.
-    pub fn assess(&self, answers: &GolAnswers, adjustment: Option<Adjustment>) -> Result<GolOutcome, GolError> {
+    pub fn assess(
+        &self,
+        answers: &GolAnswers,
+        adjustment: Option<Adjustment>,
+    ) -> Result<GolOutcome, GolError> {
         let mut adjusted = answers.scores;
         let mut cd_shift = 0;
         if let Some(adj) = adjustment {
@@ -478,10 +555,17 @@ impl GolInstrument {
                 AdjustTarget::CD => cd_shift = p,
             }
         }
-        let (ta, tb, tc) = (self.threshold(Section::A), self.threshold(Section::B), self.threshold(Section::C));
+        let (ta, tb, tc) = (
+            self.threshold(Section::A),
+            self.threshold(Section::B),
+            self.threshold(Section::C),
+        );
         let c_flag = adjusted[2] >= tc;
         if c_flag && answers.d.is_none() {
-            return Err(GolError::DeepDiveMissing { c: adjusted[2], threshold: tc });
+            return Err(GolError::DeepDiveMissing {
+                c: adjusted[2],
+                threshold: tc,
+            });
         }
         let adjusted_cd = adjusted[2] + answers.d.unwrap_or(0) + cd_shift;
         let cd_flag = c_flag && adjusted_cd >= self.cd_threshold;
@@ -491,18 +575,32 @@ impl GolInstrument {
         } else {
             self.paths[flags[0] as usize + flags[1] as usize]
         };
-        Ok(GolOutcome { scores: *answers, adjusted, adjusted_cd, flags, system_path })
+        Ok(GolOutcome {
+            scores: *answers,
+            adjusted,
+            adjusted_cd,
+            flags,
+            system_path,
+        })
     }
 
     /// Accepts the operator's final path: equal to the system path, or different only
     /// with one of the admissible override reasons.
-    pub fn final_path(&self, system: Path, chosen: Path, reason: Option<OverrideReason>) -> Result<Path, GolError> {
+    pub fn final_path(
+        &self,
+        system: Path,
+        chosen: Path,
+        reason: Option<OverrideReason>,
+    ) -> Result<Path, GolError> {
         if chosen == system {
             return Ok(chosen);
         }
         match reason {
             Some(r) if self.override_reasons.contains(&r) => Ok(chosen),
-            _ => Err(GolError::OverrideNotAllowed { system: system.number(), chosen: chosen.number() }),
+            _ => Err(GolError::OverrideNotAllowed {
+                system: system.number(),
+                chosen: chosen.number(),
+            }),
         }
     }
 }
@@ -520,7 +618,10 @@ mod tests {
     fn path(a: i32, b: i32, c: i32, d: Option<i32>, adj: Option<(&str, i64)>) -> u8 {
         let g = gol();
         let adj = adj.map(|(t, p)| g.adjustment(t, p).unwrap());
-        g.assess(&GolAnswers::from_section_scores(a, b, c, d), adj).unwrap().system_path.number()
+        g.assess(&GolAnswers::from_section_scores(a, b, c, d), adj)
+            .unwrap()
+            .system_path
+            .number()
     }
 
     #[test]
@@ -557,7 +658,9 @@ mod tests {
     #[test]
     fn deep_dive_is_required_when_c_reaches_threshold() {
         let g = gol();
-        let err = g.assess(&GolAnswers::from_section_scores(0, 0, 6, None), None).unwrap_err();
+        let err = g
+            .assess(&GolAnswers::from_section_scores(0, 0, 6, None), None)
+            .unwrap_err();
         assert!(matches!(err, GolError::DeepDiveMissing { .. }));
     }
 
@@ -570,9 +673,18 @@ mod tests {
 
     #[test]
     fn adjustment_beyond_plafond_is_rejected() {
-        assert!(matches!(gol().adjustment("A", 4), Err(GolError::AdjustmentTooLarge { .. })));
-        assert!(matches!(gol().adjustment("A", -4), Err(GolError::AdjustmentTooLarge { .. })));
-        assert!(matches!(gol().adjustment("E", 1), Err(GolError::BadAdjustTarget(_))));
+        assert!(matches!(
+            gol().adjustment("A", 4),
+            Err(GolError::AdjustmentTooLarge { .. })
+        ));
+        assert!(matches!(
+            gol().adjustment("A", -4),
+            Err(GolError::AdjustmentTooLarge { .. })
+        ));
+        assert!(matches!(
+            gol().adjustment("E", 1),
+            Err(GolError::BadAdjustTarget(_))
+        ));
     }
 
     #[test]
@@ -580,7 +692,11 @@ mod tests {
         let g = gol();
         let (s, c) = (Path::new(1).unwrap(), Path::new(4).unwrap());
         assert!(g.final_path(s, c, None).is_err());
-        for r in [OverrideReason::DisabilityL68, OverrideReason::SocialServices, OverrideReason::PenalSystem] {
+        for r in [
+            OverrideReason::DisabilityL68,
+            OverrideReason::SocialServices,
+            OverrideReason::PenalSystem,
+        ] {
             assert_eq!(g.final_path(s, c, Some(r)).unwrap(), c);
         }
         assert_eq!(g.final_path(s, s, None).unwrap(), s);
@@ -595,17 +711,29 @@ mod tests {
         let c = [Some(2), Some(2), Some(2), Some(0), Some(0)];
         let d = [Some(3), Some(3), Some(0), Some(0), Some(0)];
         let ans = g.answers_from_items([&a, &b, &c, &d]).unwrap();
-        assert_eq!((ans.get(Section::A), ans.get(Section::C), ans.d()), (7, 6, Some(6)));
+        assert_eq!(
+            (ans.get(Section::A), ans.get(Section::C), ans.d()),
+            (7, 6, Some(6))
+        );
         assert_eq!(g.assess(&ans, None).unwrap().system_path.number(), 4);
         let none = [None; 5];
-        assert_eq!(g.answers_from_items([&a, &b, &[Some(0); 5], &none]).unwrap().d(), None);
+        assert_eq!(
+            g.answers_from_items([&a, &b, &[Some(0); 5], &none])
+                .unwrap()
+                .d(),
+            None
+        );
         let off = [Some(4), Some(0), Some(0), Some(0), Some(0)];
-        assert!(matches!(g.answers_from_items([&off, &b, &c, &d]), Err(GolError::AnswerOffScale { .. })));
+        assert!(matches!(
+            g.answers_from_items([&off, &b, &c, &d]),
+            Err(GolError::AnswerOffScale { .. })
+        ));
     }
 
     #[test]
     fn threshold_file_errors_are_reported() {
-        let bad = include_str!("../../instruments/gol.toml").replace("threshold = 7", "threshold = 99");
+        let bad =
+            include_str!("../../instruments/gol.toml").replace("threshold = 7", "threshold = 99");
         let err = GolInstrument::from_toml(&bad).unwrap_err().to_string();
         assert!(err.contains("threshold 99"), "{err}");
     }

@@ -59,5 +59,8 @@ impl Instruments {
 }
 
 pub(crate) fn bad(instrument: &str, reason: impl Into<String>) -> Error {
-    Error::Instrument { instrument: instrument.to_string(), reason: reason.into() }
+    Error::Instrument {
+        instrument: instrument.to_string(),
+        reason: reason.into(),
+    }
 }

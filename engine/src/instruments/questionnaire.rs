@@ -71,13 +71,19 @@ impl Questionnaire {
             return Err(bad(&id, "n_items must be between 1 and 999"));
         }
         if raw.allowed.len() < 2 || raw.allowed.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(bad(&id, "allowed answers must be at least two, strictly increasing"));
+            return Err(bad(
+                &id,
+                "allowed answers must be at least two, strictly increasing",
+            ));
         }
         if !(0.0..=1.0).contains(&raw.min_answered_share) {
             return Err(bad(&id, "min_answered_share must be within 0..=1"));
         }
         if raw.weights.len() != raw.n_items {
-            return Err(bad(&id, format!("{} weights for {} items", raw.weights.len(), raw.n_items)));
+            return Err(bad(
+                &id,
+                format!("{} weights for {} items", raw.weights.len(), raw.n_items),
+            ));
         }
         if raw.weights.iter().any(|w| !(w.is_finite() && *w > 0.0)) {
             return Err(bad(&id, "weights must be positive and finite"));
@@ -96,13 +102,23 @@ impl Questionnaire {
             }
             for &i in &g.items {
                 if i == 0 || i > raw.n_items {
-                    return Err(bad(&id, format!("group {} names item {i}, not an item number", g.id)));
+                    return Err(bad(
+                        &id,
+                        format!("group {} names item {i}, not an item number", g.id),
+                    ));
                 }
                 seen[i - 1] += 1;
             }
         }
         if let Some(i) = seen.iter().position(|&c| c != 1) {
-            return Err(bad(&id, format!("item {} belongs to {} groups (must be exactly one)", i + 1, seen[i])));
+            return Err(bad(
+                &id,
+                format!(
+                    "item {} belongs to {} groups (must be exactly one)",
+                    i + 1,
+                    seen[i]
+                ),
+            ));
         }
         Ok(Questionnaire {
             id,
@@ -165,7 +181,8 @@ impl Questionnaire {
                     }
                 }
                 let share = answered as f64 / g.items.len() as f64;
-                (answered > 0 && share + 1e-12 >= self.min_answered_share).then(|| 100.0 * num / den)
+                (answered > 0 && share + 1e-12 >= self.min_answered_share)
+                    .then(|| 100.0 * num / den)
             })
             .collect()
     }
@@ -196,7 +213,11 @@ mod tests {
         let q = Instruments::builtin().unwrap().asso;
         // All answers at the top of the scale give 100, at the bottom 0.
         let top = vec![Some(4); 25];
-        assert!(q.score(&top).iter().all(|s| (s.unwrap() - 100.0).abs() < 1e-9));
+        assert!(
+            q.score(&top)
+                .iter()
+                .all(|s| (s.unwrap() - 100.0).abs() < 1e-9)
+        );
         let mut mixed = vec![Some(1); 25];
         // Occupability: five items at 4 and five at 1 → mean 0.5 → 50.
         for a in mixed.iter_mut().take(5) {
@@ -220,20 +241,27 @@ mod tests {
     #[test]
     fn item_in_two_groups_is_rejected() {
         let text = ASSO_LIKE.replace("items = [3, 4]", "items = [2, 3, 4]");
-        let err = Questionnaire::from_toml("asso", &text).unwrap_err().to_string();
+        let err = Questionnaire::from_toml("asso", &text)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("item 2 belongs to 2 groups"), "{err}");
     }
 
     #[test]
     fn uncovered_item_is_rejected() {
         let text = ASSO_LIKE.replace("items = [3, 4]", "items = [3]");
-        let err = Questionnaire::from_toml("asso", &text).unwrap_err().to_string();
+        let err = Questionnaire::from_toml("asso", &text)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("item 4 belongs to 0 groups"), "{err}");
     }
 
     #[test]
     fn weights_must_be_positive() {
-        let text = ASSO_LIKE.replace("weights = [1.0, 1.0, 1.0, 1.0]", "weights = [1.0, 0.0, 1.0, 1.0]");
+        let text = ASSO_LIKE.replace(
+            "weights = [1.0, 1.0, 1.0, 1.0]",
+            "weights = [1.0, 0.0, 1.0, 1.0]",
+        );
         assert!(Questionnaire::from_toml("asso", &text).is_err());
     }
 
