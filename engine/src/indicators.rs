@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::schema::Table;
 use crate::store::TenantScope;
 use crate::territory::{CitizenshipGroup, Territory};
-use crate::value::{date_of, days};
+use crate::value::days;
 use crate::{Error, Result};
 
 /// A calendar quarter such as 2026Q3.
@@ -482,7 +482,6 @@ pub fn tenant_quarter(scope: &TenantScope, q: Quarter, history: usize) -> Result
             }
         }
     }
-    let _ = date_of;
     Ok(TenantQuarter {
         tenant: scope.tenant().to_string(),
         quarter: q,

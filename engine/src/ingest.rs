@@ -12,6 +12,7 @@
 //! - **idempotence**: a row whose key is already stored (or seen earlier in the same run)
 //!   is quarantined as a duplicate, so ingesting a file twice stores nothing twice.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -25,7 +26,7 @@ use crate::read::{self, CsvFile, RawTable, RecordView};
 use crate::schema::{IDENTIFYING_HEADERS, Kind, Reject, RowContext, Schema, Table};
 use crate::store::{self, FrameBuilder, Store, TenantId, TenantScope};
 use crate::{Error, Result};
-use polars::prelude::DataFrame;
+use polars::prelude::BatchedWriter;
 
 /// What an ingest did: the contract's JSON plus details.
 #[derive(Debug, Clone, Serialize)]
@@ -136,7 +137,7 @@ fn recover(scope: &TenantScope, table: Table) -> Result<()> {
             else {
                 continue;
             };
-            if !id.starts_with(table.name()) {
+            if !id.starts_with(&format!("{}-", table.name())) {
                 continue;
             }
             let part = tdir.join(format!("{id}.parquet"));
@@ -150,20 +151,13 @@ fn recover(scope: &TenantScope, table: Table) -> Result<()> {
     Ok(())
 }
 
-fn new_ingest_id(table: Table, files_digest: &[u8]) -> Result<String> {
-    let mut salt = [0u8; 3];
+/// `<table>-<UTC time to the millisecond>-<12 random hex digits>`: sortable, unique.
+fn new_ingest_id(table: Table) -> Result<String> {
+    let mut salt = [0u8; 6];
     getrandom::fill(&mut salt).map_err(|e| Error::Key(format!("no system randomness: {e}")))?;
     let ts = chrono::Utc::now().format("%Y%m%dT%H%M%S%3f");
-    Ok(format!(
-        "{}-{ts}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-        table.name(),
-        files_digest[0],
-        files_digest[1],
-        files_digest[2],
-        salt[0],
-        salt[1],
-        salt[2]
-    ))
+    let hex: String = salt.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("{}-{ts}-{hex}", table.name()))
 }
 
 /// Maps the schema's columns onto a file's header.
@@ -317,15 +311,6 @@ impl Source {
     }
 }
 
-struct ConvertedFiles {
-    chunks: Vec<(usize, ChunkOut)>,
-    quarantined: Vec<Quarantined>,
-    legacy: usize,
-    dropped: Vec<String>,
-    ignored: Vec<String>,
-    total: usize,
-}
-
 struct ChunkOut {
     frame: FrameBuilder,
     lines: Vec<usize>,
@@ -371,8 +356,6 @@ pub fn ingest(
 
     // Read and map every file before writing anything: a file-level error aborts cleanly.
     let mut sources = Vec::new();
-    let mut hasher = Sha256::new();
-    let mut file_digests = Vec::new();
     for f in files {
         let source = match f
             .extension()
@@ -388,240 +371,257 @@ pub fn ingest(
     }
     progress.start(sources.iter().map(|(s, _)| s.size_hint()).sum::<usize>() as u64);
 
-    // The files' digests (for the audit log) are computed alongside the conversion.
-    let digest_all = || -> Vec<[u8; 32]> {
-        sources
-            .iter()
-            .map(|(src, _)| Sha256::digest(&src.bytes()).into())
-            .collect()
+    let ingest_id = new_ingest_id(table)?;
+    let existing = scope.keys(table)?;
+    let part = tdir.join(format!("{ingest_id}.parquet"));
+    let qfile = scope.quarantine_dir().join(format!("{ingest_id}.csv"));
+    let part_staging = store::staging_path(&part);
+    let q_staging = store::staging_path(&qfile);
+    let key_label = if schema.key_columns.is_empty() {
+        "*".to_string()
+    } else {
+        schema.key_columns.join("+")
     };
-    let convert_all = || -> Result<ConvertedFiles> {
-        let mut chunks: Vec<(usize, ChunkOut)> = Vec::new();
-        let mut quarantined: Vec<Quarantined> = Vec::new();
-        let mut dropped = Vec::new();
-        let mut ignored = Vec::new();
-        let mut legacy = 0usize;
-        let mut total = 0usize;
 
-        for (fi, (source, map)) in sources.iter().enumerate() {
-            dropped.extend(map.dropped.iter().cloned());
-            ignored.extend(map.ignored.iter().cloned());
-            // Convert in parallel, one chunk per task, straight into columns; order is kept.
-            let convert_chunk = |rows: &mut dyn FnMut(
-                &mut dyn FnMut(usize, std::result::Result<RecordView<'_>, String>, bool),
-            )|
-             -> ChunkOut {
-                let mut out = ChunkOut {
-                    frame: FrameBuilder::new(&schema, 16_384),
-                    lines: Vec::with_capacity(16_384),
-                    rejects: Vec::new(),
-                    legacy: 0,
-                };
-                let mut values = Vec::new();
-                rows(&mut |line, rec, legacy| {
-                    out.legacy += legacy as usize;
-                    let res = match &rec {
-                        Err(reason) => Err(Reject {
-                            column: "*".into(),
-                            reason: reason.clone(),
-                        }),
-                        Ok(view) => ctx.convert_into(
-                            |ci| map.fields[ci].and_then(|i| view.get(i)),
-                            &mut values,
-                        ),
+    // A pipeline: rayon workers convert chunks straight into columns; this thread takes
+    // them in file order, removes duplicates (the first occurrence is kept unless the store
+    // holds the key) and streams them into the staged Parquet part, so writing overlaps
+    // converting. The files' digests, for the audit log, are computed alongside.
+    let expected_rows = sources
+        .iter()
+        .map(|(s, _)| s.size_hint())
+        .sum::<usize>()
+        .min(50_000_000)
+        / 32;
+    let mut seen: HashMap<u64, (u32, u32)> = HashMap::with_capacity(expected_rows);
+    let mut quarantined: Vec<Quarantined> = Vec::new();
+    let (mut legacy, mut total, mut stored, mut duplicates) = (0usize, 0usize, 0usize, 0usize);
+    let mut dropped: Vec<String> = sources
+        .iter()
+        .flat_map(|(_, m)| m.dropped.iter().cloned())
+        .collect();
+    let mut ignored: Vec<String> = sources
+        .iter()
+        .flat_map(|(_, m)| m.ignored.iter().cloned())
+        .collect();
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, usize, ChunkOut)>();
+    let (sources, schema, ctx) = (&sources, &schema, &ctx);
+    let digests: Result<Vec<[u8; 32]>> = std::thread::scope(|sc| {
+        let producer = sc.spawn(move || {
+            let digest_all = || -> Vec<[u8; 32]> {
+                sources
+                    .iter()
+                    .map(|(src, _)| Sha256::digest(&src.bytes()).into())
+                    .collect()
+            };
+            let convert_all = move || {
+                let mut seq = 0usize;
+                for (fi, (source, map)) in sources.iter().enumerate() {
+                    // Convert in parallel, one chunk per task, straight into columns; order is kept.
+                    let convert_chunk = |rows: &mut dyn FnMut(
+                        &mut dyn FnMut(usize, std::result::Result<RecordView<'_>, String>, bool),
+                    )|
+                     -> ChunkOut {
+                        let mut out = ChunkOut {
+                            frame: FrameBuilder::new(&schema, 16_384),
+                            lines: Vec::with_capacity(16_384),
+                            rejects: Vec::new(),
+                            legacy: 0,
+                        };
+                        let mut values = Vec::new();
+                        rows(&mut |line, rec, legacy| {
+                            out.legacy += legacy as usize;
+                            let res = match &rec {
+                                Err(reason) => Err(Reject {
+                                    column: "*".into(),
+                                    reason: reason.clone(),
+                                }),
+                                Ok(view) => ctx.convert_into(
+                                    |ci| map.fields[ci].and_then(|i| view.get(i)),
+                                    &mut values,
+                                ),
+                            };
+                            match res {
+                                Ok(key) => {
+                                    out.frame.push(&values, key);
+                                    out.lines.push(line);
+                                }
+                                Err(rej) => {
+                                    let record = rec
+                                        .as_ref()
+                                        .map(|v| masked_record(v, &map.sensitive))
+                                        .unwrap_or_default();
+                                    out.rejects.push((line, rej, record));
+                                }
+                            }
+                        });
+                        out
                     };
-                    match res {
-                        Ok(key) => {
-                            out.frame.push(&values, key);
-                            out.lines.push(line);
+                    match source {
+                        // Enough chunks to keep every core busy, large enough to amortise per-chunk work.
+                        Source::Csv(file) => {
+                            let chunks = file.chunks(
+                                (file.body_len() / (4 * rayon::current_num_threads()))
+                                    .clamp(1 << 18, 1 << 23),
+                            );
+                            let n = chunks.len();
+                            chunks.into_par_iter().enumerate().for_each_with(
+                                tx.clone(),
+                                |tx, (i, (line, chunk))| {
+                                    let out = convert_chunk(&mut |f| {
+                                        file.parse_chunk(line, chunk, &mut *f)
+                                    });
+                                    progress.advance(chunk.len() as u64);
+                                    // A closed channel means the consumer failed; its error is reported.
+                                    let _ = tx.send((seq + i, fi, out));
+                                },
+                            );
+                            seq += n;
                         }
-                        Err(rej) => {
-                            let record = rec
-                                .as_ref()
-                                .map(|v| masked_record(v, &map.sensitive))
-                                .unwrap_or_default();
-                            out.rejects.push((line, rej, record));
+                        Source::Table(t) => {
+                            let n = t.rows.len().div_ceil(8192);
+                            t.rows.par_chunks(8192).enumerate().for_each_with(
+                                tx.clone(),
+                                |tx, (i, rows)| {
+                                    let mut out = convert_chunk(&mut |f| {
+                                        for r in rows {
+                                            f(
+                                                r.row,
+                                                r.fields
+                                                    .as_ref()
+                                                    .map(RecordView::Text)
+                                                    .map_err(String::clone),
+                                                false,
+                                            );
+                                        }
+                                    });
+                                    if i == 0 {
+                                        out.legacy += t.legacy_encoded_rows;
+                                    }
+                                    progress.advance(rows.len() as u64);
+                                    let _ = tx.send((seq + i, fi, out));
+                                },
+                            );
+                            seq += n;
                         }
                     }
+                }
+                drop(tx);
+            };
+            rayon::join(digest_all, convert_all).0
+        });
+
+        let mut pending: BTreeMap<usize, (usize, ChunkOut)> = BTreeMap::new();
+        let mut next = 0usize;
+        let mut part_out = store::create_staging(&part_staging)?;
+        let mut writer = store::part_writer(&mut part_out, schema)?;
+        let mut consume = |fi: usize,
+                           mut out: ChunkOut,
+                           writer: &mut BatchedWriter<&mut std::io::BufWriter<std::fs::File>>|
+         -> Result<()> {
+            legacy += out.legacy;
+            total += out.lines.len() + out.rejects.len();
+            for (line, reject, record) in out.rejects.drain(..) {
+                quarantined.push(Quarantined {
+                    file: fi,
+                    row: line,
+                    reject,
+                    record,
                 });
-                out
-            };
-            let outs: Vec<ChunkOut> = match source {
-                // Enough chunks to keep every core busy, large enough to amortise per-chunk work.
-                Source::Csv(file) => file
-                    .chunks(
-                        (file.body_len() / (4 * rayon::current_num_threads()))
-                            .clamp(1 << 18, 1 << 23),
-                    )
-                    .into_par_iter()
-                    .map(|(line, chunk)| {
-                        let out = convert_chunk(&mut |f| file.parse_chunk(line, chunk, &mut *f));
-                        progress.advance(chunk.len() as u64);
-                        out
+            }
+            let mut keep = Vec::with_capacity(out.lines.len());
+            for (&key, &line) in out.frame.keys().iter().zip(&out.lines) {
+                let reason = if existing.binary_search(&key).is_ok() {
+                    Some("duplicate of a row already in the store".to_string())
+                } else {
+                    seen.get(&key).map(|(f0, r0)| {
+                        format!(
+                            "duplicate of row {r0} of {}",
+                            file_name(sources[*f0 as usize].0.path())
+                        )
                     })
-                    .collect(),
-                Source::Table(t) => {
-                    legacy += t.legacy_encoded_rows;
-                    t.rows
-                        .par_chunks(8192)
-                        .map(|rows| {
-                            let out = convert_chunk(&mut |f| {
-                                for r in rows {
-                                    f(
-                                        r.row,
-                                        r.fields
-                                            .as_ref()
-                                            .map(RecordView::Text)
-                                            .map_err(String::clone),
-                                        false,
-                                    );
-                                }
-                            });
-                            progress.advance(rows.len() as u64);
-                            out
-                        })
-                        .collect()
+                };
+                match reason {
+                    Some(reason) => {
+                        duplicates += 1;
+                        quarantined.push(Quarantined {
+                            file: fi,
+                            row: line,
+                            reject: Reject {
+                                column: key_label.clone(),
+                                reason,
+                            },
+                            record: String::new(),
+                        });
+                        keep.push(false);
+                    }
+                    None => {
+                        seen.insert(key, (fi as u32, line as u32));
+                        keep.push(true);
+                    }
                 }
-            };
-            for mut out in outs {
-                legacy += out.legacy;
-                total += out.lines.len() + out.rejects.len();
-                for (line, reject, record) in out.rejects.drain(..) {
-                    quarantined.push(Quarantined {
-                        file: fi,
-                        row: line,
-                        reject,
-                        record,
-                    });
+            }
+            let df = out.frame.finish(&keep)?;
+            if df.height() == 0 {
+                return Ok(());
+            }
+            stored += df.height();
+            writer.write_batch(&df)?;
+            Ok(())
+        };
+        let mut failure: Option<Error> = None;
+        for (seq, fi, out) in rx.iter() {
+            pending.insert(seq, (fi, out));
+            while let Some((fi, out)) = pending.remove(&next) {
+                next += 1;
+                if let Err(e) = consume(fi, out, &mut writer) {
+                    failure = Some(e);
+                    break;
                 }
-                chunks.push((fi, out));
+            }
+            if failure.is_some() {
+                break;
             }
         }
-
-        Ok(ConvertedFiles {
-            chunks,
-            quarantined,
-            legacy,
-            dropped,
-            ignored,
-            total,
-        })
-    };
-    let (digests, converted) = rayon::join(digest_all, convert_all);
-    let ConvertedFiles {
-        chunks,
-        mut quarantined,
-        legacy,
-        mut dropped,
-        mut ignored,
-        total,
-    } = converted?;
-    for (d, (src, _)) in digests.iter().zip(&sources) {
+        drop(rx);
+        let digests = producer.join().map_err(|_| Error::Store {
+            path: tdir.clone(),
+            reason: "a conversion thread panicked".into(),
+        })?;
+        if let Some(e) = failure {
+            let _ = std::fs::remove_file(&part_staging);
+            return Err(e);
+        }
+        let finished = writer.finish().map(|_| ()).map_err(Error::from);
+        drop(writer);
+        let finished = finished.and_then(|()| store::sync_staging(part_out, &part_staging));
+        if let Err(e) = finished {
+            let _ = std::fs::remove_file(&part_staging);
+            return Err(e);
+        }
+        Ok(digests)
+    });
+    let digests = digests?;
+    if stored == 0 {
+        // Nothing new: no part at all rather than an empty one.
+        std::fs::remove_file(&part_staging).map_err(|e| Error::io(&part_staging, e))?;
+    }
+    let mut hasher = Sha256::new();
+    let mut file_digests = Vec::new();
+    for (d, (src, _)) in digests.iter().zip(sources) {
         hasher.update(d);
         file_digests.push(serde_json::json!({
             "file": file_name(src.path()),
             "sha256": d.iter().map(|b| format!("{b:02x}")).collect::<String>(),
         }));
     }
-    let ingest_id = new_ingest_id(table, &hasher.finalize())?;
-    let existing = scope.keys(table)?;
-    let mut frame: Option<DataFrame> = None;
-    let mut stored = 0usize;
-    let mut duplicates = 0usize;
-
-    // Duplicates, in one sort rather than a hash map over every row: the first occurrence
-    // (in file and row order) is kept unless the store already holds the key.
-    let mut order: Vec<(u64, u32)> = Vec::new();
-    let mut at: Vec<(u32, u32)> = Vec::new(); // (chunk, position in chunk) by sequence number
-    for (c, (_, out)) in chunks.iter().enumerate() {
-        for (i, &key) in out.frame.keys().iter().enumerate() {
-            order.push((key, at.len() as u32));
-            at.push((c as u32, i as u32));
-        }
-    }
-    order.par_sort_unstable();
-    let mut keep: Vec<Vec<bool>> = chunks
-        .iter()
-        .map(|(_, out)| vec![true; out.lines.len()])
-        .collect();
-    let mut dup_of: Vec<(u32, Option<u32>)> = Vec::new(); // (sequence, first sequence or None = store)
-    let mut i = 0;
-    while i < order.len() {
-        let key = order[i].0;
-        let mut j = i + 1;
-        while j < order.len() && order[j].0 == key {
-            j += 1;
-        }
-        let in_store = existing.binary_search(&key).is_ok();
-        for (k, &(_, seq)) in order[i..j].iter().enumerate() {
-            if in_store {
-                dup_of.push((seq, None));
-            } else if k > 0 {
-                dup_of.push((seq, Some(order[i].1)));
-            }
-        }
-        i = j;
-    }
-    dup_of.sort_unstable();
-    let column = if schema.key_columns.is_empty() {
-        "*".to_string()
-    } else {
-        schema.key_columns.join("+")
-    };
-    for (seq, first) in dup_of {
-        let (c, pos) = at[seq as usize];
-        keep[c as usize][pos as usize] = false;
-        let (fi, out) = &chunks[c as usize];
-        let reason = match first {
-            None => "duplicate of a row already in the store".to_string(),
-            Some(f) => {
-                let (c0, p0) = at[f as usize];
-                let (f0, out0) = &chunks[c0 as usize];
-                format!(
-                    "duplicate of row {} of {}",
-                    out0.lines[p0 as usize],
-                    file_name(sources[*f0].0.path())
-                )
-            }
-        };
-        duplicates += 1;
-        quarantined.push(Quarantined {
-            file: *fi,
-            row: out.lines[pos as usize],
-            reject: Reject {
-                column: column.clone(),
-                reason,
-            },
-            record: String::new(),
-        });
-    }
-    drop((order, at));
-    for ((_, out), keep) in chunks.into_iter().zip(keep) {
-        stored += keep.iter().filter(|k| **k).count();
-        let df = out.frame.finish(&keep)?;
-        match frame.as_mut() {
-            None => frame = Some(df),
-            Some(acc) => {
-                acc.vstack_mut_owned(df)?;
-            }
-        }
-    }
     // Quarantine rows in file and row order, whatever the stage that rejected them.
     quarantined.sort_by_key(|q| (q.file, q.row));
-    drop(existing);
     let nq = quarantined.len();
     debug_assert_eq!(stored + nq, total);
 
-    // Stage everything, then commit: the Parquet part is the commit point.
-    let part = tdir.join(format!("{ingest_id}.parquet"));
-    let qfile = scope.quarantine_dir().join(format!("{ingest_id}.csv"));
-    let part_staging = store::staging_path(&part);
-    let q_staging = store::staging_path(&qfile);
-    if stored > 0 {
-        // Chunks are written as they are (row groups): a rechunk would copy every column.
-        let mut df = frame.take().unwrap_or_default();
-        store::stage(&part_staging, |f| store::write_parquet(f, &mut df))?;
-    }
+    // The Parquet part is staged; stage the quarantine file, then commit both. The part's
+    // rename is the commit point.
     if nq > 0 {
         store::stage(&q_staging, |f| {
             let mut w = csv::Writer::from_writer(f);

@@ -727,10 +727,7 @@ fn is_occupation(s: &str) -> bool {
 /// Removes tax codes that an operator typed into free text.
 fn redact(text: &str, ctx: &RowContext<'_>) -> String {
     let mut out = String::with_capacity(text.len());
-    for (i, token) in text
-        .split_inclusive(|c: char| !c.is_ascii_alphanumeric())
-        .enumerate()
-    {
+    for token in text.split_inclusive(|c: char| !c.is_ascii_alphanumeric()) {
         let word = token.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
         if word.len() == 16 && TaxCode::parse(word).is_ok() {
             ctx.redacted.fetch_add(1, Ordering::Relaxed);
@@ -739,7 +736,6 @@ fn redact(text: &str, ctx: &RowContext<'_>) -> String {
         } else {
             out.push_str(token);
         }
-        let _ = i;
     }
     out
 }

@@ -551,13 +551,12 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
 
     for n in 0..cfg.persons {
         let ti = n % cfg.tenants;
-        let (tenant_id, municipality, (operator, quality), style_dates) = {
+        let (tenant_id, municipality, (operator, quality)) = {
             let t = &tenants[ti];
             let m = t.municipalities[rng.random_range(0..t.municipalities.len())].clone();
             let op = t.operators[rng.random_range(0..t.operators.len())].clone();
-            (t.id.clone(), m, op, ())
+            (t.id.clone(), m, op)
         };
-        let _ = style_dates;
         let female = rng.random::<bool>();
         let age: i32 = rng.random_range(18..=64);
         let intake = start + chrono::Duration::days(rng.random_range(0..window_days));

@@ -537,11 +537,14 @@ impl Report {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| Error::Write {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })
+    use std::io::Write;
+    // The engine's staging: a half-written report is never left under its final name.
+    occupa_engine::store::write_atomic(path, |f| {
+        f.write_all(bytes)
+            .map_err(|e| occupa_engine::Error::io(path, e))
+    })
+    .map_err(|e| Error::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }

@@ -465,3 +465,51 @@ fn a_file_missing_a_required_column_is_refused_whole_naming_it() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_crash_between_the_two_commits_is_completed_by_the_next_ingest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exports = tmp.path().join("exports");
+    let (inst, _) = small_dirty(&exports, 300, 0.1);
+    let store = Store::open(&tmp.path().join("store")).unwrap();
+    let tenant = TenantId::new("t01").unwrap();
+    let s = ingest(
+        &store,
+        &inst,
+        &key(),
+        &tenant,
+        Table::Asso,
+        &[exports.join("t01/asso.csv")],
+        &NoProgress,
+    )
+    .unwrap();
+    let q = s
+        .quarantine_file
+        .clone()
+        .expect("dirty rows were quarantined");
+    // As if the process died after committing the Parquet part, before the quarantine file.
+    let staged = q.with_file_name(format!(
+        ".staging-{}",
+        q.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::rename(&q, &staged).unwrap();
+    let again = ingest(
+        &store,
+        &inst,
+        &key(),
+        &tenant,
+        Table::Asso,
+        &[exports.join("t01/asso.csv")],
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(again.stored, 0);
+    assert!(
+        q.exists() && !staged.exists(),
+        "recovery must commit the orphaned quarantine file"
+    );
+    assert_eq!(
+        csv::Reader::from_path(&q).unwrap().records().count(),
+        s.quarantined
+    );
+}
