@@ -236,6 +236,13 @@ fn temporary_check_of(first10: &[u8]) -> u8 {
 /// non-ASCII input sneaks in).
 fn normalise(raw: &str) -> (String, usize) {
     let trimmed = raw.trim();
+    // Registers almost always hold the code already clean: copy it in one go.
+    if trimmed
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    {
+        return (trimmed.to_string(), trimmed.len());
+    }
     let mut out = String::with_capacity(trimmed.len());
     let mut chars = 0;
     for c in trimmed.chars() {

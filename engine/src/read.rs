@@ -242,25 +242,26 @@ impl CsvFile {
             .has_headers(false)
             .from_reader(chunk);
         let mut rec = csv::ByteRecord::new();
-        // csv skips blank lines, so line numbers come from counting newlines up to each record.
-        let (mut line, mut counted) = (first_line, 0usize);
         loop {
             let at = reader.position().byte() as usize;
             match reader.read_byte_record(&mut rec) {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => {
+                    let line = first_line + reader.position().line() as usize - 1;
                     f(line, Err(format!("unreadable record: {e}")), false);
                     continue;
                 }
             }
-            let mut start = rec.position().map_or(at, |p| p.byte() as usize);
-            // After skipped blank lines the reported start is the first blank line.
+            // csv counts lines from the chunk's start; after skipped blank lines the reported
+            // start is the first blank line, so those are added.
+            let (mut start, mut line) = rec.position().map_or((at, first_line), |p| {
+                (p.byte() as usize, first_line + p.line() as usize - 1)
+            });
             while start < chunk.len() && (chunk[start] == b'\n' || chunk[start] == b'\r') {
+                line += (chunk[start] == b'\n') as usize;
                 start += 1;
             }
-            line += memchr::memchr_iter(b'\n', &chunk[counted..start]).count();
-            counted = start;
             if rec.len() == 1
                 && rec
                     .get(0)

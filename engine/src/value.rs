@@ -149,8 +149,15 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
     const YES: [&str; 9] = ["1", "si", "sì", "s", "y", "yes", "true", "vero", "x"];
     const NO: [&str; 5] = ["0", "no", "n", "false", "falso"];
     let t = s.trim();
-    // Compared without allocating: this runs three times per person row.
-    let eq = |w: &&str| t.eq_ignore_ascii_case(w) || (t.len() == w.len() && t.to_lowercase() == *w);
+    // This runs three times per person row: allocate only for non-ASCII text ("Sì").
+    let lowered;
+    let t = if t.is_ascii() {
+        t
+    } else {
+        lowered = t.to_lowercase();
+        lowered.as_str()
+    };
+    let eq = |w: &&str| t.eq_ignore_ascii_case(w);
     if YES.iter().any(eq) {
         Ok(true)
     } else if NO.iter().any(eq) {
