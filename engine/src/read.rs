@@ -18,8 +18,13 @@ pub struct RawRow {
 /// A borrowed view of one record's fields, without copying them when they are UTF-8.
 #[derive(Debug, Clone, Copy)]
 pub enum RecordView<'a> {
-    /// A record whose bytes were checked to be UTF-8.
-    Utf8(&'a csv::ByteRecord),
+    /// A record whose bytes were checked to be UTF-8 (`text` is its buffer as `str`).
+    Utf8 {
+        /// The record.
+        record: &'a csv::ByteRecord,
+        /// The record's buffer, validated once.
+        text: &'a str,
+    },
     /// A decoded record (spreadsheets, Parquet, Windows-1252 rows).
     Text(&'a csv::StringRecord),
 }
@@ -28,14 +33,15 @@ impl<'a> RecordView<'a> {
     /// Field `i` as text.
     pub fn get(&self, i: usize) -> Option<&'a str> {
         match self {
-            RecordView::Utf8(r) => r.get(i).and_then(|b| std::str::from_utf8(b).ok()),
+            // Slicing the validated buffer checks only the two char boundaries.
+            RecordView::Utf8 { record, text } => record.range(i).and_then(|r| text.get(r)),
             RecordView::Text(r) => r.get(i),
         }
     }
     /// Number of fields.
     pub fn len(&self) -> usize {
         match self {
-            RecordView::Utf8(r) => r.len(),
+            RecordView::Utf8 { record, .. } => record.len(),
             RecordView::Text(r) => r.len(),
         }
     }
@@ -277,8 +283,8 @@ impl CsvFile {
                 );
                 continue;
             }
-            if std::str::from_utf8(rec.as_slice()).is_ok() {
-                f(line, Ok(RecordView::Utf8(&rec)), false);
+            if let Ok(text) = std::str::from_utf8(rec.as_slice()) {
+                f(line, Ok(RecordView::Utf8 { record: &rec, text }), false);
             } else {
                 let (text, _) = decode(&rec);
                 f(line, Ok(RecordView::Text(&text)), true);
