@@ -311,6 +311,36 @@ impl Source {
     }
 }
 
+/// Row keys are already uniformly distributed (bits of SHA-256 or HMAC outputs), so the
+/// de-duplication table uses them as their own hash instead of hashing them again.
+#[derive(Clone, Copy, Default)]
+struct KeyHash;
+
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::BuildHasher for KeyHash {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
+    }
+}
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed; any other input still hashes deterministically.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 struct ChunkOut {
     frame: FrameBuilder,
     lines: Vec<usize>,
@@ -393,7 +423,8 @@ pub fn ingest(
         .sum::<usize>()
         .min(50_000_000)
         / 32;
-    let mut seen: HashMap<u64, (u32, u32)> = HashMap::with_capacity(expected_rows);
+    let mut seen: HashMap<u64, (u32, u32), KeyHash> =
+        HashMap::with_capacity_and_hasher(expected_rows, KeyHash);
     let mut quarantined: Vec<Quarantined> = Vec::new();
     let (mut legacy, mut total, mut stored, mut duplicates) = (0usize, 0usize, 0usize, 0usize);
     let mut dropped: Vec<String> = sources
