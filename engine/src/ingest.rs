@@ -311,6 +311,10 @@ impl Source {
     }
 }
 
+/// Receives each record of a chunk: its line, its fields (or why it is malformed), and
+/// whether it was decoded as Windows-1252.
+type RecordSink<'r> = dyn FnMut(usize, std::result::Result<RecordView<'_>, String>, bool) + 'r;
+
 /// Row keys are already uniformly distributed (bits of SHA-256 or HMAC outputs), so the
 /// de-duplication table uses them as their own hash instead of hashing them again.
 #[derive(Clone, Copy, Default)]
@@ -442,19 +446,16 @@ pub fn ingest(
             let digest_all = || -> Vec<[u8; 32]> {
                 sources
                     .iter()
-                    .map(|(src, _)| Sha256::digest(&src.bytes()).into())
+                    .map(|(src, _)| Sha256::digest(src.bytes()).into())
                     .collect()
             };
             let convert_all = move || {
                 let mut seq = 0usize;
                 for (fi, (source, map)) in sources.iter().enumerate() {
                     // Convert in parallel, one chunk per task, straight into columns; order is kept.
-                    let convert_chunk = |rows: &mut dyn FnMut(
-                        &mut dyn FnMut(usize, std::result::Result<RecordView<'_>, String>, bool),
-                    )|
-                     -> ChunkOut {
+                    let convert_chunk = |rows: &mut dyn FnMut(&mut RecordSink<'_>)| -> ChunkOut {
                         let mut out = ChunkOut {
-                            frame: FrameBuilder::new(&schema, 16_384),
+                            frame: FrameBuilder::new(schema, 16_384),
                             lines: Vec::with_capacity(16_384),
                             rejects: Vec::new(),
                             legacy: 0,

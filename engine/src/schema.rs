@@ -893,17 +893,16 @@ impl RowContext<'_> {
         let date_order = |values: &[Value], start: &str, end: &str| -> Result<(), Reject> {
             if let (Value::Date(s), Value::Date(e)) =
                 (self.get(values, start), self.get(values, end))
+                && e < s
             {
-                if e < s {
-                    return Err(reject(
-                        end,
-                        format!(
-                            "ends before it starts ({} < {})",
-                            value::date_of(e),
-                            value::date_of(s)
-                        ),
-                    ));
-                }
+                return Err(reject(
+                    end,
+                    format!(
+                        "ends before it starts ({} < {})",
+                        value::date_of(e),
+                        value::date_of(s)
+                    ),
+                ));
             }
             Ok(())
         };
@@ -1061,10 +1060,10 @@ impl RowContext<'_> {
 
     fn key(&self, values: &[Value]) -> u64 {
         let schema = self.schema;
-        if schema.key_columns == ["person_id"] {
-            if let Value::Str(p) = &values[self.idx("person_id")] {
-                return u64::from_str_radix(&p[..16], 16).unwrap_or(0);
-            }
+        if schema.key_columns == ["person_id"]
+            && let Value::Str(p) = &values[self.idx("person_id")]
+        {
+            return u64::from_str_radix(&p[..16], 16).unwrap_or(0);
         }
         let mut buf = Vec::with_capacity(128);
         buf.extend_from_slice(schema.table.name().as_bytes());
@@ -1109,19 +1108,19 @@ pub fn data_dictionary(instruments: &Instruments) -> String {
         out.push_str("| column | accepted headers | type | required | description |\n|---|---|---|---|---|\n");
         let mut answers_done = false;
         for c in &s.columns {
-            if let Kind::Answer(scale) = &c.kind {
-                if matches!(table, Table::Asso | Table::Isa) {
-                    if !answers_done {
-                        let q = if table == Table::Asso {
-                            &instruments.asso
-                        } else {
-                            &instruments.isa
-                        };
-                        out.push_str(&format!("| `{}` … `{}` | same | integer | no | item answers, one of {:?} (empty = not answered) |\n", q.item_column(1), q.item_column(q.n_items()), scale));
-                        answers_done = true;
-                    }
-                    continue;
+            if let Kind::Answer(scale) = &c.kind
+                && matches!(table, Table::Asso | Table::Isa)
+            {
+                if !answers_done {
+                    let q = if table == Table::Asso {
+                        &instruments.asso
+                    } else {
+                        &instruments.isa
+                    };
+                    out.push_str(&format!("| `{}` … `{}` | same | integer | no | item answers, one of {:?} (empty = not answered) |\n", q.item_column(1), q.item_column(q.n_items()), scale));
+                    answers_done = true;
                 }
+                continue;
             }
             let ty = match &c.kind {
                 Kind::PersonId | Kind::EmployerId => "pseudonym (text)".to_string(),

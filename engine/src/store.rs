@@ -87,10 +87,10 @@ impl Store {
         let mut v = Vec::new();
         for e in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
             let e = e.map_err(|e| Error::io(&dir, e))?;
-            if let Some(name) = e.file_name().to_str() {
-                if let Ok(t) = TenantId::new(name) {
-                    v.push(t);
-                }
+            if let Some(name) = e.file_name().to_str()
+                && let Ok(t) = TenantId::new(name)
+            {
+                v.push(t);
             }
         }
         v.sort();
@@ -338,10 +338,10 @@ pub fn stage(staging: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<()
 /// syncs the folder so the rename survives a power cut.
 pub fn commit(staging: &Path, path: &Path) -> Result<()> {
     std::fs::rename(staging, path).map_err(|e| Error::io(path, e))?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
     }
     Ok(())
 }

@@ -406,30 +406,30 @@ impl Report {
                 .collect();
             let tenant_names: Vec<String> = tenants.iter().map(|tq| tq.tenant.clone()).collect();
             let mut tables = vec![gol];
-            if !tenant_names.is_empty() {
-                if let Ok(table) = CountTable::new(ids, tenant_names, cells) {
-                    let mut p = protect(&table, min);
-                    // Different indicators are not additive: the column totals are not published.
-                    for c in p.col_totals.iter_mut() {
-                        *c = Cell::Secondary;
-                    }
-                    p.total = Cell::Secondary;
-                    let mut pt = from_protected(
-                        "indicatori",
-                        t(
-                            "Indicatori fisici (standard dei servizi, allegato indicatori)",
-                            "Physical indicators (service standards)",
-                        ),
-                        t("Indicatore", "Indicator"),
-                        "",
-                        &p,
-                        true,
-                        lang.t("Totale", "Total"),
-                    );
-                    pt.rows.pop();
-                    pt.has_total = false;
-                    tables.push(pt);
+            if !tenant_names.is_empty()
+                && let Ok(table) = CountTable::new(ids, tenant_names, cells)
+            {
+                let mut p = protect(&table, min);
+                // Different indicators are not additive: the column totals are not published.
+                for c in p.col_totals.iter_mut() {
+                    *c = Cell::Secondary;
                 }
+                p.total = Cell::Secondary;
+                let mut pt = from_protected(
+                    "indicatori",
+                    t(
+                        "Indicatori fisici (standard dei servizi, allegato indicatori)",
+                        "Physical indicators (service standards)",
+                    ),
+                    t("Indicatore", "Indicator"),
+                    "",
+                    &p,
+                    true,
+                    lang.t("Totale", "Total"),
+                );
+                pt.rows.pop();
+                pt.has_total = false;
+                tables.push(pt);
             }
             let placed = two_way(
                 lang,

@@ -163,9 +163,9 @@ pub fn html(r: &Report) -> String {
             table_html(t, &mut out);
         }
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<p class=\"note\">{}</p></body></html>\n",
+        "<p class=\"note\">{}</p></body></html>",
         esc_html(&r.privacy_note)
     );
     out
@@ -187,22 +187,22 @@ pub fn markup(r: &Report) -> (String, Vec<Asset>) {
         for p in &s.text {
             let _ = writeln!(m, "{}\n", escape(p));
         }
-        if let Some(svg) = &s.chart {
-            if !svg.is_empty() {
-                let path = format!("chart-{si}.svg");
-                let _ = writeln!(m, "#figure(image(\"{path}\", width: 100%))\n");
-                assets.push(Asset {
-                    path,
-                    bytes: svg.as_bytes().to_vec(),
-                });
-            }
+        if let Some(svg) = &s.chart
+            && !svg.is_empty()
+        {
+            let path = format!("chart-{si}.svg");
+            let _ = writeln!(m, "#figure(image(\"{path}\", width: 100%))\n");
+            assets.push(Asset {
+                path,
+                bytes: svg.as_bytes().to_vec(),
+            });
         }
         for t in &s.tables {
             let _ = writeln!(m, "*{}*\n", escape(&t.title));
             let ncols = t.columns.len() + 1;
-            let _ = write!(
+            let _ = writeln!(
                 m,
-                "#table(columns: {ncols}, align: (left, {}),\n",
+                "#table(columns: {ncols}, align: (left, {}),",
                 vec!["right"; t.columns.len()].join(", ")
             );
             let _ = write!(m, "  table.header([*{}*]", escape(&t.label_header));

@@ -64,7 +64,7 @@ fn dirty_files_conserve_rows_and_quarantine_exactly_the_planted_errors() {
                 &key(),
                 &tenant,
                 table,
-                &[file.clone()],
+                std::slice::from_ref(&file),
                 &NoProgress,
             )
             .unwrap();
@@ -294,7 +294,7 @@ fn ingesting_the_same_file_twice_stores_nothing_twice() {
             &key(),
             &tenant,
             table,
-            &[f.clone()],
+            std::slice::from_ref(&f),
             &NoProgress,
         )
         .unwrap();
@@ -448,7 +448,7 @@ fn a_file_missing_a_required_column_is_refused_whole_naming_it() {
         &key(),
         &TenantId::new("t01").unwrap(),
         Table::Persons,
-        &[f.clone()],
+        std::slice::from_ref(&f),
         &NoProgress,
     )
     .unwrap_err()
