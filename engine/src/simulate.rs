@@ -618,19 +618,23 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
             foreign_place
         };
         let (month, day) = (rng.random_range(1..=12u8), rng.random_range(1..=28u8));
-        let mut code = if rng.random::<f64>() < 0.01 {
-            make_temporary(rng.random_range(0..10_000_000_000u64))
-        } else {
+        let (surname_code, name_code) = (code_letters(surname, false), code_letters(name, true));
+        let personal = |level: u8| {
             make_personal(
-                &code_letters(surname, false),
-                &code_letters(name, true),
+                &surname_code,
+                &name_code,
                 (birth_year % 100) as u8,
                 month,
                 day,
                 female,
                 place,
-                0,
+                level,
             )
+        };
+        let mut code = if rng.random::<f64>() < 0.01 {
+            make_temporary(rng.random_range(0..10_000_000_000u64))
+        } else {
+            personal(0)
         };
         let mut level = 0;
         while used_codes.contains(&code) {
@@ -638,16 +642,7 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
             code = if code.len() == 11 || level > 7 {
                 make_temporary(rng.random_range(0..10_000_000_000u64))
             } else {
-                make_personal(
-                    &code_letters(surname, false),
-                    &code_letters(name, true),
-                    (birth_year % 100) as u8,
-                    month,
-                    day,
-                    female,
-                    place,
-                    level,
-                )
+                personal(level)
             };
         }
         used_codes.insert(code.clone());

@@ -56,13 +56,7 @@ struct KeyArg {
 }
 
 #[derive(Args)]
-struct DemoArgs {
-    /// Store folder.
-    #[arg(long, default_value = "occupa-data")]
-    data: PathBuf,
-    /// Output folder for the report.
-    #[arg(long, default_value = "occupa-out")]
-    out: PathBuf,
+struct PopulationArgs {
     /// Persons to simulate.
     #[arg(long, default_value_t = 20_000)]
     persons: usize,
@@ -72,6 +66,30 @@ struct DemoArgs {
     /// Random seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+}
+
+impl PopulationArgs {
+    fn config(&self, dirty_rate: f64) -> SimConfig {
+        SimConfig {
+            persons: self.persons,
+            tenants: self.tenants,
+            seed: self.seed,
+            dirty_rate,
+            ..SimConfig::default()
+        }
+    }
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Store folder.
+    #[arg(long, default_value = "occupa-data")]
+    data: PathBuf,
+    /// Output folder for the report.
+    #[arg(long, default_value = "occupa-out")]
+    out: PathBuf,
+    #[command(flatten)]
+    population: PopulationArgs,
     /// Share of dirty rows in the simulated exports.
     #[arg(long, default_value_t = 0.01)]
     dirty: f64,
@@ -87,15 +105,8 @@ struct SimulateArgs {
     /// Output folder.
     #[arg(long)]
     out: PathBuf,
-    /// Persons to simulate.
-    #[arg(long, default_value_t = 20_000)]
-    persons: usize,
-    /// Authorities to simulate.
-    #[arg(long, default_value_t = 6)]
-    tenants: usize,
-    /// Random seed.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    #[command(flatten)]
+    population: PopulationArgs,
     /// Share of rows made dirty (bad tax codes, dates, answers, duplicates, encodings).
     #[arg(long, default_value_t = 0.0)]
     dirty: f64,
@@ -264,17 +275,11 @@ fn demo(a: DemoArgs) -> Result<()> {
         k
     };
     let exports = a.out.join("simulated-exports");
-    let cfg = SimConfig {
-        persons: a.persons,
-        tenants: a.tenants,
-        seed: a.seed,
-        dirty_rate: a.dirty,
-        ..SimConfig::default()
-    };
+    let cfg = a.population.config(a.dirty);
     let spin = ProgressBar::new_spinner();
     spin.set_message(format!(
         "simulating {} persons in {} authorities",
-        a.persons, a.tenants
+        a.population.persons, a.population.tenants
     ));
     spin.enable_steady_tick(std::time::Duration::from_millis(120));
     let sim = simulate(&cfg, &inst, &exports)?;
@@ -325,13 +330,7 @@ fn main() {
         Command::Demo(a) => demo(a),
         Command::Simulate(a) => (|| {
             let inst = Instruments::builtin()?;
-            let cfg = SimConfig {
-                persons: a.persons,
-                tenants: a.tenants,
-                seed: a.seed,
-                dirty_rate: a.dirty,
-                ..SimConfig::default()
-            };
+            let cfg = a.population.config(a.dirty);
             let s = simulate(&cfg, &inst, &a.out)?;
             println!("{}", serde_json::to_string_pretty(&s)?);
             Ok(())

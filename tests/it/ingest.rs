@@ -168,6 +168,22 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// Runs `child_ingest_for_crash_test` in a child process with a failpoint set.
+fn run_child_ingest(store: &Path, file: &Path, failpoint: &str) -> std::process::ExitStatus {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "ingest::child_ingest_for_crash_test",
+            "--nocapture",
+        ])
+        .env("OCCUPA_TEST_STORE", store)
+        .env("OCCUPA_TEST_FILE", file)
+        .env("OCCUPA_FAILPOINT", failpoint)
+        .output()
+        .unwrap()
+        .status
+}
+
 /// Run by `an_ingest_killed_before_commit_leaves_the_store_unchanged` in a child process.
 #[test]
 fn child_ingest_for_crash_test() {
@@ -213,18 +229,7 @@ fn an_ingest_killed_before_commit_leaves_the_store_unchanged() {
     let before = snapshot(&store_dir);
 
     // 1. A real crash: the process aborts between staging and commit.
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "ingest::child_ingest_for_crash_test",
-            "--nocapture",
-        ])
-        .env("OCCUPA_TEST_STORE", &store_dir)
-        .env("OCCUPA_TEST_FILE", exports.join("t01/persons.csv"))
-        .env("OCCUPA_FAILPOINT", "ingest-abort")
-        .output()
-        .unwrap()
-        .status;
+    let status = run_child_ingest(&store_dir, &exports.join("t01/persons.csv"), "ingest-abort");
     assert!(!status.success(), "the child must have died");
     // Readers see nothing new; leftover staging files are hidden and then cleaned up.
     assert_eq!(
@@ -238,18 +243,7 @@ fn an_ingest_killed_before_commit_leaves_the_store_unchanged() {
     assert_eq!(after_crash, before, "a crash changed committed files");
 
     // 2. A failure reported as an error: same outcome, and nothing left behind.
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "ingest::child_ingest_for_crash_test",
-            "--nocapture",
-        ])
-        .env("OCCUPA_TEST_STORE", &store_dir)
-        .env("OCCUPA_TEST_FILE", exports.join("t01/persons.csv"))
-        .env("OCCUPA_FAILPOINT", "ingest-error")
-        .output()
-        .unwrap()
-        .status;
+    let status = run_child_ingest(&store_dir, &exports.join("t01/persons.csv"), "ingest-error");
     assert!(!status.success());
     assert_eq!(
         snapshot(&store_dir),
