@@ -278,6 +278,26 @@ fn employer(required: bool) -> ColumnDef {
     )
 }
 
+fn sector() -> ColumnDef {
+    col(
+        "sector",
+        &["ateco", "settore"],
+        Kind::Ateco,
+        true,
+        "ATECO 2007 sector",
+    )
+}
+
+fn occupation() -> ColumnDef {
+    col(
+        "occupation",
+        &["professione", "cp2011", "qualifica"],
+        Kind::Occupation,
+        true,
+        "CP2011 occupation code",
+    )
+}
+
 fn date(name: &str, aliases: &[&str], required: bool, doc: &str) -> ColumnDef {
     col(name, aliases, Kind::Date, required, doc)
 }
@@ -581,20 +601,8 @@ impl Schema {
                     true,
                     "Contract type",
                 ),
-                col(
-                    "sector",
-                    &["ateco", "settore"],
-                    Kind::Ateco,
-                    true,
-                    "ATECO 2007 sector",
-                ),
-                col(
-                    "occupation",
-                    &["professione", "cp2011", "qualifica"],
-                    Kind::Occupation,
-                    true,
-                    "CP2011 occupation code",
-                ),
+                sector(),
+                occupation(),
                 employer(true),
                 col(
                     "municipality",
@@ -612,20 +620,8 @@ impl Schema {
                     true,
                     "Date the demand was recorded",
                 ),
-                col(
-                    "occupation",
-                    &["professione", "cp2011", "qualifica"],
-                    Kind::Occupation,
-                    true,
-                    "CP2011 occupation code",
-                ),
-                col(
-                    "sector",
-                    &["ateco", "settore"],
-                    Kind::Ateco,
-                    true,
-                    "ATECO 2007 sector",
-                ),
+                occupation(),
+                sector(),
                 col(
                     "municipality",
                     &["comune", "comune_sede"],
