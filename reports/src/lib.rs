@@ -265,23 +265,27 @@ impl Report {
                     ));
                 }
             }
-            let sf_total = tenants.iter().fold((0, 0, 0, 0), |a, tq| {
-                (
-                    a.0 + tq.stock_flow.stock_start,
-                    a.1 + tq.stock_flow.inflow,
-                    a.2 + tq.stock_flow.outflow,
-                    a.3 + tq.stock_flow.stock_end,
-                )
+            // The narrative quotes the protected totals, never the raw ones: a hidden total
+            // stays hidden in the text too.
+            let tot: Vec<String> = stock_table.rows.last().map_or_else(Vec::new, |r| {
+                r.1.iter().map(|v| render::fmt_count(*v)).collect()
             });
+            let g = |i: usize| tot.get(i).cloned().unwrap_or_default();
             let text = vec![if lang == Lang::It {
                 format!(
                     "Nel trimestre {q} gli enti hanno preso in carico {} persone e ne hanno concluso la presa in carico di {}; a fine trimestre risultano in carico {} persone (erano {} all'inizio).",
-                    sf_total.1, sf_total.2, sf_total.3, sf_total.0
+                    g(1),
+                    g(2),
+                    g(3),
+                    g(0)
                 )
             } else {
                 format!(
                     "In {q} the authorities took {} persons in charge and closed {}; {} persons were in charge at the end of the quarter ({} at the start).",
-                    sf_total.1, sf_total.2, sf_total.3, sf_total.0
+                    g(1),
+                    g(2),
+                    g(3),
+                    g(0)
                 )
             }];
             sections.push(Section {
@@ -547,4 +551,67 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use occupa_engine::indicators::StockFlow;
+
+    fn tenant(name: &str, sf: StockFlow) -> TenantQuarter {
+        TenantQuarter {
+            tenant: name.into(),
+            quarter: Quarter::parse("2026Q3").unwrap(),
+            stock_flow: sf,
+            stock_history: vec![],
+            stock_by_sex: Default::default(),
+            stock_by_citizenship: Default::default(),
+            stock_by_province: Default::default(),
+            gol_paths: Default::default(),
+            indicators: vec![],
+            placed: 0,
+            placed_permanent: 0,
+        }
+    }
+
+    #[test]
+    fn the_narrative_never_quotes_a_suppressed_count() {
+        let sf = StockFlow {
+            stock_start: 100,
+            inflow: 3,
+            outflow: 2,
+            stock_end: 101,
+        };
+        let r = Report::quarterly(
+            Quarter::parse("2026Q3").unwrap(),
+            &[tenant("t01", sf)],
+            Lang::It,
+            MinCount::default(),
+        );
+        let text = &r.sections[0].text[0];
+        assert!(text.contains("preso in carico x persone"), "{text}");
+        assert!(!text.contains(" 3 ") && !text.contains(" 2;"), "{text}");
+        // stock_start + inflow − outflow = stock_end links the four values: two published
+        // stocks would reveal inflow − outflow, so the stock line hides more than the primaries.
+        let row = &r.sections[0].tables[0].rows[0].1;
+        assert!(row.iter().filter(|v| v.is_none()).count() >= 2);
+    }
+
+    #[test]
+    fn english_labels() {
+        let sf = StockFlow {
+            stock_start: 100,
+            inflow: 30,
+            outflow: 20,
+            stock_end: 110,
+        };
+        let r = Report::quarterly(
+            Quarter::parse("2026Q3").unwrap(),
+            &[tenant("t01", sf)],
+            Lang::En,
+            MinCount::default(),
+        );
+        assert!(r.sections[0].text[0].starts_with("In 2026Q3 the authorities took 30 persons"));
+        assert_eq!(r.sections[0].tables[0].columns[1], "Inflow");
+    }
 }

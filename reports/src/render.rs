@@ -11,7 +11,7 @@ use crate::{Lang, PubTable, Report};
 
 const HIDDEN: &str = "x";
 
-fn fmt_count(v: Option<u64>) -> String {
+pub(crate) fn fmt_count(v: Option<u64>) -> String {
     match v {
         None => HIDDEN.to_string(),
         Some(n) => {
@@ -56,6 +56,7 @@ pub fn chart_svg(title: &str, points: &[(String, Option<u64>)]) -> String {
             let mut chart = ChartBuilder::on(&root)
                 .caption(title, ("sans-serif", 18))
                 .margin(12)
+                .margin_right(36)
                 .x_label_area_size(36)
                 .y_label_area_size(60)
                 .build_cartesian_2d(0f64..(points.len().max(2) - 1) as f64, 0f64..max)?;
