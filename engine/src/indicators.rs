@@ -237,6 +237,20 @@ const INDICATORS: &[(&str, &str, &str, &str, Option<&str>)] = &[
         Some("patto_azienda"),
     ),
     (
+        "8.3",
+        "Aziende che richiedono profili",
+        "Companies requesting profiles",
+        "B.2",
+        Some("profili_richiesti"),
+    ),
+    (
+        "8.4",
+        "Vacancy registrate (aziende)",
+        "Companies with vacancies recorded",
+        "B.2",
+        Some("vacancy_registrata"),
+    ),
+    (
         "9.1",
         "Aziende in consulenza",
         "Companies in consultancy",
@@ -256,6 +270,13 @@ const INDICATORS: &[(&str, &str, &str, &str, Option<&str>)] = &[
         "Companies declaring they will hire",
         "B.4",
         Some("disponibile_assumere"),
+    ),
+    (
+        "10.3",
+        "Aziende che hanno assunto",
+        "Companies that hired",
+        "B.4",
+        Some("assunto"),
     ),
 ];
 

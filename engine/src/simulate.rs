@@ -1038,11 +1038,19 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
     for (ti, t) in tenants.iter().enumerate() {
         let st = &t.style;
         for e in &t.employers {
-            for (code_s, oc) in [
-                ("B.1", "fabbisogno_espresso"),
-                ("B.2", "patto_azienda"),
-                ("B.3", ""),
-                ("B.4", "disponibile_assumere"),
+            // Outcomes follow the funnel of the standards: contacted → needs → pact →
+            // profiles → vacancy; matching → declared → hired.
+            for (code_s, outcomes) in [
+                ("B.1", &["fabbisogno_espresso"][..]),
+                (
+                    "B.2",
+                    &["patto_azienda", "profili_richiesti", "vacancy_registrata"][..],
+                ),
+                ("B.3", &[][..]),
+                (
+                    "B.4",
+                    &["candidati_proposti", "disponibile_assumere", "assunto"][..],
+                ),
             ] {
                 if rng.random::<f64>() < 0.5 {
                     let d = start + chrono::Duration::days(rng.random_range(0..window_days));
@@ -1058,8 +1066,8 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
                         st.num(2.0),
                         st.num(0.0),
                         "PNRR".into(),
-                        if rng.random::<bool>() {
-                            oc.into()
+                        if !outcomes.is_empty() && rng.random::<bool>() {
+                            outcomes[rng.random_range(0..outcomes.len())].to_string()
                         } else {
                             String::new()
                         },
