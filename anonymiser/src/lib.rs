@@ -23,6 +23,8 @@
 
 use serde::Serialize;
 
+pub mod hierarchy;
+
 /// Errors of the anonymiser.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -33,6 +35,14 @@ pub enum Error {
         /// Which.
         name: &'static str,
         /// Why.
+        reason: String,
+    },
+    /// A generalisation hierarchy that is malformed or lacks a value.
+    #[error("hierarchy of column {column}: {reason}")]
+    Hierarchy {
+        /// The column.
+        column: String,
+        /// What is wrong.
         reason: String,
     },
     /// A table whose shape does not match its labels.
