@@ -66,6 +66,19 @@ pub struct RawTable {
     pub separator: Option<char>,
 }
 
+impl RawTable {
+    /// A table read from a typed source (spreadsheet, Parquet): no separator, no legacy encoding.
+    fn decoded(path: &Path, header: Vec<String>, rows: Vec<RawRow>) -> Self {
+        RawTable {
+            path: path.to_path_buf(),
+            header,
+            rows,
+            legacy_encoded_rows: 0,
+            separator: None,
+        }
+    }
+}
+
 /// Normalises a header: trims, drops a BOM, lower-cases, turns spaces and dashes into `_`.
 pub fn normalise_header(h: &str) -> String {
     h.trim_start_matches('\u{feff}')
@@ -381,13 +394,7 @@ fn read_spreadsheet(path: &Path) -> Result<RawTable> {
             fields: Ok(csv::StringRecord::from(fields)),
         });
     }
-    Ok(RawTable {
-        path: path.to_path_buf(),
-        header,
-        rows,
-        legacy_encoded_rows: 0,
-        separator: None,
-    })
+    Ok(RawTable::decoded(path, header, rows))
 }
 
 fn read_parquet(path: &Path) -> Result<RawTable> {
@@ -427,13 +434,7 @@ fn read_parquet(path: &Path) -> Result<RawTable> {
             }
         })
         .collect();
-    Ok(RawTable {
-        path: path.to_path_buf(),
-        header,
-        rows,
-        legacy_encoded_rows: 0,
-        separator: None,
-    })
+    Ok(RawTable::decoded(path, header, rows))
 }
 
 #[cfg(test)]

@@ -278,6 +278,16 @@ fn employer(required: bool) -> ColumnDef {
     )
 }
 
+fn operator() -> ColumnDef {
+    col(
+        "operator",
+        &["operatore", "id_operatore"],
+        Kind::Text { max_len: 40 },
+        true,
+        "Operator identifier (no names)",
+    )
+}
+
 fn sector() -> ColumnDef {
     col(
         "sector",
@@ -406,13 +416,7 @@ impl Schema {
                         true,
                         "Date the questionnaire was completed",
                     ),
-                    col(
-                        "operator",
-                        &["operatore", "id_operatore"],
-                        text(40),
-                        true,
-                        "Operator identifier (no names)",
-                    ),
+                    operator(),
                 ];
                 for i in 1..=q.n_items() {
                     cols.push(col(
@@ -446,13 +450,7 @@ impl Schema {
                         true,
                         "Date of the assessment",
                     ),
-                    col(
-                        "operator",
-                        &["operatore", "id_operatore"],
-                        text(40),
-                        true,
-                        "Operator identifier",
-                    ),
+                    operator(),
                 ];
                 for s in Section::ALL {
                     for c in g.item_columns(s) {
@@ -531,13 +529,7 @@ impl Schema {
                     true,
                     "Public or accredited provider",
                 ),
-                col(
-                    "operator",
-                    &["operatore", "id_operatore"],
-                    text(40),
-                    true,
-                    "Operator identifier",
-                ),
+                operator(),
                 date("start_date", &["data_inizio"], true, "Start of the service"),
                 date(
                     "end_date",

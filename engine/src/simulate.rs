@@ -724,34 +724,21 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
         let mut adjust: Option<(&str, i64)> = None;
         let near = |v: i64, thr: i64| (v - thr).abs() <= 2;
         let sums: Vec<i64> = items.iter().map(|v| v.iter().sum()).collect();
+        // The operator nudges a score towards or across its threshold by 1–3 points.
+        let nudge = |rng: &mut ChaCha8Rng, v: i64, thr: i64| {
+            if v < thr {
+                rng.random_range(1..=3)
+            } else {
+                -rng.random_range(1..=3)
+            }
+        };
         if rng.random::<f64>() < 0.35 {
             if near(sums[0], 7) {
-                adjust = Some((
-                    "A",
-                    if sums[0] < 7 {
-                        rng.random_range(1..=3)
-                    } else {
-                        -rng.random_range(1..=3)
-                    },
-                ));
+                adjust = Some(("A", nudge(&mut rng, sums[0], 7)));
             } else if near(sums[1], 8) {
-                adjust = Some((
-                    "B",
-                    if sums[1] < 8 {
-                        rng.random_range(1..=3)
-                    } else {
-                        -rng.random_range(1..=3)
-                    },
-                ));
+                adjust = Some(("B", nudge(&mut rng, sums[1], 8)));
             } else if near(c_raw, 6) {
-                adjust = Some((
-                    "C",
-                    if c_raw < 6 {
-                        rng.random_range(1..=3)
-                    } else {
-                        -rng.random_range(1..=3)
-                    },
-                ));
+                adjust = Some(("C", nudge(&mut rng, c_raw, 6)));
             }
         }
         let c_adj = c_raw + adjust.filter(|a| a.0 == "C").map_or(0, |a| a.1);
