@@ -45,6 +45,24 @@ impl Hierarchy {
                 )));
             }
         }
+        // A generalisation must be a tree: a label has one parent at the next level, or
+        // two records equal at level l could differ at level l + 1 and the lattice's
+        // monotonicity (on which the search's pruning rests) would not hold.
+        for level in 1..height.saturating_sub(1) {
+            let mut parent: HashMap<&str, &str> = HashMap::new();
+            for r in &rows {
+                let p = parent.entry(&r[level]).or_insert(&r[level + 1]);
+                if *p != r[level + 1] {
+                    return Err(bad(format!(
+                        "label {:?} at level {level} generalises to both {:?} and {:?} at level {}",
+                        r[level],
+                        p,
+                        r[level + 1],
+                        level + 1
+                    )));
+                }
+            }
+        }
         Ok(Hierarchy {
             column: column.to_string(),
             rows: index,
@@ -88,6 +106,26 @@ impl Hierarchy {
     /// Number of levels, the original values included.
     pub fn height(&self) -> usize {
         self.labels[0].len()
+    }
+
+    /// Number of original values (rows of the hierarchy).
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the hierarchy has no values (never true for a built one).
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The row of an original value.
+    pub fn row_of(&self, value: &str) -> Option<usize> {
+        self.rows.get(value).copied()
+    }
+
+    /// The label of hierarchy row `row` at `level`.
+    pub fn label(&self, row: usize, level: usize) -> &str {
+        &self.labels[row][level]
     }
 
     /// The label of `value` at `level`.
@@ -202,6 +240,15 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_label_with_two_parents_is_rejected() {
+        let row = |v: &str, a: &str, b: &str| vec![v.to_string(), a.to_string(), b.to_string()];
+        let err = Hierarchy::from_rows("x", vec![row("1", "A", "X"), row("2", "A", "Y")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"A\"") && err.contains("both"), "{err}");
     }
 
     #[test]

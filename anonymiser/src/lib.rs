@@ -24,6 +24,11 @@
 use serde::Serialize;
 
 pub mod hierarchy;
+pub mod lattice;
+pub mod metric;
+pub mod microdata;
+pub mod privacy;
+pub mod search;
 
 /// Errors of the anonymiser.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +50,9 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// No generalisation satisfies the privacy model within the suppression limit.
+    #[error("no release possible: {0}")]
+    NoSolution(String),
     /// A table whose shape does not match its labels.
     #[error("table shape: {0}")]
     Shape(String),

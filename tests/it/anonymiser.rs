@@ -1,8 +1,12 @@
 //! Oracle tests of the anonymiser on public data (OCCUPA_DATA_DIR).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use occupa_anonymiser::hierarchy::{Hierarchy, check_node};
+use occupa_anonymiser::metric::Metric;
+use occupa_anonymiser::microdata::Microdata;
+use occupa_anonymiser::privacy::PrivacyModel;
+use occupa_anonymiser::search::Anonymisation;
 
 /// The public-data folder, or `None` (test skipped) on a user's machine without it; under
 /// CI the data must be there.
@@ -24,53 +28,133 @@ fn data_dir() -> Option<PathBuf> {
     }
 }
 
-#[test]
-fn arx_optimal_nodes_on_adult_are_k_anonymous_within_their_suppression_limit() {
-    let Some(dir) = data_dir() else { return };
-    let golden: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("adult/arx-golden.json")).unwrap()).unwrap();
-    let columns: Vec<String> = golden["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_string())
-        .collect();
-    let hierarchies: Vec<Hierarchy> = columns
-        .iter()
-        .map(|c| Hierarchy::from_csv(c, &dir.join(format!("adult/hierarchies/{c}.csv"))).unwrap())
-        .collect();
-    let mut rdr = csv::ReaderBuilder::new()
-        .delimiter(b',')
-        .from_path(dir.join("adult/adult.csv"))
-        .unwrap();
-    let header: Vec<String> = rdr.headers().unwrap().iter().map(str::to_string).collect();
-    let idx: Vec<usize> = columns
-        .iter()
-        .map(|c| header.iter().position(|h| h == c).unwrap())
-        .collect();
-    let records: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
-    assert_eq!(records.len(), 30_162);
-    let rows: Vec<Vec<&str>> = records
-        .iter()
-        .map(|r| idx.iter().map(|&i| r.get(i).unwrap()).collect())
-        .collect();
-    for case in golden["cases"].as_array().unwrap() {
-        let k = case["k"].as_u64().unwrap() as usize;
-        let limit = case["suppression_limit"].as_f64().unwrap();
-        let node: Vec<usize> = case["transformation"]
+struct Adult {
+    golden: serde_json::Value,
+    columns: Vec<String>,
+    hierarchies: Vec<Hierarchy>,
+    records: Vec<csv::StringRecord>,
+    idx: Vec<usize>,
+}
+
+impl Adult {
+    fn load(dir: &Path) -> Adult {
+        let golden: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("adult/arx-golden.json")).unwrap())
+                .unwrap();
+        let columns: Vec<String> = golden["columns"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|l| l.as_u64().unwrap() as usize)
+            .map(|c| c.as_str().unwrap().to_string())
             .collect();
-        let at = check_node(&rows, &hierarchies, &node, k, limit).unwrap();
+        let hierarchies: Vec<Hierarchy> = columns
+            .iter()
+            .map(|c| {
+                Hierarchy::from_csv(c, &dir.join(format!("adult/hierarchies/{c}.csv"))).unwrap()
+            })
+            .collect();
+        let mut rdr = csv::ReaderBuilder::new()
+            .delimiter(b',')
+            .from_path(dir.join("adult/adult.csv"))
+            .unwrap();
+        let header: Vec<String> = rdr.headers().unwrap().iter().map(str::to_string).collect();
+        let idx: Vec<usize> = columns
+            .iter()
+            .map(|c| header.iter().position(|h| h == c).unwrap())
+            .collect();
+        let records: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+        assert_eq!(records.len(), 30_162);
+        Adult {
+            golden,
+            columns,
+            hierarchies,
+            records,
+            idx,
+        }
+    }
+
+    fn rows(&self) -> Vec<Vec<&str>> {
+        self.records
+            .iter()
+            .map(|r| self.idx.iter().map(|&i| r.get(i).unwrap()).collect())
+            .collect()
+    }
+
+    /// (k, suppression limit, ARX's node, ARX's loss) per golden case.
+    fn cases(&self) -> Vec<(usize, f64, Vec<usize>, f64)> {
+        self.golden["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|case| {
+                (
+                    case["k"].as_u64().unwrap() as usize,
+                    case["suppression_limit"].as_f64().unwrap(),
+                    case["transformation"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|l| l.as_u64().unwrap() as usize)
+                        .collect(),
+                    case["information_loss"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn arx_optimal_nodes_on_adult_are_k_anonymous_within_their_suppression_limit() {
+    let Some(dir) = data_dir() else { return };
+    let adult = Adult::load(&dir);
+    let rows = adult.rows();
+    for (k, limit, node, _) in adult.cases() {
+        let at = check_node(&rows, &adult.hierarchies, &node, k, limit).unwrap();
         assert!(
             at.feasible,
             "k={k} limit={limit}: ARX's node {node:?} must be feasible, {} records below k",
             at.records_below_k
         );
         // The original data (every level 0) is far from k-anonymous.
-        let raw = check_node(&rows, &hierarchies, &vec![0; node.len()], k, limit).unwrap();
+        let raw = check_node(&rows, &adult.hierarchies, &vec![0; node.len()], k, limit).unwrap();
         assert!(!raw.feasible);
+    }
+}
+
+/// The exact oracle of issue 3: ARX 3.9.2's optimal transformations and non-uniform
+/// entropy on Adult, found by the lattice search.
+#[test]
+fn search_finds_arx_optimal_transformation_and_entropy_on_adult() {
+    let Some(dir) = data_dir() else { return };
+    let adult = Adult::load(&dir);
+    let rows = adult.rows();
+    let data = Microdata::new(adult.hierarchies.clone(), None, &rows, 2).unwrap();
+    assert_eq!(data.names(), adult.columns.as_slice());
+    for (k, limit, node, arx_loss) in adult.cases() {
+        let spec = Anonymisation::new(PrivacyModel::k_anonymity(k).unwrap())
+            .max_suppression(limit)
+            .unwrap()
+            .metric(Metric::Entropy);
+        let found = spec.fit(&data).unwrap();
+        let levels: Vec<usize> = found.node().iter().map(|&l| l as usize).collect();
+        assert_eq!(levels, node, "k={k} limit={limit}");
+        let rel = (found.loss() - arx_loss).abs() / arx_loss;
+        assert!(
+            rel < 1e-12,
+            "k={k} limit={limit}: loss {} vs ARX {arx_loss}",
+            found.loss()
+        );
+        // Cross-check the suppression with the independent class count.
+        let at = check_node(&rows, &adult.hierarchies, &node, k, limit).unwrap();
+        assert_eq!(found.suppressed_records(), at.records_below_k as u64);
+        eprintln!(
+            "k={k} limit={limit}: {:?} loss {} checked {} of {} nodes ({} groups) in {:.1} ms",
+            found.node(),
+            found.loss(),
+            found.stats().checked,
+            found.stats().nodes,
+            found.stats().groups_read,
+            found.stats().seconds * 1e3
+        );
     }
 }

@@ -1,0 +1,1064 @@
+//! The optimal full-domain generalisation: the lattice node, with records suppressed up to
+//! a limit, that satisfies the privacy model at the least loss of the chosen metric.
+//!
+//! Two facts make the search exact without visiting every node, as in ARX's Flash and
+//! El Emam's OLA:
+//!
+//! * **Predictive tagging.** For models that are monotonic with suppression (k-anonymity,
+//!   distinct l-diversity, any model when nothing may be suppressed), a node that
+//!   satisfies the model makes all its generalisations satisfy it, and a node that fails
+//!   makes all its specialisations fail. Binary search along chains from the bottom to
+//!   the top then classifies the whole lattice with a few checks.
+//! * **Lower bounds.** Every metric has a bound that holds at a node and at all its
+//!   generalisations: from the levels alone for entropy, loss and precision, from the
+//!   classes of an evaluated node for discernibility and average class size. Candidates
+//!   are visited in the order of their bound and the search stops (or skips) once the
+//!   bound exceeds the best loss found: nothing it skips could have been better.
+//!
+//! A node's classes are computed by rolling up the classes of the most general node
+//! already computed below it, not from the records: generalisation only merges classes.
+
+use std::cmp::Ordering;
+use std::time::Instant;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use crate::lattice::Lattice;
+use crate::metric::{ClassView, GsFactor, Metric, MetricTables};
+use crate::microdata::Microdata;
+use crate::privacy::PrivacyModel;
+use crate::{Error, Result};
+
+/// What to search for: the spec of an anonymisation.
+///
+/// ```
+/// use occupa_anonymiser::hierarchy::Hierarchy;
+/// use occupa_anonymiser::microdata::Microdata;
+/// use occupa_anonymiser::privacy::PrivacyModel;
+/// use occupa_anonymiser::search::Anonymisation;
+/// use occupa_anonymiser::metric::Metric;
+///
+/// let age = Hierarchy::from_rows(
+///     "age",
+///     (20..30).map(|a| vec![a.to_string(), format!("{}-{}", a / 5 * 5, a / 5 * 5 + 4), "*".into()]).collect(),
+/// )?;
+/// let rows: Vec<Vec<String>> = [21, 22, 23, 26, 27, 27, 29].iter().map(|a| vec![a.to_string()]).collect();
+/// let data = Microdata::new(vec![age], None, &rows, 1)?;
+/// let release = Anonymisation::new(PrivacyModel::k_anonymity(3)?)
+///     .metric(Metric::Loss)
+///     .fit(&data)?;
+/// assert_eq!(release.node(), &[1]); // 5-year bands: {21,22,23} and {26,27,27,29}
+/// assert_eq!(release.row(&data, 0), Some(vec!["20-24"]));
+/// # Ok::<(), occupa_anonymiser::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Anonymisation {
+    privacy: PrivacyModel,
+    max_suppression: f64,
+    metric: Metric,
+    gs: GsFactor,
+}
+
+impl Anonymisation {
+    /// No suppression, ARX's loss metric, generalisation and suppression weighing the same.
+    pub fn new(privacy: PrivacyModel) -> Self {
+        Anonymisation {
+            privacy,
+            max_suppression: 0.0,
+            metric: Metric::Loss,
+            gs: GsFactor::default(),
+        }
+    }
+
+    /// The largest fraction of records that may be suppressed, in [0, 1].
+    pub fn max_suppression(mut self, fraction: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&fraction) {
+            return Err(Error::Param {
+                name: "max_suppression",
+                reason: format!("{fraction} is outside [0, 1]"),
+            });
+        }
+        self.max_suppression = fraction;
+        Ok(self)
+    }
+
+    /// The utility metric to optimise.
+    pub fn metric(mut self, metric: Metric) -> Self {
+        self.metric = metric;
+        self
+    }
+
+    /// ARX's generalisation/suppression factor.
+    pub fn gs_factor(mut self, gs: GsFactor) -> Self {
+        self.gs = gs;
+        self
+    }
+
+    /// The privacy model.
+    pub fn privacy(&self) -> &PrivacyModel {
+        &self.privacy
+    }
+
+    /// The suppression limit as a fraction.
+    pub fn suppression_limit(&self) -> f64 {
+        self.max_suppression
+    }
+
+    /// The metric.
+    pub fn chosen_metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// The generalisation/suppression factor.
+    pub fn gs(&self) -> GsFactor {
+        self.gs
+    }
+
+    /// Finds the optimal node.
+    pub fn fit(&self, data: &Microdata) -> Result<Anonymised> {
+        Engine::new(self, data)?.run(false)
+    }
+
+    /// Evaluates every node of the lattice: the reference the search is tested against.
+    /// Exponential in the number of quasi-identifiers; for small inputs only.
+    pub fn fit_exhaustive(&self, data: &Microdata) -> Result<Anonymised> {
+        Engine::new(self, data)?.run(true)
+    }
+}
+
+/// Work done by a search.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchStats {
+    /// Nodes in the lattice.
+    pub nodes: usize,
+    /// Nodes whose classes were computed.
+    pub checked: usize,
+    /// Nodes classified by predictive tagging without computing their classes.
+    pub tagged: usize,
+    /// Groups read while rolling classes up (the search's work).
+    pub groups_read: u64,
+    /// Seconds spent searching.
+    pub seconds: f64,
+}
+
+/// The optimal generalisation of a table: the fitted model.
+#[derive(Debug, Clone)]
+pub struct Anonymised {
+    node: Vec<u8>,
+    loss: f64,
+    suppressed_records: u64,
+    released_classes: usize,
+    /// Per distinct record of the input: whether it is suppressed.
+    suppressed: Vec<bool>,
+    stats: SearchStats,
+}
+
+impl Anonymised {
+    /// The chosen level of each quasi-identifier.
+    pub fn node(&self) -> &[u8] {
+        &self.node
+    }
+
+    /// The loss of the chosen metric at the node.
+    pub fn loss(&self) -> f64 {
+        self.loss
+    }
+
+    /// Records suppressed whole.
+    pub fn suppressed_records(&self) -> u64 {
+        self.suppressed_records
+    }
+
+    /// Equivalence classes released.
+    pub fn released_classes(&self) -> usize {
+        self.released_classes
+    }
+
+    /// Work done.
+    pub fn stats(&self) -> &SearchStats {
+        &self.stats
+    }
+
+    /// Whether input row `row` is suppressed.
+    pub fn is_suppressed(&self, data: &Microdata, row: usize) -> bool {
+        self.suppressed[data.row_tuple[row] as usize]
+    }
+
+    /// The released quasi-identifiers of input row `row`, or `None` if it is suppressed.
+    pub fn row<'d>(&self, data: &'d Microdata, row: usize) -> Option<Vec<&'d str>> {
+        if self.is_suppressed(data, row) {
+            return None;
+        }
+        Some(
+            (0..data.dims())
+                .map(|c| data.generalised(row, c, self.node[c]))
+                .collect(),
+        )
+    }
+}
+
+/// The classes of one node: groups of distinct records with the same generalised
+/// quasi-identifiers (and sensitive value, when the model looks at one).
+struct FreqSet {
+    node: usize,
+    levels: Vec<u8>,
+    /// When it was last used as a source (for eviction).
+    used: u64,
+    /// Group keys: the sensitive code in the lowest digit, then the quasi-identifiers.
+    keys: Vec<u128>,
+    rep: Vec<u32>,
+    count: Vec<u64>,
+}
+
+/// What a node's classes say.
+struct Assessment {
+    suppressed: u64,
+    anonymous: bool,
+    classes: Vec<ClassView>,
+    sum_sq: f64,
+}
+
+/// The search's knowledge of the lattice.
+struct State {
+    /// Lower bound of the loss at each node.
+    lb: Vec<f64>,
+    status: Vec<u8>,
+    evaluated: Vec<bool>,
+    rank: Vec<usize>,
+    best: Option<(f64, usize)>,
+    tagged: usize,
+}
+
+impl State {
+    /// Offers a node that passes, with its loss; ties go to the lower, then the first.
+    fn offer(&mut self, loss: f64, node: usize) {
+        let better = match self.best {
+            None => true,
+            Some((bl, bn)) => {
+                loss.total_cmp(&bl)
+                    .then(self.rank[node].cmp(&self.rank[bn]))
+                    .then(node.cmp(&bn))
+                    == Ordering::Less
+            }
+        };
+        if better {
+            self.best = Some((loss, node));
+        }
+    }
+
+    /// Whether no node at or above `node` can beat the best found.
+    fn pruned(&self, node: usize) -> bool {
+        self.best.is_some_and(|(bl, _)| self.lb[node] > bl)
+    }
+}
+
+/// Integer group keys: u64 when the combinations fit, u128 otherwise.
+trait KeyInt: Copy + Eq + std::hash::Hash {
+    const ZERO: Self;
+    fn from_u128(v: u128) -> Self;
+    fn to_u128(self) -> u128;
+    fn add(self, other: Self) -> Self;
+}
+
+impl KeyInt for u64 {
+    const ZERO: Self = 0;
+    fn from_u128(v: u128) -> Self {
+        v as u64
+    }
+    fn to_u128(self) -> u128 {
+        self as u128
+    }
+    fn add(self, other: Self) -> Self {
+        self + other
+    }
+}
+
+impl KeyInt for u128 {
+    const ZERO: Self = 0;
+    fn from_u128(v: u128) -> Self {
+        v
+    }
+    fn to_u128(self) -> u128 {
+        self
+    }
+    fn add(self, other: Self) -> Self {
+        self + other
+    }
+}
+
+/// Most freq sets kept at once (the source scan is linear).
+const MAX_CACHED: usize = 2048;
+
+const UNKNOWN: u8 = 0;
+const PASS: u8 = 1;
+const FAIL: u8 = 2;
+
+struct Engine<'a> {
+    data: &'a Microdata,
+    lattice: Lattice,
+    privacy: &'a PrivacyModel,
+    max_suppressed: u64,
+    tables: MetricTables,
+    global: Vec<f64>,
+    sens_card: u128,
+    /// Freq sets of checked nodes, by node; the bottom's is the distinct records.
+    cache: FxHashMap<usize, FreqSet>,
+    cached_groups: usize,
+    cache_budget: usize,
+    clock: u64,
+    /// Whether a check may stop once the node fails (the metric needs no classes of
+    /// failing nodes for its bounds).
+    early_exit: bool,
+    checked: usize,
+    groups_read: u64,
+}
+
+impl<'a> Engine<'a> {
+    fn new(spec: &'a Anonymisation, data: &'a Microdata) -> Result<Self> {
+        if data.is_empty() {
+            return Err(Error::Param {
+                name: "rows",
+                reason: "the table has no records".into(),
+            });
+        }
+        if spec.privacy.needs_sensitive() && data.sensitive().is_none() {
+            return Err(Error::Param {
+                name: "sensitive",
+                reason: "l-diversity and t-closeness need a sensitive attribute".into(),
+            });
+        }
+        let heights: Vec<usize> = data.hierarchies.iter().map(|h| h.height()).collect();
+        let lattice = Lattice::new(&heights)?;
+        // ARX: at most floor(limit · N) records may be suppressed.
+        let max_suppressed = (spec.max_suppression * data.len() as f64 + 1e-9).floor() as u64;
+        let mut global = vec![0.0; data.sens_values.len()];
+        for (t, &s) in data.sens.iter().enumerate() {
+            global[s as usize] += data.counts[t] as f64;
+        }
+        for g in &mut global {
+            *g /= data.len() as f64;
+        }
+        let sens_card = if data.sensitive().is_some() && spec.privacy.needs_sensitive() {
+            data.sens_values.len().max(1) as u128
+        } else {
+            1
+        };
+        let base = FreqSet {
+            node: 0,
+            levels: vec![0; data.dims()],
+            used: 0,
+            keys: Vec::new(),
+            rep: (0..data.distinct() as u32).collect(),
+            count: data.counts.iter().map(|&c| c as u64).collect(),
+        };
+        // Cached classes: up to 64 times the distinct records, within ~256 MB.
+        let cache_budget = (64 * data.distinct() + 100_000).min(8 << 20);
+        let mut cache = FxHashMap::default();
+        cache.insert(0, base);
+        Ok(Engine {
+            data,
+            lattice,
+            privacy: &spec.privacy,
+            max_suppressed,
+            tables: MetricTables::new(spec.metric, spec.gs, data),
+            global,
+            sens_card,
+            cache,
+            cached_groups: 0,
+            cache_budget,
+            clock: 0,
+            early_exit: false,
+            groups_read: 0,
+            checked: 0,
+        })
+    }
+
+    /// Multipliers of each column's code in a group key at `levels`.
+    fn radices(&self, levels: &[u8]) -> Result<Vec<u128>> {
+        let mut mult = Vec::with_capacity(levels.len());
+        let mut m = self.sens_card;
+        for (c, &l) in levels.iter().enumerate() {
+            mult.push(m);
+            m = m
+                .checked_mul(self.data.card[c][l as usize] as u128)
+                .ok_or_else(|| Error::Param {
+                    name: "quasi_identifiers",
+                    reason: "too many combinations of values to key (over 2^128); use \
+                             fewer quasi-identifiers"
+                        .into(),
+                })?;
+        }
+        Ok(mult)
+    }
+
+    fn key(&self, t: u32, levels: &[u8], mult: &[u128]) -> u128 {
+        let mut k = if self.sens_card > 1 {
+            self.data.sens[t as usize] as u128
+        } else {
+            0
+        };
+        for (c, (&l, &m)) in levels.iter().zip(mult).enumerate() {
+            k += self.data.code(t, c, l) as u128 * m;
+        }
+        k
+    }
+
+    /// The smallest cached freq set at `node` or below it (the bottom, always cached,
+    /// is the fallback). A scan of the cache costs far less than one roll-up.
+    fn source(&self, node: usize) -> usize {
+        let levels = self.lattice.levels(node);
+        self.cache
+            .iter()
+            .filter(|(_, f)| f.levels.iter().zip(&levels).all(|(a, b)| a <= b))
+            .min_by_key(|(m, f)| (f.rep.len(), **m))
+            .map_or(0, |(&m, _)| m)
+    }
+
+    /// The classes of `node`, rolled up from a cached node below it; `None` if
+    /// `early_exit` allowed stopping as soon as the node was known to fail.
+    fn freq_set(&mut self, node: usize, early_exit: bool) -> Result<Option<FreqSet>> {
+        let levels = self.lattice.levels(node);
+        let mult = self.radices(&levels)?;
+        let src_node = self.source(node);
+        self.clock += 1;
+        if let Some(f) = self.cache.get_mut(&src_node) {
+            f.used = self.clock;
+        }
+        let src = &self.cache[&src_node];
+        self.groups_read += src.rep.len() as u64;
+        let product = mult.last().copied().unwrap_or(1)
+            * self.data.card[levels.len() - 1][levels[levels.len() - 1] as usize] as u128;
+        let mut out = FreqSet {
+            node,
+            levels: levels.clone(),
+            used: 0,
+            keys: Vec::new(),
+            rep: Vec::new(),
+            count: Vec::new(),
+        };
+        let complete = if product <= u64::MAX as u128 {
+            let contrib = self.contributions::<u64>(&levels, &mult);
+            self.group(src, &contrib, product, early_exit, &mut out)
+        } else {
+            let contrib = self.contributions::<u128>(&levels, &mult);
+            self.group(src, &contrib, product, early_exit, &mut out)
+        };
+        self.checked += 1;
+        Ok(complete.then_some(out))
+    }
+
+    /// `contrib[c][row]`: what hierarchy row `row` of column `c` adds to a group key.
+    fn contributions<K: KeyInt>(&self, levels: &[u8], mult: &[u128]) -> Vec<Vec<K>> {
+        levels
+            .iter()
+            .enumerate()
+            .map(|(c, &l)| {
+                self.data.up[c][l as usize]
+                    .iter()
+                    .map(|&code| K::from_u128(code as u128 * mult[c]))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Groups the source's groups by their key at the new node. Keys below a small
+    /// bound index a plain array (high nodes, few combinations); others are hashed.
+    fn group<K: KeyInt>(
+        &self,
+        src: &FreqSet,
+        contrib: &[Vec<K>],
+        product: u128,
+        early_exit: bool,
+        out: &mut FreqSet,
+    ) -> bool {
+        let d = self.data.dims();
+        let tuples = &self.data.tuples;
+        let with_sens = self.sens_card > 1;
+        let key_of = |rep: u32| {
+            let base = &tuples[rep as usize * d..rep as usize * d + d];
+            let mut k = if with_sens {
+                K::from_u128(self.data.sens[rep as usize] as u128)
+            } else {
+                K::ZERO
+            };
+            for (col, &row) in contrib.iter().zip(base) {
+                k = k.add(col[row as usize]);
+            }
+            k
+        };
+        let dense_limit = (4 * src.rep.len()).max(1 << 16) as u128;
+        if product <= dense_limit {
+            let mut slot = vec![u32::MAX; product as usize];
+            for (&rep, &count) in src.rep.iter().zip(&src.count) {
+                let key = key_of(rep);
+                let s = &mut slot[key.to_u128() as usize];
+                if *s == u32::MAX {
+                    *s = out.rep.len() as u32;
+                    if with_sens {
+                        out.keys.push(key.to_u128());
+                    }
+                    out.rep.push(rep);
+                    out.count.push(count);
+                } else {
+                    out.count[*s as usize] += count;
+                }
+            }
+            return true;
+        }
+        // The distinct records are sorted so that each label of the chunking column, at
+        // any level, is one contiguous run, and roll-ups keep that order. A class never
+        // spans two runs, so when the run changes the classes of the last one are
+        // final: a node can be declared failed as soon as they suppress too much.
+        let chunk_col = self.data.chunk_col;
+        let chunk_level = out.levels[chunk_col];
+        let chunking = early_exit
+            && !with_sens
+            && (chunk_level as usize) + 1 < self.data.hierarchies[chunk_col].height();
+        let k = self.privacy.k() as u64;
+        let (mut chunk, mut chunk_start, mut suppressed) = (u32::MAX, 0, 0u64);
+        let mut index: FxHashMap<K, u32> = FxHashMap::default();
+        index.reserve(src.rep.len().min(1 << 20));
+        for (&rep, &count) in src.rep.iter().zip(&src.count) {
+            if chunking {
+                let c = self.data.code(rep, chunk_col, chunk_level);
+                if c != chunk {
+                    suppressed += out.count[chunk_start..]
+                        .iter()
+                        .filter(|&&n| n < k)
+                        .sum::<u64>();
+                    if suppressed > self.max_suppressed {
+                        return false;
+                    }
+                    chunk = c;
+                    chunk_start = out.rep.len();
+                }
+            }
+            let key = key_of(rep);
+            match index.entry(key) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    out.count[*e.get() as usize] += count;
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(out.rep.len() as u32);
+                    if with_sens {
+                        out.keys.push(key.to_u128());
+                    }
+                    out.rep.push(rep);
+                    out.count.push(count);
+                }
+            }
+        }
+        true
+    }
+
+    fn remember(&mut self, mut fs: FreqSet) {
+        if fs.node == 0 || fs.rep.len() > self.cache_budget / 4 {
+            return;
+        }
+        if self.cached_groups + fs.rep.len() > self.cache_budget || self.cache.len() >= MAX_CACHED {
+            // Evict the least recently used half (never the bottom).
+            let mut used: Vec<(u64, usize)> = self
+                .cache
+                .iter()
+                .filter(|(m, _)| **m != 0)
+                .map(|(&m, f)| (f.used, m))
+                .collect();
+            used.sort_unstable();
+            for &(_, m) in &used[..used.len() / 2 + 1] {
+                if let Some(f) = self.cache.remove(&m) {
+                    self.cached_groups -= f.rep.len();
+                }
+            }
+        }
+        self.clock += 1;
+        fs.used = self.clock;
+        self.cached_groups += fs.rep.len();
+        self.cache.insert(fs.node, fs);
+    }
+
+    /// Checks the privacy model class by class.
+    fn assess(&self, fs: &FreqSet) -> Assessment {
+        let mut suppressed = 0u64;
+        let mut classes = Vec::new();
+        let mut sum_sq = 0.0;
+        let mut push = |size: u64, rep: u32, pass: bool, suppressed: &mut u64| {
+            if !pass {
+                *suppressed += size;
+            }
+            sum_sq += (size as f64) * (size as f64);
+            classes.push(ClassView {
+                size,
+                suppressed: !pass,
+                rep,
+            });
+        };
+        if self.sens_card > 1 {
+            // The sensitive code is the lowest digit: sorting by key puts each class's
+            // groups next to each other.
+            let mut order: Vec<u32> = (0..fs.keys.len() as u32).collect();
+            order.sort_unstable_by_key(|&g| fs.keys[g as usize]);
+            let mut hist = Vec::new();
+            let mut present = Vec::new();
+            let mut i = 0;
+            while i < order.len() {
+                let class = fs.keys[order[i] as usize] / self.sens_card;
+                let rep = fs.rep[order[i] as usize];
+                hist.clear();
+                present.clear();
+                let mut size = 0;
+                while i < order.len() && fs.keys[order[i] as usize] / self.sens_card == class {
+                    let g = order[i] as usize;
+                    hist.push(fs.count[g]);
+                    present.push((fs.keys[g] % self.sens_card) as u32);
+                    size += fs.count[g];
+                    i += 1;
+                }
+                let pass = self
+                    .privacy
+                    .class_passes(size, &hist, &present, &self.global);
+                push(size, rep, pass, &mut suppressed);
+            }
+        } else {
+            for (&rep, &size) in fs.rep.iter().zip(&fs.count) {
+                let pass = self.privacy.class_passes(size, &[], &[], &self.global);
+                push(size, rep, pass, &mut suppressed);
+            }
+        }
+        Assessment {
+            suppressed,
+            anonymous: suppressed <= self.max_suppressed,
+            classes,
+            sum_sq,
+        }
+    }
+
+    fn check(&mut self, node: usize) -> Result<Assessment> {
+        match self.freq_set(node, self.early_exit)? {
+            Some(fs) => {
+                let a = self.assess(&fs);
+                self.remember(fs);
+                Ok(a)
+            }
+            None => Ok(Assessment {
+                suppressed: self.max_suppressed + 1,
+                anonymous: false,
+                classes: Vec::new(),
+                sum_sq: 0.0,
+            }),
+        }
+    }
+
+    fn run(mut self, exhaustive: bool) -> Result<Anonymised> {
+        let start = Instant::now();
+        let n = self.lattice.len();
+        let level_bounds: Option<Vec<f64>> = (0..n)
+            .map(|i| self.tables.level_bound(&self.lattice.levels(i)))
+            .collect();
+        self.early_exit = level_bounds.is_some();
+        let mut st = State {
+            lb: level_bounds.clone().unwrap_or_else(|| vec![0.0; n]),
+            status: vec![UNKNOWN; n],
+            evaluated: vec![false; n],
+            rank: (0..n).map(|i| self.lattice.rank(i)).collect(),
+            best: None,
+            tagged: 0,
+        };
+        let monotonic = self.privacy.monotonic_with_suppression() || self.max_suppressed == 0;
+        if monotonic && !exhaustive {
+            self.classify(&mut st)?;
+        }
+        // What classification left: nodes that pass but were tagged rather than
+        // evaluated (or, for a model without tagging, every node), cheapest bound first.
+        let mut order: Vec<usize> = (0..n)
+            .filter(|&i| st.status[i] != FAIL && !st.evaluated[i])
+            .collect();
+        if level_bounds.is_some() && !exhaustive {
+            order.sort_by(|&a, &b| {
+                st.lb[a]
+                    .total_cmp(&st.lb[b])
+                    .then(st.rank[a].cmp(&st.rank[b]))
+                    .then(a.cmp(&b))
+            });
+        } else {
+            order.sort_by_key(|&i| (st.rank[i], i));
+        }
+        for node in order {
+            if !exhaustive && st.pruned(node) {
+                if level_bounds.is_some() {
+                    // Sorted by bound: nothing after this can do better either.
+                    break;
+                }
+                let b = st.lb[node];
+                for s in self.lattice.successors(node) {
+                    st.lb[s] = st.lb[s].max(b);
+                }
+                continue;
+            }
+            if st.status[node] == PASS && self.tables.levels_only() {
+                st.offer(st.lb[node], node);
+                continue;
+            }
+            self.visit(&mut st, node)?;
+        }
+        let Some((loss, node)) = st.best else {
+            return Err(Error::NoSolution(format!(
+                "no generalisation satisfies {} with at most {} suppressed records; allow \
+                 more suppression or lower the requirements",
+                describe(self.privacy),
+                self.max_suppressed
+            )));
+        };
+        let seconds = start.elapsed().as_secs_f64();
+        self.release(node, loss, st.tagged, seconds)
+    }
+
+    /// Checks a node, evaluates the metric if it passes, and passes bounds upwards.
+    /// Returns whether it passes.
+    fn visit(&mut self, st: &mut State, node: usize) -> Result<bool> {
+        let a = self.check(node)?;
+        st.evaluated[node] = true;
+        if a.anonymous {
+            let loss = self.tables.evaluate(
+                self.data,
+                &self.lattice.levels(node),
+                a.classes.iter().copied(),
+            );
+            st.offer(loss, node);
+        }
+        let bound = st.lb[node].max(self.tables.successor_bound(a.classes.len(), a.sum_sq));
+        for s in self.lattice.successors(node) {
+            st.lb[s] = st.lb[s].max(bound);
+        }
+        Ok(a.anonymous)
+    }
+
+    /// Flash-style classification: binary search for the lowest passing node along
+    /// chains of unclassified nodes, tagging generalisations of passing nodes and
+    /// specialisations of failing ones. Chains only run through nodes whose bound is
+    /// below the best loss found so far: the others cannot be optimal, and as better
+    /// nodes are found the region left to classify shrinks.
+    fn classify(&mut self, st: &mut State) -> Result<()> {
+        let n = self.lattice.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| (st.rank[i], i));
+        for start in order {
+            if st.status[start] != UNKNOWN || st.pruned(start) {
+                continue;
+            }
+            // Climb by the step with the lowest bound, so the chain stays near the
+            // nodes the metric prefers.
+            let mut path = vec![start];
+            let mut cur = start;
+            while let Some(s) = self
+                .lattice
+                .successors(cur)
+                .filter(|&s| st.status[s] == UNKNOWN && !st.pruned(s))
+                .min_by(|&a, &b| st.lb[a].total_cmp(&st.lb[b]).then(a.cmp(&b)))
+            {
+                path.push(s);
+                cur = s;
+            }
+            let (mut lo, mut hi) = (0, path.len());
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                let node = path[mid];
+                let pass = match st.status[node] {
+                    PASS => true,
+                    FAIL => false,
+                    _ => {
+                        let pass = self.visit(st, node)?;
+                        st.tagged += self.tag(&mut st.status, node, pass);
+                        pass
+                    }
+                };
+                if pass {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks `node` and its generalisations (if it passes) or specialisations (if it
+    /// fails); returns how many nodes were marked besides `node`.
+    fn tag(&self, status: &mut [u8], node: usize, pass: bool) -> usize {
+        let mark = if pass { PASS } else { FAIL };
+        status[node] = mark;
+        let mut stack = vec![node];
+        let mut marked = 0;
+        while let Some(m) = stack.pop() {
+            let next: Vec<usize> = if pass {
+                self.lattice.successors(m).collect()
+            } else {
+                self.lattice.predecessors(m).collect()
+            };
+            for s in next {
+                if status[s] != mark {
+                    status[s] = mark;
+                    marked += 1;
+                    stack.push(s);
+                }
+            }
+        }
+        marked
+    }
+
+    fn release(
+        mut self,
+        node: usize,
+        loss: f64,
+        tagged: usize,
+        seconds: f64,
+    ) -> Result<Anonymised> {
+        let fs = self.freq_set(node, false)?.ok_or_else(|| Error::Param {
+            name: "search",
+            reason: "internal: a full roll-up stopped early".into(),
+        })?;
+        let a = self.assess(&fs);
+        let levels = self.lattice.levels(node);
+        let qi_mult = self.radices(&levels)?;
+        // Which classes are suppressed, by their quasi-identifier key.
+        let mut class_suppressed: FxHashMap<u128, bool> = FxHashMap::default();
+        let class_key = |k: u128| k / self.sens_card;
+        if self.sens_card > 1 {
+            let mut order: Vec<u32> = (0..fs.keys.len() as u32).collect();
+            order.sort_unstable_by_key(|&g| fs.keys[g as usize]);
+            let mut ci = 0;
+            let mut i = 0;
+            while i < order.len() {
+                let k = class_key(fs.keys[order[i] as usize]);
+                while i < order.len() && class_key(fs.keys[order[i] as usize]) == k {
+                    i += 1;
+                }
+                class_suppressed.insert(k, a.classes[ci].suppressed);
+                ci += 1;
+            }
+        } else {
+            for (g, &rep) in fs.rep.iter().enumerate() {
+                class_suppressed.insert(self.key(rep, &levels, &qi_mult), a.classes[g].suppressed);
+            }
+        }
+        let suppressed: Vec<bool> = (0..self.data.distinct() as u32)
+            .map(|t| class_suppressed[&class_key(self.key(t, &levels, &qi_mult))])
+            .collect();
+        let stats = SearchStats {
+            nodes: self.lattice.len(),
+            checked: self.checked,
+            tagged,
+            groups_read: self.groups_read,
+            seconds,
+        };
+        Ok(Anonymised {
+            node: levels,
+            loss,
+            suppressed_records: a.suppressed,
+            released_classes: a.classes.iter().filter(|c| !c.suppressed).count(),
+            suppressed,
+            stats,
+        })
+    }
+}
+
+fn describe(p: &PrivacyModel) -> String {
+    let mut s = format!("{}-anonymity", p.k());
+    if let Some(l) = p.l_diversity() {
+        s.push_str(&match l {
+            crate::privacy::LDiversity::Distinct { l } => format!(", distinct {l}-diversity"),
+            crate::privacy::LDiversity::Entropy { l } => format!(", entropy {l}-diversity"),
+            crate::privacy::LDiversity::Recursive { c, l } => {
+                format!(", recursive ({c},{l})-diversity")
+            }
+        });
+    }
+    if let Some(t) = p.t_closeness() {
+        s.push_str(&format!(", {t}-closeness"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::hierarchy::Hierarchy;
+    use crate::privacy::LDiversity;
+
+    fn hierarchies() -> Vec<Hierarchy> {
+        let h = |name: &str, rows: &[[&str; 3]]| {
+            Hierarchy::from_rows(
+                name,
+                rows.iter()
+                    .map(|r| r.iter().map(|v| v.to_string()).collect())
+                    .collect(),
+            )
+            .unwrap()
+        };
+        vec![
+            h(
+                "a",
+                &[
+                    ["a0", "A01", "*"],
+                    ["a1", "A01", "*"],
+                    ["a2", "A23", "*"],
+                    ["a3", "A23", "*"],
+                    ["a4", "A45", "*"],
+                    ["a5", "A45", "*"],
+                ],
+            ),
+            h(
+                "b",
+                &[
+                    ["b0", "B01", "*"],
+                    ["b1", "B01", "*"],
+                    ["b2", "B23", "*"],
+                    ["b3", "B23", "*"],
+                ],
+            ),
+            Hierarchy::from_rows(
+                "c",
+                ["c0", "c1", "c2"]
+                    .iter()
+                    .map(|v| vec![v.to_string(), "*".into()])
+                    .collect(),
+            )
+            .unwrap(),
+        ]
+    }
+
+    fn table(raw: &[(u8, u8, u8, u8)]) -> Vec<Vec<String>> {
+        raw.iter()
+            .map(|&(a, b, c, s)| {
+                vec![
+                    format!("a{}", a % 6),
+                    format!("b{}", b % 4),
+                    format!("c{}", c % 3),
+                    format!("s{}", s % 3),
+                ]
+            })
+            .collect()
+    }
+
+    fn model(kind: u8, k: usize) -> PrivacyModel {
+        let m = PrivacyModel::k_anonymity(k).unwrap();
+        match kind % 5 {
+            0 => m,
+            1 => m.with_l_diversity(LDiversity::Distinct { l: 2 }).unwrap(),
+            2 => m.with_l_diversity(LDiversity::Entropy { l: 1.5 }).unwrap(),
+            3 => m
+                .with_l_diversity(LDiversity::Recursive { c: 3.0, l: 2 })
+                .unwrap(),
+            _ => m.with_t_closeness(0.4).unwrap(),
+        }
+    }
+
+    /// The released rows (quasi-identifiers, then the sensitive value), sorted, with
+    /// suppressed rows as `None`.
+    fn released(
+        fit: &Anonymised,
+        data: &Microdata,
+        rows: &[Vec<String>],
+    ) -> Vec<Option<Vec<String>>> {
+        let mut out: Vec<Option<Vec<String>>> = (0..data.len())
+            .map(|r| {
+                fit.row(data, r).map(|mut v| {
+                    v.push(&rows[r][3]);
+                    v.into_iter().map(str::to_string).collect()
+                })
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn search_is_optimal_private_and_order_free(
+            raw in prop::collection::vec((0u8..6, 0u8..4, 0u8..3, 0u8..3), 1..70),
+            k in 1usize..6,
+            limit in prop::sample::select(vec![0.0, 0.05, 0.1, 0.3]),
+            metric in prop::sample::select(Metric::ALL.to_vec()),
+            kind in 0u8..5,
+            gs in prop::sample::select(vec![0.1, 0.5, 0.8]),
+            shift in 0usize..70,
+        ) {
+            let rows = table(&raw);
+            let data = Microdata::new(hierarchies(), Some("s"), &rows, 1).unwrap();
+            let spec = Anonymisation::new(model(kind, k))
+                .max_suppression(limit).unwrap()
+                .metric(metric)
+                .gs_factor(GsFactor::new(gs).unwrap());
+            let (fast, slow) = (spec.fit(&data), spec.fit_exhaustive(&data));
+            match (&fast, &slow) {
+                (Err(Error::NoSolution(_)), Err(Error::NoSolution(_))) => return Ok(()),
+                (Ok(f), Ok(s)) => {
+                    // Optimality: the search's loss is the exhaustive minimum, at the
+                    // same node (ties go to the same node in both).
+                    prop_assert!((f.loss() - s.loss()).abs() <= 1e-9 * s.loss().abs().max(1.0),
+                        "search {} at {:?}, exhaustive {} at {:?}", f.loss(), f.node(), s.loss(), s.node());
+                    prop_assert_eq!(f.node(), s.node());
+                }
+                _ => prop_assert!(false, "search {:?} vs exhaustive {:?}", fast.is_ok(), slow.is_ok()),
+            }
+            let fit = fast.unwrap();
+            // Suppression within the limit.
+            let suppressed = (0..data.len()).filter(|&r| fit.is_suppressed(&data, r)).count();
+            prop_assert_eq!(suppressed as u64, fit.suppressed_records());
+            prop_assert!(suppressed as f64 <= limit * data.len() as f64 + 1e-9);
+            // Every released class satisfies the model; every value is its hierarchy's
+            // label at the node's level.
+            let mut classes: HashMap<Vec<&str>, Vec<usize>> = HashMap::new();
+            for (r, row) in rows.iter().enumerate() {
+                if let Some(v) = fit.row(&data, r) {
+                    for (c, h) in data.hierarchies().iter().enumerate() {
+                        let at = h.row_of(&row[c]).unwrap();
+                        prop_assert_eq!(v[c], h.label(at, fit.node()[c] as usize));
+                    }
+                    classes.entry(v).or_default().push(r);
+                }
+            }
+            let m = model(kind, k);
+            let mut global = vec![0.0; 3];
+            for r in &rows {
+                global[r[3][1..].parse::<usize>().unwrap()] += 1.0 / rows.len() as f64;
+            }
+            for members in classes.values() {
+                let mut hist = [0u64; 3];
+                for &r in members {
+                    hist[rows[r][3][1..].parse::<usize>().unwrap()] += 1;
+                }
+                let present: Vec<u32> = (0..3).filter(|&v| hist[v] > 0).map(|v| v as u32).collect();
+                let counts: Vec<u64> = present.iter().map(|&v| hist[v as usize]).collect();
+                prop_assert!(m.class_passes(members.len() as u64, &counts, &present, &global));
+            }
+            // Another row order: the same release.
+            let mut rotated = rows.clone();
+            rotated.rotate_left(shift % rows.len());
+            let data2 = Microdata::new(hierarchies(), Some("s"), &rotated, 1).unwrap();
+            let fit2 = spec.fit(&data2).unwrap();
+            prop_assert_eq!(fit2.node(), fit.node());
+            prop_assert_eq!(released(&fit2, &data2, &rotated), released(&fit, &data, &rows));
+        }
+    }
+
+    #[test]
+    fn impossible_requirements_say_so() {
+        let rows = table(&[(0, 0, 0, 0), (1, 1, 1, 1)]);
+        let data = Microdata::new(hierarchies(), Some("s"), &rows, 1).unwrap();
+        let err = Anonymisation::new(PrivacyModel::k_anonymity(3).unwrap())
+            .fit(&data)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("3-anonymity") && err.contains("suppress"),
+            "{err}"
+        );
+    }
+}
