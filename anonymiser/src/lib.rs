@@ -23,11 +23,13 @@
 
 use serde::Serialize;
 
+pub mod csvtable;
 pub mod hierarchy;
 pub mod lattice;
 pub mod metric;
 pub mod microdata;
 pub mod privacy;
+pub mod risk;
 pub mod search;
 
 /// Errors of the anonymiser.
@@ -53,6 +55,12 @@ pub enum Error {
     /// No generalisation satisfies the privacy model within the suppression limit.
     #[error("no release possible: {0}")]
     NoSolution(String),
+    /// Unreadable or malformed input.
+    #[error("{0}")]
+    Input(String),
+    /// The release would exceed the risk policy; nothing was written.
+    #[error("release refused, nothing written: {0}")]
+    Policy(String),
     /// A table whose shape does not match its labels.
     #[error("table shape: {0}")]
     Shape(String),

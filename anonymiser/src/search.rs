@@ -120,6 +120,28 @@ impl Anonymisation {
         Engine::new(self, data)?.run(false)
     }
 
+    /// Every metric's loss at `node` (levels per quasi-identifier), with the records
+    /// this spec would suppress there: the utility figures of a report.
+    pub fn utility(&self, data: &Microdata, node: &[u8]) -> Result<Vec<(Metric, f64)>> {
+        let mut engine = Engine::new(self, data)?;
+        let index = engine.lattice.index(node).ok_or_else(|| Error::Param {
+            name: "node",
+            reason: format!("{node:?} is not a node of the lattice"),
+        })?;
+        let fs = engine.freq_set(index, false)?.ok_or_else(|| Error::Param {
+            name: "node",
+            reason: "internal: a full roll-up stopped early".into(),
+        })?;
+        let a = engine.assess(&fs);
+        Ok(Metric::ALL
+            .iter()
+            .map(|&m| {
+                let tables = MetricTables::new(m, self.gs, data);
+                (m, tables.evaluate(data, node, a.classes.iter().copied()))
+            })
+            .collect())
+    }
+
     /// Evaluates every node of the lattice: the reference the search is tested against.
     /// Exponential in the number of quasi-identifiers; for small inputs only.
     pub fn fit_exhaustive(&self, data: &Microdata) -> Result<Anonymised> {
@@ -151,6 +173,8 @@ pub struct Anonymised {
     released_classes: usize,
     /// Per distinct record of the input: whether it is suppressed.
     suppressed: Vec<bool>,
+    /// Per distinct record: the column whose value local suppression replaced by `*`.
+    value_suppressed: Vec<Option<u8>>,
     stats: SearchStats,
 }
 
@@ -190,12 +214,124 @@ impl Anonymised {
         if self.is_suppressed(data, row) {
             return None;
         }
+        let hidden = self.value_suppressed[data.row_tuple[row] as usize];
         Some(
             (0..data.dims())
-                .map(|c| data.generalised(row, c, self.node[c]))
+                .map(|c| {
+                    if hidden == Some(c as u8) {
+                        SUPPRESSED
+                    } else {
+                        data.generalised(row, c, self.node[c])
+                    }
+                })
                 .collect(),
         )
     }
+
+    /// Values suppressed by local suppression (one per record it released).
+    pub fn suppressed_values(&self, data: &Microdata) -> u64 {
+        self.value_suppressed
+            .iter()
+            .zip(&data.counts)
+            .filter(|(v, _)| v.is_some())
+            .map(|(_, &n)| n as u64)
+            .sum()
+    }
+
+    /// Local suppression, after the search: records that the node would suppress whole
+    /// are released instead with one quasi-identifier replaced by `*`, wherever those
+    /// records then form classes that satisfy the privacy model on their own. The
+    /// column that releases the most records goes first, then the next among the rest.
+    /// Returns the number of records released this way.
+    pub fn suppress_values(&mut self, data: &Microdata, spec: &Anonymisation) -> u64 {
+        let d = data.dims();
+        let global = global_shares(data);
+        let mut pending: Vec<u32> = (0..data.distinct() as u32)
+            .filter(|&t| self.suppressed[t as usize])
+            .collect();
+        let mut released = 0u64;
+        let mut columns: Vec<usize> = (0..d)
+            .filter(|&c| (self.node[c] as usize) + 1 < data.hierarchies[c].height())
+            .collect();
+        while !columns.is_empty() && !pending.is_empty() {
+            // For each remaining column, the classes the pending records would form
+            // with that column hidden.
+            let mut best: Option<(u64, usize, Vec<u32>)> = None;
+            for (ci, &c) in columns.iter().enumerate() {
+                let mut groups: FxHashMap<Vec<u32>, Vec<u32>> = FxHashMap::default();
+                for &t in &pending {
+                    let key: Vec<u32> = (0..d)
+                        .map(|j| {
+                            if j == c {
+                                u32::MAX
+                            } else {
+                                data.code(t, j, self.node[j])
+                            }
+                        })
+                        .collect();
+                    groups.entry(key).or_default().push(t);
+                }
+                let mut ok: Vec<u32> = Vec::new();
+                let mut records = 0u64;
+                let mut keys: Vec<&Vec<u32>> = groups.keys().collect();
+                keys.sort();
+                for key in keys {
+                    let members = &groups[key];
+                    let (size, hist, present) = class_histogram(data, members);
+                    if spec.privacy.class_passes(size, &hist, &present, &global) {
+                        ok.extend_from_slice(members);
+                        records += size;
+                    }
+                }
+                if records > 0 && best.as_ref().is_none_or(|(r, _, _)| records > *r) {
+                    best = Some((records, ci, ok));
+                }
+            }
+            let Some((records, ci, ok)) = best else { break };
+            let c = columns.remove(ci);
+            for &t in &ok {
+                self.suppressed[t as usize] = false;
+                self.value_suppressed[t as usize] = Some(c as u8);
+            }
+            released += records;
+            pending.retain(|t| self.suppressed[*t as usize]);
+        }
+        self.suppressed_records -= released;
+        released
+    }
+}
+
+/// The label of a value hidden by suppression.
+pub const SUPPRESSED: &str = "*";
+
+/// The share of each sensitive value in the whole table.
+pub(crate) fn global_shares(data: &Microdata) -> Vec<f64> {
+    let mut global = vec![0.0; data.sens_values.len()];
+    for (t, &s) in data.sens.iter().enumerate() {
+        global[s as usize] += data.counts[t] as f64;
+    }
+    for g in &mut global {
+        *g /= data.len().max(1) as f64;
+    }
+    global
+}
+
+/// Size, sensitive-value counts and which values they are, of a set of distinct records.
+pub(crate) fn class_histogram(data: &Microdata, members: &[u32]) -> (u64, Vec<u64>, Vec<u32>) {
+    let mut size = 0u64;
+    let mut by_value: FxHashMap<u32, u64> = FxHashMap::default();
+    for &t in members {
+        let n = data.counts[t as usize] as u64;
+        size += n;
+        if !data.sens.is_empty() {
+            *by_value.entry(data.sens[t as usize]).or_default() += n;
+        }
+    }
+    let mut pairs: Vec<(u32, u64)> = by_value.into_iter().collect();
+    pairs.sort_unstable();
+    let present = pairs.iter().map(|p| p.0).collect();
+    let hist = pairs.iter().map(|p| p.1).collect();
+    (size, hist, present)
 }
 
 /// The classes of one node: groups of distinct records with the same generalised
@@ -332,13 +468,7 @@ impl<'a> Engine<'a> {
         let lattice = Lattice::new(&heights)?;
         // ARX: at most floor(limit · N) records may be suppressed.
         let max_suppressed = (spec.max_suppression * data.len() as f64 + 1e-9).floor() as u64;
-        let mut global = vec![0.0; data.sens_values.len()];
-        for (t, &s) in data.sens.iter().enumerate() {
-            global[s as usize] += data.counts[t] as f64;
-        }
-        for g in &mut global {
-            *g /= data.len() as f64;
-        }
+        let global = global_shares(data);
         let sens_card = if data.sensitive().is_some() && spec.privacy.needs_sensitive() {
             data.sens_values.len().max(1) as u128
         } else {
@@ -856,6 +986,7 @@ impl<'a> Engine<'a> {
             loss,
             suppressed_records: a.suppressed,
             released_classes: a.classes.iter().filter(|c| !c.suppressed).count(),
+            value_suppressed: vec![None; suppressed.len()],
             suppressed,
             stats,
         })

@@ -43,9 +43,141 @@ enum Command {
     /// Render a report from the store.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Anonymise any CSV table: optimal generalisation for k-anonymity (and l-diversity or
+    /// t-closeness), record suppression, a released CSV and a risk report.
+    AnonymiseTable(AnonymiseTableArgs),
     /// Manage the pseudonymisation key.
     #[command(subcommand)]
     Key(KeyCommand),
+}
+
+#[derive(Args)]
+struct AnonymiseTableArgs {
+    /// Input CSV (`,` or `;` separated, with a header line).
+    #[arg(long)]
+    input: PathBuf,
+    /// Quasi-identifier columns, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    qi: Vec<String>,
+    /// Sensitive column (needed by --l and --t).
+    #[arg(long)]
+    sensitive: Option<String>,
+    /// Smallest equivalence class released.
+    #[arg(long)]
+    k: usize,
+    /// l-diversity of the sensitive column (a number; see --l-variant).
+    #[arg(long)]
+    l: Option<f64>,
+    /// distinct, entropy or recursive (recursive needs --c).
+    #[arg(long, default_value = "distinct")]
+    l_variant: String,
+    /// c of recursive (c,l)-diversity.
+    #[arg(long)]
+    c: Option<f64>,
+    /// t-closeness of the sensitive column (equal ground distance).
+    #[arg(long)]
+    t: Option<f64>,
+    /// Folder of hierarchy files, DIR/<column>.csv, one row per value, level 0 first.
+    #[arg(long)]
+    hierarchies: PathBuf,
+    /// Largest fraction of records that may be suppressed whole.
+    #[arg(long, default_value_t = 0.0)]
+    max_suppression: f64,
+    /// Utility metric to optimise (ARX's definitions): loss, entropy, discernibility,
+    /// aecs or precision.
+    #[arg(long, default_value = "loss")]
+    metric: String,
+    /// ARX's generalisation/suppression factor (0.5: both weigh the same).
+    #[arg(long, default_value_t = 0.5)]
+    gs_factor: f64,
+    /// Release suppressed records with one value hidden, where that keeps the model.
+    #[arg(long)]
+    local_suppression: bool,
+    /// Highest prosecutor risk allowed (default 1/k); a release above it writes nothing.
+    #[arg(long)]
+    max_risk: Option<f64>,
+    /// Risk above which a record counts as at risk in the report (default 1/k).
+    #[arg(long)]
+    risk_threshold: Option<f64>,
+    /// Released CSV.
+    #[arg(long)]
+    out: PathBuf,
+    /// Risk report (JSON).
+    #[arg(long)]
+    report: PathBuf,
+}
+
+fn anonymise_table(a: AnonymiseTableArgs) -> Result<()> {
+    use occupa_anonymiser::csvtable::{TableJob, anonymise_csv};
+    use occupa_anonymiser::metric::{GsFactor, Metric};
+    use occupa_anonymiser::privacy::{LDiversity, PrivacyModel};
+    use occupa_anonymiser::risk::RiskPolicy;
+    use occupa_anonymiser::search::Anonymisation;
+
+    let mut privacy = PrivacyModel::k_anonymity(a.k)?;
+    if let Some(l) = a.l {
+        let whole = || -> Result<usize> {
+            if l.fract() != 0.0 || l < 1.0 {
+                bail!("--l {l}: the {} variant needs a whole number", a.l_variant);
+            }
+            Ok(l as usize)
+        };
+        let variant = match a.l_variant.as_str() {
+            "distinct" => LDiversity::Distinct { l: whole()? },
+            "entropy" => LDiversity::Entropy { l },
+            "recursive" => LDiversity::Recursive {
+                c: a.c
+                    .ok_or_else(|| anyhow!("--l-variant recursive needs --c"))?,
+                l: whole()?,
+            },
+            other => bail!("--l-variant {other:?}: use distinct, entropy or recursive"),
+        };
+        privacy = privacy.with_l_diversity(variant)?;
+    }
+    if let Some(t) = a.t {
+        privacy = privacy.with_t_closeness(t)?;
+    }
+    let spec = Anonymisation::new(privacy)
+        .max_suppression(a.max_suppression)?
+        .metric(a.metric.parse::<Metric>()?)
+        .gs_factor(GsFactor::new(a.gs_factor)?);
+    let mut policy = RiskPolicy::for_k(a.k);
+    if let Some(r) = a.max_risk {
+        policy.max_highest = r;
+        policy.max_average = policy.max_average.min(r);
+    }
+    if let Some(t) = a.risk_threshold {
+        policy.threshold = t;
+        policy.max_share_above = 1.0;
+    }
+    let job = TableJob {
+        input: a.input,
+        qi: a.qi,
+        sensitive: a.sensitive,
+        hierarchies: a.hierarchies,
+        spec,
+        local_suppression: a.local_suppression,
+        policy,
+        out: a.out,
+        report: a.report,
+    };
+    let r = anonymise_csv(&job)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "node": r.levels,
+            "information_loss": r.information_loss,
+            "metric": r.metric,
+            "records": r.records,
+            "suppressed": r.suppressed,
+            "suppressed_values": r.suppressed_values,
+            "highest_risk": r.risk_after.highest,
+            "out": job.out,
+            "report": job.report,
+            "seconds": r.timings.total_s,
+        }))?
+    );
+    Ok(())
 }
 
 #[derive(Args)]
@@ -374,6 +506,7 @@ fn main() {
             );
             Ok(())
         })(),
+        Command::AnonymiseTable(a) => anonymise_table(a),
         Command::Key(KeyCommand::New { out }) => (|| {
             Key::generate()?.save_new(&out)?;
             println!("{}", out.display());

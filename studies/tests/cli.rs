@@ -162,3 +162,119 @@ fn report_refuses_a_bad_period_and_an_empty_store() {
         .unwrap();
     assert!(String::from_utf8_lossy(&empty.stderr).contains("holds no tenant"));
 }
+
+/// A small table with an age and a town, written with its hierarchies.
+fn small_table(dir: &std::path::Path) {
+    let mut csv = String::from("id;age;town;diagnosis\n");
+    let towns = ["001001", "001002", "002001", "002002"];
+    for i in 0..60u32 {
+        let age = 20 + (i * 7) % 30;
+        let town = towns[(i as usize * 3) % 4];
+        csv.push_str(&format!("{i};{age};{town};d{}\n", i % 3));
+    }
+    // One outlier that only suppression can protect.
+    csv.push_str("60;90;009009;d0\n");
+    std::fs::write(dir.join("in.csv"), csv).unwrap();
+    let h = dir.join("h");
+    std::fs::create_dir_all(&h).unwrap();
+    let ages: String = (0..=99u32)
+        .map(|a| {
+            format!(
+                "{a},{}-{},{}-{},*\n",
+                a / 5 * 5,
+                a / 5 * 5 + 4,
+                a / 10 * 10,
+                a / 10 * 10 + 9
+            )
+        })
+        .collect();
+    std::fs::write(h.join("age.csv"), ages).unwrap();
+    let towns: String = towns
+        .iter()
+        .chain(&["009009"])
+        .map(|t| format!("{t},{},*\n", &t[..3]))
+        .collect();
+    std::fs::write(h.join("town.csv"), towns).unwrap();
+}
+
+#[test]
+fn anonymise_table_releases_a_k_anonymous_table_and_refuses_a_risky_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    small_table(tmp.path());
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "anonymise-table",
+            "--input",
+            "in.csv",
+            "--qi",
+            "age,town",
+            "--sensitive",
+            "diagnosis",
+            "--k",
+            "4",
+            "--l",
+            "2",
+            "--hierarchies",
+            "h",
+            "--max-suppression",
+            "0.05",
+            "--metric",
+            "loss",
+            "--out",
+            "out/release.csv",
+            "--report",
+            "out/risk-report.json",
+        ];
+        args.extend_from_slice(extra);
+        occupa()
+            .current_dir(tmp.path())
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let release = std::fs::read_to_string(tmp.path().join("out/release.csv")).unwrap();
+    let mut classes: std::collections::HashMap<(String, String), Vec<String>> =
+        std::collections::HashMap::new();
+    let mut suppressed = 0;
+    for line in release.lines().skip(1) {
+        let f: Vec<&str> = line.split(';').collect();
+        if f[1] == "*" && f[2] == "*" {
+            suppressed += 1;
+            continue;
+        }
+        classes
+            .entry((f[1].into(), f[2].into()))
+            .or_default()
+            .push(f[3].into());
+    }
+    assert_eq!(release.lines().count(), 62);
+    assert!(suppressed >= 1, "the outlier must be suppressed");
+    for (qi, diag) in &classes {
+        let distinct: std::collections::HashSet<_> = diag.iter().collect();
+        assert!(diag.len() >= 4 && distinct.len() >= 2, "{qi:?}: {diag:?}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("out/risk-report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["suppressed"].as_u64().unwrap(), suppressed);
+    assert!(report["risk_after"]["highest"].as_f64().unwrap() <= 0.25);
+    assert_eq!(report["risk_after"]["sample_uniques"].as_u64().unwrap(), 0);
+    assert!(report["risk_before"]["sample_uniques"].as_u64().unwrap() > 0);
+
+    // A policy stricter than the model allows: refused, and nothing written.
+    std::fs::remove_dir_all(tmp.path().join("out")).unwrap();
+    let out = run(&["--max-risk", "0.1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nothing written") && err.contains("0.1000"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("out").exists());
+}

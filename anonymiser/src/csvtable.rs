@@ -1,0 +1,351 @@
+//! `occupa anonymise-table`: the search on any CSV file, with ARX-style hierarchy files,
+//! a released CSV and a risk report. Nothing is written unless the release complies with
+//! the risk policy.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use crate::hierarchy::Hierarchy;
+use crate::metric::Metric;
+use crate::microdata::Microdata;
+use crate::privacy::PrivacyModel;
+use crate::risk::{RiskPolicy, RiskProfile};
+use crate::search::{Anonymisation, SUPPRESSED, SearchStats};
+use crate::{Error, Result};
+
+/// One anonymisation of a CSV file.
+#[derive(Debug, Clone)]
+pub struct TableJob {
+    /// The input CSV (`,` or `;`, header line).
+    pub input: PathBuf,
+    /// Quasi-identifier columns.
+    pub qi: Vec<String>,
+    /// Sensitive column, for l-diversity or t-closeness.
+    pub sensitive: Option<String>,
+    /// Folder of hierarchy files `<column>.csv`.
+    pub hierarchies: PathBuf,
+    /// What to search for.
+    pub spec: Anonymisation,
+    /// Whether to release suppressed records with one value hidden where that is safe.
+    pub local_suppression: bool,
+    /// The risk the release may carry.
+    pub policy: RiskPolicy,
+    /// Released CSV.
+    pub out: PathBuf,
+    /// Risk report (JSON).
+    pub report: PathBuf,
+}
+
+/// The level chosen for one quasi-identifier.
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnLevel {
+    /// Column.
+    pub column: String,
+    /// Level (0 = original values).
+    pub level: u8,
+    /// Levels in its hierarchy.
+    pub height: usize,
+}
+
+/// Seconds spent.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timings {
+    /// Reading and encoding the input.
+    pub load_s: f64,
+    /// The lattice search.
+    pub search_s: f64,
+    /// Everything, writing included.
+    pub total_s: f64,
+}
+
+/// The risk report (`risk-report.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TableReport {
+    /// Input file.
+    pub input: String,
+    /// Records read.
+    pub records: u64,
+    /// Records released.
+    pub released_records: u64,
+    /// Records suppressed whole (every quasi-identifier `*`).
+    pub suppressed: u64,
+    /// Values hidden by local suppression.
+    pub suppressed_values: u64,
+    /// The chosen transformation: level per quasi-identifier, in `--qi` order.
+    pub node: Vec<u8>,
+    /// The same, by column.
+    pub levels: Vec<ColumnLevel>,
+    /// The optimised metric.
+    pub metric: Metric,
+    /// Its loss at the chosen node (ARX's definition; record suppression only).
+    pub information_loss: f64,
+    /// Every metric's loss at the node.
+    pub utility: BTreeMap<String, f64>,
+    /// Risk before (original quasi-identifiers) and after (released table).
+    pub risk_before: RiskProfile,
+    /// See `risk_before`.
+    pub risk_after: RiskProfile,
+    /// Settings used.
+    pub settings: Settings,
+    /// The search's work.
+    pub search: SearchStats,
+    /// Seconds.
+    pub timings: Timings,
+}
+
+/// The settings of a release, as recorded in its report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// Quasi-identifiers.
+    pub quasi_identifiers: Vec<String>,
+    /// Sensitive attribute.
+    pub sensitive: Option<String>,
+    /// Privacy model.
+    pub privacy: PrivacyModel,
+    /// Suppression limit (fraction of records).
+    pub max_suppression: f64,
+    /// Generalisation/suppression factor of the metrics.
+    pub gs_factor: f64,
+    /// Whether local suppression ran.
+    pub local_suppression: bool,
+    /// Risk policy.
+    pub policy: RiskPolicy,
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Input(format!("{}: {e}", path.display()))
+}
+
+/// Runs the job: reads, searches, checks the policy, writes. Returns the report.
+pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
+    let t0 = Instant::now();
+    job.policy.validate()?;
+    let text = std::fs::read(&job.input).map_err(|e| io(&job.input, e))?;
+    let first = text.split(|&b| b == b'\n').next().unwrap_or(b"");
+    let sep = if first.iter().filter(|&&b| b == b';').count()
+        > first.iter().filter(|&&b| b == b',').count()
+    {
+        b';'
+    } else {
+        b','
+    };
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(sep)
+        .from_reader(text.as_slice());
+    let header: Vec<String> = rdr
+        .headers()
+        .map_err(|e| io(&job.input, e))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    let find = |c: &str| {
+        header.iter().position(|h| h == c).ok_or_else(|| {
+            Error::Input(format!(
+                "{}: no column {c:?}; the header has {}",
+                job.input.display(),
+                header.join(", ")
+            ))
+        })
+    };
+    if job.qi.is_empty() {
+        return Err(Error::Param {
+            name: "qi",
+            reason: "name at least one quasi-identifier".into(),
+        });
+    }
+    let mut cols: Vec<usize> = job.qi.iter().map(|c| find(c)).collect::<Result<_>>()?;
+    if let Some(s) = &job.sensitive {
+        if job.qi.contains(s) {
+            return Err(Error::Param {
+                name: "sensitive",
+                reason: format!("{s:?} is also a quasi-identifier"),
+            });
+        }
+        cols.push(find(s)?);
+    }
+    let hierarchies: Vec<Hierarchy> = job
+        .qi
+        .iter()
+        .map(|c| {
+            let path = job.hierarchies.join(format!("{c}.csv"));
+            if !path.exists() {
+                return Err(Error::Hierarchy {
+                    column: c.clone(),
+                    reason: format!(
+                        "no hierarchy file {}; write one (one row per value, level 0 first)",
+                        path.display()
+                    ),
+                });
+            }
+            Hierarchy::from_csv(c, &path)
+        })
+        .collect::<Result<_>>()?;
+    let mut records = Vec::new();
+    for (i, rec) in rdr.byte_records().enumerate() {
+        let rec = rec.map_err(|e| io(&job.input, format!("row {}: {e}", i + 2)))?;
+        if rec.len() != header.len() {
+            return Err(Error::Input(format!(
+                "{}: row {} has {} fields, the header {}",
+                job.input.display(),
+                i + 2,
+                rec.len(),
+                header.len()
+            )));
+        }
+        records.push(rec);
+    }
+    let rows: Vec<Vec<&str>> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            cols.iter()
+                .map(|&c| {
+                    std::str::from_utf8(&r[c]).map(str::trim).map_err(|_| {
+                        Error::Input(format!(
+                            "{}: row {}, column {}: not UTF-8",
+                            job.input.display(),
+                            i + 2,
+                            header[c]
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<&str>>>()
+        })
+        .collect::<Result<_>>()?;
+    let data = Microdata::new(hierarchies, job.sensitive.as_deref(), &rows, 2)?;
+    let load_s = t0.elapsed().as_secs_f64();
+
+    let mut fit = job.spec.fit(&data)?;
+    let search_s = fit.stats().seconds;
+    if job.local_suppression {
+        fit.suppress_values(&data, &job.spec);
+    }
+
+    // Risk, measured on the released strings.
+    let threshold = job.policy.threshold;
+    let mut before: FxHashMap<Vec<&str>, u64> = FxHashMap::default();
+    let mut after: FxHashMap<Vec<&str>, u64> = FxHashMap::default();
+    let mut released = Vec::with_capacity(data.len());
+    for (r, row) in rows.iter().enumerate() {
+        *before.entry(row[..data.dims()].to_vec()).or_default() += 1;
+        let out = fit.row(&data, r);
+        if let Some(v) = &out {
+            *after.entry(v.clone()).or_default() += 1;
+        }
+        released.push(out);
+    }
+    let risk_before = RiskProfile::from_class_sizes(before.values().copied(), threshold);
+    let risk_after = RiskProfile::from_class_sizes(after.values().copied(), threshold);
+    if let Err(why) = job.policy.check(&risk_after) {
+        return Err(Error::Policy(why));
+    }
+
+    let utility: BTreeMap<String, f64> = job
+        .spec
+        .utility(&data, fit.node())?
+        .into_iter()
+        .map(|(m, v)| (m.name().to_string(), v))
+        .collect();
+
+    // The release: every column as read, the quasi-identifiers generalised.
+    let qi_pos: Vec<usize> = cols[..data.dims()].to_vec();
+    write_atomic(&job.out, |w| {
+        let mut wtr = csv::WriterBuilder::new().delimiter(sep).from_writer(w);
+        wtr.write_record(&header)?;
+        let mut fields: Vec<&[u8]> = Vec::with_capacity(header.len());
+        for (rec, out) in records.iter().zip(&released) {
+            fields.clear();
+            fields.extend(rec.iter());
+            for (j, &c) in qi_pos.iter().enumerate() {
+                fields[c] = match out {
+                    Some(v) => v[j].as_bytes(),
+                    None => SUPPRESSED.as_bytes(),
+                };
+            }
+            wtr.write_record(&fields)?;
+        }
+        wtr.flush()?;
+        Ok(())
+    })?;
+
+    let report = TableReport {
+        input: job.input.display().to_string(),
+        records: data.len() as u64,
+        released_records: risk_after.records,
+        suppressed: fit.suppressed_records(),
+        suppressed_values: fit.suppressed_values(&data),
+        node: fit.node().to_vec(),
+        levels: data
+            .names()
+            .iter()
+            .zip(fit.node())
+            .zip(data.hierarchies())
+            .map(|((c, &level), h)| ColumnLevel {
+                column: c.clone(),
+                level,
+                height: h.height(),
+            })
+            .collect(),
+        metric: job.spec.chosen_metric(),
+        information_loss: fit.loss(),
+        utility,
+        risk_before,
+        risk_after,
+        settings: Settings {
+            quasi_identifiers: job.qi.clone(),
+            sensitive: job.sensitive.clone(),
+            privacy: job.spec.privacy().clone(),
+            max_suppression: job.spec.suppression_limit(),
+            gs_factor: job.spec.gs().get(),
+            local_suppression: job.local_suppression,
+            policy: job.policy,
+        },
+        search: fit.stats().clone(),
+        timings: Timings {
+            load_s,
+            search_s,
+            total_s: 0.0,
+        },
+    };
+    let mut report = report;
+    report.timings.total_s = t0.elapsed().as_secs_f64();
+    write_atomic(&job.report, |w| {
+        serde_json::to_writer_pretty(&mut *w, &report).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")
+    })?;
+    Ok(report)
+}
+
+/// Writes a file through a temporary sibling and a rename, so a crash leaves either
+/// the old file or the new one, never half of one.
+fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(d) = dir {
+        std::fs::create_dir_all(d).map_err(|e| io(d, e))?;
+    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Input(format!("{}: not a file name", path.display())))?;
+    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
+    let result = (|| {
+        let f = std::fs::File::create(&tmp)?;
+        let mut w = std::io::BufWriter::new(f);
+        write(&mut w)?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(path, e));
+    }
+    Ok(())
+}
