@@ -273,7 +273,7 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
         Ok(())
     })?;
 
-    let report = TableReport {
+    let mut report = TableReport {
         input: job.input.display().to_string(),
         records: data.len() as u64,
         released_records: risk_after.records,
@@ -312,7 +312,6 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
             total_s: 0.0,
         },
     };
-    let mut report = report;
     report.timings.total_s = t0.elapsed().as_secs_f64();
     write_atomic(&job.report, |w| {
         serde_json::to_writer_pretty(&mut *w, &report).map_err(std::io::Error::other)?;
@@ -321,31 +320,16 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
     Ok(report)
 }
 
-/// Writes a file through a temporary sibling and a rename, so a crash leaves either
-/// the old file or the new one, never half of one.
+/// Writes through the engine's atomic write (staging file, fsync, rename), buffered.
 fn write_atomic(
     path: &Path,
-    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+    write: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> std::io::Result<()>,
 ) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(d) = dir {
-        std::fs::create_dir_all(d).map_err(|e| io(d, e))?;
-    }
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Input(format!("{}: not a file name", path.display())))?;
-    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
-    let result = (|| {
-        let f = std::fs::File::create(&tmp)?;
+    occupa_engine::store::write_atomic(path, |f| {
         let mut w = std::io::BufWriter::new(f);
-        write(&mut w)?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(path, e));
-    }
-    Ok(())
+        write(&mut w)
+            .and_then(|()| w.flush())
+            .map_err(|e| occupa_engine::Error::io(path, e))
+    })
+    .map_err(|e| Error::Input(e.to_string()))
 }
