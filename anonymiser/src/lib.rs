@@ -1,9 +1,15 @@
 //! # occupa-anonymiser
 //!
-//! What leaves the store leaves through here. This crate holds the protection of
-//! published tables: the threshold rule with primary and secondary suppression on one-
-//! and two-way tables with margins, so that no hidden cell can be recovered exactly from
-//! the published totals of its row or column.
+//! What leaves the store leaves through here.
+//!
+//! * Tables for reports: the threshold rule with primary and secondary suppression on
+//!   one- and two-way tables with margins ([`protect`]), so that no hidden cell can be
+//!   recovered exactly from the published totals ([`audit`] computes what an attacker can
+//!   derive), with a pattern kept from one quarter to the next ([`protect_consistent`]).
+//! * Microdata releases: the optimal full-domain generalisation for k-anonymity,
+//!   l-diversity or t-closeness with record and value suppression ([`search`]), ARX's
+//!   utility metrics ([`metric`]), re-identification risk ([`risk`]) and the
+//!   `anonymise-table` job on CSV files ([`csvtable`]).
 //!
 //! ```
 //! use occupa_anonymiser::{CountTable, MinCount, protect};
@@ -23,6 +29,7 @@
 
 use serde::Serialize;
 
+pub mod audit;
 pub mod csvtable;
 pub mod hierarchy;
 pub mod lattice;
@@ -146,6 +153,15 @@ impl Cell {
     pub fn is_suppressed(&self) -> bool {
         !matches!(self, Cell::Safe(_))
     }
+    /// A rate `num / den`, published only if both are: a rate over a hidden count
+    /// would give the count away.
+    pub fn rate(num: Cell, den: Cell) -> Option<f64> {
+        match (num.value(), den.value()) {
+            (Some(n), Some(d)) if d > 0 => Some(n as f64 / d as f64),
+            _ => None,
+        }
+    }
+
     /// The value, if published.
     pub fn value(&self) -> Option<u64> {
         if let Cell::Safe(v) = self {
@@ -180,6 +196,17 @@ impl ProtectedTable {
     pub fn cell(&self, r: usize, c: usize) -> Cell {
         self.cells[r][c]
     }
+    /// A cell of the grid with margins: `r == rows.len()` is the total row, `c ==
+    /// cols.len()` the total column.
+    pub fn grid_cell(&self, r: usize, c: usize) -> Cell {
+        match (r == self.rows.len(), c == self.cols.len()) {
+            (false, false) => self.cells[r][c],
+            (false, true) => self.row_totals[r],
+            (true, false) => self.col_totals[c],
+            (true, true) => self.total,
+        }
+    }
+
     /// How many cells (interior and margins) are hidden.
     pub fn suppressed_count(&self) -> usize {
         self.cells
@@ -249,10 +276,32 @@ pub fn protect_lines(
     }
 }
 
-/// Protects a one- or two-way table with its margins (see [`protect_lines`]): every row
-/// with its total and every column with its total is a line. A one-column table's row
-/// totals are its cells, so only the column line is used.
+/// Protects a one- or two-way table with its margins, so that no hidden cell can be
+/// recovered exactly from what is published.
+///
+/// A table with margins is a circulation: rows, the total row, columns and the total
+/// column are nodes; an interior cell is a flow from its row to its column, a row total
+/// from the total column to its row, a column total from its column to the total row, the
+/// grand total from the total row to the total column. The published cells fix some
+/// flows; a hidden cell's value can move only if flow can be pushed round a cycle of
+/// hidden cells through it. So a hidden cell is exactly recoverable if and only if it is
+/// a bridge of the graph of hidden cells (all hidden values are positive, so a cycle moves
+/// them in one direction or the other). Primary cells are `0 < n < min`; then, while
+/// some hidden cell is a bridge, the cheapest cycle through it is hidden too: the
+/// shortest path between its ends over the other cells, a cell costing its value (what
+/// Tau-Argus's optimal suppression minimises), hidden cells nothing.
 pub fn protect(table: &CountTable, min: MinCount) -> ProtectedTable {
+    protect_consistent(table, min, None)
+}
+
+/// [`protect`], preferring as secondary suppressions the cells (by row and column label)
+/// that `previous` hid, so that the same table next quarter keeps the same pattern and
+/// the two releases cannot be differenced against each other.
+pub fn protect_consistent(
+    table: &CountTable,
+    min: MinCount,
+    previous: Option<&ProtectedTable>,
+) -> ProtectedTable {
     let (nr, nc) = (table.rows.len(), table.cols.len());
     let w = nc + 1;
     let mut v = vec![0u64; (nr + 1) * w];
@@ -265,24 +314,77 @@ pub fn protect(table: &CountTable, min: MinCount) -> ProtectedTable {
             v[nr * w + nc] += x;
         }
     }
-    let margin: Vec<bool> = (0..v.len()).map(|i| i / w == nr || i % w == nc).collect();
-    let mut lines: Vec<Vec<usize>> = Vec::new();
-    if nc > 1 {
-        for r in 0..=nr {
-            lines.push((0..=nc).map(|c| r * w + c).collect());
+    let mut status: Vec<Status> = v
+        .iter()
+        .map(|&x| {
+            if x > 0 && x < min.get() {
+                Status::Primary
+            } else {
+                Status::Safe
+            }
+        })
+        .collect();
+    // Cells the previous release hid, by label.
+    let was_hidden: Vec<bool> = match previous {
+        None => vec![false; v.len()],
+        Some(p) => {
+            let prev_r = |r: usize| {
+                if r == nr {
+                    Some(p.rows.len())
+                } else {
+                    p.rows.iter().position(|x| *x == table.rows[r])
+                }
+            };
+            let prev_c = |c: usize| {
+                if c == nc {
+                    Some(p.cols.len())
+                } else {
+                    p.cols.iter().position(|x| *x == table.cols[c])
+                }
+            };
+            (0..v.len())
+                .map(|i| match (prev_r(i / w), prev_c(i % w)) {
+                    (Some(r), Some(c)) => p.grid_cell(r, c).is_suppressed(),
+                    _ => false,
+                })
+                .collect()
         }
-    }
-    for c in 0..=nc {
-        if nc == 1 && c == nc {
-            continue;
-        }
-        lines.push((0..=nr).map(|r| r * w + c).collect());
-    }
-    let mut status = protect_lines(&v, &lines, &margin, min);
-    if nc == 1 {
-        // The total column mirrors the single column.
-        for r in 0..=nr {
-            status[r * w + 1] = status[r * w];
+    };
+    let graph = Circulation::new(nr, nc);
+    while let Some(e) =
+        (0..v.len()).find(|&e| status[e] != Status::Safe && graph.is_bridge(e, &status))
+    {
+        // Published cells cost their value; zeros (no one to protect, but a cycle
+        // through them still moves) only as a last resort; cells hidden last quarter
+        // next to nothing, so the pattern stays.
+        let cost = |f: usize| -> u64 {
+            if status[f] != Status::Safe {
+                0
+            } else if was_hidden[f] && v[f] > 0 {
+                1
+            } else if v[f] == 0 {
+                1 << 40
+            } else {
+                2 * v[f] + 2
+            }
+        };
+        match graph.cheapest_path(e, cost) {
+            Some(path) => {
+                for f in path {
+                    if status[f] == Status::Safe {
+                        status[f] = Status::Secondary;
+                    }
+                }
+            }
+            None => {
+                // No cycle exists (a table of one cell): hide everything.
+                for (f, st) in status.iter_mut().enumerate() {
+                    if *st == Status::Safe && v[f] > 0 {
+                        *st = Status::Secondary;
+                    }
+                }
+                break;
+            }
         }
     }
     let cell = |r: usize, c: usize| match status[r * w + c] {
@@ -300,6 +402,106 @@ pub fn protect(table: &CountTable, min: MinCount) -> ProtectedTable {
         col_totals: (0..nc).map(|c| cell(nr, c)).collect(),
         total: cell(nr, nc),
         min_count: min,
+    }
+}
+
+/// The graph of a table with margins (see [`protect`]): grid index `r * (nc + 1) + c`,
+/// `r == nr` the total row and `c == nc` the total column.
+pub(crate) struct Circulation {
+    nr: usize,
+    nc: usize,
+}
+
+impl Circulation {
+    pub(crate) fn new(nr: usize, nc: usize) -> Self {
+        Circulation { nr, nc }
+    }
+
+    pub(crate) fn cells(&self) -> usize {
+        (self.nr + 1) * (self.nc + 1)
+    }
+
+    pub(crate) fn nodes(&self) -> usize {
+        self.nr + self.nc + 2
+    }
+
+    /// (tail, head) of cell `e`: row nodes `0..=nr`, column nodes after them.
+    pub(crate) fn ends(&self, e: usize) -> (usize, usize) {
+        let (r, c) = (e / (self.nc + 1), e % (self.nc + 1));
+        let (row, col) = (r, self.nr + 1 + c);
+        if (r == self.nr) != (c == self.nc) {
+            (col, row)
+        } else {
+            (row, col)
+        }
+    }
+
+    /// Whether hidden cell `e` is on no cycle of hidden cells.
+    fn is_bridge(&self, e: usize, status: &[Status]) -> bool {
+        let (a, b) = self.ends(e);
+        let mut adj: Vec<Vec<usize>> = vec![Vec::new(); self.nodes()];
+        for f in (0..self.cells()).filter(|&f| f != e && status[f] != Status::Safe) {
+            let (x, y) = self.ends(f);
+            adj[x].push(y);
+            adj[y].push(x);
+        }
+        let mut seen = vec![false; self.nodes()];
+        let mut stack = vec![a];
+        seen[a] = true;
+        while let Some(x) = stack.pop() {
+            if x == b {
+                return false;
+            }
+            for &y in &adj[x] {
+                if !seen[y] {
+                    seen[y] = true;
+                    stack.push(y);
+                }
+            }
+        }
+        true
+    }
+
+    /// The cells of the cheapest path between the ends of `e` that avoids `e` (Dijkstra).
+    fn cheapest_path(&self, e: usize, cost: impl Fn(usize) -> u64) -> Option<Vec<usize>> {
+        let (a, b) = self.ends(e);
+        let mut adj: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.nodes()];
+        for f in (0..self.cells()).filter(|&f| f != e) {
+            let (x, y) = self.ends(f);
+            adj[x].push((y, f));
+            adj[y].push((x, f));
+        }
+        let mut dist = vec![u64::MAX; self.nodes()];
+        let mut via: Vec<Option<(usize, usize)>> = vec![None; self.nodes()];
+        let mut heap = std::collections::BinaryHeap::new();
+        dist[a] = 0;
+        heap.push(std::cmp::Reverse((0u64, a)));
+        while let Some(std::cmp::Reverse((d, x))) = heap.pop() {
+            if d > dist[x] {
+                continue;
+            }
+            if x == b {
+                break;
+            }
+            for &(y, f) in &adj[x] {
+                let nd = d.saturating_add(cost(f));
+                if nd < dist[y] {
+                    dist[y] = nd;
+                    via[y] = Some((x, f));
+                    heap.push(std::cmp::Reverse((nd, y)));
+                }
+            }
+        }
+        if dist[b] == u64::MAX {
+            return None;
+        }
+        let mut path = Vec::new();
+        let mut x = b;
+        while let Some((p, f)) = via[x] {
+            path.push(f);
+            x = p;
+        }
+        Some(path)
     }
 }
 
@@ -369,6 +571,49 @@ mod tests {
         .unwrap();
         let p = protect(&t, MinCount::default());
         assert_eq!(p.row_totals[0], Cell::Primary);
+    }
+
+    #[test]
+    fn next_quarter_keeps_last_quarters_pattern() {
+        let t = |cells: Vec<Vec<u64>>| {
+            CountTable::new(
+                vec!["a".into(), "b".into()],
+                vec!["x".into(), "y".into(), "z".into()],
+                cells,
+            )
+            .unwrap()
+        };
+        let hidden = |p: &ProtectedTable| -> Vec<bool> {
+            p.cells.iter().flatten().map(Cell::is_suppressed).collect()
+        };
+        let q1 = protect(
+            &t(vec![vec![2, 10, 11], vec![30, 40, 50]]),
+            MinCount::default(),
+        );
+        // The 2 is protected by the cheapest cycle, through y (10 + 30 + 40 < 11 + 30 + 50).
+        assert_eq!(hidden(&q1), [true, true, false, true, true, false]);
+        // Next quarter the cycle through z is cheaper (11 + 30 + 50 < 10 + 30 + 60): alone,
+        // the protection would move, and differencing the two releases would expose cells.
+        let q2 = t(vec![vec![2, 10, 11], vec![30, 60, 50]]);
+        assert_eq!(
+            hidden(&protect(&q2, MinCount::default())),
+            [true, false, true, true, false, true]
+        );
+        let kept = protect_consistent(&q2, MinCount::default(), Some(&q1));
+        assert_eq!(hidden(&kept), hidden(&q1));
+        assert!(
+            crate::audit::audit(&q2, &kept)
+                .iter()
+                .all(|i| !i.is_exact())
+        );
+    }
+
+    #[test]
+    fn rates_over_hidden_counts_are_hidden() {
+        assert_eq!(Cell::rate(Cell::Safe(5), Cell::Safe(20)), Some(0.25));
+        assert_eq!(Cell::rate(Cell::Primary, Cell::Safe(20)), None);
+        assert_eq!(Cell::rate(Cell::Safe(5), Cell::Secondary), None);
+        assert_eq!(Cell::rate(Cell::Safe(0), Cell::Safe(0)), None);
     }
 
     proptest! {

@@ -2,11 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
+use occupa_anonymiser::audit::audit;
 use occupa_anonymiser::hierarchy::{Hierarchy, check_node};
 use occupa_anonymiser::metric::{GsFactor, Metric};
 use occupa_anonymiser::microdata::Microdata;
 use occupa_anonymiser::privacy::PrivacyModel;
 use occupa_anonymiser::search::Anonymisation;
+use occupa_anonymiser::{Cell, CountTable, MinCount, protect};
 
 /// The public-data folder, or `None` (test skipped) on a user's machine without it; under
 /// CI the data must be there.
@@ -190,5 +192,108 @@ fn all_metrics_at_the_golden_nodes_match_the_reference_script() {
                 );
             }
         }
+    }
+}
+
+/// Tau-Argus (pytauargus 0.6.0) on a municipality × citizenship table: every cell it
+/// finds unsafe we hide, and we hide at most 20 % more cells than its optimal secondary
+/// suppression; our audit finds no hidden cell that can be derived exactly.
+#[test]
+fn table_protection_against_tau_argus_optimal_suppression() {
+    let Some(dir) = data_dir() else { return };
+    let tables = dir.join("tables");
+    let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
+    let mut rdr = csv::Reader::from_path(tables.join("micro_mun_x_citgrp.csv")).unwrap();
+    for rec in rdr.records() {
+        let rec = rec.unwrap();
+        *counts
+            .entry((rec[0].trim().to_string(), rec[1].trim().to_string()))
+            .or_default() += 1;
+    }
+    let read = |name: &str| -> Vec<(String, String, u64, String)> {
+        csv::Reader::from_path(tables.join(name))
+            .unwrap()
+            .records()
+            .map(|r| {
+                let r = r.unwrap();
+                (
+                    r[0].trim().to_string(),
+                    r[1].trim().to_string(),
+                    r[3].parse().unwrap(),
+                    r[5].to_string(),
+                )
+            })
+            .collect()
+    };
+    let argus = read("out_FREQ_3_10_OPT.csv");
+    let rows: Vec<String> = argus
+        .iter()
+        .map(|c| c.0.clone())
+        .filter(|m| m != "Total")
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let cols: Vec<String> = argus
+        .iter()
+        .map(|c| c.1.clone())
+        .filter(|m| m != "Total")
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let cells: Vec<Vec<u64>> = rows
+        .iter()
+        .map(|r| {
+            cols.iter()
+                .map(|c| counts.get(&(r.clone(), c.clone())).copied().unwrap_or(0))
+                .collect()
+        })
+        .collect();
+    let table = CountTable::new(rows.clone(), cols.clone(), cells).unwrap();
+    for (file, threshold) in [
+        ("out_FREQ_3_10_OPT.csv", 3),
+        ("out_FREQ_3_10_MOD.csv", 3),
+        ("out_FREQ_5_10_OPT.csv", 5),
+    ] {
+        let argus = read(file);
+        let p = protect(&table, MinCount::new(threshold).unwrap());
+        let index = |label: &str, labels: &[String]| {
+            labels
+                .iter()
+                .position(|l| l == label)
+                .unwrap_or(labels.len())
+        };
+        let (mut ours, mut theirs, mut our_cost, mut their_cost) = (0, 0, 0, 0);
+        for (r, c, freq, status) in &argus {
+            let cell = p.grid_cell(index(r, &rows), index(c, &cols));
+            // The same table: the frequencies agree cell by cell.
+            if let Cell::Safe(v) = cell {
+                assert_eq!(v, *freq, "{file} {r} {c}");
+            }
+            if status == "U" {
+                assert_eq!(cell, Cell::Primary, "{file}: {r} × {c} ({freq}) is unsafe");
+            }
+            if status == "M" {
+                theirs += 1;
+                their_cost += freq;
+            }
+            if cell == Cell::Secondary {
+                ours += 1;
+                our_cost += freq;
+            }
+            if cell == Cell::Primary {
+                assert_eq!(
+                    status, "U",
+                    "{file}: {r} × {c} ({freq}) is safe for Tau-Argus"
+                );
+            }
+        }
+        eprintln!(
+            "{file}: secondary suppressions Occupa {ours} (cost {our_cost}), Tau-Argus {theirs} (cost {their_cost})"
+        );
+        assert!(
+            ours as f64 <= theirs as f64 * 1.2,
+            "{file}: {ours} secondary suppressions against Tau-Argus's {theirs}"
+        );
+        assert!(audit(&table, &p).iter().all(|i| !i.is_exact()));
     }
 }
