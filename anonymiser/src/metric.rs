@@ -146,8 +146,8 @@ pub(crate) struct MetricTables {
     n: f64,
     /// `entropy[c][level]` (rounded, per ARX), for the entropy metric.
     entropy: Vec<Vec<f64>>,
-    /// `share[c][level][code]`: fraction of the hierarchy's values under that label.
-    share: Vec<Vec<Vec<f64>>>,
+    /// `under[c][level][code]`: how many of the hierarchy's values that label covers.
+    under: Vec<Vec<Vec<u64>>>,
     /// `loss_free[c][level]`: the loss accumulator if no record were suppressed.
     loss_free: Vec<Vec<f64>>,
     domain: Vec<f64>,
@@ -159,7 +159,7 @@ impl MetricTables {
         let n = data.len() as f64;
         let d = data.dims();
         let mut entropy = Vec::with_capacity(d);
-        let mut share = Vec::with_capacity(d);
+        let mut under = Vec::with_capacity(d);
         let mut loss_free = Vec::with_capacity(d);
         let mut domain = Vec::with_capacity(d);
         let mut heights = Vec::with_capacity(d);
@@ -170,7 +170,7 @@ impl MetricTables {
             domain.push(rows as f64);
             heights.push(h.height());
             let mut col_entropy = Vec::with_capacity(h.height());
-            let mut col_share = Vec::with_capacity(h.height());
+            let mut col_under = Vec::with_capacity(h.height());
             let mut col_free = Vec::with_capacity(h.height());
             for level in 0..h.height() {
                 let up = &data.up[c][level];
@@ -194,18 +194,18 @@ impl MetricTables {
                 }
                 e *= gs.g();
                 col_entropy.push(arx_round(if e == 0.0 { 0.0 } else { -e }));
-                let sh: Vec<f64> = values.iter().map(|&v| v as f64 / rows as f64).collect();
-                let free: f64 = up
+                // As `evaluate` computes it for a node with nothing suppressed.
+                let covered: u128 = up
                     .iter()
                     .enumerate()
-                    .map(|(row, &code)| freq[row] as f64 * sh[code as usize])
-                    .sum::<f64>()
-                    * gs.g();
-                col_share.push(sh);
+                    .map(|(row, &code)| freq[row] as u128 * values[code as usize] as u128)
+                    .sum();
+                let free = covered as f64 / rows as f64 * gs.g();
+                col_under.push(values);
                 col_free.push(free);
             }
             entropy.push(col_entropy);
-            share.push(col_share);
+            under.push(col_under);
             loss_free.push(col_free);
         }
         MetricTables {
@@ -213,7 +213,7 @@ impl MetricTables {
             gs,
             n,
             entropy,
-            share,
+            under,
             loss_free,
             domain,
             heights,
@@ -295,26 +295,38 @@ impl MetricTables {
         match self.metric {
             Metric::Entropy => self.level_bound(levels).unwrap_or(0.0),
             Metric::Loss => {
-                let mut acc = vec![0.0; levels.len()];
+                // ARX's accumulator, per column: Σ_released n·share·g + Σ_suppressed
+                // (share·n + s·(n − share·n)) with share = under / rows. Summed as
+                // integers (Σ n·under, Σ n) and scaled once at the end, so the value does
+                // not depend on the order of the classes, hence not on the row order.
+                let d = levels.len();
+                let (mut released, mut suppressed, mut suppressed_n) =
+                    (vec![0u128; d], vec![0u128; d], 0u128);
                 for cl in classes {
-                    let n = cl.size as f64;
+                    let n = cl.size as u128;
+                    if cl.suppressed {
+                        suppressed_n += n;
+                    }
                     for (c, &l) in levels.iter().enumerate() {
                         let code = data.code(cl.rep, c, l);
-                        let sh = n * self.share[c][l as usize][code as usize];
-                        acc[c] += if !cl.suppressed {
-                            sh * g
-                        } else if s == 1.0 {
-                            n
+                        let nu = n * self.under[c][l as usize][code as usize] as u128;
+                        if cl.suppressed {
+                            suppressed[c] += nu;
                         } else {
-                            sh + s * (n - sh)
-                        };
+                            released[c] += nu;
+                        }
                     }
                 }
-                self.loss_aggregate(
-                    acc.iter()
-                        .enumerate()
-                        .map(|(c, &a)| self.loss_normalise(c, a)),
-                )
+                self.loss_aggregate((0..d).map(|c| {
+                    let rows = self.domain[c];
+                    let acc = released[c] as f64 / rows * g
+                        + if s == 1.0 {
+                            suppressed_n as f64
+                        } else {
+                            suppressed[c] as f64 / rows * (1.0 - s) + s * suppressed_n as f64
+                        };
+                    self.loss_normalise(c, acc)
+                }))
             }
             Metric::Precision => {
                 let (mut released, mut suppressed) = (0.0, 0.0);

@@ -383,9 +383,13 @@ impl State {
         }
     }
 
-    /// Whether no node at or above `node` can beat the best found.
+    /// Whether no node at or above `node` can beat (or tie) the best found. A bound and
+    /// a loss computed in different orders can differ in the last bits, so a node is only
+    /// pruned when its bound is clearly above: a tie must be evaluated to be broken the
+    /// same way as everywhere else.
     fn pruned(&self, node: usize) -> bool {
-        self.best.is_some_and(|(bl, _)| self.lb[node] > bl)
+        self.best
+            .is_some_and(|(bl, _)| self.lb[node] > bl + 1e-9 * bl.abs().max(1e-300))
     }
 }
 
