@@ -10,6 +10,9 @@ use std::time::Instant;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
+use occupa_engine::codice_fiscale::{TaxCode, TaxCodeKind};
+
+use crate::builtin::Builtin;
 use crate::hierarchy::Hierarchy;
 use crate::metric::Metric;
 use crate::microdata::Microdata;
@@ -28,7 +31,11 @@ pub struct TableJob {
     /// Sensitive column, for l-diversity or t-closeness.
     pub sensitive: Option<String>,
     /// Folder of hierarchy files `<column>.csv`.
-    pub hierarchies: PathBuf,
+    pub hierarchies: Option<PathBuf>,
+    /// Built-in hierarchies by column (used instead of a file).
+    pub builtins: Vec<(String, Builtin)>,
+    /// Columns left out of the release.
+    pub drop: Vec<String>,
     /// What to search for.
     pub spec: Anonymisation,
     /// Whether to release suppressed records with one value hidden where that is safe.
@@ -168,23 +175,6 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
         }
         cols.push(find(s)?);
     }
-    let hierarchies: Vec<Hierarchy> = job
-        .qi
-        .iter()
-        .map(|c| {
-            let path = job.hierarchies.join(format!("{c}.csv"));
-            if !path.exists() {
-                return Err(Error::Hierarchy {
-                    column: c.clone(),
-                    reason: format!(
-                        "no hierarchy file {}; write one (one row per value, level 0 first)",
-                        path.display()
-                    ),
-                });
-            }
-            Hierarchy::from_csv(c, &path)
-        })
-        .collect::<Result<_>>()?;
     let mut records = Vec::new();
     for (i, rec) in rdr.byte_records().enumerate() {
         let rec = rec.map_err(|e| io(&job.input, format!("row {}: {e}", i + 2)))?;
@@ -198,6 +188,33 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
             )));
         }
         records.push(rec);
+    }
+    for d in &job.drop {
+        find(d)?;
+    }
+    let kept: Vec<usize> = (0..header.len())
+        .filter(|i| !job.drop.contains(&header[*i]))
+        .collect();
+    // A column that is neither generalised nor dropped goes out as read: refuse one that
+    // holds tax codes (a direct identifier), whatever its name.
+    for &i in kept.iter().filter(|i| !cols.contains(i)) {
+        if let Some(row) = records.iter().take(1000).position(|r| {
+            std::str::from_utf8(&r[i]).is_ok_and(|v| {
+                matches!(
+                    TaxCode::parse(v.trim()).map(|t| t.kind()),
+                    Ok(TaxCodeKind::Personal { .. })
+                )
+            })
+        }) {
+            return Err(Error::Input(format!(
+                "{}: column {} holds tax codes (row {}), which would be released as \
+                 they are; leave it out with --drop {}",
+                job.input.display(),
+                header[i],
+                row + 2,
+                header[i]
+            )));
+        }
     }
     let rows: Vec<Vec<&str>> = records
         .iter()
@@ -215,6 +232,36 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
                     })
                 })
                 .collect::<Result<Vec<&str>>>()
+        })
+        .collect::<Result<_>>()?;
+    let hierarchies: Vec<Hierarchy> = job
+        .qi
+        .iter()
+        .enumerate()
+        .map(|(j, c)| {
+            if let Some((_, b)) = job.builtins.iter().find(|(col, _)| col == c) {
+                let mut values: Vec<&str> = rows.iter().map(|r| r[j]).collect();
+                values.sort_unstable();
+                values.dedup();
+                return b.build(c, &values);
+            }
+            let path = job
+                .hierarchies
+                .as_ref()
+                .map(|d| d.join(format!("{c}.csv")))
+                .filter(|p| p.exists())
+                .ok_or_else(|| Error::Hierarchy {
+                    column: c.clone(),
+                    reason: format!(
+                        "no hierarchy: write {}/{c}.csv (one row per value, level 0 first) \
+                         or use a built-in one (--builtin {c}=age|date|municipality|\
+                         citizenship|flat|ordinal:MIN-MAX:W1,W2)",
+                        job.hierarchies
+                            .as_ref()
+                            .map_or("DIR".into(), |d| d.display().to_string())
+                    ),
+                })?;
+            Hierarchy::from_csv(c, &path)
         })
         .collect::<Result<_>>()?;
     let data = Microdata::new(hierarchies, job.sensitive.as_deref(), &rows, 2)?;
@@ -256,7 +303,7 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
     let qi_pos: Vec<usize> = cols[..data.dims()].to_vec();
     write_atomic(&job.out, |w| {
         let mut wtr = csv::WriterBuilder::new().delimiter(sep).from_writer(w);
-        wtr.write_record(&header)?;
+        wtr.write_record(kept.iter().map(|&i| &header[i]))?;
         let mut fields: Vec<&[u8]> = Vec::with_capacity(header.len());
         for (rec, out) in records.iter().zip(&released) {
             fields.clear();
@@ -267,7 +314,7 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
                     None => SUPPRESSED.as_bytes(),
                 };
             }
-            wtr.write_record(&fields)?;
+            wtr.write_record(kept.iter().map(|&i| fields[i]))?;
         }
         wtr.flush()?;
         Ok(())

@@ -30,6 +30,7 @@
 use serde::Serialize;
 
 pub mod audit;
+pub mod builtin;
 pub mod csvtable;
 pub mod hierarchy;
 pub mod lattice;

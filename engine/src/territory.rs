@@ -160,6 +160,25 @@ impl CitizenshipGroup {
     }
 }
 
+const CITIZENSHIP_AREAS: &str = include_str!("../data/territory/citizenship_areas.csv");
+
+/// ISTAT's geographic area of citizenship ("Italia", "Unione europea", "Africa
+/// settentrionale"…) of an ISO 3166-1 alpha-3 code; `XXX` is stateless ("Apolidi").
+pub fn citizenship_area(iso3: &str) -> Option<&'static str> {
+    static AREAS: OnceLock<HashMap<String, String>> = OnceLock::new();
+    AREAS
+        .get_or_init(|| {
+            csv::ReaderBuilder::new()
+                .from_reader(CITIZENSHIP_AREAS.as_bytes())
+                .records()
+                .flatten()
+                .filter_map(|rec| Some((rec.get(0)?.to_string(), rec.get(2)?.to_string())))
+                .collect()
+        })
+        .get(iso3)
+        .map(String::as_str)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +212,25 @@ mod tests {
         for bad in ["1272", "0012720", "00127A", "999001", "001000"] {
             assert!(t.province_of(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn every_citizenship_code_has_an_istat_area() {
+        assert_eq!(citizenship_area("ITA"), Some("Italia"));
+        assert_eq!(citizenship_area("ROU"), Some("Unione europea"));
+        assert_eq!(citizenship_area("MAR"), Some("Africa settentrionale"));
+        assert_eq!(citizenship_area("XXX"), Some("Apolidi"));
+        assert_eq!(citizenship_area("ZZZ"), None);
+        // The EU area is exactly the other member states.
+        for code in EU.iter().filter(|c| **c != "ITA") {
+            assert_eq!(citizenship_area(code), Some("Unione europea"), "{code}");
+        }
+        let rows = CITIZENSHIP_AREAS.lines().skip(1).count();
+        let eu = CITIZENSHIP_AREAS
+            .lines()
+            .filter(|l| l.ends_with(",Unione europea"))
+            .count();
+        assert_eq!((rows, eu), (251, 26));
     }
 
     #[test]

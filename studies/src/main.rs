@@ -45,7 +45,7 @@ enum Command {
     Report(ReportCommand),
     /// Anonymise any CSV table: optimal generalisation for k-anonymity (and l-diversity or
     /// t-closeness), record suppression, a released CSV and a risk report.
-    AnonymiseTable(AnonymiseTableArgs),
+    AnonymiseTable(Box<AnonymiseTableArgs>),
     /// Manage the pseudonymisation key.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -79,7 +79,12 @@ struct AnonymiseTableArgs {
     t: Option<f64>,
     /// Folder of hierarchy files, DIR/<column>.csv, one row per value, level 0 first.
     #[arg(long)]
-    hierarchies: PathBuf,
+    hierarchies: Option<PathBuf>,
+    /// A built-in hierarchy, COL=KIND, repeatable; KIND is age, date, municipality,
+    /// citizenship, flat (value or *) or ordinal:MIN-MAX:W1,W2 (e.g. --builtin eta=age --builtin
+    /// score=ordinal:0-30:5,10).
+    #[arg(long)]
+    builtin: Vec<String>,
     /// Largest fraction of records that may be suppressed whole.
     #[arg(long, default_value_t = 0.0)]
     max_suppression: f64,
@@ -90,6 +95,9 @@ struct AnonymiseTableArgs {
     /// ARX's generalisation/suppression factor (0.5: both weigh the same).
     #[arg(long, default_value_t = 0.5)]
     gs_factor: f64,
+    /// Columns to leave out of the release, comma-separated (identifiers, free text).
+    #[arg(long, value_delimiter = ',')]
+    drop: Vec<String>,
     /// Release suppressed records with one value hidden, where that keeps the model.
     #[arg(long)]
     local_suppression: bool,
@@ -155,6 +163,17 @@ fn anonymise_table(a: AnonymiseTableArgs) -> Result<()> {
         qi: a.qi,
         sensitive: a.sensitive,
         hierarchies: a.hierarchies,
+        builtins: a
+            .builtin
+            .iter()
+            .map(|s| {
+                let (col, kind) = s
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("--builtin {s:?}: write COL=KIND"))?;
+                Ok((col.trim().to_string(), kind.trim().parse()?))
+            })
+            .collect::<Result<_>>()?,
+        drop: a.drop,
         spec,
         local_suppression: a.local_suppression,
         policy,
@@ -506,7 +525,7 @@ fn main() {
             );
             Ok(())
         })(),
-        Command::AnonymiseTable(a) => anonymise_table(a),
+        Command::AnonymiseTable(a) => anonymise_table(*a),
         Command::Key(KeyCommand::New { out }) => (|| {
             Key::generate()?.save_new(&out)?;
             println!("{}", out.display());

@@ -278,3 +278,82 @@ fn anonymise_table_releases_a_k_anonymous_table_and_refuses_a_risky_one() {
     );
     assert!(!tmp.path().join("out").exists());
 }
+
+#[test]
+fn anonymise_table_with_built_in_hierarchies_refuses_to_release_tax_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = occupa()
+        .current_dir(tmp.path())
+        .args([
+            "simulate",
+            "--out",
+            "exports",
+            "--persons",
+            "800",
+            "--tenants",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(sim.status.success());
+    let persons = tmp.path().join("exports/t01/persons.csv");
+    let qi = [
+        "--qi",
+        "anno_nascita,sesso,cittadinanza,comune_istat,titolo_studio",
+        "--builtin",
+        "anno_nascita=ordinal:1900-2030:5,10,20",
+        "--builtin",
+        "sesso=flat",
+        "--builtin",
+        "cittadinanza=citizenship",
+        "--builtin",
+        "comune_istat=municipality",
+        "--builtin",
+        "titolo_studio=ordinal:0-8:3,9",
+        "--k",
+        "5",
+        "--max-suppression",
+        "0.05",
+        "--out",
+        "release.csv",
+        "--report",
+        "risk-report.json",
+    ];
+    let run = |extra: &[&str]| {
+        occupa()
+            .current_dir(tmp.path())
+            .args(["anonymise-table", "--input", persons.to_str().unwrap()])
+            .args(qi)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let refused = run(&[]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("codice_fiscale") && err.contains("--drop"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("release.csv").exists());
+
+    let ok = run(&["--drop", "codice_fiscale,cognome,nome"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let release = std::fs::read_to_string(tmp.path().join("release.csv")).unwrap();
+    let header: Vec<&str> = release.lines().next().unwrap().split(',').collect();
+    assert!(!header.contains(&"codice_fiscale") && !header.contains(&"nome"));
+    let mut classes: std::collections::HashMap<Vec<&str>, usize> = Default::default();
+    for line in release.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let key = f[..5].to_vec();
+        if key.iter().all(|v| *v == "*") {
+            continue;
+        }
+        *classes.entry(key).or_default() += 1;
+    }
+    assert!(classes.values().all(|&n| n >= 5), "{classes:?}");
+}
