@@ -170,6 +170,16 @@ impl Builtin {
             }
             Builtin::Date => {
                 for v in values {
+                    if v.is_empty() {
+                        // No date (e.g. still in charge): a category of its own.
+                        push(
+                            vec![String::new(); 4]
+                                .into_iter()
+                                .chain(["*".into()])
+                                .collect(),
+                        );
+                        continue;
+                    }
                     let d = parse_date(v).map_err(|_| unplaceable(column, v, "a date"))?;
                     push(vec![
                         v.to_string(),

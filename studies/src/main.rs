@@ -43,6 +43,19 @@ enum Command {
     /// Render a report from the store.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// A research release of the pooled store: random ids, generalised persons and dates,
+    /// k-anonymity and l-diversity over each person and their records, risk-report.json.
+    Anonymise {
+        /// The store.
+        #[arg(long, default_value = "occupa-data")]
+        data: PathBuf,
+        /// Release policy (TOML: k, l, sensitive, max_suppression, metric, [quasi_identifiers]).
+        #[arg(long)]
+        policy: PathBuf,
+        /// A new folder for the release.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Anonymise any CSV table: optimal generalisation for k-anonymity (and l-diversity or
     /// t-closeness), record suppression, a released CSV and a risk report.
     AnonymiseTable(Box<AnonymiseTableArgs>),
@@ -526,6 +539,26 @@ fn main() {
             Ok(())
         })(),
         Command::AnonymiseTable(a) => anonymise_table(*a),
+        Command::Anonymise { data, policy, out } => (|| {
+            use occupa_anonymiser::release::{Policy, research_release};
+            let policy = Policy::from_file(&policy)?;
+            let store = Store::open(&data)?;
+            let r = research_release(&store, &policy, &out)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "release_id": r.release_id,
+                    "out": out,
+                    "persons": r.persons,
+                    "released_persons": r.released_persons,
+                    "suppressed_persons": r.suppressed_persons,
+                    "rows": r.rows,
+                    "levels": r.levels,
+                    "highest_risk": r.risk_after.highest,
+                }))?
+            );
+            Ok(())
+        })(),
         Command::Key(KeyCommand::New { out }) => (|| {
             Key::generate()?.save_new(&out)?;
             println!("{}", out.display());

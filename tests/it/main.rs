@@ -3,3 +3,4 @@
 mod anonymiser;
 mod ingest;
 mod pipeline;
+mod release;
