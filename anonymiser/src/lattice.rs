@@ -122,6 +122,13 @@ impl Lattice {
         (0..self.dims()).all(|c| self.level(a, c) <= self.level(b, c))
     }
 
+    /// The most general node below both `a` and `b` (the lower level of each column).
+    pub fn meet(&self, a: usize, b: usize) -> usize {
+        (0..self.dims())
+            .map(|c| self.level(a, c).min(self.level(b, c)) as usize * self.strides[c])
+            .sum()
+    }
+
     /// The top node (everything fully generalised).
     pub fn top(&self) -> usize {
         self.size - 1

@@ -166,13 +166,27 @@ impl Microdata {
             })
             .unwrap_or(0);
         let h = &hierarchies[chunk_col];
-        let path = |row: u32| -> Vec<u32> {
+        // Rare labels first at every level: their records are the ones suppressed, so a
+        // failing node reaches the suppression limit within the first runs.
+        let label_records: Vec<Vec<u64>> = (0..h.height())
+            .map(|l| {
+                let mut n = vec![0u64; card[chunk_col][l] as usize];
+                for (row, &f) in freq[chunk_col].iter().enumerate() {
+                    n[up[chunk_col][l][row] as usize] += f;
+                }
+                n
+            })
+            .collect();
+        let path = |row: u32| -> Vec<(u64, u32)> {
             (0..h.height())
                 .rev()
-                .map(|l| up[chunk_col][l][row as usize])
+                .map(|l| {
+                    let code = up[chunk_col][l][row as usize];
+                    (label_records[l][code as usize], code)
+                })
                 .collect()
         };
-        let paths: Vec<Vec<u32>> = (0..h.len() as u32).map(path).collect();
+        let paths: Vec<Vec<(u64, u32)>> = (0..h.len() as u32).map(path).collect();
         let mut order: Vec<u32> = (0..counts.len() as u32).collect();
         order.sort_by(|&a, &b| {
             paths[tuples[a as usize * d + chunk_col] as usize]
@@ -256,6 +270,11 @@ impl Microdata {
     /// The code at `level` of column `c` of distinct record `t`.
     pub(crate) fn code(&self, t: u32, c: usize, level: u8) -> u32 {
         self.up[c][level as usize][self.value(t, c) as usize]
+    }
+
+    /// A hierarchy row whose level-0 code is `code` (level-0 codes are hierarchy rows).
+    pub(crate) fn label_row_of(&self, c: usize, code: usize) -> usize {
+        self.label_row[c][0][code] as usize
     }
 
     /// The label of code `code` of column `c` at `level`.

@@ -427,6 +427,9 @@ impl KeyInt for u128 {
     }
 }
 
+/// Largest array of combinations used by [`Engine::group_by_runs`] (1 MB of slots).
+const RUN_SLOTS: u64 = 1 << 16;
+
 /// Most freq sets kept at once (the source scan is linear).
 const MAX_CACHED: usize = 2048;
 
@@ -447,6 +450,8 @@ struct Engine<'a> {
     cached_groups: usize,
     cache_budget: usize,
     clock: u64,
+    /// The node checked last.
+    last: Option<usize>,
     /// Whether a check may stop once the node fails (the metric needs no classes of
     /// failing nodes for its bounds).
     early_exit: bool,
@@ -502,6 +507,7 @@ impl<'a> Engine<'a> {
             cached_groups: 0,
             cache_budget,
             clock: 0,
+            last: None,
             early_exit: false,
             groups_read: 0,
             checked: 0,
@@ -552,9 +558,37 @@ impl<'a> Engine<'a> {
     /// The classes of `node`, rolled up from a cached node below it; `None` if
     /// `early_exit` allowed stopping as soon as the node was known to fail.
     fn freq_set(&mut self, node: usize, early_exit: bool) -> Result<Option<FreqSet>> {
+        let mut src_node = self.source(node);
+        // Checks along chains come in neighbourhoods: when only the distinct records lie
+        // below, build and keep the meet of this node and the previous one, a coarser
+        // source that the following checks of the neighbourhood can share.
+        let previous = self.last.replace(node);
+        let large = self.cache[&src_node].rep.len() * 2 > self.data.distinct();
+        if large && let Some(prev) = previous {
+            let meet = self.lattice.meet(node, prev);
+            if meet != src_node
+                && meet != node
+                && self.lattice.le(src_node, meet)
+                && !self.cache.contains_key(&meet)
+            {
+                if let Some(fs) = self.roll_up(meet, src_node, false)? {
+                    self.remember(fs);
+                }
+                src_node = self.source(node);
+            }
+        }
+        self.roll_up(node, src_node, early_exit)
+    }
+
+    /// The classes of `node` rolled up from cached `src_node`.
+    fn roll_up(
+        &mut self,
+        node: usize,
+        src_node: usize,
+        early_exit: bool,
+    ) -> Result<Option<FreqSet>> {
         let levels = self.lattice.levels(node);
         let mult = self.radices(&levels)?;
-        let src_node = self.source(node);
         self.clock += 1;
         if let Some(f) = self.cache.get_mut(&src_node) {
             f.used = self.clock;
@@ -582,16 +616,20 @@ impl<'a> Engine<'a> {
         Ok(complete.then_some(out))
     }
 
-    /// `contrib[c][row]`: what hierarchy row `row` of column `c` adds to a group key.
-    fn contributions<K: KeyInt>(&self, levels: &[u8], mult: &[u128]) -> Vec<Vec<K>> {
+    /// `(c, contrib)` with `contrib[row]` what hierarchy row `row` of column `c` adds to
+    /// a group key; columns with a single label at their level (fully generalised) add
+    /// nothing and are left out, which spares a lookup per column per group.
+    fn contributions<K: KeyInt>(&self, levels: &[u8], mult: &[u128]) -> Vec<(usize, Vec<K>)> {
         levels
             .iter()
             .enumerate()
+            .filter(|&(c, &l)| self.data.card[c][l as usize] > 1)
             .map(|(c, &l)| {
-                self.data.up[c][l as usize]
+                let contrib = self.data.up[c][l as usize]
                     .iter()
                     .map(|&code| K::from_u128(code as u128 * mult[c]))
-                    .collect()
+                    .collect();
+                (c, contrib)
             })
             .collect()
     }
@@ -601,7 +639,7 @@ impl<'a> Engine<'a> {
     fn group<K: KeyInt>(
         &self,
         src: &FreqSet,
-        contrib: &[Vec<K>],
+        contrib: &[(usize, Vec<K>)],
         product: u128,
         early_exit: bool,
         out: &mut FreqSet,
@@ -616,8 +654,8 @@ impl<'a> Engine<'a> {
             } else {
                 K::ZERO
             };
-            for (col, &row) in contrib.iter().zip(base) {
-                k = k.add(col[row as usize]);
+            for (c, col) in contrib {
+                k = k.add(col[base[*c] as usize]);
             }
             k
         };
@@ -646,9 +684,14 @@ impl<'a> Engine<'a> {
         // final: a node can be declared failed as soon as they suppress too much.
         let chunk_col = self.data.chunk_col;
         let chunk_level = out.levels[chunk_col];
-        let chunking = early_exit
+        let runs = (chunk_level as usize) + 1 < self.data.hierarchies[chunk_col].height();
+        if runs
             && !with_sens
-            && (chunk_level as usize) + 1 < self.data.hierarchies[chunk_col].height();
+            && let Some(done) = self.group_by_runs(src, early_exit, out)
+        {
+            return done;
+        }
+        let chunking = early_exit && !with_sens && runs;
         let k = self.privacy.k() as u64;
         let (mut chunk, mut chunk_start, mut suppressed) = (u32::MAX, 0, 0u64);
         let mut index: FxHashMap<K, u32> = FxHashMap::default();
@@ -684,6 +727,71 @@ impl<'a> Engine<'a> {
             }
         }
         true
+    }
+
+    /// Grouping run by run of the chunking column: within a run that column is fixed,
+    /// so a class is told apart by the other columns alone, whose combinations, when
+    /// few enough, index a plain array (reset run by run) instead of a hash map.
+    /// `None` if they are too many; otherwise whether the roll-up completed.
+    fn group_by_runs(&self, src: &FreqSet, early_exit: bool, out: &mut FreqSet) -> Option<bool> {
+        let levels = &out.levels;
+        let chunk_col = self.data.chunk_col;
+        let chunk_level = levels[chunk_col];
+        let mut contrib: Vec<(usize, Vec<u32>)> = Vec::new();
+        let mut m: u64 = 1;
+        for (c, &l) in levels.iter().enumerate() {
+            let card = self.data.card[c][l as usize] as u64;
+            if c == chunk_col || card == 1 {
+                continue;
+            }
+            let col = self.data.up[c][l as usize]
+                .iter()
+                .map(|&code| (code as u64 * m) as u32)
+                .collect();
+            contrib.push((c, col));
+            m = m.checked_mul(card).filter(|&m| m <= RUN_SLOTS)?;
+        }
+        let d = self.data.dims();
+        let tuples = &self.data.tuples;
+        let k = self.privacy.k() as u64;
+        let mut slot = vec![u32::MAX; m as usize];
+        let mut touched: Vec<u32> = Vec::new();
+        let (mut chunk, mut chunk_start, mut suppressed) = (u32::MAX, 0, 0u64);
+        for (&rep, &count) in src.rep.iter().zip(&src.count) {
+            let base = &tuples[rep as usize * d..rep as usize * d + d];
+            let c = self.data.up[chunk_col][chunk_level as usize][base[chunk_col] as usize];
+            if c != chunk {
+                if early_exit {
+                    suppressed += out.count[chunk_start..]
+                        .iter()
+                        .filter(|&&n| n < k)
+                        .sum::<u64>();
+                    if suppressed > self.max_suppressed {
+                        return Some(false);
+                    }
+                }
+                for &t in &touched {
+                    slot[t as usize] = u32::MAX;
+                }
+                touched.clear();
+                chunk = c;
+                chunk_start = out.rep.len();
+            }
+            let mut r = 0u32;
+            for (c, col) in &contrib {
+                r += col[base[*c] as usize];
+            }
+            let s = &mut slot[r as usize];
+            if *s == u32::MAX {
+                *s = out.rep.len() as u32;
+                touched.push(r);
+                out.rep.push(rep);
+                out.count.push(count);
+            } else {
+                out.count[*s as usize] += count;
+            }
+        }
+        Some(true)
     }
 
     fn remember(&mut self, mut fs: FreqSet) {
@@ -800,6 +908,9 @@ impl<'a> Engine<'a> {
         };
         let monotonic = self.privacy.monotonic_with_suppression() || self.max_suppressed == 0;
         if monotonic && !exhaustive {
+            if self.sens_card == 1 {
+                st.tagged += self.pair_failures(&mut st.status);
+            }
             self.classify(&mut st)?;
         }
         // What classification left: nodes that pass but were tagged rather than
@@ -865,6 +976,74 @@ impl<'a> Engine<'a> {
             st.lb[s] = st.lb[s].max(bound);
         }
         Ok(a.anonymous)
+    }
+
+    /// Incognito's subset property: a record in a class smaller than k on two columns is
+    /// in a class smaller than k on all of them, so a node fails if the projection of the
+    /// table on any two of its columns, at the node's levels, suppresses more than the
+    /// limit. Pair projections are small (a dense matrix per pair, aggregated level by
+    /// level), so this classifies many failing nodes without rolling up their classes.
+    /// Returns the number of nodes it tagged.
+    fn pair_failures(&self, status: &mut [u8]) -> usize {
+        let d = self.data.dims();
+        let k = self.privacy.k() as u64;
+        let heights: Vec<usize> = self.lattice.heights().iter().map(|&h| h as usize).collect();
+        // fails[pair][a * h_j + b]: the projection on (i, j) at levels (a, b) fails.
+        let mut pairs: Vec<(usize, usize, Vec<bool>)> = Vec::new();
+        for i in 0..d {
+            for j in i + 1..d {
+                let (ci, cj) = (self.data.card[i][0] as usize, self.data.card[j][0] as usize);
+                if ci * cj > 1 << 20 {
+                    continue;
+                }
+                let mut base = vec![0u64; ci * cj];
+                for t in 0..self.data.distinct() as u32 {
+                    let (a, b) = (self.data.code(t, i, 0), self.data.code(t, j, 0));
+                    base[a as usize * cj + b as usize] += self.data.counts[t as usize] as u64;
+                }
+                let mut fails = vec![false; heights[i] * heights[j]];
+                let mut any = false;
+                for a in 0..heights[i] {
+                    for b in 0..heights[j] {
+                        let (ca, cb) =
+                            (self.data.card[i][a] as usize, self.data.card[j][b] as usize);
+                        let mut agg = vec![0u64; ca * cb];
+                        for x in 0..ci {
+                            let gx = self.data.up[i][a][self.data.label_row_of(i, x)] as usize;
+                            for y in 0..cj {
+                                let n = base[x * cj + y];
+                                if n > 0 {
+                                    let gy =
+                                        self.data.up[j][b][self.data.label_row_of(j, y)] as usize;
+                                    agg[gx * cb + gy] += n;
+                                }
+                            }
+                        }
+                        let suppressed: u64 = agg.iter().filter(|&&n| n > 0 && n < k).sum();
+                        if suppressed > self.max_suppressed {
+                            fails[a * heights[j] + b] = true;
+                            any = true;
+                        }
+                    }
+                }
+                if any {
+                    pairs.push((i, j, fails));
+                }
+            }
+        }
+        let mut tagged = 0;
+        for (n, st) in status.iter_mut().enumerate() {
+            if *st == UNKNOWN
+                && pairs.iter().any(|(i, j, fails)| {
+                    let (a, b) = (self.lattice.level(n, *i), self.lattice.level(n, *j));
+                    fails[a as usize * heights[*j] + b as usize]
+                })
+            {
+                *st = FAIL;
+                tagged += 1;
+            }
+        }
+        tagged
     }
 
     /// Flash-style classification: binary search for the lowest passing node along
