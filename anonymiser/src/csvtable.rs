@@ -277,14 +277,20 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
     let threshold = job.policy.threshold;
     let mut before: FxHashMap<Vec<&str>, u64> = FxHashMap::default();
     let mut after: FxHashMap<Vec<&str>, u64> = FxHashMap::default();
-    let mut released = Vec::with_capacity(data.len());
-    for (r, row) in rows.iter().enumerate() {
-        *before.entry(row[..data.dims()].to_vec()).or_default() += 1;
-        let out = fit.row(&data, r);
-        if let Some(v) = &out {
-            *after.entry(v.clone()).or_default() += 1;
+    // Rows with the same quasi-identifiers and sensitive value are released alike:
+    // work per distinct record (a row standing for it), weighted by its count.
+    let mut first_row = vec![usize::MAX; data.distinct()];
+    for (r, &t) in data.row_tuple.iter().enumerate() {
+        if first_row[t as usize] == usize::MAX {
+            first_row[t as usize] = r;
         }
-        released.push(out);
+    }
+    let released: Vec<Option<Vec<&str>>> = first_row.iter().map(|&r| fit.row(&data, r)).collect();
+    for ((&r, out), &n) in first_row.iter().zip(&released).zip(&data.counts) {
+        *before.entry(rows[r][..data.dims()].to_vec()).or_default() += n as u64;
+        if let Some(v) = out {
+            *after.entry(v.clone()).or_default() += n as u64;
+        }
     }
     let risk_before = RiskProfile::from_class_sizes(before.values().copied(), threshold);
     let risk_after = RiskProfile::from_class_sizes(after.values().copied(), threshold);
@@ -305,7 +311,8 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
         let mut wtr = csv::WriterBuilder::new().delimiter(sep).from_writer(w);
         wtr.write_record(kept.iter().map(|&i| &header[i]))?;
         let mut fields: Vec<&[u8]> = Vec::with_capacity(header.len());
-        for (rec, out) in records.iter().zip(&released) {
+        for (rec, &t) in records.iter().zip(&data.row_tuple) {
+            let out = &released[t as usize];
             fields.clear();
             fields.extend(rec.iter());
             for (j, &c) in qi_pos.iter().enumerate() {
