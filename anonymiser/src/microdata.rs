@@ -13,7 +13,8 @@ use crate::{Error, Result};
 pub struct Microdata {
     pub(crate) names: Vec<String>,
     pub(crate) hierarchies: Vec<Hierarchy>,
-    /// `up[c][level][row]`: the code at `level` of hierarchy row `row` of column `c`.
+    /// `up[c][level][row]`: the code at `level` of hierarchy row `row` of column `c`
+    /// (level-0 labels are unique, so a level-0 code is the hierarchy row itself).
     pub(crate) up: Vec<Vec<Vec<u32>>>,
     /// `card[c][level]`: number of distinct labels of column `c` at `level`.
     pub(crate) card: Vec<Vec<u32>>,
@@ -270,11 +271,6 @@ impl Microdata {
     /// The code at `level` of column `c` of distinct record `t`.
     pub(crate) fn code(&self, t: u32, c: usize, level: u8) -> u32 {
         self.up[c][level as usize][self.value(t, c) as usize]
-    }
-
-    /// A hierarchy row whose level-0 code is `code` (level-0 codes are hierarchy rows).
-    pub(crate) fn label_row_of(&self, c: usize, code: usize) -> usize {
-        self.label_row[c][0][code] as usize
     }
 
     /// The label of code `code` of column `c` at `level`.

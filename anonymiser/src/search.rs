@@ -1009,12 +1009,11 @@ impl<'a> Engine<'a> {
                             (self.data.card[i][a] as usize, self.data.card[j][b] as usize);
                         let mut agg = vec![0u64; ca * cb];
                         for x in 0..ci {
-                            let gx = self.data.up[i][a][self.data.label_row_of(i, x)] as usize;
+                            let gx = self.data.up[i][a][x] as usize;
                             for y in 0..cj {
                                 let n = base[x * cj + y];
                                 if n > 0 {
-                                    let gy =
-                                        self.data.up[j][b][self.data.label_row_of(j, y)] as usize;
+                                    let gy = self.data.up[j][b][y] as usize;
                                     agg[gx * cb + gy] += n;
                                 }
                             }
@@ -1031,19 +1030,113 @@ impl<'a> Engine<'a> {
                 }
             }
         }
+        // Triples of the columns with the most distinct values, where pairs are too
+        // coarse to fail: sparse histograms, levels visited from the top down so that a
+        // failing combination marks those below it without being aggregated.
+        let mut wide: Vec<usize> = (0..d).collect();
+        wide.sort_by_key(|&c| {
+            std::cmp::Reverse(self.data.freq[c].iter().filter(|&&f| f > 0).count())
+        });
+        wide.truncate(4);
+        wide.sort_unstable();
+        let mut triples: Vec<(Vec<usize>, Vec<bool>)> = Vec::new();
+        for x in 0..wide.len() {
+            for y in x + 1..wide.len() {
+                for z in y + 1..wide.len() {
+                    let cols = [wide[x], wide[y], wide[z]];
+                    if let Some(fails) = self.projection_failures(&cols, &heights) {
+                        triples.push((cols.to_vec(), fails));
+                    }
+                }
+            }
+        }
         let mut tagged = 0;
         for (n, st) in status.iter_mut().enumerate() {
             if *st == UNKNOWN
-                && pairs.iter().any(|(i, j, fails)| {
+                && (pairs.iter().any(|(i, j, fails)| {
                     let (a, b) = (self.lattice.level(n, *i), self.lattice.level(n, *j));
                     fails[a as usize * heights[*j] + b as usize]
-                })
+                }) || triples.iter().any(|(cols, fails)| {
+                    let idx = cols.iter().fold(0, |acc, &c| {
+                        acc * heights[c] + self.lattice.level(n, c) as usize
+                    });
+                    fails[idx]
+                }))
             {
                 *st = FAIL;
                 tagged += 1;
             }
         }
         tagged
+    }
+
+    /// Which level combinations of the projection on `cols` suppress more than the
+    /// limit (index: levels in mixed radix, first column most significant); `None` if
+    /// none does.
+    fn projection_failures(&self, cols: &[usize], heights: &[usize]) -> Option<Vec<bool>> {
+        let k = self.privacy.k() as u64;
+        let mut base: FxHashMap<Vec<u32>, u64> = FxHashMap::default();
+        for t in 0..self.data.distinct() as u32 {
+            let key: Vec<u32> = cols.iter().map(|&c| self.data.code(t, c, 0)).collect();
+            *base.entry(key).or_default() += self.data.counts[t as usize] as u64;
+        }
+        let base: Vec<(Vec<u32>, u64)> = base.into_iter().collect();
+        let size: usize = cols.iter().map(|&c| heights[c]).product();
+        let levels_of = |mut i: usize| -> Vec<usize> {
+            let mut l = vec![0; cols.len()];
+            for (j, &c) in cols.iter().enumerate().rev() {
+                l[j] = i % heights[c];
+                i /= heights[c];
+            }
+            l
+        };
+        let index_of = |l: &[usize]| {
+            l.iter()
+                .zip(cols)
+                .fold(0, |acc, (&x, &c)| acc * heights[c] + x)
+        };
+        let mut fails = vec![false; size];
+        let mut any = false;
+        for i in (0..size).rev() {
+            let l = levels_of(i);
+            // A failing generalisation means this one fails too.
+            let above = (0..cols.len()).any(|j| {
+                l[j] + 1 < heights[cols[j]] && {
+                    let mut m = l.clone();
+                    m[j] += 1;
+                    fails[index_of(&m)]
+                }
+            });
+            if above {
+                fails[i] = true;
+                continue;
+            }
+            // Dense aggregation over the combinations at these levels; too many of them
+            // and the combination is left unclassified (never a wrong tag).
+            let cards: Vec<usize> = cols
+                .iter()
+                .zip(&l)
+                .map(|(&c, &lv)| self.data.card[c][lv] as usize)
+                .collect();
+            let cells: usize = cards.iter().product();
+            if cells > 1 << 20 {
+                continue;
+            }
+            let mut agg = vec![0u64; cells];
+            for (key, n) in &base {
+                let mut idx = 0;
+                for ((&code, &c), (&lv, &card)) in key.iter().zip(cols).zip(l.iter().zip(&cards)) {
+                    idx = idx * card + self.data.up[c][lv][code as usize] as usize;
+                }
+                agg[idx] += *n;
+            }
+            let suppressed: u64 = agg.iter().filter(|&&n| n > 0 && n < k).sum();
+            if suppressed > self.max_suppressed {
+                fails[i] = true;
+                any = true;
+            }
+        }
+        any.then_some(fails)
     }
 
     /// Flash-style classification: binary search for the lowest passing node along
