@@ -1075,12 +1075,39 @@ impl<'a> Engine<'a> {
     /// none does.
     fn projection_failures(&self, cols: &[usize], heights: &[usize]) -> Option<Vec<bool>> {
         let k = self.privacy.k() as u64;
-        let mut base: FxHashMap<Vec<u32>, u64> = FxHashMap::default();
-        for t in 0..self.data.distinct() as u32 {
-            let key: Vec<u32> = cols.iter().map(|&c| self.data.code(t, c, 0)).collect();
-            *base.entry(key).or_default() += self.data.counts[t as usize] as u64;
+        // The level-0 histogram, dense (projections with more combinations are skipped:
+        // they would rarely fail and cost as much as the checks they spare).
+        let cards0: Vec<usize> = cols
+            .iter()
+            .map(|&c| self.data.card[c][0] as usize)
+            .collect();
+        let cells0 = cards0
+            .iter()
+            .try_fold(1usize, |acc, &c| acc.checked_mul(c))
+            .filter(|&n| n <= 1 << 22)?;
+        let mut dense = vec![0u64; cells0];
+        let d = self.data.dims();
+        for (t, &n) in self.data.counts.iter().enumerate() {
+            let row = &self.data.tuples[t * d..t * d + d];
+            let idx = cols
+                .iter()
+                .zip(&cards0)
+                .fold(0, |acc, (&c, &card)| acc * card + row[c] as usize);
+            dense[idx] += n as u64;
         }
-        let base: Vec<(Vec<u32>, u64)> = base.into_iter().collect();
+        let base: Vec<(Vec<u32>, u64)> = dense
+            .iter()
+            .enumerate()
+            .filter(|&(_, &n)| n > 0)
+            .map(|(mut i, &n)| {
+                let mut key = vec![0u32; cols.len()];
+                for (j, &card) in cards0.iter().enumerate().rev() {
+                    key[j] = (i % card) as u32;
+                    i /= card;
+                }
+                (key, n)
+            })
+            .collect();
         let size: usize = cols.iter().map(|&c| heights[c]).product();
         let levels_of = |mut i: usize| -> Vec<usize> {
             let mut l = vec![0; cols.len()];
