@@ -124,7 +124,8 @@ pub struct Settings {
     pub policy: RiskPolicy,
 }
 
-fn io(path: &Path, e: impl std::fmt::Display) -> Error {
+/// An input/output error naming the file.
+pub(crate) fn io(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Input(format!("{}: {e}", path.display()))
 }
 

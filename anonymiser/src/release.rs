@@ -27,6 +27,7 @@ use polars::prelude::{DataFrame, DataType};
 use serde::{Deserialize, Serialize};
 
 use crate::builtin::Builtin;
+use crate::csvtable::io;
 use crate::hierarchy::Hierarchy;
 use crate::metric::{GsFactor, Metric};
 use crate::microdata::Microdata;
@@ -605,10 +606,6 @@ pub fn research_release(store: &Store, policy: &Policy, out: &Path) -> Result<Re
         }))
         .map_err(err)?;
     Ok(report)
-}
-
-fn io(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Input(format!("{}: {e}", path.display()))
 }
 
 /// 128 random bits as hex, from the operating system.
