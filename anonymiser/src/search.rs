@@ -21,6 +21,7 @@
 use std::cmp::Ordering;
 use std::time::Instant;
 
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
@@ -437,6 +438,45 @@ const UNKNOWN: u8 = 0;
 const PASS: u8 = 1;
 const FAIL: u8 = 2;
 
+/// A reusable array of group slots, empty between uses: a roll-up clears the slots it
+/// touched instead of allocating and filling a fresh array (up to megabytes, and a
+/// check is often over in a few thousand groups).
+#[derive(Default)]
+struct Slots {
+    slot: Vec<u32>,
+    touched: Vec<u32>,
+}
+
+impl Slots {
+    /// Empties the slots and makes at least `len` of them.
+    fn prepare(&mut self, len: usize) {
+        self.clear();
+        if self.slot.len() < len {
+            self.slot.resize(len, u32::MAX);
+        }
+    }
+
+    fn clear(&mut self) {
+        for &t in &self.touched {
+            self.slot[t as usize] = u32::MAX;
+        }
+        self.touched.clear();
+    }
+
+    /// The group in slot `key`, or `None` after giving the slot to group `next`.
+    #[inline]
+    fn find_or_insert(&mut self, key: u32, next: u32) -> Option<u32> {
+        let s = &mut self.slot[key as usize];
+        if *s == u32::MAX {
+            *s = next;
+            self.touched.push(key);
+            None
+        } else {
+            Some(*s)
+        }
+    }
+}
+
 struct Engine<'a> {
     data: &'a Microdata,
     lattice: Lattice,
@@ -457,6 +497,8 @@ struct Engine<'a> {
     early_exit: bool,
     checked: usize,
     groups_read: u64,
+    /// Slot arrays for the workers, kept between checks.
+    scratch: Vec<Slots>,
 }
 
 impl<'a> Engine<'a> {
@@ -511,6 +553,7 @@ impl<'a> Engine<'a> {
             early_exit: false,
             groups_read: 0,
             checked: 0,
+            scratch: Vec::new(),
         })
     }
 
@@ -544,57 +587,47 @@ impl<'a> Engine<'a> {
         k
     }
 
-    /// The smallest cached freq set at `node` or below it (the bottom, always cached,
-    /// is the fallback). A scan of the cache costs far less than one roll-up.
-    fn source(&self, node: usize) -> usize {
-        let levels = self.lattice.levels(node);
-        self.cache
-            .iter()
-            .filter(|(_, f)| f.levels.iter().zip(&levels).all(|(a, b)| a <= b))
-            .min_by_key(|(m, f)| (f.rep.len(), **m))
-            .map_or(0, |(&m, _)| m)
+    /// The classes of `node`, rolled up from the cache (see [`Worker::freq_set`]); `None`
+    /// if `early_exit` allowed stopping as soon as the node was known to fail.
+    fn freq_set(&mut self, node: usize, early_exit: bool) -> Result<Option<FreqSet>> {
+        let slots = self.scratch.pop().unwrap_or_default();
+        let mut w = Worker::new(self, self.last, slots);
+        let fs = w.freq_set(node, early_exit);
+        let done = w.finish();
+        self.absorb(done);
+        fs
     }
 
-    /// The classes of `node`, rolled up from a cached node below it; `None` if
-    /// `early_exit` allowed stopping as soon as the node was known to fail.
-    fn freq_set(&mut self, node: usize, early_exit: bool) -> Result<Option<FreqSet>> {
-        let mut src_node = self.source(node);
-        // Checks along chains come in neighbourhoods: when only the distinct records lie
-        // below, build and keep the meet of this node and the previous one, a coarser
-        // source that the following checks of the neighbourhood can share.
-        let previous = self.last.replace(node);
-        let large = self.cache[&src_node].rep.len() * 2 > self.data.distinct();
-        if large && let Some(prev) = previous {
-            let meet = self.lattice.meet(node, prev);
-            if meet != src_node
-                && meet != node
-                && self.lattice.le(src_node, meet)
-                && !self.cache.contains_key(&meet)
-            {
-                if let Some(fs) = self.roll_up(meet, src_node, false)? {
-                    self.remember(fs);
-                }
-                src_node = self.source(node);
+    /// Takes in what a worker learnt: its statistics, the sources it used (for
+    /// eviction) and the meets it built.
+    fn absorb(&mut self, done: WorkerDone) {
+        self.scratch.push(done.slots);
+        self.last = done.last;
+        self.checked += done.checked;
+        self.groups_read += done.groups_read;
+        for m in done.used {
+            self.clock += 1;
+            if let Some(f) = self.cache.get_mut(&m) {
+                f.used = self.clock;
             }
         }
-        self.roll_up(node, src_node, early_exit)
+        for fs in done.meets {
+            if !self.cache.contains_key(&fs.node) {
+                self.remember(fs);
+            }
+        }
     }
 
-    /// The classes of `node` rolled up from cached `src_node`.
+    /// The classes of `node` rolled up from the classes `src` of a node below it.
     fn roll_up(
-        &mut self,
+        &self,
         node: usize,
-        src_node: usize,
+        src: &FreqSet,
         early_exit: bool,
+        slots: &mut Slots,
     ) -> Result<Option<FreqSet>> {
         let levels = self.lattice.levels(node);
         let mult = self.radices(&levels)?;
-        self.clock += 1;
-        if let Some(f) = self.cache.get_mut(&src_node) {
-            f.used = self.clock;
-        }
-        let src = &self.cache[&src_node];
-        self.groups_read += src.rep.len() as u64;
         let product = mult.last().copied().unwrap_or(1)
             * self.data.card[levels.len() - 1][levels[levels.len() - 1] as usize] as u128;
         let mut out = FreqSet {
@@ -607,12 +640,11 @@ impl<'a> Engine<'a> {
         };
         let complete = if product <= u64::MAX as u128 {
             let contrib = self.contributions::<u64>(&levels, &mult);
-            self.group(src, &contrib, product, early_exit, &mut out)
+            self.group(src, &contrib, product, early_exit, &mut out, slots)
         } else {
             let contrib = self.contributions::<u128>(&levels, &mult);
-            self.group(src, &contrib, product, early_exit, &mut out)
+            self.group(src, &contrib, product, early_exit, &mut out, slots)
         };
-        self.checked += 1;
         Ok(complete.then_some(out))
     }
 
@@ -643,6 +675,7 @@ impl<'a> Engine<'a> {
         product: u128,
         early_exit: bool,
         out: &mut FreqSet,
+        slots: &mut Slots,
     ) -> bool {
         let d = self.data.dims();
         let tuples = &self.data.tuples;
@@ -659,25 +692,6 @@ impl<'a> Engine<'a> {
             }
             k
         };
-        let dense_limit = (4 * src.rep.len()).max(1 << 16) as u128;
-        if product <= dense_limit {
-            let mut slot = vec![u32::MAX; product as usize];
-            for (&rep, &count) in src.rep.iter().zip(&src.count) {
-                let key = key_of(rep);
-                let s = &mut slot[key.to_u128() as usize];
-                if *s == u32::MAX {
-                    *s = out.rep.len() as u32;
-                    if with_sens {
-                        out.keys.push(key.to_u128());
-                    }
-                    out.rep.push(rep);
-                    out.count.push(count);
-                } else {
-                    out.count[*s as usize] += count;
-                }
-            }
-            return true;
-        }
         // The distinct records are sorted so that each label of the chunking column, at
         // any level, is one contiguous run, and roll-ups keep that order. A class never
         // spans two runs, so when the run changes the classes of the last one are
@@ -685,31 +699,56 @@ impl<'a> Engine<'a> {
         let chunk_col = self.data.chunk_col;
         let chunk_level = out.levels[chunk_col];
         let runs = (chunk_level as usize) + 1 < self.data.hierarchies[chunk_col].height();
-        if runs
-            && !with_sens
-            && let Some(done) = self.group_by_runs(src, early_exit, out)
-        {
-            return done;
-        }
         let chunking = early_exit && !with_sens && runs;
         let k = self.privacy.k() as u64;
         let (mut chunk, mut chunk_start, mut suppressed) = (u32::MAX, 0, 0u64);
+        let chunk_up = &self.data.up[chunk_col][chunk_level as usize];
+        // Whether the classes finished so far suppress too much.
+        let mut run_fails = |rep: u32, out: &FreqSet| {
+            let c = chunk_up[tuples[rep as usize * d + chunk_col] as usize];
+            if c != chunk {
+                suppressed += out.count[chunk_start..]
+                    .iter()
+                    .filter(|&&n| n < k)
+                    .sum::<u64>();
+                chunk = c;
+                chunk_start = out.rep.len();
+                return suppressed > self.max_suppressed;
+            }
+            false
+        };
+        let dense_limit = (4 * src.rep.len()).max(1 << 16) as u128;
+        if product <= dense_limit {
+            slots.prepare(product as usize);
+            for (&rep, &count) in src.rep.iter().zip(&src.count) {
+                if chunking && run_fails(rep, out) {
+                    return false;
+                }
+                let key = key_of(rep);
+                match slots.find_or_insert(key.to_u128() as u32, out.rep.len() as u32) {
+                    Some(g) => out.count[g as usize] += count,
+                    None => {
+                        if with_sens {
+                            out.keys.push(key.to_u128());
+                        }
+                        out.rep.push(rep);
+                        out.count.push(count);
+                    }
+                }
+            }
+            return true;
+        }
+        if runs
+            && !with_sens
+            && let Some(done) = self.group_by_runs(src, early_exit, out, slots)
+        {
+            return done;
+        }
         let mut index: FxHashMap<K, u32> = FxHashMap::default();
         index.reserve(src.rep.len().min(1 << 20));
         for (&rep, &count) in src.rep.iter().zip(&src.count) {
-            if chunking {
-                let c = self.data.code(rep, chunk_col, chunk_level);
-                if c != chunk {
-                    suppressed += out.count[chunk_start..]
-                        .iter()
-                        .filter(|&&n| n < k)
-                        .sum::<u64>();
-                    if suppressed > self.max_suppressed {
-                        return false;
-                    }
-                    chunk = c;
-                    chunk_start = out.rep.len();
-                }
+            if chunking && run_fails(rep, out) {
+                return false;
             }
             let key = key_of(rep);
             match index.entry(key) {
@@ -733,7 +772,13 @@ impl<'a> Engine<'a> {
     /// so a class is told apart by the other columns alone, whose combinations, when
     /// few enough, index a plain array (reset run by run) instead of a hash map.
     /// `None` if they are too many; otherwise whether the roll-up completed.
-    fn group_by_runs(&self, src: &FreqSet, early_exit: bool, out: &mut FreqSet) -> Option<bool> {
+    fn group_by_runs(
+        &self,
+        src: &FreqSet,
+        early_exit: bool,
+        out: &mut FreqSet,
+        slots: &mut Slots,
+    ) -> Option<bool> {
         let levels = &out.levels;
         let chunk_col = self.data.chunk_col;
         let chunk_level = levels[chunk_col];
@@ -754,8 +799,7 @@ impl<'a> Engine<'a> {
         let d = self.data.dims();
         let tuples = &self.data.tuples;
         let k = self.privacy.k() as u64;
-        let mut slot = vec![u32::MAX; m as usize];
-        let mut touched: Vec<u32> = Vec::new();
+        slots.prepare(m as usize);
         let (mut chunk, mut chunk_start, mut suppressed) = (u32::MAX, 0, 0u64);
         for (&rep, &count) in src.rep.iter().zip(&src.count) {
             let base = &tuples[rep as usize * d..rep as usize * d + d];
@@ -770,10 +814,7 @@ impl<'a> Engine<'a> {
                         return Some(false);
                     }
                 }
-                for &t in &touched {
-                    slot[t as usize] = u32::MAX;
-                }
-                touched.clear();
+                slots.clear();
                 chunk = c;
                 chunk_start = out.rep.len();
             }
@@ -781,14 +822,12 @@ impl<'a> Engine<'a> {
             for (c, col) in &contrib {
                 r += col[base[*c] as usize];
             }
-            let s = &mut slot[r as usize];
-            if *s == u32::MAX {
-                *s = out.rep.len() as u32;
-                touched.push(r);
-                out.rep.push(rep);
-                out.count.push(count);
-            } else {
-                out.count[*s as usize] += count;
+            match slots.find_or_insert(r, out.rep.len() as u32) {
+                Some(g) => out.count[g as usize] += count,
+                None => {
+                    out.rep.push(rep);
+                    out.count.push(count);
+                }
             }
         }
         Some(true)
@@ -875,19 +914,21 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn check(&mut self, node: usize) -> Result<Assessment> {
-        match self.freq_set(node, self.early_exit)? {
+    /// The assessment of a node from its classes (`None`: the roll-up stopped early
+    /// because the node fails); the classes are kept as a source for later roll-ups.
+    fn assessed(&mut self, fs: Option<FreqSet>) -> Assessment {
+        match fs {
             Some(fs) => {
                 let a = self.assess(&fs);
                 self.remember(fs);
-                Ok(a)
+                a
             }
-            None => Ok(Assessment {
+            None => Assessment {
                 suppressed: self.max_suppressed + 1,
                 anonymous: false,
                 classes: Vec::new(),
                 sum_sq: 0.0,
-            }),
+            },
         }
     }
 
@@ -909,9 +950,13 @@ impl<'a> Engine<'a> {
         let monotonic = self.privacy.monotonic_with_suppression() || self.max_suppressed == 0;
         if monotonic && !exhaustive {
             if self.sens_card == 1 {
-                st.tagged += self.pair_failures(&mut st.status);
+                st.tagged += self.projection_certificates(&mut st.status);
             }
-            self.classify(&mut st)?;
+            if level_bounds.is_some() {
+                self.descend(&mut st)?;
+            } else {
+                self.classify(&mut st)?;
+            }
         }
         // What classification left: nodes that pass but were tagged rather than
         // evaluated (or, for a model without tagging, every node), cheapest bound first.
@@ -961,7 +1006,13 @@ impl<'a> Engine<'a> {
     /// Checks a node, evaluates the metric if it passes, and passes bounds upwards.
     /// Returns whether it passes.
     fn visit(&mut self, st: &mut State, node: usize) -> Result<bool> {
-        let a = self.check(node)?;
+        let fs = self.freq_set(node, self.early_exit)?;
+        Ok(self.visit_with(st, node, fs))
+    }
+
+    /// [`Engine::visit`] with the node's classes already rolled up.
+    fn visit_with(&mut self, st: &mut State, node: usize, fs: Option<FreqSet>) -> bool {
+        let a = self.assessed(fs);
         st.evaluated[node] = true;
         if a.anonymous {
             let loss = self.tables.evaluate(
@@ -975,94 +1026,61 @@ impl<'a> Engine<'a> {
         for s in self.lattice.successors(node) {
             st.lb[s] = st.lb[s].max(bound);
         }
-        Ok(a.anonymous)
+        a.anonymous
     }
 
-    /// Incognito's subset property: a record in a class smaller than k on two columns is
+    /// Incognito's subset property: a record in a class smaller than k on some columns is
     /// in a class smaller than k on all of them, so a node fails if the projection of the
-    /// table on any two of its columns, at the node's levels, suppresses more than the
-    /// limit. Pair projections are small (a dense matrix per pair, aggregated level by
-    /// level), so this classifies many failing nodes without rolling up their classes.
+    /// table on any two (or three) of its columns, at the node's levels, suppresses more
+    /// than the limit. Projections are small, so this classifies many failing nodes
+    /// without rolling up their classes; they are independent, so they run on all cores.
     /// Returns the number of nodes it tagged.
-    fn pair_failures(&self, status: &mut [u8]) -> usize {
+    fn projection_certificates(&self, status: &mut [u8]) -> usize {
         let d = self.data.dims();
-        let k = self.privacy.k() as u64;
         let heights: Vec<usize> = self.lattice.heights().iter().map(|&h| h as usize).collect();
-        // fails[pair][a * h_j + b]: the projection on (i, j) at levels (a, b) fails.
-        let mut pairs: Vec<(usize, usize, Vec<bool>)> = Vec::new();
+        let mut projections: Vec<Vec<usize>> = Vec::new();
         for i in 0..d {
             for j in i + 1..d {
-                let (ci, cj) = (self.data.card[i][0] as usize, self.data.card[j][0] as usize);
-                if ci * cj > 1 << 20 {
-                    continue;
-                }
-                let mut base = vec![0u64; ci * cj];
-                for t in 0..self.data.distinct() as u32 {
-                    let (a, b) = (self.data.code(t, i, 0), self.data.code(t, j, 0));
-                    base[a as usize * cj + b as usize] += self.data.counts[t as usize] as u64;
-                }
-                let mut fails = vec![false; heights[i] * heights[j]];
-                let mut any = false;
-                for a in 0..heights[i] {
-                    for b in 0..heights[j] {
-                        let (ca, cb) =
-                            (self.data.card[i][a] as usize, self.data.card[j][b] as usize);
-                        let mut agg = vec![0u64; ca * cb];
-                        for x in 0..ci {
-                            let gx = self.data.up[i][a][x] as usize;
-                            for y in 0..cj {
-                                let n = base[x * cj + y];
-                                if n > 0 {
-                                    let gy = self.data.up[j][b][y] as usize;
-                                    agg[gx * cb + gy] += n;
-                                }
-                            }
-                        }
-                        let suppressed: u64 = agg.iter().filter(|&&n| n > 0 && n < k).sum();
-                        if suppressed > self.max_suppressed {
-                            fails[a * heights[j] + b] = true;
-                            any = true;
-                        }
-                    }
-                }
-                if any {
-                    pairs.push((i, j, fails));
-                }
+                projections.push(vec![i, j]);
             }
         }
         // Triples of the columns with the most distinct values, where pairs are too
-        // coarse to fail: sparse histograms, levels visited from the top down so that a
-        // failing combination marks those below it without being aggregated.
+        // coarse to fail.
         let mut wide: Vec<usize> = (0..d).collect();
         wide.sort_by_key(|&c| {
             std::cmp::Reverse(self.data.freq[c].iter().filter(|&&f| f > 0).count())
         });
         wide.truncate(4);
         wide.sort_unstable();
-        let mut triples: Vec<(Vec<usize>, Vec<bool>)> = Vec::new();
         for x in 0..wide.len() {
             for y in x + 1..wide.len() {
                 for z in y + 1..wide.len() {
-                    let cols = [wide[x], wide[y], wide[z]];
-                    if let Some(fails) = self.projection_failures(&cols, &heights) {
-                        triples.push((cols.to_vec(), fails));
-                    }
+                    projections.push(vec![wide[x], wide[y], wide[z]]);
                 }
             }
         }
+        let failing: Vec<(Vec<usize>, Vec<bool>)> = projections
+            .into_par_iter()
+            .filter_map(|cols| {
+                let fails = self.projection_failures(&cols, &heights)?;
+                Some((cols, fails))
+            })
+            .collect();
         let mut tagged = 0;
+        let mut levels = vec![0u8; d];
         for (n, st) in status.iter_mut().enumerate() {
-            if *st == UNKNOWN
-                && (pairs.iter().any(|(i, j, fails)| {
-                    let (a, b) = (self.lattice.level(n, *i), self.lattice.level(n, *j));
-                    fails[a as usize * heights[*j] + b as usize]
-                }) || triples.iter().any(|(cols, fails)| {
-                    let idx = cols.iter().fold(0, |acc, &c| {
-                        acc * heights[c] + self.lattice.level(n, c) as usize
-                    });
-                    fails[idx]
-                }))
-            {
+            if *st != UNKNOWN {
+                continue;
+            }
+            for (c, l) in levels.iter_mut().enumerate() {
+                *l = self.lattice.level(n, c);
+            }
+            if failing.iter().any(|(cols, fails)| {
+                let idx = cols
+                    .iter()
+                    .fold(0, |acc, &c| acc * heights[c] + levels[c] as usize);
+                fails[idx]
+            }) {
                 *st = FAIL;
                 tagged += 1;
             }
@@ -1072,7 +1090,8 @@ impl<'a> Engine<'a> {
 
     /// Which level combinations of the projection on `cols` suppress more than the
     /// limit (index: levels in mixed radix, first column most significant); `None` if
-    /// none does.
+    /// none does. Sparse histograms, levels visited from the top down so that a failing
+    /// combination marks those below it without being aggregated.
     fn projection_failures(&self, cols: &[usize], heights: &[usize]) -> Option<Vec<bool>> {
         let k = self.privacy.k() as u64;
         // The level-0 histogram, dense (projections with more combinations are skipped:
@@ -1095,51 +1114,56 @@ impl<'a> Engine<'a> {
                 .fold(0, |acc, (&c, &card)| acc * card + row[c] as usize);
             dense[idx] += n as u64;
         }
-        let base: Vec<(Vec<u32>, u64)> = dense
-            .iter()
-            .enumerate()
-            .filter(|&(_, &n)| n > 0)
-            .map(|(mut i, &n)| {
-                let mut key = vec![0u32; cols.len()];
-                for (j, &card) in cards0.iter().enumerate().rev() {
-                    key[j] = (i % card) as u32;
-                    i /= card;
-                }
-                (key, n)
-            })
-            .collect();
-        let size: usize = cols.iter().map(|&c| heights[c]).product();
-        let levels_of = |mut i: usize| -> Vec<usize> {
-            let mut l = vec![0; cols.len()];
-            for (j, &c) in cols.iter().enumerate().rev() {
-                l[j] = i % heights[c];
-                i /= heights[c];
+        // The non-empty combinations, flat: codes of `cols` for each, then its count.
+        let w = cols.len();
+        let mut base_codes: Vec<u32> = Vec::new();
+        let mut base_n: Vec<u64> = Vec::new();
+        for (mut i, &n) in dense.iter().enumerate() {
+            if n == 0 {
+                continue;
             }
-            l
-        };
-        let index_of = |l: &[usize]| {
-            l.iter()
-                .zip(cols)
-                .fold(0, |acc, (&x, &c)| acc * heights[c] + x)
-        };
+            let at = base_codes.len();
+            base_codes.resize(at + w, 0);
+            for (j, &card) in cards0.iter().enumerate().rev() {
+                base_codes[at + j] = (i % card) as u32;
+                i /= card;
+            }
+            base_n.push(n);
+        }
+        drop(dense);
+        let size: usize = cols.iter().map(|&c| heights[c]).product();
         let mut fails = vec![false; size];
         let mut any = false;
+        let mut l = vec![0usize; w];
+        let mut agg: Vec<u64> = Vec::new();
         for i in (0..size).rev() {
-            let l = levels_of(i);
-            // A failing generalisation means this one fails too.
-            let above = (0..cols.len()).any(|j| {
-                l[j] + 1 < heights[cols[j]] && {
-                    let mut m = l.clone();
-                    m[j] += 1;
-                    fails[index_of(&m)]
+            let mut rest = i;
+            for (j, &c) in cols.iter().enumerate().rev() {
+                l[j] = rest % heights[c];
+                rest /= heights[c];
+            }
+            // A failing generalisation means this one fails too: the index of the
+            // generalisation by one level of column j is i plus column j's stride.
+            let mut stride = 1;
+            let mut above = false;
+            for (j, &c) in cols.iter().enumerate().rev() {
+                if l[j] + 1 < heights[c] && fails[i + stride] {
+                    above = true;
+                    break;
                 }
-            });
+                stride *= heights[c];
+            }
             if above {
                 fails[i] = true;
                 continue;
             }
             // Dense aggregation over the combinations at these levels; too many of them
             // and the combination is left unclassified (never a wrong tag).
+            let ups: Vec<&[u32]> = cols
+                .iter()
+                .zip(&l)
+                .map(|(&c, &lv)| self.data.up[c][lv].as_slice())
+                .collect();
             let cards: Vec<usize> = cols
                 .iter()
                 .zip(&l)
@@ -1149,13 +1173,14 @@ impl<'a> Engine<'a> {
             if cells > 1 << 20 {
                 continue;
             }
-            let mut agg = vec![0u64; cells];
-            for (key, n) in &base {
+            agg.clear();
+            agg.resize(cells, 0);
+            for (key, &n) in base_codes.chunks_exact(w).zip(&base_n) {
                 let mut idx = 0;
-                for ((&code, &c), (&lv, &card)) in key.iter().zip(cols).zip(l.iter().zip(&cards)) {
-                    idx = idx * card + self.data.up[c][lv][code as usize] as usize;
+                for ((&code, up), &card) in key.iter().zip(&ups).zip(&cards) {
+                    idx = idx * card + up[code as usize] as usize;
                 }
-                agg[idx] += *n;
+                agg[idx] += n;
             }
             let suppressed: u64 = agg.iter().filter(|&&n| n > 0 && n < k).sum();
             if suppressed > self.max_suppressed {
@@ -1209,6 +1234,93 @@ impl<'a> Engine<'a> {
                     hi = mid;
                 } else {
                     lo = mid + 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Top-down classification for metrics with level bounds. The nodes still to decide
+    /// are the untagged ones whose bound is below the best loss found, and only the
+    /// maximal ones among them (the front) need checking: one that fails fails all its
+    /// specialisations, one that passes lowers the best loss. The front is an antichain,
+    /// so its checks are independent: contiguous parts of it (in node order, where
+    /// neighbours share sources) run on all cores, and their results are applied in
+    /// node order, which keeps the outcome independent of the number of cores.
+    fn descend(&mut self, st: &mut State) -> Result<()> {
+        let n = self.lattice.len();
+        let open = |st: &State, v: usize| st.status[v] == UNKNOWN && !st.pruned(v);
+        let cores = rayon::current_num_threads().max(1);
+        loop {
+            let front: Vec<usize> = (0..n)
+                .filter(|&v| open(st, v) && self.lattice.successors(v).all(|s| !open(st, s)))
+                .collect();
+            if front.is_empty() {
+                return Ok(());
+            }
+            // Cheapest bound first: a pass there prunes most of the rest.
+            let mut front = front;
+            front.sort_by(|&a, &b| st.lb[a].total_cmp(&st.lb[b]).then(a.cmp(&b)));
+            // One check at a time on one core (each pass prunes at once); on more, a few
+            // per core, at the price of some checks a pass would have spared.
+            let wave = if cores == 1 { 1 } else { 4 * cores };
+            let mut rest = &front[..];
+            while !rest.is_empty() {
+                let mut batch: Vec<usize> = Vec::with_capacity(wave);
+                let mut used = 0;
+                for &v in rest {
+                    used += 1;
+                    if open(st, v) {
+                        batch.push(v);
+                        if batch.len() == wave {
+                            break;
+                        }
+                    }
+                }
+                rest = &rest[used..];
+                batch.sort_unstable();
+                self.check_batch(st, &batch, cores)?;
+            }
+        }
+    }
+
+    /// Checks the nodes of an antichain, split in contiguous parts across the cores, and
+    /// applies the results in order.
+    fn check_batch(&mut self, st: &mut State, batch: &[usize], cores: usize) -> Result<()> {
+        // Fewer checks than this per core are not worth waking another thread for.
+        const MIN_PART: usize = 4;
+        let open = |st: &State, v: usize| st.status[v] == UNKNOWN && !st.pruned(v);
+        let parts = cores.min(batch.len() / MIN_PART).max(1);
+        let size = batch.len().div_ceil(parts).max(1);
+        let (early_exit, last) = (self.early_exit, self.last);
+        let pool: Vec<Slots> = (0..batch.len().div_ceil(size))
+            .map(|_| self.scratch.pop().unwrap_or_default())
+            .collect();
+        type Part = (Vec<(usize, Option<FreqSet>)>, WorkerDone);
+        let results: Vec<Result<Part>> = {
+            let eng = &*self;
+            batch
+                .par_chunks(size)
+                .zip(pool)
+                .enumerate()
+                .map(|(i, (chunk, slots))| {
+                    let mut w = Worker::new(eng, if i == 0 { last } else { None }, slots);
+                    let mut out = Vec::with_capacity(chunk.len());
+                    for &v in chunk {
+                        out.push((v, w.freq_set(v, early_exit)?));
+                    }
+                    Ok((out, w.finish()))
+                })
+                .collect()
+        };
+        for part in results {
+            let (checked, done) = part?;
+            self.absorb(done);
+            for (v, fs) in checked {
+                // A pass earlier in this batch may have pruned it.
+                if open(st, v) {
+                    let pass = self.visit_with(st, v, fs);
+                    st.tagged += self.tag(&mut st.status, v, pass);
                 }
             }
         }
@@ -1294,6 +1406,110 @@ impl<'a> Engine<'a> {
             stats,
         })
     }
+}
+
+/// Rolls up nodes from the engine's cache (read only) and from the meets it builds
+/// itself, so that several workers can check nodes of one front at the same time.
+struct Worker<'e, 'a> {
+    eng: &'e Engine<'a>,
+    slots: Slots,
+    meets: Vec<FreqSet>,
+    /// The node checked last.
+    last: Option<usize>,
+    used: Vec<usize>,
+    checked: usize,
+    groups_read: u64,
+}
+
+/// What a worker hands back to the engine.
+struct WorkerDone {
+    slots: Slots,
+    meets: Vec<FreqSet>,
+    last: Option<usize>,
+    used: Vec<usize>,
+    checked: usize,
+    groups_read: u64,
+}
+
+impl<'e, 'a> Worker<'e, 'a> {
+    fn new(eng: &'e Engine<'a>, last: Option<usize>, slots: Slots) -> Self {
+        Worker {
+            eng,
+            slots,
+            meets: Vec::new(),
+            last,
+            used: Vec::new(),
+            checked: 0,
+            groups_read: 0,
+        }
+    }
+
+    fn source(&self, node: usize) -> &FreqSet {
+        source_in(self.eng, &self.meets, node)
+    }
+
+    fn knows(&self, node: usize) -> bool {
+        self.eng.cache.contains_key(&node) || self.meets.iter().any(|f| f.node == node)
+    }
+
+    /// The classes of `node`; `None` if `early_exit` allowed stopping as soon as the
+    /// node was known to fail.
+    fn freq_set(&mut self, node: usize, early_exit: bool) -> Result<Option<FreqSet>> {
+        let lattice = &self.eng.lattice;
+        let src = self.source(node).node;
+        // Checks come in neighbourhoods: when only the distinct records lie below, build
+        // and keep the meet of this node and the previous one, a coarser source that the
+        // following checks of the neighbourhood can share.
+        let previous = self.last.replace(node);
+        let large = self.source(node).rep.len() * 2 > self.eng.data.distinct();
+        if large && let Some(prev) = previous {
+            let meet = lattice.meet(node, prev);
+            if meet != src
+                && meet != node
+                && lattice.le(src, meet)
+                && !self.knows(meet)
+                && let Some(fs) = self.roll_up_counted(meet, false)?
+            {
+                self.meets.push(fs);
+            }
+        }
+        self.roll_up_counted(node, early_exit)
+    }
+
+    fn roll_up_counted(&mut self, node: usize, early_exit: bool) -> Result<Option<FreqSet>> {
+        let src = source_in(self.eng, &self.meets, node);
+        let (src_node, read) = (src.node, src.rep.len() as u64);
+        let fs = self.eng.roll_up(node, src, early_exit, &mut self.slots);
+        self.used.push(src_node);
+        self.groups_read += read;
+        self.checked += 1;
+        fs
+    }
+
+    fn finish(self) -> WorkerDone {
+        WorkerDone {
+            slots: self.slots,
+            meets: self.meets,
+            last: self.last,
+            used: self.used,
+            checked: self.checked,
+            groups_read: self.groups_read,
+        }
+    }
+}
+
+/// The smallest freq set at `node` or below it, among the engine's cache and a worker's
+/// meets (the bottom, always cached, is the fallback). A scan of the cache costs far less
+/// than one roll-up.
+fn source_in<'x>(eng: &'x Engine<'_>, meets: &'x [FreqSet], node: usize) -> &'x FreqSet {
+    let levels = eng.lattice.levels(node);
+    let below = |f: &&FreqSet| f.levels.iter().zip(&levels).all(|(a, b)| a <= b);
+    eng.cache
+        .values()
+        .chain(meets)
+        .filter(below)
+        .min_by_key(|f| (f.rep.len(), f.node))
+        .unwrap_or(&eng.cache[&0])
 }
 
 fn describe(p: &PrivacyModel) -> String {
