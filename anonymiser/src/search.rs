@@ -7,8 +7,10 @@
 //! * **Predictive tagging.** For models that are monotonic with suppression (k-anonymity,
 //!   distinct l-diversity, any model when nothing may be suppressed), a node that
 //!   satisfies the model makes all its generalisations satisfy it, and a node that fails
-//!   makes all its specialisations fail. Binary search along chains from the bottom to
-//!   the top then classifies the whole lattice with a few checks.
+//!   makes all its specialisations fail. With a level bound (entropy, loss, precision)
+//!   only the maximal undecided nodes whose bound is under the best loss found need a
+//!   check (they form an antichain: independent checks, run on all cores); otherwise
+//!   binary search along chains from the bottom to the top classifies the lattice.
 //! * **Lower bounds.** Every metric has a bound that holds at a node and at all its
 //!   generalisations: from the levels alone for entropy, loss and precision, from the
 //!   classes of an evaluated node for discernibility and average class size. Candidates
