@@ -53,6 +53,14 @@ pub enum Error {
         /// What is wrong and what to do.
         reason: String,
     },
+    /// An estimator could not produce a result from these data.
+    #[error("{method}: {reason}")]
+    Estimation {
+        /// The estimator or model.
+        method: &'static str,
+        /// Why, and what to change.
+        reason: String,
+    },
     /// A columnar operation failed.
     #[error("data frame: {0}")]
     Polars(#[from] polars::error::PolarsError),

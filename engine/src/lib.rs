@@ -27,6 +27,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod causal;
 pub mod codice_fiscale;
 pub mod error;
 pub mod indicators;

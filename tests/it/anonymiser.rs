@@ -1,6 +1,6 @@
 //! Oracle tests of the anonymiser on public data (OCCUPA_DATA_DIR).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use occupa_anonymiser::audit::audit;
 use occupa_anonymiser::hierarchy::{Hierarchy, check_node};
@@ -10,25 +10,7 @@ use occupa_anonymiser::privacy::PrivacyModel;
 use occupa_anonymiser::search::Anonymisation;
 use occupa_anonymiser::{Cell, CountTable, MinCount, protect};
 
-/// The public-data folder, or `None` (test skipped) on a user's machine without it; under
-/// CI the data must be there.
-fn data_dir() -> Option<PathBuf> {
-    match std::env::var_os("OCCUPA_DATA_DIR")
-        .map(PathBuf::from)
-        .filter(|p| p.exists())
-    {
-        Some(p) => Some(p),
-        None if std::env::var_os("CI").is_some() => {
-            panic!("OCCUPA_DATA_DIR must point to shared/data under CI")
-        }
-        None => {
-            eprintln!(
-                "skipped: set OCCUPA_DATA_DIR to the public datasets folder to run this oracle test"
-            );
-            None
-        }
-    }
-}
+use crate::data_dir;
 
 struct Adult {
     golden: serde_json::Value,

@@ -1,0 +1,264 @@
+//! The dense linear algebra the estimators need: least squares by Householder QR,
+//! Cholesky for positive definite systems, and the inverse of a small general matrix.
+//!
+//! Written here rather than taken from a crate: the systems are small (one row and column
+//! per covariate), ndarray-linalg needs a system LAPACK that a fresh machine lacks, and
+//! faer would be the costliest crate of the build for three routines of a few dozen
+//! lines. QR keeps least squares accurate on raw covariates such as earnings and their
+//! squares, where the normal equations would square an already large condition number.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+
+/// Relative size below which a pivot or diagonal counts as zero (collinear columns).
+const RANK_TOL: f64 = 1e-10;
+
+/// The least-squares solution of `x b ≈ y` and `(x'x)⁻¹`, by Householder QR on the
+/// columns scaled to unit norm (scaling fixes units; QR keeps the rest accurate).
+/// `None` if `x` has fewer rows than columns or its columns are collinear; then
+/// [`collinear_column`] tells which column to blame.
+pub fn least_squares(x: ArrayView2<f64>, y: ArrayView1<f64>) -> Option<(Array1<f64>, Array2<f64>)> {
+    let (n, p) = x.dim();
+    if n < p || p == 0 {
+        return None;
+    }
+    let scale: Vec<f64> = (0..p)
+        .map(|j| x.column(j).iter().map(|v| v * v).sum::<f64>().sqrt())
+        .collect();
+    if scale.iter().any(|&s| s == 0.0 || !s.is_finite()) {
+        return None;
+    }
+    let mut a = x.to_owned();
+    for (j, &s) in scale.iter().enumerate() {
+        a.column_mut(j).mapv_inplace(|v| v / s);
+    }
+    let mut b = y.to_owned();
+    let mut diag = vec![0.0; p];
+    for k in 0..p {
+        // Householder reflection that zeroes a[k+1.., k].
+        let norm = (k..n).map(|i| a[[i, k]] * a[[i, k]]).sum::<f64>().sqrt();
+        if norm <= RANK_TOL {
+            return None;
+        }
+        let alpha = if a[[k, k]] > 0.0 { -norm } else { norm };
+        let mut v: Vec<f64> = (k..n).map(|i| a[[i, k]]).collect();
+        v[0] -= alpha;
+        let vnorm2: f64 = v.iter().map(|t| t * t).sum();
+        diag[k] = alpha;
+        if vnorm2 > 0.0 {
+            for j in k + 1..p {
+                let dot: f64 = (k..n).map(|i| v[i - k] * a[[i, j]]).sum();
+                let f = 2.0 * dot / vnorm2;
+                for i in k..n {
+                    a[[i, j]] -= f * v[i - k];
+                }
+            }
+            let dot: f64 = (k..n).map(|i| v[i - k] * b[i]).sum();
+            let f = 2.0 * dot / vnorm2;
+            for i in k..n {
+                b[i] -= f * v[i - k];
+            }
+        }
+    }
+    // R: diag on the diagonal, a above it. Collinearity shows as a tiny diagonal
+    // relative to the largest.
+    let rmax = diag.iter().fold(0.0f64, |m, d| m.max(d.abs()));
+    if diag.iter().any(|d| d.abs() <= RANK_TOL * rmax) {
+        return None;
+    }
+    let mut r = Array2::<f64>::zeros((p, p));
+    for i in 0..p {
+        r[[i, i]] = diag[i];
+        for j in i + 1..p {
+            r[[i, j]] = a[[i, j]];
+        }
+    }
+    let rinv = upper_inverse(&r);
+    let mut coef = Array1::<f64>::zeros(p);
+    for i in 0..p {
+        coef[i] = (i..p).map(|j| rinv[[i, j]] * b[j]).sum::<f64>() / scale[i];
+    }
+    // (x'x)⁻¹ = S⁻¹ R⁻¹ R⁻ᵀ S⁻¹.
+    let mut xtx_inv = rinv.dot(&rinv.t());
+    for i in 0..p {
+        for j in 0..p {
+            xtx_inv[[i, j]] /= scale[i] * scale[j];
+        }
+    }
+    Some((coef, xtx_inv))
+}
+
+/// The first column of `x` that is (nearly) a linear combination of the ones before it,
+/// to name in an error; `None` if there is none.
+pub fn collinear_column(x: ArrayView2<f64>) -> Option<usize> {
+    (1..=x.ncols())
+        .find(|&j| {
+            let sub = x.slice(ndarray::s![.., ..j]);
+            least_squares(sub, x.column(0)).is_none()
+        })
+        .map(|j| j - 1)
+}
+
+/// Inverse of an upper triangular matrix with a non-zero diagonal.
+fn upper_inverse(r: &Array2<f64>) -> Array2<f64> {
+    let p = r.nrows();
+    let mut inv = Array2::<f64>::zeros((p, p));
+    for j in 0..p {
+        inv[[j, j]] = 1.0 / r[[j, j]];
+        for i in (0..j).rev() {
+            let s: f64 = (i + 1..=j).map(|k| r[[i, k]] * inv[[k, j]]).sum();
+            inv[[i, j]] = -s / r[[i, i]];
+        }
+    }
+    inv
+}
+
+/// Cholesky factor `L` (lower, `a = L Lᵀ`) of a symmetric positive definite matrix;
+/// `None` if it is not numerically positive definite.
+pub fn cholesky(a: &Array2<f64>) -> Option<Array2<f64>> {
+    let p = a.nrows();
+    let mut l = Array2::<f64>::zeros((p, p));
+    let dmax = (0..p).fold(0.0f64, |m, i| m.max(a[[i, i]].abs()));
+    for j in 0..p {
+        let s: f64 = (0..j).map(|k| l[[j, k]] * l[[j, k]]).sum();
+        let d = a[[j, j]] - s;
+        if d.is_nan() || d <= RANK_TOL * dmax {
+            return None;
+        }
+        let djj = d.sqrt();
+        l[[j, j]] = djj;
+        for i in j + 1..p {
+            let s: f64 = (0..j).map(|k| l[[i, k]] * l[[j, k]]).sum();
+            l[[i, j]] = (a[[i, j]] - s) / djj;
+        }
+    }
+    Some(l)
+}
+
+/// Solves `a x = b` for symmetric positive definite `a`.
+pub fn solve_spd(a: &Array2<f64>, b: &Array1<f64>) -> Option<Array1<f64>> {
+    let l = cholesky(a)?;
+    let p = b.len();
+    let mut z = Array1::<f64>::zeros(p);
+    for i in 0..p {
+        let s: f64 = (0..i).map(|k| l[[i, k]] * z[k]).sum();
+        z[i] = (b[i] - s) / l[[i, i]];
+    }
+    let mut x = Array1::<f64>::zeros(p);
+    for i in (0..p).rev() {
+        let s: f64 = (i + 1..p).map(|k| l[[k, i]] * x[k]).sum();
+        x[i] = (z[i] - s) / l[[i, i]];
+    }
+    Some(x)
+}
+
+/// Inverse of a square matrix by Gauss–Jordan elimination with partial pivoting, rows and
+/// columns first scaled to unit largest entry (moment Jacobians mix parameters on very
+/// different scales). `None` if it is numerically singular.
+pub fn inverse(a: &Array2<f64>) -> Option<Array2<f64>> {
+    let p = a.nrows();
+    if a.ncols() != p {
+        return None;
+    }
+    let row_scale: Vec<f64> = (0..p)
+        .map(|i| a.row(i).iter().fold(0.0f64, |m, v| m.max(v.abs())))
+        .collect();
+    if row_scale.iter().any(|&s| s == 0.0 || !s.is_finite()) {
+        return None;
+    }
+    let mut m = a.to_owned();
+    for i in 0..p {
+        m.row_mut(i).mapv_inplace(|v| v / row_scale[i]);
+    }
+    let col_scale: Vec<f64> = (0..p)
+        .map(|j| m.column(j).iter().fold(0.0f64, |acc, v| acc.max(v.abs())))
+        .collect();
+    if col_scale.contains(&0.0) {
+        return None;
+    }
+    for j in 0..p {
+        m.column_mut(j).mapv_inplace(|v| v / col_scale[j]);
+    }
+    let mut inv = Array2::<f64>::eye(p);
+    for k in 0..p {
+        let piv = (k..p).max_by(|&i, &j| m[[i, k]].abs().total_cmp(&m[[j, k]].abs()))?;
+        if m[[piv, k]].abs() <= RANK_TOL {
+            return None;
+        }
+        if piv != k {
+            for j in 0..p {
+                m.swap([k, j], [piv, j]);
+                inv.swap([k, j], [piv, j]);
+            }
+        }
+        let d = m[[k, k]];
+        for j in 0..p {
+            m[[k, j]] /= d;
+            inv[[k, j]] /= d;
+        }
+        for i in 0..p {
+            if i != k {
+                let f = m[[i, k]];
+                if f != 0.0 {
+                    for j in 0..p {
+                        m[[i, j]] -= f * m[[k, j]];
+                        inv[[i, j]] -= f * inv[[k, j]];
+                    }
+                }
+            }
+        }
+    }
+    // (Dr A Dc)⁻¹ = Dc⁻¹ A⁻¹ Dr⁻¹, so A⁻¹ = Dc M⁻¹ Dr with Dr, Dc the inverse scales.
+    for i in 0..p {
+        for j in 0..p {
+            inv[[i, j]] /= col_scale[i] * row_scale[j];
+        }
+    }
+    Some(inv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn least_squares_recovers_an_exact_fit_on_badly_scaled_columns() {
+        // y = 3 + 2e-4·x1 − 5e-9·x1²: columns span 1 to 1e10.
+        let x1: Vec<f64> = (0..40).map(|i| 1_000.0 * i as f64 + 17.0).collect();
+        let x = Array2::from_shape_fn((40, 3), |(i, j)| x1[i].powi(j as i32));
+        let y = Array1::from_shape_fn(40, |i| 3.0 + 2e-4 * x1[i] - 5e-9 * x1[i] * x1[i]);
+        let (b, _) = least_squares(x.view(), y.view()).unwrap();
+        assert!((b[0] - 3.0).abs() < 1e-9);
+        assert!((b[1] - 2e-4).abs() < 1e-15);
+        assert!((b[2] + 5e-9).abs() < 1e-19);
+    }
+
+    #[test]
+    fn collinear_columns_are_named() {
+        let x = array![
+            [1.0, 2.0, 4.0],
+            [1.0, 3.0, 6.0],
+            [1.0, 5.0, 10.0],
+            [1.0, 7.0, 14.0]
+        ];
+        assert!(least_squares(x.view(), array![1.0, 2.0, 3.0, 4.0].view()).is_none());
+        assert_eq!(collinear_column(x.view()), Some(2));
+    }
+
+    #[test]
+    fn inverse_and_spd_solve_agree_with_known_results() {
+        let a = array![[4.0, 2.0, 0.6], [2.0, 5.0, 1.0], [0.6, 1.0, 3.0]];
+        let inv = inverse(&a).unwrap();
+        let eye = a.dot(&inv);
+        for i in 0..3 {
+            for j in 0..3 {
+                assert!((eye[[i, j]] - f64::from(i == j)).abs() < 1e-14);
+            }
+        }
+        let x = solve_spd(&a, &array![1.0, 2.0, 3.0]).unwrap();
+        let back = a.dot(&x);
+        assert!((back[0] - 1.0).abs() < 1e-14 && (back[2] - 3.0).abs() < 1e-14);
+        assert!(inverse(&array![[1.0, 2.0], [2.0, 4.0]]).is_none());
+        assert!(cholesky(&array![[1.0, 2.0], [2.0, 1.0]]).is_none());
+    }
+}

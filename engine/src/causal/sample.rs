@@ -1,0 +1,177 @@
+//! The units of an evaluation: outcome, treatment, covariates and optional cluster labels,
+//! checked and put in a canonical order.
+//!
+//! Every estimator reads the units in that order, which depends on their values only
+//! (treatment, covariates, outcome, cluster), never on the input's row order: shuffled
+//! input gives bit-for-bit the same sums, so the same estimates, standard errors and
+//! matches (ties between identical units are ties between interchangeable units).
+
+use ndarray::{Array1, Array2, ArrayView2};
+
+use crate::{Error, Result};
+
+/// Units ready for estimation.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    y: Array1<f64>,
+    d: Vec<bool>,
+    x: Array2<f64>,
+    names: Vec<String>,
+    cluster: Option<Vec<u32>>,
+}
+
+impl Sample {
+    /// Checks the units and puts them in canonical order. `x` holds one column per
+    /// covariate (no intercept), named by `names`.
+    pub fn new(y: Vec<f64>, d: Vec<bool>, x: Array2<f64>, names: Vec<String>) -> Result<Self> {
+        Sample::build(y, d, x, names, None)
+    }
+
+    /// [`Sample::new`] with a cluster label per unit (in the same order as the units), for
+    /// cluster-robust standard errors.
+    pub fn clustered(
+        y: Vec<f64>,
+        d: Vec<bool>,
+        x: Array2<f64>,
+        names: Vec<String>,
+        labels: Vec<u32>,
+    ) -> Result<Self> {
+        Sample::build(y, d, x, names, Some(labels))
+    }
+
+    fn build(
+        y: Vec<f64>,
+        d: Vec<bool>,
+        x: Array2<f64>,
+        names: Vec<String>,
+        cluster: Option<Vec<u32>>,
+    ) -> Result<Self> {
+        let n = y.len();
+        let bad = |reason: String| Error::Param {
+            name: "sample",
+            reason,
+        };
+        if d.len() != n || x.nrows() != n {
+            return Err(bad(format!(
+                "{n} outcomes, {} treatments and {} covariate rows",
+                d.len(),
+                x.nrows()
+            )));
+        }
+        if names.len() != x.ncols() {
+            return Err(bad(format!(
+                "{} names for {} covariates",
+                names.len(),
+                x.ncols()
+            )));
+        }
+        if let Some(c) = &cluster
+            && c.len() != n
+        {
+            return Err(bad(format!("{} cluster labels for {n} units", c.len())));
+        }
+        if let Some(i) = y.iter().position(|v| !v.is_finite()) {
+            return Err(bad(format!(
+                "outcome of unit {} is not a finite number",
+                i + 1
+            )));
+        }
+        if let Some(((i, j), _)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            return Err(bad(format!(
+                "{} of unit {} is not a finite number",
+                names[j],
+                i + 1
+            )));
+        }
+        let treated = d.iter().filter(|&&t| t).count();
+        if treated == 0 || treated == n {
+            return Err(bad(format!(
+                "{treated} treated and {} controls: an effect needs both groups",
+                n - treated
+            )));
+        }
+        let mut s = Sample {
+            y: Array1::from(y),
+            d,
+            x,
+            names,
+            cluster,
+        };
+        s.canonicalise();
+        Ok(s)
+    }
+
+    fn canonicalise(&mut self) {
+        let n = self.y.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| {
+            self.d[a]
+                .cmp(&self.d[b])
+                .then_with(|| {
+                    self.x
+                        .row(a)
+                        .iter()
+                        .zip(self.x.row(b))
+                        .map(|(u, v)| u.total_cmp(v))
+                        .find(|o| o.is_ne())
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                })
+                .then_with(|| self.y[a].total_cmp(&self.y[b]))
+                .then_with(|| {
+                    let c = self.cluster.as_ref();
+                    c.map(|c| c[a]).cmp(&c.map(|c| c[b]))
+                })
+        });
+        self.y = order.iter().map(|&i| self.y[i]).collect();
+        self.d = order.iter().map(|&i| self.d[i]).collect();
+        self.x = Array2::from_shape_fn(self.x.dim(), |(i, j)| self.x[[order[i], j]]);
+        if let Some(c) = &self.cluster {
+            self.cluster = Some(order.iter().map(|&i| c[i]).collect());
+        }
+    }
+
+    /// Number of units.
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    /// Whether there are no units (never, once built).
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+
+    /// Outcomes, in canonical order.
+    pub fn y(&self) -> &Array1<f64> {
+        &self.y
+    }
+
+    /// Treatment indicators.
+    pub fn d(&self) -> &[bool] {
+        &self.d
+    }
+
+    /// Covariates (no intercept).
+    pub fn x(&self) -> ArrayView2<'_, f64> {
+        self.x.view()
+    }
+
+    /// Covariate names.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Cluster labels, if any.
+    pub fn cluster(&self) -> Option<&[u32]> {
+        self.cluster.as_deref()
+    }
+
+    /// Number of treated units.
+    pub fn n_treated(&self) -> usize {
+        self.d.iter().filter(|&&t| t).count()
+    }
+
+    /// Number of controls.
+    pub fn n_control(&self) -> usize {
+        self.len() - self.n_treated()
+    }
+}

@@ -1,0 +1,491 @@
+//! Inverse probability weighting, regression adjustment and augmented IPW (doubly
+//! robust), as M-estimators: the propensity logit, the outcome regressions and the
+//! effect are the solution of one stacked system of estimating equations, and the
+//! standard error is its sandwich, so it accounts for the estimated propensity score
+//! and outcome models (as Stata's `teffects` and statsmodels' `TreatmentEffect` do).
+//!
+//! Nuisance models are parametrised on standardised covariates: the effect and its
+//! variance do not depend on that choice, and the Jacobian is far better conditioned.
+
+use ndarray::{Array1, Array2, ArrayView1, Axis, s};
+use serde::Serialize;
+
+use super::linalg;
+use super::logit::{FittedLogit, Logit};
+use super::ols::dense_labels;
+use super::sample::Sample;
+use super::{Effect, Estimand};
+use crate::{Error, Result};
+
+/// Which weighting estimator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Weighting {
+    /// Inverse probability weighting with normalised (Hájek) weights.
+    Ipw,
+    /// Regression adjustment: separate linear outcome models for treated and controls.
+    Ra,
+    /// Augmented IPW: regression adjustment corrected by weighted residuals.
+    Aipw,
+}
+
+impl Weighting {
+    /// The name used in outputs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Weighting::Ipw => "ipw",
+            Weighting::Ra => "ra",
+            Weighting::Aipw => "aipw",
+        }
+    }
+}
+
+/// A weighting estimator of a treatment effect.
+///
+/// ```
+/// use ndarray::Array2;
+/// use occupa_engine::causal::sample::Sample;
+/// use occupa_engine::causal::weighting::{WeightingSpec, Weighting};
+/// use occupa_engine::causal::Estimand;
+///
+/// // Treatment more likely for larger x; the outcome rises by 2 with treatment.
+/// let n = 200;
+/// let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin() * 2.0).collect();
+/// let d: Vec<bool> = (0..n).map(|i| (i as f64 * 0.91).cos() + 0.5 * x[i] > 0.0).collect();
+/// let y: Vec<f64> = (0..n).map(|i| 1.0 + x[i] + 2.0 * f64::from(d[i]) + (i as f64 * 1.3).sin() * 0.1).collect();
+/// let sample = Sample::new(y, d, Array2::from_shape_vec((n, 1), x).unwrap(), vec!["x".into()])?;
+/// let fit = WeightingSpec::new(Weighting::Aipw, Estimand::Ate).fit(&sample)?;
+/// assert!((fit.effect.estimate - 2.0).abs() < 0.05);
+/// # Ok::<(), occupa_engine::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct WeightingSpec {
+    method: Weighting,
+    estimand: Estimand,
+    trim: Option<(f64, f64)>,
+    clustered: bool,
+}
+
+/// A fitted weighting estimator.
+#[derive(Debug, Clone)]
+pub struct FittedWeighting {
+    /// The effect, its standard error and interval.
+    pub effect: Effect,
+    /// Potential-outcome means (treated, control) in the estimand's population.
+    pub pom: [f64; 2],
+    /// The propensity model (not fitted for regression adjustment).
+    pub propensity: Option<FittedLogit>,
+    /// Weight of each unit in the comparison (canonical order; 0 for trimmed units and,
+    /// for regression adjustment, 1 everywhere).
+    pub weights: Array1<f64>,
+    /// Units dropped by trimming.
+    pub trimmed: usize,
+}
+
+impl WeightingSpec {
+    /// The estimator, for the ATE or the ATT, with no trimming and row-level sandwich
+    /// standard errors.
+    pub fn new(method: Weighting, estimand: Estimand) -> Self {
+        WeightingSpec {
+            method,
+            estimand,
+            trim: None,
+            clustered: true,
+        }
+    }
+
+    /// Drops units whose propensity score is outside `[lo, hi]` from the effect (the
+    /// propensity model stays fitted on every unit). The count is reported.
+    pub fn trim(mut self, lo: f64, hi: f64) -> Result<Self> {
+        if !(0.0..0.5).contains(&lo) || !(0.5..=1.0).contains(&hi) || lo >= hi {
+            return Err(Error::Param {
+                name: "trim",
+                reason: format!("bounds [{lo}, {hi}] must satisfy 0 ≤ lo < 0.5 ≤ hi ≤ 1"),
+            });
+        }
+        self.trim = Some((lo, hi));
+        Ok(self)
+    }
+
+    /// Whether to use the sample's cluster labels (when it has some) for cluster-robust
+    /// standard errors; on by default.
+    pub fn use_clusters(mut self, on: bool) -> Self {
+        self.clustered = on;
+        self
+    }
+
+    /// Estimates the effect on `sample`.
+    pub fn fit(&self, sample: &Sample) -> Result<FittedWeighting> {
+        if self.method == Weighting::Aipw && self.estimand == Estimand::Att {
+            return Err(Error::Param {
+                name: "estimand",
+                reason: "AIPW is implemented for the ATE; use ipw or ra for the ATT".into(),
+            });
+        }
+        let n = sample.len();
+        let d: Array1<f64> = sample.d().iter().map(|&t| f64::from(t)).collect();
+        let y = sample.y();
+        let propensity = match self.method {
+            Weighting::Ra => None,
+            _ => Some(Logit::new().fit_named(sample.x(), sample.d(), Some(sample.names()))?),
+        };
+        // Standardised covariates with an intercept: the propensity fit's, or built here.
+        let z = match &propensity {
+            Some(ps) => ps.design_std.clone(),
+            None => standardised(sample)?,
+        };
+        let k = z.ncols();
+        let ps: Array1<f64> = propensity
+            .as_ref()
+            .map_or_else(|| Array1::from_elem(n, 0.5), |f| f.fitted().clone());
+        let keep: Array1<f64> = match self.trim {
+            Some((lo, hi)) => ps.mapv(|p| f64::from(p >= lo && p <= hi)),
+            None => Array1::ones(n),
+        };
+        let trimmed = keep.iter().filter(|&&v| v == 0.0).count();
+        let kept_treated = (0..n).filter(|&i| keep[i] > 0.0 && d[i] > 0.0).count();
+        let kept_control = (0..n).filter(|&i| keep[i] > 0.0 && d[i] == 0.0).count();
+        if kept_treated == 0 || kept_control == 0 {
+            return Err(Error::Estimation {
+                method: "weighting",
+                reason: format!(
+                    "after trimming {kept_treated} treated and {kept_control} controls remain; \
+                     widen the trimming bounds"
+                ),
+            });
+        }
+        // Outcome regressions by arm (RA, AIPW), on the kept units.
+        let arm_fit = |arm: f64| -> Result<Array1<f64>> {
+            let rows: Vec<usize> = (0..n).filter(|&i| d[i] == arm && keep[i] > 0.0).collect();
+            let za = z.select(Axis(0), &rows);
+            let ya: Array1<f64> = rows.iter().map(|&i| y[i]).collect();
+            linalg::least_squares(za.view(), ya.view())
+                .map(|(b, _)| b)
+                .ok_or_else(|| Error::Estimation {
+                    method: "outcome regression",
+                    reason: format!(
+                        "the covariates are collinear among the {} ({} units); leave some out",
+                        if arm > 0.0 { "treated" } else { "controls" },
+                        rows.len()
+                    ),
+                })
+        };
+        let stacked = match self.method {
+            Weighting::Ipw => ipw_moments(&z, &d, y.view(), &ps, &keep, self.estimand)?,
+            Weighting::Ra => {
+                let (g1, g0) = (arm_fit(1.0)?, arm_fit(0.0)?);
+                ra_moments(&z, &d, y.view(), &keep, &g1, &g0, self.estimand)?
+            }
+            Weighting::Aipw => {
+                let (g1, g0) = (arm_fit(1.0)?, arm_fit(0.0)?);
+                aipw_moments(&z, &d, y.view(), &ps, &keep, &g1, &g0)?
+            }
+        };
+        let q = stacked.theta.len();
+        let (mu1, mu0) = (stacked.theta[q - 2], stacked.theta[q - 1]);
+        let clusters = if self.clustered {
+            sample.cluster()
+        } else {
+            None
+        };
+        let v = stacked.vcov(clusters)?;
+        let var = v[[q - 2, q - 2]] + v[[q - 1, q - 1]] - 2.0 * v[[q - 2, q - 1]];
+        let se_kind = match clusters {
+            Some(c) => format!(
+                "M-estimation sandwich, cluster-robust ({} clusters, G/(G-1))",
+                dense_labels(c).1
+            ),
+            None => "M-estimation sandwich (accounts for estimated nuisance models)".into(),
+        };
+        let weights = match self.method {
+            Weighting::Ra => keep.clone(),
+            _ => Array1::from_shape_fn(n, |i| {
+                keep[i]
+                    * match self.estimand {
+                        Estimand::Ate if d[i] > 0.0 => 1.0 / ps[i],
+                        Estimand::Ate => 1.0 / (1.0 - ps[i]),
+                        Estimand::Att if d[i] > 0.0 => 1.0,
+                        Estimand::Att => ps[i] / (1.0 - ps[i]),
+                    }
+            }),
+        };
+        let _ = k;
+        Ok(FittedWeighting {
+            effect: Effect::new(
+                self.method.name(),
+                self.estimand,
+                mu1 - mu0,
+                var.max(0.0).sqrt(),
+                se_kind,
+                kept_treated,
+                kept_control,
+            ),
+            pom: [mu1, mu0],
+            propensity,
+            weights,
+            trimmed,
+        })
+    }
+}
+
+/// Intercept and standardised covariates (population standard deviation).
+pub(crate) fn standardised(sample: &Sample) -> Result<Array2<f64>> {
+    let x = sample.x();
+    let (n, p) = x.dim();
+    let mut z = Array2::<f64>::ones((n, p + 1));
+    for j in 0..p {
+        let col = x.column(j);
+        let m = col.sum() / n as f64;
+        let sd = (col.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / n as f64).sqrt();
+        if sd.is_nan() || sd <= 0.0 {
+            return Err(Error::Estimation {
+                method: "outcome regression",
+                reason: format!("{} takes a single value; leave it out", sample.names()[j]),
+            });
+        }
+        z.column_mut(j + 1).assign(&col.mapv(|v| (v - m) / sd));
+    }
+    Ok(z)
+}
+
+/// A solved system of stacked estimating equations: the parameters, each unit's moment
+/// contributions ψᵢ(θ̂) and the Jacobian Ĝ = (1/n) Σ ∂ψᵢ/∂θ.
+pub(crate) struct Stacked {
+    pub theta: Array1<f64>,
+    pub psi: Array2<f64>,
+    pub jac: Array2<f64>,
+}
+
+impl Stacked {
+    /// The sandwich V = Ĝ⁻¹ Ω̂ Ĝ⁻ᵀ / n, with Ω̂ = (1/n) Σ ψᵢψᵢᵀ, or with clusters
+    /// Ω̂ = G/(G−1) · (1/n) Σ_g (Σ_{i∈g} ψᵢ)(Σ_{i∈g} ψᵢ)ᵀ.
+    pub fn vcov(&self, clusters: Option<&[u32]>) -> Result<Array2<f64>> {
+        let n = self.psi.nrows() as f64;
+        let omega = match clusters {
+            None => self.psi.t().dot(&self.psi) / n,
+            Some(labels) => {
+                let (dense, g) = dense_labels(labels);
+                if g < 2 {
+                    return Err(Error::Estimation {
+                        method: "cluster-robust standard errors",
+                        reason: "only one cluster; at least two are needed".into(),
+                    });
+                }
+                let mut sums = Array2::<f64>::zeros((g, self.psi.ncols()));
+                for (i, &c) in dense.iter().enumerate() {
+                    sums.row_mut(c).scaled_add(1.0, &self.psi.row(i));
+                }
+                let gf = g as f64;
+                sums.t().dot(&sums) / n * (gf / (gf - 1.0))
+            }
+        };
+        let ginv = linalg::inverse(&self.jac).ok_or_else(|| Error::Estimation {
+            method: "sandwich standard errors",
+            reason: "the Jacobian of the estimating equations is singular (no unit of one \
+                     group in the comparison, or collinear covariates)"
+                .into(),
+        })?;
+        Ok(ginv.dot(&omega).dot(&ginv.t()) / n)
+    }
+}
+
+/// Rows i of `z`, each scaled by `w[i]`, summed and divided by n: (1/n) Σ wᵢ zᵢ.
+fn mean_rows(z: &Array2<f64>, w: &Array1<f64>) -> Array1<f64> {
+    z.t().dot(w) / z.nrows() as f64
+}
+
+/// Logit block: ψ = (d − p) z, ∂ψ/∂β = −p(1−p) z zᵀ.
+fn logit_block(z: &Array2<f64>, d: &Array1<f64>, ps: &Array1<f64>) -> (Array2<f64>, Array2<f64>) {
+    let n = z.nrows() as f64;
+    let resid = d - ps;
+    let psi = z * &resid.view().insert_axis(Axis(1));
+    let w = ps.mapv(|p| p * (1.0 - p));
+    let zw = z * &w.view().insert_axis(Axis(1));
+    let jac = -(z.t().dot(&zw) / n);
+    (psi, jac)
+}
+
+fn ipw_moments(
+    z: &Array2<f64>,
+    d: &Array1<f64>,
+    y: ArrayView1<f64>,
+    ps: &Array1<f64>,
+    keep: &Array1<f64>,
+    estimand: Estimand,
+) -> Result<Stacked> {
+    let (n, k) = z.dim();
+    let nf = n as f64;
+    // Weights of the two arms: ATE 1/p and 1/(1−p); ATT 1 and p/(1−p). Their derivative
+    // in β: ∂(1/p) = −(1−p)/p · z, ∂(1/(1−p)) = p/(1−p) · z, ∂(p/(1−p)) = p/(1−p) · z.
+    let (w1, dw1, w0, dw0): (Array1<f64>, Array1<f64>, Array1<f64>, Array1<f64>) = match estimand {
+        Estimand::Ate => (
+            ps.mapv(|p| 1.0 / p),
+            ps.mapv(|p| -(1.0 - p) / p),
+            ps.mapv(|p| 1.0 / (1.0 - p)),
+            ps.mapv(|p| p / (1.0 - p)),
+        ),
+        Estimand::Att => (
+            Array1::ones(n),
+            Array1::zeros(n),
+            ps.mapv(|p| p / (1.0 - p)),
+            ps.mapv(|p| p / (1.0 - p)),
+        ),
+    };
+    let a1: Array1<f64> = Array1::from_shape_fn(n, |i| keep[i] * d[i] * w1[i]);
+    let a0: Array1<f64> = Array1::from_shape_fn(n, |i| keep[i] * (1.0 - d[i]) * w0[i]);
+    let mu1 = a1.dot(&y) / a1.sum();
+    let mu0 = a0.dot(&y) / a0.sum();
+    let (lpsi, ljac) = logit_block(z, d, ps);
+    let q = k + 2;
+    let mut psi = Array2::<f64>::zeros((n, q));
+    psi.slice_mut(s![.., ..k]).assign(&lpsi);
+    let mut jac = Array2::<f64>::zeros((q, q));
+    jac.slice_mut(s![..k, ..k]).assign(&ljac);
+    let r1: Array1<f64> = Array1::from_shape_fn(n, |i| y[i] - mu1);
+    let r0: Array1<f64> = Array1::from_shape_fn(n, |i| y[i] - mu0);
+    for i in 0..n {
+        psi[[i, k]] = a1[i] * r1[i];
+        psi[[i, k + 1]] = a0[i] * r0[i];
+    }
+    let g1 = Array1::from_shape_fn(n, |i| a1[i] / w1[i] * dw1[i] * r1[i]);
+    let g0 = Array1::from_shape_fn(n, |i| a0[i] / w0[i] * dw0[i] * r0[i]);
+    jac.slice_mut(s![k, ..k]).assign(&mean_rows(z, &g1));
+    jac.slice_mut(s![k + 1, ..k]).assign(&mean_rows(z, &g0));
+    jac[[k, k]] = -a1.sum() / nf;
+    jac[[k + 1, k + 1]] = -a0.sum() / nf;
+    let mut theta = Array1::<f64>::zeros(q);
+    theta[k] = mu1;
+    theta[k + 1] = mu0;
+    Ok(Stacked { theta, psi, jac })
+}
+
+/// Regression adjustment: γ₁, γ₀ by least squares in each arm, then the potential-outcome
+/// means over the estimand's population (everyone, or the treated).
+fn ra_moments(
+    z: &Array2<f64>,
+    d: &Array1<f64>,
+    y: ArrayView1<f64>,
+    keep: &Array1<f64>,
+    g1: &Array1<f64>,
+    g0: &Array1<f64>,
+    estimand: Estimand,
+) -> Result<Stacked> {
+    let (n, k) = z.dim();
+    let nf = n as f64;
+    let q = 2 * k + 2;
+    let m1 = z.dot(g1);
+    let m0 = z.dot(g0);
+    // Population weights: everyone kept (ATE) or the kept treated (ATT).
+    let pop: Array1<f64> = match estimand {
+        Estimand::Ate => keep.clone(),
+        Estimand::Att => keep * d,
+    };
+    let mu1 = pop.dot(&m1) / pop.sum();
+    let mu0 = pop.dot(&m0) / pop.sum();
+    let mut psi = Array2::<f64>::zeros((n, q));
+    let mut jac = Array2::<f64>::zeros((q, q));
+    arm_blocks(z, d, y, keep, g1, g0, &mut psi, &mut jac);
+    for i in 0..n {
+        psi[[i, 2 * k]] = pop[i] * (m1[i] - mu1);
+        psi[[i, 2 * k + 1]] = pop[i] * (m0[i] - mu0);
+    }
+    jac.slice_mut(s![2 * k, ..k]).assign(&mean_rows(z, &pop));
+    jac.slice_mut(s![2 * k + 1, k..2 * k])
+        .assign(&mean_rows(z, &pop));
+    jac[[2 * k, 2 * k]] = -pop.sum() / nf;
+    jac[[2 * k + 1, 2 * k + 1]] = -pop.sum() / nf;
+    let mut theta = Array1::<f64>::zeros(q);
+    theta.slice_mut(s![..k]).assign(g1);
+    theta.slice_mut(s![k..2 * k]).assign(g0);
+    theta[2 * k] = mu1;
+    theta[2 * k + 1] = mu0;
+    Ok(Stacked { theta, psi, jac })
+}
+
+/// The outcome-regression blocks: ψ = 1{arm} keep · z (y − zᵀγ), ∂ψ/∂γ = −1{arm} keep · z zᵀ.
+#[allow(clippy::too_many_arguments)]
+fn arm_blocks(
+    z: &Array2<f64>,
+    d: &Array1<f64>,
+    y: ArrayView1<f64>,
+    keep: &Array1<f64>,
+    g1: &Array1<f64>,
+    g0: &Array1<f64>,
+    psi: &mut Array2<f64>,
+    jac: &mut Array2<f64>,
+) {
+    let (n, k) = z.dim();
+    let nf = n as f64;
+    for (arm, g, off) in [(1.0, g1, 0), (0.0, g0, k)] {
+        let sel: Array1<f64> =
+            Array1::from_shape_fn(n, |i| keep[i] * if d[i] == arm { 1.0 } else { 0.0 });
+        let r = Array1::from_shape_fn(n, |i| sel[i] * (y[i] - z.row(i).dot(g)));
+        psi.slice_mut(s![.., off..off + k])
+            .assign(&(z * &r.view().insert_axis(Axis(1))));
+        let zs = z * &sel.view().insert_axis(Axis(1));
+        jac.slice_mut(s![off..off + k, off..off + k])
+            .assign(&(-(z.t().dot(&zs)) / nf));
+    }
+}
+
+/// AIPW for the ATE: θ = (β, γ₁, γ₀, μ₁, μ₀) with
+/// ψ_μ₁ = zᵀγ₁ + d (y − zᵀγ₁)/p − μ₁ and ψ_μ₀ = zᵀγ₀ + (1−d)(y − zᵀγ₀)/(1−p) − μ₀.
+fn aipw_moments(
+    z: &Array2<f64>,
+    d: &Array1<f64>,
+    y: ArrayView1<f64>,
+    ps: &Array1<f64>,
+    keep: &Array1<f64>,
+    g1: &Array1<f64>,
+    g0: &Array1<f64>,
+) -> Result<Stacked> {
+    let (n, k) = z.dim();
+    let nf = n as f64;
+    let q = 3 * k + 2;
+    let m1 = z.dot(g1);
+    let m0 = z.dot(g0);
+    let kept = keep.sum();
+    let t1 = Array1::from_shape_fn(n, |i| keep[i] * (m1[i] + d[i] * (y[i] - m1[i]) / ps[i]));
+    let t0 = Array1::from_shape_fn(n, |i| {
+        keep[i] * (m0[i] + (1.0 - d[i]) * (y[i] - m0[i]) / (1.0 - ps[i]))
+    });
+    let mu1 = t1.sum() / kept;
+    let mu0 = t0.sum() / kept;
+    let mut psi = Array2::<f64>::zeros((n, q));
+    let mut jac = Array2::<f64>::zeros((q, q));
+    let (lpsi, ljac) = logit_block(z, d, ps);
+    psi.slice_mut(s![.., ..k]).assign(&lpsi);
+    jac.slice_mut(s![..k, ..k]).assign(&ljac);
+    {
+        let mut p2 = Array2::<f64>::zeros((n, 2 * k));
+        let mut j2 = Array2::<f64>::zeros((2 * k, 2 * k));
+        arm_blocks(z, d, y, keep, g1, g0, &mut p2, &mut j2);
+        psi.slice_mut(s![.., k..3 * k]).assign(&p2);
+        jac.slice_mut(s![k..3 * k, k..3 * k]).assign(&j2);
+    }
+    let (c1, c0) = (3 * k, 3 * k + 1);
+    for i in 0..n {
+        psi[[i, c1]] = t1[i] - keep[i] * mu1;
+        psi[[i, c0]] = t0[i] - keep[i] * mu0;
+    }
+    // ∂ψ_μ₁/∂β = keep · d (y − m₁) · (−(1−p)/p) z; ∂ψ_μ₁/∂γ₁ = keep (1 − d/p) z.
+    let b1 = Array1::from_shape_fn(n, |i| {
+        keep[i] * d[i] * (y[i] - m1[i]) * (-(1.0 - ps[i]) / ps[i])
+    });
+    let b0 = Array1::from_shape_fn(n, |i| {
+        keep[i] * (1.0 - d[i]) * (y[i] - m0[i]) * (ps[i] / (1.0 - ps[i]))
+    });
+    let c1w = Array1::from_shape_fn(n, |i| keep[i] * (1.0 - d[i] / ps[i]));
+    let c0w = Array1::from_shape_fn(n, |i| keep[i] * (1.0 - (1.0 - d[i]) / (1.0 - ps[i])));
+    jac.slice_mut(s![c1, ..k]).assign(&mean_rows(z, &b1));
+    jac.slice_mut(s![c0, ..k]).assign(&mean_rows(z, &b0));
+    jac.slice_mut(s![c1, k..2 * k]).assign(&mean_rows(z, &c1w));
+    jac.slice_mut(s![c0, 2 * k..3 * k])
+        .assign(&mean_rows(z, &c0w));
+    jac[[c1, c1]] = -kept / nf;
+    jac[[c0, c0]] = -kept / nf;
+    let mut theta = Array1::<f64>::zeros(q);
+    theta[c1] = mu1;
+    theta[c0] = mu0;
+    Ok(Stacked { theta, psi, jac })
+}

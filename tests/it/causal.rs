@@ -1,0 +1,307 @@
+//! Oracle tests of the causal estimators on the Dehejia–Wahba LaLonde data
+//! (OCCUPA_DATA_DIR), against `tests/fixtures/causal/expected.json`, written by
+//! `tests/fixtures/causal/reference.py` (statsmodels 0.15 and an independent numpy
+//! M-estimation; see the README there).
+
+use std::path::Path;
+
+use ndarray::Array1;
+use occupa_engine::causal::Estimand;
+use occupa_engine::causal::balance::{balance, effective_sample_size};
+use occupa_engine::causal::logit::Logit;
+use occupa_engine::causal::ols::{CovType, Ols};
+use occupa_engine::causal::sample::Sample;
+use occupa_engine::causal::table::{SampleSpec, Table};
+use occupa_engine::causal::weighting::{Weighting, WeightingSpec};
+use proptest::prelude::*;
+use serde_json::Value;
+
+use crate::data_dir;
+
+const COVARIATES: [&str; 12] = [
+    "age", "age^2", "educ", "educ^2", "black", "hisp", "marr", "nodegree", "re74", "re75", "u74",
+    "u75",
+];
+
+fn expected() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/causal/expected.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+#[track_caller]
+fn close(what: &str, ours: f64, theirs: f64, rel: f64) {
+    let err = (ours - theirs).abs() / theirs.abs().max(1e-300);
+    assert!(
+        err <= rel,
+        "{what}: ours {ours}, reference {theirs}, relative error {err:.2e}"
+    );
+}
+
+fn psid(dir: &Path, cluster: bool) -> Sample {
+    let table = Table::read_csv(&dir.join("lalonde/nsw_psid.csv")).unwrap();
+    let spec = SampleSpec {
+        treatment: "treat".into(),
+        outcome: "re78".into(),
+        covariates: COVARIATES.iter().map(|s| s.to_string()).collect(),
+        cluster: cluster.then(|| "educ".into()),
+    };
+    let loaded = table.sample(&spec).unwrap();
+    assert_eq!(loaded.dropped_missing, 0);
+    loaded.sample
+}
+
+#[test]
+fn experimental_difference_in_means_is_dehejia_wahba_s() {
+    let Some(dir) = data_dir() else { return };
+    let exp = &expected()["experimental"];
+    let table = Table::read_csv(&dir.join("lalonde/nsw_dw_experimental.csv")).unwrap();
+    let spec = SampleSpec {
+        treatment: "treat".into(),
+        outcome: "re78".into(),
+        covariates: vec!["age".into()],
+        cluster: None,
+    };
+    let s = table.sample(&spec).unwrap().sample;
+    let (n1, n0) = (s.n_treated(), s.n_control());
+    assert_eq!((n1, n0), (185, 260));
+    // OLS of y on [1, D]: the coefficient is the difference in means; HC2 is Neyman's
+    // (Welch's) standard error exactly.
+    let x = ndarray::Array2::from_shape_fn((s.len(), 2), |(i, j)| {
+        if j == 0 { 1.0 } else { f64::from(s.d()[i]) }
+    });
+    let fit = Ols::new(CovType::Hc2).fit(x.view(), s.y().view()).unwrap();
+    close(
+        "difference in means",
+        fit.coef()[1],
+        num(&exp["estimate"]),
+        1e-12,
+    );
+    close("Neyman SE (HC2)", fit.se()[1], num(&exp["se"]), 1e-10);
+    assert!((fit.coef()[1] - 1794.34).abs() < 0.01);
+}
+
+#[test]
+fn propensity_logit_matches_statsmodels() {
+    let Some(dir) = data_dir() else { return };
+    let exp = &expected()["logit"];
+    let s = psid(&dir, false);
+    let fit = Logit::new()
+        .fit_named(s.x(), s.d(), Some(s.names()))
+        .unwrap();
+    for (j, (c, se)) in fit.coef().iter().zip(fit.se()).enumerate() {
+        close("logit coefficient", *c, num(&exp["coef"][j]), 1e-9);
+        close("logit SE", se, num(&exp["se"][j]), 1e-9);
+    }
+    close("log-likelihood", fit.loglik(), num(&exp["llf"]), 1e-12);
+    let pmin = fit.fitted().iter().cloned().fold(f64::INFINITY, f64::min);
+    close("smallest propensity", pmin, num(&exp["p_min"]), 1e-5);
+}
+
+#[test]
+fn regression_adjustment_ols_matches_statsmodels_for_every_covariance() {
+    let Some(dir) = data_dir() else { return };
+    let exp = &expected()["ols"];
+    let s = psid(&dir, true);
+    // Design [1, D, X] in the reference's column order.
+    let (n, p) = s.x().dim();
+    let x = ndarray::Array2::from_shape_fn((n, p + 2), |(i, j)| match j {
+        0 => 1.0,
+        1 => f64::from(s.d()[i]),
+        _ => s.x()[[i, j - 2]],
+    });
+    for (cov, key) in [
+        (CovType::Classical, "nonrobust"),
+        (CovType::Hc0, "HC0"),
+        (CovType::Hc1, "HC1"),
+        (CovType::Hc2, "HC2"),
+        (CovType::Hc3, "HC3"),
+    ] {
+        let fit = Ols::new(cov).fit(x.view(), s.y().view()).unwrap();
+        close("OLS effect", fit.coef()[1], num(&exp["coef_treat"]), 1e-9);
+        close(key, fit.se()[1], num(&exp["se_treat"][key]), 1e-8);
+    }
+    let labels = s.cluster().unwrap().to_vec();
+    let fit = Ols::new(CovType::Hc1)
+        .clusters(labels)
+        .fit(x.view(), s.y().view())
+        .unwrap();
+    assert_eq!(fit.clusters(), Some(17));
+    close(
+        "cluster CR1",
+        fit.se()[1],
+        num(&exp["se_treat"]["cluster"]),
+        1e-8,
+    );
+}
+
+#[test]
+fn ipw_ra_aipw_match_the_m_estimation_reference() {
+    let Some(dir) = data_dir() else { return };
+    let own = &expected()["own"];
+    let plain = psid(&dir, false);
+    let clustered = psid(&dir, true);
+    for (method, estimand, key) in [
+        (Weighting::Ipw, Estimand::Ate, "ipw_ate"),
+        (Weighting::Ipw, Estimand::Att, "ipw_att"),
+        (Weighting::Ra, Estimand::Ate, "ra_ate"),
+        (Weighting::Ra, Estimand::Att, "ra_att"),
+        (Weighting::Aipw, Estimand::Ate, "aipw_ate"),
+    ] {
+        let exp = &own[key];
+        let fit = WeightingSpec::new(method, estimand).fit(&plain).unwrap();
+        close(
+            &format!("{key} estimate"),
+            fit.effect.estimate,
+            num(&exp["effect"]["estimate"]),
+            1e-9,
+        );
+        close(
+            &format!("{key} SE"),
+            fit.effect.se,
+            num(&exp["effect"]["se"]),
+            1e-9,
+        );
+        close(
+            &format!("{key} POM1"),
+            fit.pom[0],
+            num(&exp["pom1"]["estimate"]),
+            1e-9,
+        );
+        close(
+            &format!("{key} POM0"),
+            fit.pom[1],
+            num(&exp["pom0"]["estimate"]),
+            1e-9,
+        );
+        let fit = WeightingSpec::new(method, estimand)
+            .fit(&clustered)
+            .unwrap();
+        close(
+            &format!("{key} cluster SE"),
+            fit.effect.se,
+            num(&exp["effect"]["se_cluster_gg1"]),
+            1e-9,
+        );
+    }
+}
+
+#[test]
+fn trimmed_ipw_counts_what_it_drops_and_matches_the_reference() {
+    let Some(dir) = data_dir() else { return };
+    let exp = &expected()["ipw_trimmed"];
+    let s = psid(&dir, false);
+    let fit = WeightingSpec::new(Weighting::Ipw, Estimand::Ate)
+        .trim(0.05, 0.95)
+        .unwrap()
+        .fit(&s)
+        .unwrap();
+    assert_eq!(fit.trimmed, exp["n_dropped"].as_u64().unwrap() as usize);
+    assert_eq!(
+        fit.effect.n_treated,
+        exp["n_kept_treated"].as_u64().unwrap() as usize
+    );
+    close(
+        "trimmed IPW",
+        fit.effect.estimate,
+        num(&exp["estimate"]),
+        1e-9,
+    );
+    close("trimmed IPW SE", fit.effect.se, num(&exp["se"]), 1e-9);
+}
+
+#[test]
+fn balance_before_and_after_att_weighting_matches_the_reference() {
+    let Some(dir) = data_dir() else { return };
+    let exp = &expected()["balance"];
+    let s = psid(&dir, false);
+    let fit = WeightingSpec::new(Weighting::Ipw, Estimand::Att)
+        .fit(&s)
+        .unwrap();
+    let rows = balance(&s, fit.weights.view());
+    let keys = [
+        "age", "age2", "educ", "educ2", "black", "hisp", "marr", "nodegree", "re74", "re75", "u74",
+        "u75",
+    ];
+    for (b, key) in rows.iter().zip(keys) {
+        let e = &exp["covariates"][key];
+        close(
+            &format!("SMD before {key}"),
+            b.smd_before,
+            num(&e["smd_before"]),
+            1e-9,
+        );
+        close(
+            &format!("SMD after {key}"),
+            b.smd_after,
+            num(&e["smd_after_att"]),
+            1e-9,
+        );
+        close(
+            &format!("variance ratio {key}"),
+            b.var_ratio_before,
+            num(&e["var_ratio_before"]),
+            1e-9,
+        );
+    }
+    let ess = effective_sample_size(&s, fit.weights.view(), false);
+    close("ESS of controls", ess, num(&exp["ess_control_att"]), 1e-9);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Shuffled input rows give bit-for-bit the same estimate and standard error.
+    #[test]
+    fn estimates_do_not_depend_on_row_order(seed in any::<u64>()) {
+        let n = 300;
+        let mut state = seed | 1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let rows: Vec<(f64, f64, bool, f64, u32)> = (0..n)
+            .map(|_| {
+                let x1 = next() * 4.0 - 2.0;
+                let x2 = (next() * 3.0).floor();
+                let d = next() < 1.0 / (1.0 + (-0.8 * x1).exp());
+                let y = 1.0 + x1 + 0.5 * x2 + 2.0 * f64::from(d) + next();
+                (x1, x2, d, y, (next() * 8.0) as u32)
+            })
+            .collect();
+        let build = |order: &[usize]| {
+            let x = ndarray::Array2::from_shape_fn((n, 2), |(i, j)| {
+                let r = rows[order[i]];
+                if j == 0 { r.0 } else { r.1 }
+            });
+            Sample::clustered(
+                order.iter().map(|&i| rows[i].3).collect(),
+                order.iter().map(|&i| rows[i].2).collect(),
+                x,
+                vec!["x1".into(), "x2".into()],
+                order.iter().map(|&i| rows[i].4).collect(),
+            )
+            .unwrap()
+        };
+        let forward: Vec<usize> = (0..n).collect();
+        let mut shuffled = forward.clone();
+        for i in (1..n).rev() {
+            let j = (next() * (i + 1) as f64) as usize;
+            shuffled.swap(i, j);
+        }
+        let (a, b) = (build(&forward), build(&shuffled));
+        for method in [Weighting::Ipw, Weighting::Ra, Weighting::Aipw] {
+            let fa = WeightingSpec::new(method, Estimand::Ate).fit(&a).unwrap();
+            let fb = WeightingSpec::new(method, Estimand::Ate).fit(&b).unwrap();
+            prop_assert_eq!(fa.effect.estimate.to_bits(), fb.effect.estimate.to_bits());
+            prop_assert_eq!(fa.effect.se.to_bits(), fb.effect.se.to_bits());
+        }
+        let wa: Array1<f64> = WeightingSpec::new(Weighting::Ipw, Estimand::Att).fit(&a).unwrap().weights;
+        prop_assert!(wa.iter().all(|w| w.is_finite() && *w >= 0.0));
+    }
+}
