@@ -144,6 +144,8 @@ impl Logit {
             let (grad, info) = score_and_information(&z, &y, &beta);
             let Some(step) = linalg::solve_spd(&info, &grad) else {
                 return Err(fail(separation_hint(
+                    x,
+                    d,
                     &beta,
                     &name,
                     "the information matrix became singular",
@@ -163,6 +165,8 @@ impl Logit {
             ll = ll_next;
             if ll > -1e-9 {
                 return Err(fail(separation_hint(
+                    x,
+                    d,
                     &beta,
                     &name,
                     "the covariates separate treated from controls completely",
@@ -175,6 +179,8 @@ impl Logit {
         }
         let Some(iterations) = converged else {
             return Err(fail(separation_hint(
+                x,
+                d,
                 &beta,
                 &name,
                 &format!(
@@ -186,6 +192,8 @@ impl Logit {
         let (_, info) = score_and_information(&z, &y, &beta);
         let cov_std = linalg::inverse(&info).ok_or_else(|| {
             fail(separation_hint(
+                x,
+                d,
                 &beta,
                 &name,
                 "the information matrix is singular at the fit",
@@ -285,7 +293,32 @@ fn score_and_information(
     (grad, info)
 }
 
-fn separation_hint(beta: &Array1<f64>, name: &dyn Fn(usize) -> String, what: &str) -> String {
+/// What to say when the fit fails: a covariate whose values in one group all lie at or
+/// beyond its values in the other separates them on its own (the usual cause, and easy
+/// to check); otherwise the covariate with the largest standardised coefficient.
+fn separation_hint(
+    x: ArrayView2<f64>,
+    d: &[bool],
+    beta: &Array1<f64>,
+    name: &dyn Fn(usize) -> String,
+    what: &str,
+) -> String {
+    let advice = "coarsen it, drop it, or restrict the sample to where both groups occur";
+    let separating = (0..x.ncols()).find(|&j| {
+        let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+        for (v, &t) in x.column(j).iter().zip(d) {
+            lo[usize::from(t)] = lo[usize::from(t)].min(*v);
+            hi[usize::from(t)] = hi[usize::from(t)].max(*v);
+        }
+        hi[0] <= lo[1] || hi[1] <= lo[0]
+    });
+    if let Some(j) = separating {
+        return format!(
+            "{what}; {} separates treated from controls on its own (their values do not \
+             overlap): {advice}",
+            name(j)
+        );
+    }
     let (j, b) = beta
         .iter()
         .enumerate()
@@ -294,8 +327,7 @@ fn separation_hint(beta: &Array1<f64>, name: &dyn Fn(usize) -> String, what: &st
         .map_or((0, 0.0), |(j, &b)| (j - 1, b));
     format!(
         "{what}; {} has the largest coefficient ({b:.1} per standard deviation) and \
-         probably predicts treatment (nearly) perfectly: coarsen it, drop it, or restrict \
-         the sample to where both groups occur",
+         probably predicts treatment (nearly) perfectly with the others: {advice}",
         name(j)
     )
 }
