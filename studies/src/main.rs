@@ -16,6 +16,8 @@ use occupa_engine::simulate::{SimConfig, simulate};
 use occupa_engine::store::{Store, TenantId};
 use occupa_reports::{Lang, Report};
 
+mod evaluate;
+
 // Ingestion allocates millions of small strings across threads; mimalloc halves the time
 // glibc's allocator spends there (benches/RESULTS.md).
 #[global_allocator]
@@ -59,6 +61,9 @@ enum Command {
     /// Anonymise any CSV table: optimal generalisation for k-anonymity (and l-diversity or
     /// t-closeness), record suppression, a released CSV and a risk report.
     AnonymiseTable(Box<AnonymiseTableArgs>),
+    /// Counterfactual impact evaluation: matching, weighting, doubly robust or regression,
+    /// with balance, overlap and effective-sample-size diagnostics.
+    Evaluate(Box<evaluate::EvaluateArgs>),
     /// Manage the pseudonymisation key.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -539,6 +544,7 @@ fn main() {
             Ok(())
         })(),
         Command::AnonymiseTable(a) => anonymise_table(*a),
+        Command::Evaluate(a) => evaluate::run(*a),
         Command::Anonymise { data, policy, out } => (|| {
             use occupa_anonymiser::release::{Policy, research_release};
             let policy = Policy::from_file(&policy)?;

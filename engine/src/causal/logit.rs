@@ -42,6 +42,7 @@ pub struct FittedLogit {
     /// estimating equations use: better conditioned, same fitted values).
     pub(crate) design_std: Array2<f64>,
     fitted: Array1<f64>,
+    linear: Array1<f64>,
     loglik: f64,
     iterations: usize,
 }
@@ -208,12 +209,14 @@ impl Logit {
         }
         let coef = t.dot(&beta);
         let cov = t.dot(&cov_std).dot(&t.t());
-        let fitted = z.dot(&beta).mapv(sigmoid);
+        let linear = z.dot(&beta);
+        let fitted = linear.mapv(sigmoid);
         Ok(FittedLogit {
             coef,
             cov,
             design_std: z,
             fitted,
+            linear,
             loglik: ll,
             iterations,
         })
@@ -239,6 +242,12 @@ impl FittedLogit {
     /// The fitted probabilities (propensity scores), in the rows' order.
     pub fn fitted(&self) -> &Array1<f64> {
         &self.fitted
+    }
+
+    /// The linear predictor (log odds of treatment), computed directly rather than from
+    /// the probabilities, so it keeps its precision where they are close to 0 or 1.
+    pub fn linear_predictor(&self) -> &Array1<f64> {
+        &self.linear
     }
 
     /// The log-likelihood at the fit.

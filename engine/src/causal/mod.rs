@@ -15,8 +15,10 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod balance;
+pub mod evaluate;
 pub mod linalg;
 pub mod logit;
+pub mod matching;
 pub mod ols;
 pub mod sample;
 pub mod table;

@@ -18,13 +18,14 @@ pub struct Sample {
     x: Array2<f64>,
     names: Vec<String>,
     cluster: Option<Vec<u32>>,
+    strata: Option<Vec<u32>>,
 }
 
 impl Sample {
     /// Checks the units and puts them in canonical order. `x` holds one column per
     /// covariate (no intercept), named by `names`.
     pub fn new(y: Vec<f64>, d: Vec<bool>, x: Array2<f64>, names: Vec<String>) -> Result<Self> {
-        Sample::build(y, d, x, names, None)
+        Sample::build(y, d, x, names, None, None)
     }
 
     /// [`Sample::new`] with a cluster label per unit (in the same order as the units), for
@@ -36,7 +37,21 @@ impl Sample {
         names: Vec<String>,
         labels: Vec<u32>,
     ) -> Result<Self> {
-        Sample::build(y, d, x, names, Some(labels))
+        Sample::build(y, d, x, names, Some(labels), None)
+    }
+
+    /// [`Sample::new`] with optional cluster labels and optional strata (units are only
+    /// matched within their stratum: exact matching on, say, tenant and sex). Labels
+    /// must not depend on the input's row order (number them by sorted value).
+    pub fn grouped(
+        y: Vec<f64>,
+        d: Vec<bool>,
+        x: Array2<f64>,
+        names: Vec<String>,
+        cluster: Option<Vec<u32>>,
+        strata: Option<Vec<u32>>,
+    ) -> Result<Self> {
+        Sample::build(y, d, x, names, cluster, strata)
     }
 
     fn build(
@@ -45,6 +60,7 @@ impl Sample {
         x: Array2<f64>,
         names: Vec<String>,
         cluster: Option<Vec<u32>>,
+        strata: Option<Vec<u32>>,
     ) -> Result<Self> {
         let n = y.len();
         let bad = |reason: String| Error::Param {
@@ -69,6 +85,11 @@ impl Sample {
             && c.len() != n
         {
             return Err(bad(format!("{} cluster labels for {n} units", c.len())));
+        }
+        if let Some(c) = &strata
+            && c.len() != n
+        {
+            return Err(bad(format!("{} stratum labels for {n} units", c.len())));
         }
         if let Some(i) = y.iter().position(|v| !v.is_finite()) {
             return Err(bad(format!(
@@ -96,6 +117,7 @@ impl Sample {
             x,
             names,
             cluster,
+            strata,
         };
         s.canonicalise();
         Ok(s)
@@ -104,9 +126,12 @@ impl Sample {
     fn canonicalise(&mut self) {
         let n = self.y.len();
         let mut order: Vec<usize> = (0..n).collect();
+        let strata = self.strata.as_ref();
         order.sort_by(|&a, &b| {
-            self.d[a]
-                .cmp(&self.d[b])
+            strata
+                .map(|s| s[a])
+                .cmp(&strata.map(|s| s[b]))
+                .then(self.d[a].cmp(&self.d[b]))
                 .then_with(|| {
                     self.x
                         .row(a)
@@ -127,6 +152,9 @@ impl Sample {
         self.x = Array2::from_shape_fn(self.x.dim(), |(i, j)| self.x[[order[i], j]]);
         if let Some(c) = &self.cluster {
             self.cluster = Some(order.iter().map(|&i| c[i]).collect());
+        }
+        if let Some(c) = &self.strata {
+            self.strata = Some(order.iter().map(|&i| c[i]).collect());
         }
     }
 
@@ -163,6 +191,11 @@ impl Sample {
     /// Cluster labels, if any.
     pub fn cluster(&self) -> Option<&[u32]> {
         self.cluster.as_deref()
+    }
+
+    /// Stratum labels for exact matching, if any.
+    pub fn strata(&self) -> Option<&[u32]> {
+        self.strata.as_deref()
     }
 
     /// Number of treated units.

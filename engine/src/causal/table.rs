@@ -23,6 +23,8 @@ pub struct SampleSpec {
     pub covariates: Vec<String>,
     /// A column of cluster labels for cluster-robust standard errors.
     pub cluster: Option<String>,
+    /// Columns whose combinations are strata (matching happens within a stratum).
+    pub strata: Vec<String>,
 }
 
 /// A CSV table held as text, read once.
@@ -250,6 +252,25 @@ impl Table {
             }
             None => None,
         };
+        let strata_raw: Vec<Vec<&str>> = spec
+            .strata
+            .iter()
+            .map(|name| {
+                let c = self.column(name)?;
+                Ok(self
+                    .rows
+                    .iter()
+                    .map(|r| r.get(c).unwrap_or("").trim())
+                    .collect())
+            })
+            .collect::<Result<_>>()?;
+        for col in &strata_raw {
+            for (i, v) in col.iter().enumerate() {
+                if matches!(parse_cell(v), Cell::Missing) {
+                    present[i] = false;
+                }
+            }
+        }
         let keep: Vec<usize> = (0..n).filter(|&i| present[i]).collect();
         let dropped_missing = n - keep.len();
         let y: Vec<f64> = keep
@@ -260,20 +281,20 @@ impl Table {
         let x = Array2::from_shape_fn((keep.len(), cols.len()), |(r, j)| {
             cols[j][keep[r]].unwrap_or_default()
         });
-        let sample = match cluster_raw {
-            Some(vals) => {
-                // Labels numbered in sorted order, so they do not depend on row order.
-                let levels: BTreeSet<&str> = keep.iter().map(|&i| vals[i]).collect();
-                let index: std::collections::HashMap<&str, u32> = levels
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &l)| (l, k as u32))
-                    .collect();
-                let labels = keep.iter().map(|&i| index[vals[i]]).collect();
-                Sample::clustered(y, d, x, names, labels)?
-            }
-            None => Sample::new(y, d, x, names)?,
+        // Labels numbered in sorted order, so they do not depend on row order.
+        let number = |key: &dyn Fn(usize) -> Vec<String>| -> Vec<u32> {
+            let levels: BTreeSet<Vec<String>> = keep.iter().map(|&i| key(i)).collect();
+            let index: std::collections::HashMap<Vec<String>, u32> = levels
+                .into_iter()
+                .enumerate()
+                .map(|(k, l)| (l, k as u32))
+                .collect();
+            keep.iter().map(|&i| index[&key(i)]).collect()
         };
+        let cluster = cluster_raw.map(|vals| number(&|i| vec![vals[i].to_string()]));
+        let strata = (!strata_raw.is_empty())
+            .then(|| number(&|i| strata_raw.iter().map(|c| c[i].to_string()).collect()));
+        let sample = Sample::grouped(y, d, x, names, cluster, strata)?;
         Ok(Loaded {
             sample,
             dropped_missing,

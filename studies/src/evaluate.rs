@@ -1,0 +1,166 @@
+//! `occupa evaluate`: counterfactual impact evaluation of a CSV file.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use occupa_engine::causal::Estimand;
+use occupa_engine::causal::evaluate::{EvaluateSpec, Evaluation, Grade, Method, evaluate_csv};
+use occupa_engine::causal::ols::CovType;
+use occupa_engine::causal::table::SampleSpec;
+
+#[derive(Args)]
+pub struct EvaluateArgs {
+    /// Input CSV with a header line: one row per unit.
+    #[arg(long)]
+    input: PathBuf,
+    /// Treatment column (0/1 or false/true).
+    #[arg(long)]
+    treatment: String,
+    /// Outcome column.
+    #[arg(long)]
+    outcome: String,
+    /// Covariate terms, comma-separated: a column, COL^2 (up to ^4), or a product A*B;
+    /// a text column enters as dummies.
+    #[arg(long, value_delimiter = ',', required = true)]
+    covariates: Vec<String>,
+    /// psm (matching), ipw, aipw (doubly robust), ra (regression adjustment) or ols.
+    #[arg(long)]
+    method: String,
+    /// att or ate (default: att for psm, ate otherwise).
+    #[arg(long)]
+    estimand: Option<String>,
+    /// Cluster column for cluster-robust standard errors (e.g. tenant or job centre).
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Matching: columns to match exactly on (e.g. tenant,sex), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    exact: Vec<String>,
+    /// Matching: controls per treated unit.
+    #[arg(long, default_value_t = 1)]
+    ratio: usize,
+    /// Matching: each control serves at most one treated unit.
+    #[arg(long)]
+    no_replacement: bool,
+    /// Matching: caliper in standard deviations of the logit of the propensity score.
+    #[arg(long, default_value_t = 0.2)]
+    caliper: f64,
+    /// Matching: no caliper.
+    #[arg(long, conflicts_with = "caliper")]
+    no_caliper: bool,
+    /// Matching: Mahalanobis distance on the covariates (within the caliper on the score).
+    #[arg(long)]
+    mahalanobis: bool,
+    /// Weighting: drop units with a propensity outside LO,HI (e.g. 0.05,0.95).
+    #[arg(long, value_delimiter = ',', num_args = 2)]
+    trim: Option<Vec<f64>>,
+    /// OLS covariance: classical, hc0, hc1, hc2, hc3 (cluster-robust with --cluster).
+    #[arg(long, default_value = "hc1")]
+    se: String,
+    /// Largest |standardised mean difference| after adjustment that passes.
+    #[arg(long, default_value_t = 0.1)]
+    smd_bound: f64,
+    /// Refuse to print an estimate whose diagnostics fail.
+    #[arg(long)]
+    require_pass: bool,
+    /// Print the full JSON (otherwise a summary).
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: EvaluateArgs) -> Result<()> {
+    let method = Method::parse(&a.method)?;
+    let estimand = match &a.estimand {
+        Some(e) => Estimand::parse(e)?,
+        None if method == Method::Psm => Estimand::Att,
+        None => Estimand::Ate,
+    };
+    let trim = match a.trim.as_deref() {
+        Some([lo, hi]) => Some((*lo, *hi)),
+        Some(_) => bail!("--trim takes two numbers, LO,HI"),
+        None => None,
+    };
+    let spec = EvaluateSpec {
+        columns: SampleSpec {
+            treatment: a.treatment,
+            outcome: a.outcome,
+            covariates: a.covariates,
+            cluster: a.cluster,
+            strata: Vec::new(),
+        },
+        method,
+        estimand,
+        ratio: a.ratio,
+        replace: !a.no_replacement,
+        caliper: (!a.no_caliper).then_some(a.caliper),
+        mahalanobis: a.mahalanobis,
+        exact: a.exact,
+        trim,
+        cov: CovType::parse(&a.se)?,
+        smd_bound: a.smd_bound,
+    };
+    let ev = evaluate_csv(&a.input, &spec)?;
+    if a.require_pass && ev.diagnostics.overall == Grade::Fail {
+        bail!(
+            "diagnostics fail (balance {:?} at max |SMD| {:.3}, overlap {}, effective sample \
+             size {:?} at {:.1}); the estimate is withheld: improve the model or the sample, \
+             or run without --require-pass to see it with its diagnostics",
+            ev.diagnostics.balance.grade,
+            ev.diagnostics.balance.value,
+            ev.diagnostics
+                .overlap
+                .as_ref()
+                .map_or("n/a".to_string(), |c| format!(
+                    "{:?} at {:.2}",
+                    c.grade, c.value
+                )),
+            ev.diagnostics.effective_sample_size.grade,
+            ev.diagnostics.effective_sample_size.value,
+        );
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&ev)?);
+    } else {
+        print_summary(&ev);
+    }
+    Ok(())
+}
+
+fn print_summary(ev: &Evaluation) {
+    let est = match ev.estimand {
+        Estimand::Att => "ATT",
+        Estimand::Ate => "ATE",
+    };
+    println!(
+        "{} {est}: {:.4} (SE {:.4}, 95% CI {:.4} to {:.4}, p = {:.4})",
+        ev.method, ev.estimate, ev.se, ev.ci95[0], ev.ci95[1], ev.p_value
+    );
+    println!("  SE: {}", ev.se_kind);
+    println!(
+        "  units: {} treated, {} controls compared; {} rows read, {} left out for missing values",
+        ev.n_treated, ev.n_control, ev.rows, ev.dropped_missing
+    );
+    if let Some(r) = &ev.dropped_reason {
+        println!("  dropped: {r}");
+    }
+    if let Some(c) = &ev.caliper {
+        println!(
+            "  caliper: {} SD of the logit of the propensity score = {:.4} on the logit scale",
+            c.sds, c.width
+        );
+    }
+    let d = &ev.diagnostics;
+    println!(
+        "  diagnostics: {:?} (balance {:?}, max |SMD| {:.3}; overlap {}; effective sample size {:?}, {:.1})",
+        d.overall,
+        d.balance.grade,
+        d.balance.value,
+        d.overlap.as_ref().map_or("n/a".to_string(), |c| format!(
+            "{:?}, equipoise {:.2}",
+            c.grade, c.value
+        )),
+        d.effective_sample_size.grade,
+        d.effective_sample_size.value
+    );
+    println!("  (--json for balance per covariate and the full diagnostics)");
+}
