@@ -465,3 +465,28 @@ fn matching_on_the_experimental_sample_matches_r_matching() {
     close("experimental-sample SE", fit.effect.se, num(&e["se"]), 1e-9);
     assert_eq!(fit.controls_used, num(&e["n_distinct_controls"]) as usize);
 }
+
+#[test]
+fn rosenbaum_bounds_match_rbounds_psens_on_the_matchit_pairs() {
+    use occupa_engine::causal::sensitivity::rosenbaum_wilcoxon;
+    let Some(dir) = data_dir() else { return };
+    let exp = matching_expected();
+    let pairs = exp["C_MatchIt"]["no_caliper"]["corrected"]["pairs"].as_array().unwrap();
+    let mut rdr = csv::Reader::from_path(dir.join("lalonde/nsw_psid.csv")).unwrap();
+    let col = rdr.headers().unwrap().iter().position(|h| h == "re78").unwrap();
+    let y: Vec<f64> = rdr.records().map(|r| r.unwrap()[col].parse().unwrap()).collect();
+    let diffs: Vec<f64> = pairs
+        .iter()
+        .map(|p| {
+            let (t, c) = (p[0].as_u64().unwrap() as usize, p[1].as_u64().unwrap() as usize);
+            y[t - 1] - y[c - 1]
+        })
+        .collect();
+    let bounds = exp["E_rosenbaum_wilcoxon"]["corrected_matchit_pairs"]["bounds"].as_array().unwrap();
+    let gammas: Vec<f64> = bounds.iter().map(|b| num(&b["gamma"])).collect();
+    let ours = rosenbaum_wilcoxon(&diffs, &gammas).unwrap();
+    for (o, e) in ours.iter().zip(bounds) {
+        close(&format!("lower p at Γ={}", o.gamma), o.lower_p, num(&e["lower_bound_p"]), 1e-9);
+        close(&format!("upper p at Γ={}", o.gamma), o.upper_p, num(&e["upper_bound_p"]), 1e-9);
+    }
+}

@@ -21,6 +21,7 @@ pub mod logit;
 pub mod matching;
 pub mod ols;
 pub mod sample;
+pub mod sensitivity;
 pub mod table;
 pub mod weighting;
 
