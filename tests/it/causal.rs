@@ -11,7 +11,7 @@ use occupa_engine::causal::balance::{balance, effective_sample_size};
 use occupa_engine::causal::logit::Logit;
 use occupa_engine::causal::ols::{CovType, Ols};
 use occupa_engine::causal::sample::Sample;
-use occupa_engine::causal::table::{SampleSpec, Table};
+use occupa_engine::causal::table::{SampleSpec, load_csv};
 use occupa_engine::causal::weighting::{Weighting, WeightingSpec};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -42,7 +42,6 @@ fn close(what: &str, ours: f64, theirs: f64, rel: f64) {
 }
 
 fn psid(dir: &Path, cluster: bool) -> Sample {
-    let table = Table::read_csv(&dir.join("lalonde/nsw_psid.csv")).unwrap();
     let spec = SampleSpec {
         treatment: "treat".into(),
         outcome: "re78".into(),
@@ -50,7 +49,7 @@ fn psid(dir: &Path, cluster: bool) -> Sample {
         cluster: cluster.then(|| "educ".into()),
         strata: Vec::new(),
     };
-    let loaded = table.sample(&spec).unwrap();
+    let loaded = load_csv(&dir.join("lalonde/nsw_psid.csv"), &spec).unwrap();
     assert_eq!(loaded.dropped_missing, 0);
     loaded.sample
 }
@@ -59,14 +58,15 @@ fn psid(dir: &Path, cluster: bool) -> Sample {
 fn experimental_difference_in_means_is_dehejia_wahba_s() {
     let Some(dir) = data_dir() else { return };
     let exp = &expected()["experimental"];
-    let table = Table::read_csv(&dir.join("lalonde/nsw_dw_experimental.csv")).unwrap();
     let spec = SampleSpec {
         treatment: "treat".into(),
         outcome: "re78".into(),
         covariates: vec!["age".into()],
         ..SampleSpec::default()
     };
-    let s = table.sample(&spec).unwrap().sample;
+    let s = load_csv(&dir.join("lalonde/nsw_dw_experimental.csv"), &spec)
+        .unwrap()
+        .sample;
     let (n1, n0) = (s.n_treated(), s.n_control());
     assert_eq!((n1, n0), (185, 260));
     // OLS of y on [1, D]: the coefficient is the difference in means; HC2 is Neyman's
@@ -434,14 +434,15 @@ fn matching_on_the_experimental_sample_matches_r_matching() {
     use occupa_engine::causal::matching::MatchingSpec;
     let Some(dir) = data_dir() else { return };
     let e = matching_expected()["D_dw_experimental"].clone();
-    let table = Table::read_csv(&dir.join("lalonde/nsw_dw_experimental.csv")).unwrap();
     let spec = SampleSpec {
         treatment: "treat".into(),
         outcome: "re78".into(),
         covariates: COVARIATES.iter().map(|s| s.to_string()).collect(),
         ..SampleSpec::default()
     };
-    let s = table.sample(&spec).unwrap().sample;
+    let s = load_csv(&dir.join("lalonde/nsw_dw_experimental.csv"), &spec)
+        .unwrap()
+        .sample;
     let fit = MatchingSpec::new()
         .variance_matches(0)
         .tie_tolerance(1e-5)
@@ -471,22 +472,47 @@ fn rosenbaum_bounds_match_rbounds_psens_on_the_matchit_pairs() {
     use occupa_engine::causal::sensitivity::rosenbaum_wilcoxon;
     let Some(dir) = data_dir() else { return };
     let exp = matching_expected();
-    let pairs = exp["C_MatchIt"]["no_caliper"]["corrected"]["pairs"].as_array().unwrap();
+    let pairs = exp["C_MatchIt"]["no_caliper"]["corrected"]["pairs"]
+        .as_array()
+        .unwrap();
     let mut rdr = csv::Reader::from_path(dir.join("lalonde/nsw_psid.csv")).unwrap();
-    let col = rdr.headers().unwrap().iter().position(|h| h == "re78").unwrap();
-    let y: Vec<f64> = rdr.records().map(|r| r.unwrap()[col].parse().unwrap()).collect();
+    let col = rdr
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "re78")
+        .unwrap();
+    let y: Vec<f64> = rdr
+        .records()
+        .map(|r| r.unwrap()[col].parse().unwrap())
+        .collect();
     let diffs: Vec<f64> = pairs
         .iter()
         .map(|p| {
-            let (t, c) = (p[0].as_u64().unwrap() as usize, p[1].as_u64().unwrap() as usize);
+            let (t, c) = (
+                p[0].as_u64().unwrap() as usize,
+                p[1].as_u64().unwrap() as usize,
+            );
             y[t - 1] - y[c - 1]
         })
         .collect();
-    let bounds = exp["E_rosenbaum_wilcoxon"]["corrected_matchit_pairs"]["bounds"].as_array().unwrap();
+    let bounds = exp["E_rosenbaum_wilcoxon"]["corrected_matchit_pairs"]["bounds"]
+        .as_array()
+        .unwrap();
     let gammas: Vec<f64> = bounds.iter().map(|b| num(&b["gamma"])).collect();
     let ours = rosenbaum_wilcoxon(&diffs, &gammas).unwrap();
     for (o, e) in ours.iter().zip(bounds) {
-        close(&format!("lower p at Γ={}", o.gamma), o.lower_p, num(&e["lower_bound_p"]), 1e-9);
-        close(&format!("upper p at Γ={}", o.gamma), o.upper_p, num(&e["upper_bound_p"]), 1e-9);
+        close(
+            &format!("lower p at Γ={}", o.gamma),
+            o.lower_p,
+            num(&e["lower_bound_p"]),
+            1e-9,
+        );
+        close(
+            &format!("upper p at Γ={}", o.gamma),
+            o.upper_p,
+            num(&e["upper_bound_p"]),
+            1e-9,
+        );
     }
 }

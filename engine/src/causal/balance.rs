@@ -1,6 +1,6 @@
 //! Covariate balance between treated and controls, before and after adjustment.
 
-use ndarray::{Array1, ArrayView1};
+use ndarray::ArrayView1;
 use serde::Serialize;
 
 use super::sample::Sample;
@@ -28,46 +28,67 @@ pub struct Balance {
 /// adjustment in the denominator, before and after.
 pub fn balance(sample: &Sample, weights: ArrayView1<f64>) -> Vec<Balance> {
     let d = sample.d();
-    let ones = Array1::<f64>::ones(sample.len());
     let x = sample.x();
-    (0..x.ncols())
+    let p = x.ncols();
+    // Row by row (rows are contiguous): first the sums for the means, then the squares.
+    let mut acc = vec![[[Acc::default(); 2]; 2]; p];
+    for (i, r) in x.rows().into_iter().enumerate() {
+        let g = usize::from(d[i]);
+        for (a, &v) in acc.iter_mut().zip(r) {
+            a[g][0].add(v, 1.0);
+            a[g][1].add(v, weights[i]);
+        }
+    }
+    let means: Vec<[[f64; 2]; 2]> = acc.iter().map(|a| a.map(|m| m.map(Acc::mean))).collect();
+    let mut ss = vec![[[0.0f64; 2]; 2]; p];
+    for (i, r) in x.rows().into_iter().enumerate() {
+        let g = usize::from(d[i]);
+        let w = weights[i];
+        for ((s, m), &v) in ss.iter_mut().zip(&means).zip(r) {
+            let (u, t) = (v - m[g][0], v - m[g][1]);
+            s[g][0] += u * u;
+            s[g][1] += w * t * t;
+        }
+    }
+    (0..p)
         .map(|j| {
-            let col = x.column(j);
-            let (m1, v1) = moments(col, d, true, ones.view());
-            let (m0, v0) = moments(col, d, false, ones.view());
-            let (w1, wv1) = moments(col, d, true, weights);
-            let (w0, wv0) = moments(col, d, false, weights);
-            let sd = ((v1 + v0) / 2.0).sqrt();
+            let var = |g: usize, k: usize| {
+                let m = acc[j][g][k];
+                ss[j][g][k] / (m.sw - m.sw2 / m.sw)
+            };
+            let sd = ((var(1, 0) + var(0, 0)) / 2.0).sqrt();
             let smd = |a: f64, b: f64| if sd > 0.0 { (a - b) / sd } else { 0.0 };
             Balance {
                 covariate: sample.names()[j].clone(),
-                smd_before: smd(m1, m0),
-                smd_after: smd(w1, w0),
-                var_ratio_before: v1 / v0,
-                var_ratio_after: wv1 / wv0,
+                smd_before: smd(means[j][1][0], means[j][0][0]),
+                smd_after: smd(means[j][1][1], means[j][0][1]),
+                var_ratio_before: var(1, 0) / var(0, 0),
+                var_ratio_after: var(1, 1) / var(0, 1),
             }
         })
         .collect()
 }
 
-/// Weighted mean and variance of `x` in one arm. With unit weights the variance is the
-/// sample variance (n − 1); with others the reliability-weighted version
+/// Running sums for a weighted mean. With unit weights the variance built from them is
+/// the sample variance (n − 1); with others the reliability-weighted version
 /// Σw(x − m)² / (Σw − Σw²/Σw), which reduces to it.
-fn moments(x: ArrayView1<f64>, d: &[bool], arm: bool, w: ArrayView1<f64>) -> (f64, f64) {
-    let (mut sw, mut sw2, mut swx) = (0.0, 0.0, 0.0);
-    for i in 0..x.len() {
-        if d[i] == arm {
-            sw += w[i];
-            sw2 += w[i] * w[i];
-            swx += w[i] * x[i];
-        }
+#[derive(Debug, Clone, Copy, Default)]
+struct Acc {
+    sw: f64,
+    sw2: f64,
+    swx: f64,
+}
+
+impl Acc {
+    fn add(&mut self, x: f64, w: f64) {
+        self.sw += w;
+        self.sw2 += w * w;
+        self.swx += w * x;
     }
-    let m = swx / sw;
-    let ss: f64 = (0..x.len())
-        .filter(|&i| d[i] == arm)
-        .map(|i| w[i] * (x[i] - m) * (x[i] - m))
-        .sum();
-    (m, ss / (sw - sw2 / sw))
+
+    fn mean(self) -> f64 {
+        self.swx / self.sw
+    }
 }
 
 /// Kish's effective sample size (Σw)²/Σw² of the units of one arm.

@@ -10,7 +10,7 @@ use super::logit::FittedLogit;
 use super::matching::{Caliper, Distance, MatchingSpec};
 use super::ols::{CovType, Ols};
 use super::sample::Sample;
-use super::table::{SampleSpec, Table};
+use super::table::{SampleSpec, load_csv};
 use super::weighting::{Weighting, WeightingSpec};
 use super::{Effect, Estimand};
 use crate::{Error, Result};
@@ -135,6 +135,18 @@ pub struct Evaluation {
     pub diagnostics: Diagnostics,
     /// Potential-outcome means (treated, control), where the estimator gives them.
     pub potential_outcome_means: Option<[f64; 2]>,
+    /// Wall-clock seconds: reading the file (0 when given a sample) and estimating
+    /// (models, effect, standard error and diagnostics).
+    pub seconds: Timings,
+}
+
+/// Where the time went.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Timings {
+    /// Reading and checking the input.
+    pub read: f64,
+    /// Estimation and diagnostics.
+    pub estimate: f64,
 }
 
 /// What the propensity model says about overlap.
@@ -193,11 +205,14 @@ pub struct Diagnostics {
 
 /// Reads `path` and runs the evaluation `spec` describes.
 pub fn evaluate_csv(path: &std::path::Path, spec: &EvaluateSpec) -> Result<Evaluation> {
-    let table = Table::read_csv(path)?;
+    let start = std::time::Instant::now();
     let mut columns = spec.columns.clone();
     columns.strata = spec.exact.clone();
-    let loaded = table.sample(&columns)?;
-    evaluate(&loaded.sample, spec, loaded.rows, loaded.dropped_missing)
+    let loaded = load_csv(path, &columns)?;
+    let read = start.elapsed().as_secs_f64();
+    let mut ev = evaluate(&loaded.sample, spec, loaded.rows, loaded.dropped_missing)?;
+    ev.seconds.read = read;
+    Ok(ev)
 }
 
 /// Runs the evaluation on a sample.
@@ -207,6 +222,7 @@ pub fn evaluate(
     rows: usize,
     dropped_missing: usize,
 ) -> Result<Evaluation> {
+    let start = std::time::Instant::now();
     let n = sample.len();
     let ones = Array1::<f64>::ones(n);
     let Adjusted {
@@ -360,6 +376,10 @@ pub fn evaluate(
         effective_sample_size: ess,
         diagnostics,
         potential_outcome_means: pom,
+        seconds: Timings {
+            read: 0.0,
+            estimate: start.elapsed().as_secs_f64(),
+        },
     })
 }
 

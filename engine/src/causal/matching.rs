@@ -211,12 +211,15 @@ impl MatchingSpec {
                 unmatched += treated.len();
                 continue;
             }
+            // The controls' scores side by side: the searches then stay in cache.
+            let clp: Vec<f64> = controls.iter().map(|&c| lp[c]).collect();
             let found = if self.replace {
                 treated
                     .iter()
                     .map(|&t| {
                         let near = nearest_with_ties(
                             &lp,
+                            &clp,
                             &controls,
                             t,
                             self.ratio,
@@ -393,8 +396,10 @@ fn sq_dist(u: &Array2<f64>, a: usize, b: usize) -> f64 {
 /// The `k` nearest controls of treated unit `t` and every control tied with the k-th,
 /// within the caliper on the logit; none if fewer than `k` are within it. `controls` is
 /// sorted by `lp`.
+#[allow(clippy::too_many_arguments)]
 fn nearest_with_ties(
     lp: &Array1<f64>,
+    clp: &[f64],
     controls: &[usize],
     t: usize,
     k: usize,
@@ -416,15 +421,15 @@ fn nearest_with_ties(
         cand.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         return take_with_ties(cand.into_iter(), k, Ties { sd: 1.0, tol: 0.0 });
     }
-    let pos = controls.partition_point(|&c| lp[c] < target);
+    let pos = clp.partition_point(|&v| v < target);
     let (mut l, mut r) = (pos, pos);
     let mut ordered = Vec::new();
     // Walk outwards from the insertion point, always to the closer side; stop once k are
     // taken and the next is farther than the k-th.
     let mut kth = f64::INFINITY;
     loop {
-        let left = (l > 0).then(|| (target - lp[controls[l - 1]], controls[l - 1]));
-        let right = (r < controls.len()).then(|| (lp[controls[r]] - target, controls[r]));
+        let left = (l > 0).then(|| (target - clp[l - 1], controls[l - 1]));
+        let right = (r < controls.len()).then(|| (clp[r] - target, controls[r]));
         let next = match (left, right) {
             (Some(a), Some(b)) => {
                 if (a.0, a.1) <= (b.0, b.1) {

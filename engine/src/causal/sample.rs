@@ -127,7 +127,9 @@ impl Sample {
         let n = self.y.len();
         let mut order: Vec<usize> = (0..n).collect();
         let strata = self.strata.as_ref();
-        order.sort_by(|&a, &b| {
+        // Unstable is enough: units equal in every key are interchangeable.
+        use rayon::slice::ParallelSliceMut;
+        order.par_sort_unstable_by(|&a, &b| {
             strata
                 .map(|s| s[a])
                 .cmp(&strata.map(|s| s[b]))
@@ -149,7 +151,11 @@ impl Sample {
         });
         self.y = order.iter().map(|&i| self.y[i]).collect();
         self.d = order.iter().map(|&i| self.d[i]).collect();
-        self.x = Array2::from_shape_fn(self.x.dim(), |(i, j)| self.x[[order[i], j]]);
+        let mut x = Array2::<f64>::zeros(self.x.dim());
+        for (mut row, &i) in x.rows_mut().into_iter().zip(&order) {
+            row.assign(&self.x.row(i));
+        }
+        self.x = x;
         if let Some(c) = &self.cluster {
             self.cluster = Some(order.iter().map(|&i| c[i]).collect());
         }

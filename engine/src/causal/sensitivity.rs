@@ -68,7 +68,12 @@ pub fn rosenbaum_wilcoxon(diffs: &[f64], gammas: &[f64]) -> Result<Vec<Rosenbaum
         }
         i = j + 1;
     }
-    let t: f64 = abs.iter().zip(&ranks).filter(|(a, _)| a.1).map(|(_, r)| r).sum();
+    let t: f64 = abs
+        .iter()
+        .zip(&ranks)
+        .filter(|(a, _)| a.1)
+        .map(|(_, r)| r)
+        .sum();
     let sum_r: f64 = ranks.iter().sum();
     let sum_r2: f64 = ranks.iter().map(|r| r * r).sum();
     let normal = Normal::standard();

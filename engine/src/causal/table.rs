@@ -27,12 +27,47 @@ pub struct SampleSpec {
     pub strata: Vec<String>,
 }
 
-/// A CSV table held as text, read once.
+/// The columns of a CSV file that a [`SampleSpec`] uses, parsed once.
 #[derive(Debug, Clone)]
 pub struct Table {
     path: PathBuf,
     headers: Vec<String>,
-    rows: Vec<csv::StringRecord>,
+    columns: Vec<Column>,
+    rows: usize,
+}
+
+/// One parsed column: numbers (NaN where missing or text) and, if any cell is text, the
+/// text cells as codes into their distinct values.
+#[derive(Debug, Clone)]
+struct Column {
+    name: String,
+    num: Vec<f64>,
+    text: Option<TextCells>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct TextCells {
+    /// Per row: index into `levels`, or `u32::MAX` where the cell is not text.
+    code: Vec<u32>,
+    levels: Vec<String>,
+    index: std::collections::HashMap<String, u32>,
+}
+
+impl Column {
+    fn is_missing(&self, i: usize) -> bool {
+        self.num[i].is_nan() && self.text.as_ref().is_none_or(|t| t.code[i] == u32::MAX)
+    }
+
+    /// The cell as text (numbers formatted), `None` if missing.
+    fn label(&self, i: usize) -> Option<String> {
+        if let Some(t) = &self.text
+            && t.code[i] != u32::MAX
+        {
+            return Some(t.levels[t.code[i] as usize].clone());
+        }
+        let v = self.num[i];
+        (!v.is_nan()).then(|| format!("{v}"))
+    }
 }
 
 /// A sample read from a table, with what was left out.
@@ -46,9 +81,18 @@ pub struct Loaded {
     pub rows: usize,
 }
 
+/// The columns a term names: `a`, `a^2`, `a*b`, `a:b^2`.
+fn term_columns(term: &str) -> impl Iterator<Item = &str> {
+    term.split(['*', ':'])
+        .map(|f| f.split('^').next().unwrap_or("").trim())
+        .filter(|c| !c.is_empty())
+}
+
 impl Table {
-    /// Reads a CSV file with a header row.
-    pub fn read_csv(path: &Path) -> Result<Self> {
+    /// Reads the columns `spec` uses from a CSV file with a header row, in one pass
+    /// (records are reused, cells parsed in place: a million rows take well under a
+    /// second).
+    pub fn read_csv(path: &Path, spec: &SampleSpec) -> Result<Self> {
         let mut rdr = csv::ReaderBuilder::new()
             .flexible(false)
             .from_path(path)
@@ -59,11 +103,81 @@ impl Table {
             .iter()
             .map(|h| h.trim().to_string())
             .collect();
-        let mut rows = Vec::new();
-        for rec in rdr.records() {
-            rows.push(rec.map_err(|e| csv_error(path, e))?);
+        let mut wanted: Vec<&str> = vec![spec.treatment.as_str(), spec.outcome.as_str()];
+        for t in &spec.covariates {
+            wanted.extend(term_columns(t));
         }
-        if rows.is_empty() {
+        wanted.extend(spec.cluster.iter().map(String::as_str));
+        wanted.extend(spec.strata.iter().map(String::as_str));
+        let mut positions: Vec<(usize, String)> = Vec::new();
+        for w in wanted {
+            let Some(p) = headers.iter().position(|h| h == w) else {
+                return Err(Error::BadFile {
+                    path: path.to_path_buf(),
+                    reason: format!("no column '{w}'; the columns are: {}", headers.join(", ")),
+                });
+            };
+            if !positions.iter().any(|(q, _)| *q == p) {
+                positions.push((p, w.to_string()));
+            }
+        }
+        let mut columns: Vec<Column> = positions
+            .iter()
+            .map(|(_, name)| Column {
+                name: name.clone(),
+                num: Vec::new(),
+                text: None,
+            })
+            .collect();
+        let mut rec = csv::ByteRecord::new();
+        let mut rows = 0usize;
+        loop {
+            match rdr.read_byte_record(&mut rec) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => return Err(csv_error(path, e)),
+            }
+            for ((p, _), col) in positions.iter().zip(&mut columns) {
+                let raw = rec.get(*p).unwrap_or(b"");
+                let cell = std::str::from_utf8(raw).map_err(|_| Error::BadFile {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "line {}, column '{}': not UTF-8 text; save the file as UTF-8",
+                        rows + 2,
+                        col.name
+                    ),
+                })?;
+                match parse_cell(cell) {
+                    Cell::Missing => {
+                        col.num.push(f64::NAN);
+                        if let Some(t) = &mut col.text {
+                            t.code.push(u32::MAX);
+                        }
+                    }
+                    Cell::Number(v) => {
+                        col.num.push(v);
+                        if let Some(t) = &mut col.text {
+                            t.code.push(u32::MAX);
+                        }
+                    }
+                    Cell::Text(s) => {
+                        col.num.push(f64::NAN);
+                        let t = col.text.get_or_insert_with(|| TextCells {
+                            code: vec![u32::MAX; rows],
+                            ..TextCells::default()
+                        });
+                        let next = t.levels.len() as u32;
+                        let code = *t.index.entry(s.to_string()).or_insert_with(|| {
+                            t.levels.push(s.to_string());
+                            next
+                        });
+                        t.code.push(code);
+                    }
+                }
+            }
+            rows += 1;
+        }
+        if rows == 0 {
             return Err(Error::BadFile {
                 path: path.to_path_buf(),
                 reason: "no data rows".into(),
@@ -72,29 +186,30 @@ impl Table {
         Ok(Table {
             path: path.to_path_buf(),
             headers,
+            columns,
             rows,
         })
     }
 
-    /// The column names.
+    /// The column names of the file.
     pub fn headers(&self) -> &[String] {
         &self.headers
     }
 
     /// Number of data rows.
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.rows
     }
 
     /// Whether there are no data rows (never, once read).
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.rows == 0
     }
 
-    fn column(&self, name: &str) -> Result<usize> {
-        self.headers
+    fn column(&self, name: &str) -> Result<&Column> {
+        self.columns
             .iter()
-            .position(|h| h == name)
+            .find(|c| c.name == name)
             .ok_or_else(|| Error::BadFile {
                 path: self.path.clone(),
                 reason: format!(
@@ -111,57 +226,53 @@ impl Table {
         }
     }
 
-    /// The values of a column as numbers (booleans as 0/1), `None` where missing; `Err`
-    /// at the first value that is neither.
-    fn numeric(&self, name: &str) -> Result<Vec<Option<f64>>> {
+    /// The values of a column as numbers (booleans as 0/1), NaN where missing; `Err` at
+    /// the first value that is neither.
+    fn numeric(&self, name: &str) -> Result<&[f64]> {
         let c = self.column(name)?;
-        self.rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| match parse_cell(r.get(c).unwrap_or("")) {
-                Cell::Missing => Ok(None),
-                Cell::Number(v) => Ok(Some(v)),
-                Cell::Text(t) => Err(self.bad(i, name, format!("'{t}' is not a number"))),
-            })
-            .collect()
+        if let Some(t) = &c.text
+            && let Some(i) = t.code.iter().position(|&k| k != u32::MAX)
+        {
+            return Err(self.bad(
+                i,
+                name,
+                format!("'{}' is not a number", t.levels[t.code[i] as usize]),
+            ));
+        }
+        Ok(&c.num)
     }
 
     /// Whether a column holds text (any present value that is not a number).
     fn is_text(&self, name: &str) -> Result<bool> {
-        let c = self.column(name)?;
-        Ok(self
-            .rows
-            .iter()
-            .any(|r| matches!(parse_cell(r.get(c).unwrap_or("")), Cell::Text(_))))
+        Ok(self.column(name)?.text.is_some())
     }
 
-    /// Builds the sample `spec` asks for.
+    /// Builds the sample `spec` asks for (the spec the table was read with, or one
+    /// using fewer columns).
     pub fn sample(&self, spec: &SampleSpec) -> Result<Loaded> {
-        let n = self.rows.len();
+        let n = self.rows;
         let mut present = vec![true; n];
         let treat = self.numeric(&spec.treatment)?;
-        for (i, t) in treat.iter().enumerate() {
-            match t {
-                None => present[i] = false,
-                Some(v) if *v == 0.0 || *v == 1.0 => {}
-                Some(v) => {
-                    return Err(self.bad(
-                        i,
-                        &spec.treatment,
-                        format!("treatment must be 0 or 1 (or false/true), not {v}"),
-                    ));
-                }
+        for (i, &t) in treat.iter().enumerate() {
+            if t.is_nan() {
+                present[i] = false;
+            } else if t != 0.0 && t != 1.0 {
+                return Err(self.bad(
+                    i,
+                    &spec.treatment,
+                    format!("treatment must be 0 or 1 (or false/true), not {t}"),
+                ));
             }
         }
         let outcome = self.numeric(&spec.outcome)?;
         for (i, v) in outcome.iter().enumerate() {
-            if v.is_none() {
+            if v.is_nan() {
                 present[i] = false;
             }
         }
-        // Covariate columns, term by term.
+        // Covariate columns, term by term; NaN marks a missing value.
         let mut names = Vec::new();
-        let mut cols: Vec<Vec<Option<f64>>> = Vec::new();
+        let mut cols: Vec<Vec<f64>> = Vec::new();
         for term in &spec.covariates {
             let term = term.trim();
             if term.is_empty() {
@@ -170,29 +281,23 @@ impl Table {
             let factors: Vec<&str> = term.split(['*', ':']).map(str::trim).collect();
             if factors.len() == 1 && !term.contains('^') && self.is_text(term)? {
                 let c = self.column(term)?;
-                let levels: BTreeSet<&str> = self
-                    .rows
-                    .iter()
-                    .filter_map(|r| match parse_cell(r.get(c).unwrap_or("")) {
-                        Cell::Missing => None,
-                        _ => r.get(c).map(str::trim),
-                    })
-                    .collect();
+                let labels: Vec<Option<String>> = (0..n).map(|i| c.label(i)).collect();
+                let levels: BTreeSet<&str> = labels.iter().flatten().map(String::as_str).collect();
                 for level in levels.iter().skip(1) {
                     names.push(format!("{term}={level}"));
                     cols.push(
-                        self.rows
+                        labels
                             .iter()
-                            .map(|r| match parse_cell(r.get(c).unwrap_or("")) {
-                                Cell::Missing => None,
-                                _ => Some(f64::from(r.get(c).map(str::trim) == Some(level))),
+                            .map(|l| match l {
+                                None => f64::NAN,
+                                Some(l) => f64::from(l == level),
                             })
                             .collect(),
                     );
                 }
                 continue;
             }
-            let mut values: Vec<Option<f64>> = vec![Some(1.0); n];
+            let mut values: Vec<f64> = vec![1.0; n];
             for f in factors {
                 let (col, power) = match f.split_once('^') {
                     Some((c, k)) => {
@@ -219,10 +324,7 @@ impl Table {
                     });
                 }
                 for (v, x) in values.iter_mut().zip(self.numeric(col)?) {
-                    *v = match (*v, x) {
-                        (Some(a), Some(b)) => Some(a * b.powi(power)),
-                        _ => None,
-                    };
+                    *v *= if power == 1 { *x } else { x.powi(power) };
                 }
             }
             names.push(term.to_string());
@@ -230,59 +332,31 @@ impl Table {
         }
         for col in &cols {
             for (i, v) in col.iter().enumerate() {
-                if v.is_none() {
+                if v.is_nan() {
                     present[i] = false;
                 }
             }
         }
-        let cluster_raw: Option<Vec<&str>> = match &spec.cluster {
-            Some(name) => {
-                let c = self.column(name)?;
-                let vals: Vec<&str> = self
-                    .rows
-                    .iter()
-                    .map(|r| r.get(c).unwrap_or("").trim())
-                    .collect();
-                for (i, v) in vals.iter().enumerate() {
-                    if matches!(parse_cell(v), Cell::Missing) {
-                        present[i] = false;
-                    }
-                }
-                Some(vals)
-            }
-            None => None,
-        };
-        let strata_raw: Vec<Vec<&str>> = spec
-            .strata
-            .iter()
-            .map(|name| {
-                let c = self.column(name)?;
-                Ok(self
-                    .rows
-                    .iter()
-                    .map(|r| r.get(c).unwrap_or("").trim())
-                    .collect())
-            })
-            .collect::<Result<_>>()?;
-        for col in &strata_raw {
-            for (i, v) in col.iter().enumerate() {
-                if matches!(parse_cell(v), Cell::Missing) {
-                    present[i] = false;
+        let mut label_cols: Vec<&Column> = Vec::new();
+        for name in spec.cluster.iter().chain(&spec.strata) {
+            let c = self.column(name)?;
+            for (i, p) in present.iter_mut().enumerate() {
+                if c.is_missing(i) {
+                    *p = false;
                 }
             }
+            label_cols.push(c);
         }
         let keep: Vec<usize> = (0..n).filter(|&i| present[i]).collect();
         let dropped_missing = n - keep.len();
-        let y: Vec<f64> = keep
-            .iter()
-            .map(|&i| outcome[i].unwrap_or_default())
-            .collect();
-        let d: Vec<bool> = keep.iter().map(|&i| treat[i] == Some(1.0)).collect();
-        let x = Array2::from_shape_fn((keep.len(), cols.len()), |(r, j)| {
-            cols[j][keep[r]].unwrap_or_default()
-        });
+        let y: Vec<f64> = keep.iter().map(|&i| outcome[i]).collect();
+        let d: Vec<bool> = keep.iter().map(|&i| treat[i] == 1.0).collect();
+        let x = Array2::from_shape_fn((keep.len(), cols.len()), |(r, j)| cols[j][keep[r]]);
         // Labels numbered in sorted order, so they do not depend on row order.
-        let number = |key: &dyn Fn(usize) -> Vec<String>| -> Vec<u32> {
+        let number = |cs: &[&Column]| -> Vec<u32> {
+            let key = |i: usize| -> Vec<String> {
+                cs.iter().map(|c| c.label(i).unwrap_or_default()).collect()
+            };
             let levels: BTreeSet<Vec<String>> = keep.iter().map(|&i| key(i)).collect();
             let index: std::collections::HashMap<Vec<String>, u32> = levels
                 .into_iter()
@@ -291,9 +365,9 @@ impl Table {
                 .collect();
             keep.iter().map(|&i| index[&key(i)]).collect()
         };
-        let cluster = cluster_raw.map(|vals| number(&|i| vec![vals[i].to_string()]));
-        let strata = (!strata_raw.is_empty())
-            .then(|| number(&|i| strata_raw.iter().map(|c| c[i].to_string()).collect()));
+        let n_cluster = usize::from(spec.cluster.is_some());
+        let cluster = spec.cluster.as_ref().map(|_| number(&label_cols[..1]));
+        let strata = (!spec.strata.is_empty()).then(|| number(&label_cols[n_cluster..]));
         let sample = Sample::grouped(y, d, x, names, cluster, strata)?;
         Ok(Loaded {
             sample,
@@ -301,6 +375,11 @@ impl Table {
             rows: n,
         })
     }
+}
+
+/// Reads `path` and builds the sample `spec` asks for.
+pub fn load_csv(path: &Path, spec: &SampleSpec) -> Result<Loaded> {
+    Table::read_csv(path, spec)?.sample(spec)
 }
 
 enum Cell<'a> {
