@@ -60,6 +60,16 @@ pub struct EvaluateArgs {
     /// Largest |standardised mean difference| after adjustment that passes.
     #[arg(long, default_value_t = 0.1)]
     smd_bound: f64,
+    /// Bootstrap replicates (seeded, parallel): adds a bootstrap SE with percentile and
+    /// normal intervals.
+    #[arg(long)]
+    bootstrap: Option<usize>,
+    /// Seed of the bootstrap.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Also evaluate within each value of this column (e.g. sex, citizenship, GOL path).
+    #[arg(long)]
+    by: Option<String>,
     /// Refuse to print an estimate whose diagnostics fail.
     #[arg(long)]
     require_pass: bool,
@@ -87,6 +97,7 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
             covariates: a.covariates,
             cluster: a.cluster,
             strata: Vec::new(),
+            by: None,
         },
         method,
         estimand,
@@ -98,6 +109,8 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
         trim,
         cov: CovType::parse(&a.se)?,
         smd_bound: a.smd_bound,
+        bootstrap: a.bootstrap.map(|b| (b, a.seed)),
+        by: a.by,
     };
     let ev = evaluate_csv(&a.input, &spec)?;
     if a.require_pass && ev.diagnostics.overall == Grade::Fail {
@@ -162,5 +175,33 @@ fn print_summary(ev: &Evaluation) {
         d.effective_sample_size.grade,
         d.effective_sample_size.value
     );
+    println!(
+        "  power: minimum detectable effect {:.4} at 80% power (design-stage {:.4}); power at the estimate {:.2}",
+        ev.power.mde, ev.power.mde_design, ev.power.power_at_estimate
+    );
+    let s = &ev.sensitivity;
+    print!(
+        "  sensitivity: E-value {:.2} (confidence limit {:.2})",
+        s.e_value.estimate, s.e_value.ci_limit
+    );
+    if let Some(g) = s.critical_gamma {
+        print!("; Rosenbaum: significant up to Gamma = {g:.2}");
+    }
+    println!();
+    if let Some(b) = &ev.bootstrap {
+        println!(
+            "  bootstrap ({} replicates, {} failed, seed {}): SE {:.4}, percentile CI {:.4} to {:.4}",
+            b.replicates, b.failed, b.seed, b.se, b.percentile[0], b.percentile[1]
+        );
+    }
+    for g in &ev.subgroups {
+        match &g.result {
+            Ok(e) => println!(
+                "  {}: {:.4} (SE {:.4}, {} treated, {} controls, diagnostics {:?})",
+                g.group, e.estimate, e.se, e.n_treated, e.n_control, e.diagnostics.overall
+            ),
+            Err(why) => println!("  {}: not estimated ({why})", g.group),
+        }
+    }
     println!("  (--json for balance per covariate and the full diagnostics)");
 }

@@ -357,3 +357,112 @@ fn anonymise_table_with_built_in_hierarchies_refuses_to_release_tax_codes() {
     }
     assert!(classes.values().all(|&n| n >= 5), "{classes:?}");
 }
+
+/// A small observational data set with a planted effect of 2 on the treated: treatment
+/// more likely for larger x1, outcome rising with x1 and x2.
+fn evaluation_csv(rows: &[usize]) -> String {
+    let mut s = String::from("id,treat,y,x1,x2,centre\n");
+    for &i in rows {
+        let u = ((i * 7919) % 1000) as f64 / 1000.0;
+        let v = ((i * 104_729) % 997) as f64 / 997.0;
+        let x1 = 4.0 * u - 2.0;
+        let x2 = (i % 5) as f64;
+        let treat = v < 1.0 / (1.0 + (-(x1 - 0.5)).exp());
+        let noise = ((i * 31) % 17) as f64 / 17.0 - 0.5;
+        let y = 1.0 + x1 + 0.5 * x2 + if treat { 2.0 } else { 0.0 } + noise;
+        s.push_str(&format!(
+            "{i},{},{y:.6},{x1:.6},{x2},c{}\n",
+            u8::from(treat),
+            i % 6
+        ));
+    }
+    s
+}
+
+#[test]
+fn evaluate_prints_json_that_does_not_depend_on_row_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let forward: Vec<usize> = (0..600).collect();
+    let mut shuffled = forward.clone();
+    shuffled.sort_by_key(|&i| (i * 48_271) % 601);
+    let a = dir.path().join("a.csv");
+    let b = dir.path().join("b.csv");
+    std::fs::write(&a, evaluation_csv(&forward)).unwrap();
+    std::fs::write(&b, evaluation_csv(&shuffled)).unwrap();
+    for method in ["psm", "aipw", "ipw", "ra", "ols"] {
+        let run = |path: &std::path::Path| -> serde_json::Value {
+            let out = occupa()
+                .args(["evaluate", "--input"])
+                .arg(path)
+                .args([
+                    "--treatment",
+                    "treat",
+                    "--outcome",
+                    "y",
+                    "--covariates",
+                    "x1,x2,x1*x2",
+                ])
+                .args(["--method", method, "--cluster", "centre", "--json"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice(&out.stdout).unwrap()
+        };
+        let (ja, jb) = (run(&a), run(&b));
+        for key in ["estimate", "se"] {
+            assert_eq!(ja[key], jb[key], "{method} {key} changed with row order");
+        }
+        let est = ja["estimate"].as_f64().unwrap();
+        assert!((est - 2.0).abs() < 0.3, "{method}: {est}");
+        assert!(ja["balance"].as_array().unwrap().len() == 3);
+        assert!(ja["diagnostics"]["overall"].is_string());
+        assert!(ja["power"]["mde"].as_f64().unwrap() > 0.0);
+    }
+}
+
+#[test]
+fn evaluate_names_the_line_and_column_of_a_bad_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = evaluation_csv(&(0..50).collect::<Vec<_>>());
+    // Line 11 is the unit with id 9: its treatment becomes "yes".
+    let bad: Vec<String> = csv
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 10 {
+                let mut f: Vec<&str> = l.split(',').collect();
+                f[1] = "yes";
+                f.join(",")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    let path = dir.path().join("bad.csv");
+    std::fs::write(&path, bad.join("\n") + "\n").unwrap();
+    let out = occupa()
+        .args(["evaluate", "--input"])
+        .arg(&path)
+        .args([
+            "--treatment",
+            "treat",
+            "--outcome",
+            "y",
+            "--covariates",
+            "x1",
+            "--method",
+            "ipw",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 11, column 'treat': 'yes' is not a number"),
+        "{err}"
+    );
+}

@@ -47,7 +47,7 @@ fn psid(dir: &Path, cluster: bool) -> Sample {
         outcome: "re78".into(),
         covariates: COVARIATES.iter().map(|s| s.to_string()).collect(),
         cluster: cluster.then(|| "educ".into()),
-        strata: Vec::new(),
+        ..SampleSpec::default()
     };
     let loaded = load_csv(&dir.join("lalonde/nsw_psid.csv"), &spec).unwrap();
     assert_eq!(loaded.dropped_missing, 0);

@@ -6,13 +6,15 @@ use ndarray::{Array1, Array2};
 use serde::Serialize;
 
 use super::balance::{Balance, balance, effective_sample_size};
+use super::bootstrap::{Bootstrap, BootstrapResult};
 use super::logit::FittedLogit;
 use super::matching::{Caliper, Distance, MatchingSpec};
 use super::ols::{CovType, Ols};
 use super::sample::Sample;
+use super::sensitivity::{EValue, RosenbaumBound, e_value_continuous, rosenbaum_wilcoxon};
 use super::table::{SampleSpec, load_csv};
 use super::weighting::{Weighting, WeightingSpec};
-use super::{Effect, Estimand};
+use super::{Effect, Estimand, z_quantile};
 use crate::{Error, Result};
 
 /// Which estimator `occupa evaluate` runs.
@@ -74,6 +76,10 @@ pub struct EvaluateSpec {
     pub cov: CovType,
     /// Largest |SMD| after adjustment that passes the balance check.
     pub smd_bound: f64,
+    /// Bootstrap replicates and seed, if wanted.
+    pub bootstrap: Option<(usize, u64)>,
+    /// A column whose values define subgroups, each evaluated on its own.
+    pub by: Option<String>,
 }
 
 impl Default for EvaluateSpec {
@@ -90,6 +96,8 @@ impl Default for EvaluateSpec {
             trim: None,
             cov: CovType::Hc1,
             smd_bound: 0.1,
+            bootstrap: None,
+            by: None,
         }
     }
 }
@@ -135,9 +143,57 @@ pub struct Evaluation {
     pub diagnostics: Diagnostics,
     /// Potential-outcome means (treated, control), where the estimator gives them.
     pub potential_outcome_means: Option<[f64; 2]>,
+    /// The smallest effect this design would detect, and the power at the estimate.
+    pub power: Power,
+    /// How strong hidden confounding would have to be to explain the effect away.
+    pub sensitivity: Sensitivity,
+    /// Bootstrap standard error and intervals, when asked for.
+    pub bootstrap: Option<BootstrapResult>,
+    /// The same evaluation within each value of `--by`.
+    pub subgroups: Vec<Subgroup>,
     /// Wall-clock seconds: reading the file (0 when given a sample) and estimating
     /// (models, effect, standard error and diagnostics).
     pub seconds: Timings,
+}
+
+/// Minimum detectable effect (two-sided 5 % test, 80 % power).
+#[derive(Debug, Clone, Serialize)]
+pub struct Power {
+    /// Test level.
+    pub alpha: f64,
+    /// Power.
+    pub power: f64,
+    /// (z₀.₉₇₅ + z₀.₈₀) × the estimator's standard error: the effect this analysis
+    /// would detect 80 % of the time.
+    pub mde: f64,
+    /// The same for a plain comparison of means of these treated and controls (the
+    /// design-stage figure, as the JRC CRIE sample-size tool gives it): 2.80 × pooled SD
+    /// of the outcome × √(1/n₁ + 1/n₀).
+    pub mde_design: f64,
+    /// Probability of a significant result if the true effect equalled the estimate.
+    pub power_at_estimate: f64,
+}
+
+/// Sensitivity to unmeasured confounding.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sensitivity {
+    /// E-values of the estimate and of the confidence limit nearer to no effect
+    /// (standardised by the outcome's standard deviation).
+    pub e_value: EValue,
+    /// Rosenbaum bounds of the signed-rank test on matched differences (matching only).
+    pub rosenbaum: Option<Vec<RosenbaumBound>>,
+    /// The Γ at which the upper bound of the p-value reaches 0.05 (matching only; absent
+    /// when the effect is not significant even with no hidden bias).
+    pub critical_gamma: Option<f64>,
+}
+
+/// One subgroup's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Subgroup {
+    /// The value of the `--by` column.
+    pub group: String,
+    /// Its evaluation (without further subgroups), or why it could not be done.
+    pub result: std::result::Result<Box<Evaluation>, String>,
 }
 
 /// Where the time went.
@@ -208,9 +264,25 @@ pub fn evaluate_csv(path: &std::path::Path, spec: &EvaluateSpec) -> Result<Evalu
     let start = std::time::Instant::now();
     let mut columns = spec.columns.clone();
     columns.strata = spec.exact.clone();
+    columns.by = spec.by.clone();
     let loaded = load_csv(path, &columns)?;
     let read = start.elapsed().as_secs_f64();
     let mut ev = evaluate(&loaded.sample, spec, loaded.rows, loaded.dropped_missing)?;
+    for (group, sub) in &loaded.subgroups {
+        let inner = EvaluateSpec {
+            by: None,
+            ..spec.clone()
+        };
+        let result = sub
+            .as_ref()
+            .map_err(|e| e.to_string())
+            .and_then(|s| evaluate(s, &inner, s.len(), 0).map_err(|e| e.to_string()))
+            .map(Box::new);
+        ev.subgroups.push(Subgroup {
+            group: group.clone(),
+            result,
+        });
+    }
     ev.seconds.read = read;
     Ok(ev)
 }
@@ -223,8 +295,6 @@ pub fn evaluate(
     dropped_missing: usize,
 ) -> Result<Evaluation> {
     let start = std::time::Instant::now();
-    let n = sample.len();
-    let ones = Array1::<f64>::ones(n);
     let Adjusted {
         effect,
         weights,
@@ -233,7 +303,67 @@ pub fn evaluate(
         reason,
         caliper,
         pom,
-    } = match spec.method {
+        pair_diffs,
+    } = adjust(sample, spec)?;
+    let balance_rows = balance(sample, weights.view());
+    let ess = [
+        effective_sample_size(sample, weights.view(), true),
+        effective_sample_size(sample, weights.view(), false),
+    ];
+    let propensity_summary = propensity.as_ref().map(|ps| summary(sample, ps));
+    let diagnostics = grade(
+        spec,
+        &balance_rows,
+        propensity_summary.as_ref(),
+        &effect,
+        ess,
+    );
+    let power = power(sample, &effect);
+    let sensitivity = sensitivity(sample, &effect, pair_diffs.as_deref())?;
+    let bootstrap = match spec.bootstrap {
+        Some((b, seed)) => Some(
+            Bootstrap::new(b, seed)?
+                .run(sample, |s| adjust(s, spec).map(|a| a.effect.estimate))?
+                .with_estimate(effect.estimate),
+        ),
+        None => None,
+    };
+    Ok(Evaluation {
+        method: effect.method.clone(),
+        estimand: effect.estimand,
+        estimate: effect.estimate,
+        se: effect.se,
+        ci95: effect.ci95,
+        p_value: effect.p_value,
+        se_kind: effect.se_kind.clone(),
+        n_treated: effect.n_treated,
+        n_control: effect.n_control,
+        rows,
+        dropped_missing,
+        dropped_by_design: dropped,
+        dropped_reason: reason,
+        caliper,
+        balance: balance_rows,
+        propensity: propensity_summary,
+        effective_sample_size: ess,
+        diagnostics,
+        potential_outcome_means: pom,
+        power,
+        sensitivity,
+        bootstrap,
+        subgroups: Vec::new(),
+        seconds: Timings {
+            read: 0.0,
+            estimate: start.elapsed().as_secs_f64(),
+        },
+    })
+}
+
+/// Runs the estimator `spec` names.
+fn adjust(sample: &Sample, spec: &EvaluateSpec) -> Result<Adjusted> {
+    let n = sample.len();
+    let ones = Array1::<f64>::ones(n);
+    Ok(match spec.method {
         Method::Psm => {
             if spec.estimand != Estimand::Att {
                 return Err(Error::Param {
@@ -259,6 +389,12 @@ pub fn evaluate(
                     m.unmatched_treated
                 )
             });
+            let y = sample.y();
+            let pair_diffs = m
+                .matches
+                .iter()
+                .map(|(t, near)| y[*t] - near.iter().map(|&(c, w)| w * y[c]).sum::<f64>())
+                .collect();
             Adjusted {
                 effect: m.effect,
                 weights: m.weights,
@@ -267,6 +403,7 @@ pub fn evaluate(
                 reason,
                 caliper: m.caliper,
                 pom: None,
+                pair_diffs: Some(pair_diffs),
             }
         }
         Method::Ipw | Method::Aipw | Method::Ra => {
@@ -309,6 +446,7 @@ pub fn evaluate(
                 reason,
                 caliper: None,
                 pom: Some(f.pom),
+                pair_diffs: None,
             }
         }
         Method::Ols => {
@@ -340,46 +478,9 @@ pub fn evaluate(
                 reason: None,
                 caliper: None,
                 pom: None,
+                pair_diffs: None,
             }
         }
-    };
-    let balance_rows = balance(sample, weights.view());
-    let ess = [
-        effective_sample_size(sample, weights.view(), true),
-        effective_sample_size(sample, weights.view(), false),
-    ];
-    let propensity_summary = propensity.as_ref().map(|ps| summary(sample, ps));
-    let diagnostics = grade(
-        spec,
-        &balance_rows,
-        propensity_summary.as_ref(),
-        &effect,
-        ess,
-    );
-    Ok(Evaluation {
-        method: effect.method.clone(),
-        estimand: effect.estimand,
-        estimate: effect.estimate,
-        se: effect.se,
-        ci95: effect.ci95,
-        p_value: effect.p_value,
-        se_kind: effect.se_kind.clone(),
-        n_treated: effect.n_treated,
-        n_control: effect.n_control,
-        rows,
-        dropped_missing,
-        dropped_by_design: dropped,
-        dropped_reason: reason,
-        caliper,
-        balance: balance_rows,
-        propensity: propensity_summary,
-        effective_sample_size: ess,
-        diagnostics,
-        potential_outcome_means: pom,
-        seconds: Timings {
-            read: 0.0,
-            estimate: start.elapsed().as_secs_f64(),
-        },
     })
 }
 
@@ -392,6 +493,84 @@ struct Adjusted {
     reason: Option<String>,
     caliper: Option<Caliper>,
     pom: Option<[f64; 2]>,
+    /// Matching: each matched treated unit's outcome minus its controls' mean.
+    pair_diffs: Option<Vec<f64>>,
+}
+
+fn power(sample: &Sample, effect: &Effect) -> Power {
+    let z = z_quantile(0.975) + z_quantile(0.8);
+    let (mut s, mut s2, mut k) = ([0.0f64; 2], [0.0f64; 2], [0.0f64; 2]);
+    for (&y, &t) in sample.y().iter().zip(sample.d()) {
+        let g = usize::from(t);
+        s[g] += y;
+        s2[g] += y * y;
+        k[g] += 1.0;
+    }
+    let ss = |g: usize| s2[g] - s[g] * s[g] / k[g];
+    let pooled = ((ss(0) + ss(1)) / (k[0] + k[1] - 2.0)).sqrt();
+    let (n1, n0) = (effect.n_treated as f64, effect.n_control as f64);
+    let normal = statrs::distribution::Normal::standard();
+    use statrs::distribution::ContinuousCDF;
+    Power {
+        alpha: 0.05,
+        power: 0.8,
+        mde: z * effect.se,
+        mde_design: z * pooled * (1.0 / n1 + 1.0 / n0).sqrt(),
+        power_at_estimate: if effect.se > 0.0 {
+            let r = effect.estimate.abs() / effect.se;
+            normal.cdf(r - z_quantile(0.975)) + normal.cdf(-r - z_quantile(0.975))
+        } else {
+            f64::NAN
+        },
+    }
+}
+
+fn sensitivity(sample: &Sample, effect: &Effect, diffs: Option<&[f64]>) -> Result<Sensitivity> {
+    let y = sample.y();
+    let n = y.len() as f64;
+    let m = y.sum() / n;
+    let sd = (y.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (n - 1.0)).sqrt();
+    let e_value = e_value_continuous(effect.estimate, effect.ci95, sd);
+    let (rosenbaum, critical_gamma) = match diffs {
+        Some(d) if d.iter().any(|v| *v != 0.0) => {
+            // Test in the direction of the estimate.
+            let signed: Vec<f64> = if effect.estimate < 0.0 {
+                d.iter().map(|v| -v).collect()
+            } else {
+                d.to_vec()
+            };
+            let grid = [1.0, 1.1, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0];
+            let bounds = rosenbaum_wilcoxon(&signed, &grid)?;
+            let upper =
+                |g: f64| -> Result<f64> { Ok(rosenbaum_wilcoxon(&signed, &[g])?[0].upper_p) };
+            let critical = if upper(1.0)? >= 0.05 {
+                None
+            } else {
+                // Bisection on the monotone upper bound, between 1 and 100.
+                let (mut lo, mut hi) = (1.0f64, 100.0f64);
+                if upper(hi)? < 0.05 {
+                    Some(hi)
+                } else {
+                    for _ in 0..60 {
+                        let mid = (lo * hi).sqrt();
+                        if upper(mid)? < 0.05 {
+                            lo = mid;
+                        } else {
+                            hi = mid;
+                        }
+                    }
+                    Some(hi)
+                }
+            };
+            (Some(bounds), critical)
+        }
+        _ => (None, None),
+    };
+    Ok(Sensitivity {
+        e_value,
+        rosenbaum,
+        critical_gamma,
+    })
 }
 
 fn summary(sample: &Sample, ps: &FittedLogit) -> PropensitySummary {

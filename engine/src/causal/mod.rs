@@ -15,6 +15,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod balance;
+pub mod bootstrap;
 pub mod evaluate;
 pub mod linalg;
 pub mod logit;

@@ -164,6 +164,34 @@ impl Sample {
         }
     }
 
+    /// The units at `rows` (repeats allowed), in that order: a bootstrap resample or a
+    /// subgroup. Fails if one group would be empty.
+    pub fn subset(&self, rows: &[usize]) -> Result<Sample> {
+        let treated = rows.iter().filter(|&&i| self.d[i]).count();
+        if treated == 0 || treated == rows.len() {
+            return Err(Error::Param {
+                name: "sample",
+                reason: format!(
+                    "{treated} treated and {} controls: an effect needs both groups",
+                    rows.len() - treated
+                ),
+            });
+        }
+        let mut x = Array2::<f64>::zeros((rows.len(), self.x.ncols()));
+        for (mut row, &i) in x.rows_mut().into_iter().zip(rows) {
+            row.assign(&self.x.row(i));
+        }
+        let pick = |v: &Option<Vec<u32>>| v.as_ref().map(|c| rows.iter().map(|&i| c[i]).collect());
+        Ok(Sample {
+            y: rows.iter().map(|&i| self.y[i]).collect(),
+            d: rows.iter().map(|&i| self.d[i]).collect(),
+            x,
+            names: self.names.clone(),
+            cluster: pick(&self.cluster),
+            strata: pick(&self.strata),
+        })
+    }
+
     /// Number of units.
     pub fn len(&self) -> usize {
         self.y.len()

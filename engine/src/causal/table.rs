@@ -25,6 +25,9 @@ pub struct SampleSpec {
     pub cluster: Option<String>,
     /// Columns whose combinations are strata (matching happens within a stratum).
     pub strata: Vec<String>,
+    /// A column whose values define subgroups (each gets a sample of its own; a row
+    /// without a value stays in the whole sample only).
+    pub by: Option<String>,
 }
 
 /// The columns of a CSV file that a [`SampleSpec`] uses, parsed once.
@@ -71,7 +74,7 @@ impl Column {
 }
 
 /// A sample read from a table, with what was left out.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Loaded {
     /// The units.
     pub sample: Sample,
@@ -79,6 +82,9 @@ pub struct Loaded {
     pub dropped_missing: usize,
     /// Rows read.
     pub rows: usize,
+    /// One sample per value of the `by` column, in sorted order of the values, or why
+    /// that subgroup has none (e.g. no controls).
+    pub subgroups: Vec<(String, Result<Sample>)>,
 }
 
 /// The columns a term names: `a`, `a^2`, `a*b`, `a:b^2`.
@@ -109,6 +115,7 @@ impl Table {
         }
         wanted.extend(spec.cluster.iter().map(String::as_str));
         wanted.extend(spec.strata.iter().map(String::as_str));
+        wanted.extend(spec.by.iter().map(String::as_str));
         let mut positions: Vec<(usize, String)> = Vec::new();
         for w in wanted {
             let Some(p) = headers.iter().position(|h| h == w) else {
@@ -368,11 +375,43 @@ impl Table {
         let n_cluster = usize::from(spec.cluster.is_some());
         let cluster = spec.cluster.as_ref().map(|_| number(&label_cols[..1]));
         let strata = (!spec.strata.is_empty()).then(|| number(&label_cols[n_cluster..]));
+        let mut subgroups = Vec::new();
+        if let Some(by) = &spec.by {
+            let c = self.column(by)?;
+            let labels: Vec<Option<String>> = keep.iter().map(|&i| c.label(i)).collect();
+            let values: BTreeSet<&String> = labels.iter().flatten().collect();
+            for v in values {
+                let idx: Vec<usize> = (0..keep.len())
+                    .filter(|&r| labels[r].as_ref() == Some(v))
+                    .collect();
+                let pick =
+                    |o: &Option<Vec<u32>>| o.as_ref().map(|c| idx.iter().map(|&r| c[r]).collect());
+                // Covariates constant within the subgroup (the `by` column itself, or
+                // its dummies) carry no information there and are left out.
+                let rows = x.select(ndarray::Axis(0), &idx);
+                let varying: Vec<usize> = (0..rows.ncols())
+                    .filter(|&j| {
+                        let c = rows.column(j);
+                        c.iter().any(|v| *v != c[0])
+                    })
+                    .collect();
+                let sub = Sample::grouped(
+                    idx.iter().map(|&r| y[r]).collect(),
+                    idx.iter().map(|&r| d[r]).collect(),
+                    rows.select(ndarray::Axis(1), &varying),
+                    varying.iter().map(|&j| names[j].clone()).collect(),
+                    pick(&cluster),
+                    pick(&strata),
+                );
+                subgroups.push((format!("{by}={v}"), sub));
+            }
+        }
         let sample = Sample::grouped(y, d, x, names, cluster, strata)?;
         Ok(Loaded {
             sample,
             dropped_missing,
             rows: n,
+            subgroups,
         })
     }
 }
