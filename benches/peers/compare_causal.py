@@ -82,7 +82,7 @@ def sklearn_numpy(csv: Path) -> dict:
     data = np.loadtxt(csv, delimiter=",", skiprows=1)
     d, y, x = data[:, 0].astype(bool), data[:, 1], data[:, 2:]
     t0 = time.perf_counter()
-    lr = LogisticRegression(penalty=None, solver="lbfgs", max_iter=1000, tol=1e-8)
+    lr = LogisticRegression(C=np.inf, solver="lbfgs", max_iter=1000, tol=1e-8)
     lr.fit(x, d)
     lp = lr.decision_function(x)
     t_fit = time.perf_counter() - t0
@@ -117,7 +117,7 @@ def python_greedy(csv: Path) -> dict:
     data = np.loadtxt(csv, delimiter=",", skiprows=1)
     d, y, x = data[:, 0].astype(bool), data[:, 1], data[:, 2:]
     t0 = time.perf_counter()
-    lr = LogisticRegression(penalty=None, solver="lbfgs", max_iter=1000, tol=1e-8)
+    lr = LogisticRegression(C=np.inf, solver="lbfgs", max_iter=1000, tol=1e-8)
     lr.fit(x, d)
     lp = lr.decision_function(x)
     cal = 0.2 * lp.std(ddof=1)

@@ -14,6 +14,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod causal_plots;
 pub mod pdf;
 mod render;
 

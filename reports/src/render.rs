@@ -36,17 +36,21 @@ fn esc_html(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// A line chart of one series as SVG (plotters), with hidden points left as gaps.
-pub fn chart_svg(title: &str, points: &[(String, Option<u64>)]) -> String {
+/// plotters measures text with ab_glyph: give it a font that ships inside the binary.
+pub(crate) fn ensure_font() {
     static FONT: Once = Once::new();
     FONT.call_once(|| {
-        // plotters measures text with ab_glyph: give it a font that ships inside the binary.
         for bytes in typst_assets::fonts() {
             if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
                 break;
             }
         }
     });
+}
+
+/// A line chart of one series as SVG (plotters), with hidden points left as gaps.
+pub fn chart_svg(title: &str, points: &[(String, Option<u64>)]) -> String {
+    ensure_font();
     let mut svg = String::new();
     let max = points.iter().filter_map(|p| p.1).max().unwrap_or(1).max(1) as f64 * 1.15;
     {

@@ -11,7 +11,7 @@ use super::logit::FittedLogit;
 use super::matching::{Caliper, Distance, MatchingSpec};
 use super::ols::{CovType, Ols};
 use super::sample::Sample;
-use super::sensitivity::{EValue, RosenbaumBound, e_value_continuous, rosenbaum_wilcoxon};
+use super::sensitivity::{EValue, RosenbaumBound, SignedRanks, e_value_continuous};
 use super::table::{SampleSpec, load_csv};
 use super::weighting::{Weighting, WeightingSpec};
 use super::{Effect, Estimand, z_quantile};
@@ -221,6 +221,20 @@ pub struct PropensitySummary {
     /// Share of units whose preference score (Walker et al. 2013: the propensity with
     /// the treated share taken out) lies in [0.3, 0.7].
     pub equipoise: f64,
+    /// Units per twentieth of the propensity scale, by arm, for the overlap plot. Not in
+    /// the JSON: counts of persons are published only through small-cell suppression,
+    /// which the plot applies.
+    #[serde(skip)]
+    pub histogram: Histogram,
+}
+
+/// Counts of propensity scores in 20 equal bins of [0, 1].
+#[derive(Debug, Clone, Default)]
+pub struct Histogram {
+    /// Treated units per bin.
+    pub treated: Vec<u64>,
+    /// Controls per bin.
+    pub control: Vec<u64>,
 }
 
 /// A grade.
@@ -540,9 +554,12 @@ fn sensitivity(sample: &Sample, effect: &Effect, diffs: Option<&[f64]>) -> Resul
                 d.to_vec()
             };
             let grid = [1.0, 1.1, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0];
-            let bounds = rosenbaum_wilcoxon(&signed, &grid)?;
-            let upper =
-                |g: f64| -> Result<f64> { Ok(rosenbaum_wilcoxon(&signed, &[g])?[0].upper_p) };
+            let ranks = SignedRanks::new(&signed)?;
+            let bounds = grid
+                .iter()
+                .map(|&g| ranks.bound(g))
+                .collect::<Result<Vec<_>>>()?;
+            let upper = |g: f64| -> Result<f64> { Ok(ranks.bound(g)?.upper_p) };
             let critical = if upper(1.0)? >= 0.05 {
                 None
             } else {
@@ -597,7 +614,20 @@ fn summary(sample: &Sample, ps: &FittedLogit) -> PropensitySummary {
         })
         .count() as f64
         / sample.len() as f64;
+    let mut histogram = Histogram {
+        treated: vec![0; 20],
+        control: vec![0; 20],
+    };
+    for (i, &v) in p.iter().enumerate() {
+        let b = ((v * 20.0) as usize).min(19);
+        if d[i] {
+            histogram.treated[b] += 1;
+        } else {
+            histogram.control[b] += 1;
+        }
+    }
     PropensitySummary {
+        histogram,
         iterations: ps.converged_in(),
         loglik: ps.loglik(),
         treated_range: range(true),

@@ -36,61 +36,73 @@ pub struct RosenbaumBound {
 /// # Ok::<(), occupa_engine::Error>(())
 /// ```
 pub fn rosenbaum_wilcoxon(diffs: &[f64], gammas: &[f64]) -> Result<Vec<RosenbaumBound>> {
-    if let Some(g) = gammas.iter().find(|g| !(g.is_finite() && **g >= 1.0)) {
-        return Err(Error::Param {
-            name: "gamma",
-            reason: format!("{g} is not a number ≥ 1"),
-        });
-    }
-    let mut abs: Vec<(f64, bool)> = diffs
-        .iter()
-        .filter(|d| **d != 0.0 && d.is_finite())
-        .map(|&d| (d.abs(), d > 0.0))
-        .collect();
-    if abs.is_empty() {
-        return Err(Error::Estimation {
-            method: "Rosenbaum bounds",
-            reason: "every matched difference is zero".into(),
-        });
-    }
-    abs.sort_by(|a, b| a.0.total_cmp(&b.0));
-    // Average ranks over ties.
-    let mut ranks = vec![0.0; abs.len()];
-    let mut i = 0;
-    while i < abs.len() {
-        let mut j = i;
-        while j + 1 < abs.len() && abs[j + 1].0 == abs[i].0 {
-            j += 1;
+    let ranks = SignedRanks::new(diffs)?;
+    gammas.iter().map(|&g| ranks.bound(g)).collect()
+}
+
+/// The signed-rank statistic of matched differences, ranked once so that bounds at any
+/// Γ cost nothing more.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedRanks {
+    t: f64,
+    sum_r: f64,
+    sum_r2: f64,
+}
+
+impl SignedRanks {
+    /// Ranks the non-zero differences (average ranks over ties).
+    pub fn new(diffs: &[f64]) -> Result<Self> {
+        let mut abs: Vec<(f64, bool)> = diffs
+            .iter()
+            .filter(|d| **d != 0.0 && d.is_finite())
+            .map(|&d| (d.abs(), d > 0.0))
+            .collect();
+        if abs.is_empty() {
+            return Err(Error::Estimation {
+                method: "Rosenbaum bounds",
+                reason: "every matched difference is zero".into(),
+            });
         }
-        let r = (i + j) as f64 / 2.0 + 1.0;
-        for rk in &mut ranks[i..=j] {
-            *rk = r;
-        }
-        i = j + 1;
-    }
-    let t: f64 = abs
-        .iter()
-        .zip(&ranks)
-        .filter(|(a, _)| a.1)
-        .map(|(_, r)| r)
-        .sum();
-    let sum_r: f64 = ranks.iter().sum();
-    let sum_r2: f64 = ranks.iter().map(|r| r * r).sum();
-    let normal = Normal::standard();
-    Ok(gammas
-        .iter()
-        .map(|&g| {
-            let p_plus = g / (1.0 + g);
-            let p_minus = 1.0 / (1.0 + g);
-            let var = p_plus * (1.0 - p_plus) * sum_r2;
-            let tail = |p: f64| 1.0 - normal.cdf((t - p * sum_r) / var.sqrt());
-            RosenbaumBound {
-                gamma: g,
-                lower_p: tail(p_minus),
-                upper_p: tail(p_plus),
+        abs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (mut t, mut sum_r, mut sum_r2) = (0.0, 0.0, 0.0);
+        let mut i = 0;
+        while i < abs.len() {
+            let mut j = i;
+            while j + 1 < abs.len() && abs[j + 1].0 == abs[i].0 {
+                j += 1;
             }
+            let r = (i + j) as f64 / 2.0 + 1.0;
+            for a in &abs[i..=j] {
+                sum_r += r;
+                sum_r2 += r * r;
+                if a.1 {
+                    t += r;
+                }
+            }
+            i = j + 1;
+        }
+        Ok(SignedRanks { t, sum_r, sum_r2 })
+    }
+
+    /// The p-value bounds at Γ ≥ 1.
+    pub fn bound(&self, gamma: f64) -> Result<RosenbaumBound> {
+        if !(gamma.is_finite() && gamma >= 1.0) {
+            return Err(Error::Param {
+                name: "gamma",
+                reason: format!("{gamma} is not a number ≥ 1"),
+            });
+        }
+        let normal = Normal::standard();
+        let p_plus = gamma / (1.0 + gamma);
+        let p_minus = 1.0 / (1.0 + gamma);
+        let var = p_plus * (1.0 - p_plus) * self.sum_r2;
+        let tail = |p: f64| 1.0 - normal.cdf((self.t - p * self.sum_r) / var.sqrt());
+        Ok(RosenbaumBound {
+            gamma,
+            lower_p: tail(p_minus),
+            upper_p: tail(p_plus),
         })
-        .collect())
+    }
 }
 
 /// The E-value of a risk ratio: RR + √(RR(RR − 1)), with RR < 1 inverted first

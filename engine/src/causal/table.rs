@@ -56,7 +56,67 @@ struct TextCells {
     index: std::collections::HashMap<String, u32>,
 }
 
+impl TextCells {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&c) = self.index.get(s) {
+            return c;
+        }
+        let c = self.levels.len() as u32;
+        self.levels.push(s.to_string());
+        self.index.insert(s.to_string(), c);
+        c
+    }
+}
+
 impl Column {
+    /// Adds the cell of row `row` (the rows before it are already in).
+    fn push(&mut self, cell: Cell<'_>, row: usize) {
+        match cell {
+            Cell::Missing | Cell::Number(_) => {
+                self.num.push(match cell {
+                    Cell::Number(v) => v,
+                    _ => f64::NAN,
+                });
+                if let Some(t) = &mut self.text {
+                    t.code.push(u32::MAX);
+                }
+            }
+            Cell::Text(s) => {
+                self.num.push(f64::NAN);
+                let t = self.text.get_or_insert_with(|| TextCells {
+                    code: vec![u32::MAX; row],
+                    ..TextCells::default()
+                });
+                let code = t.intern(s);
+                t.code.push(code);
+            }
+        }
+    }
+
+    /// Appends the next block's cells, `before` rows being in already.
+    fn append(&mut self, other: Column, before: usize) {
+        self.num.extend(other.num);
+        match other.text {
+            None => {
+                if let Some(t) = &mut self.text {
+                    t.code.resize(self.num.len(), u32::MAX);
+                }
+            }
+            Some(o) => {
+                let t = self.text.get_or_insert_with(|| TextCells {
+                    code: vec![u32::MAX; before],
+                    ..TextCells::default()
+                });
+                let map: Vec<u32> = o.levels.iter().map(|l| t.intern(l)).collect();
+                t.code.extend(o.code.iter().map(
+                    |&c| {
+                        if c == u32::MAX { c } else { map[c as usize] }
+                    },
+                ));
+            }
+        }
+    }
+
     fn is_missing(&self, i: usize) -> bool {
         self.num[i].is_nan() && self.text.as_ref().is_none_or(|t| t.code[i] == u32::MAX)
     }
@@ -95,20 +155,30 @@ fn term_columns(term: &str) -> impl Iterator<Item = &str> {
 }
 
 impl Table {
-    /// Reads the columns `spec` uses from a CSV file with a header row, in one pass
-    /// (records are reused, cells parsed in place: a million rows take well under a
-    /// second).
+    /// Reads the columns `spec` uses from a CSV file with a header row. Cells are parsed
+    /// in place, and a large file without quoted fields is cut at line ends into blocks
+    /// parsed on all cores (a million rows of 22 columns in about half a second).
     pub fn read_csv(path: &Path, spec: &SampleSpec) -> Result<Self> {
-        let mut rdr = csv::ReaderBuilder::new()
-            .flexible(false)
-            .from_path(path)
-            .map_err(|e| csv_error(path, e))?;
-        let headers: Vec<String> = rdr
-            .headers()
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let header_end = memchr::memchr(b'\n', &bytes).map_or(bytes.len(), |i| i + 1);
+        let headers: Vec<String> = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(&bytes[..header_end])
+            .byte_records()
+            .next()
+            .transpose()
             .map_err(|e| csv_error(path, e))?
-            .iter()
-            .map(|h| h.trim().to_string())
-            .collect();
+            .map(|r| {
+                r.iter()
+                    .map(|h| {
+                        String::from_utf8_lossy(h)
+                            .trim()
+                            .trim_start_matches('\u{feff}')
+                            .to_string()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut wanted: Vec<&str> = vec![spec.treatment.as_str(), spec.outcome.as_str()];
         for t in &spec.covariates {
             wanted.extend(term_columns(t));
@@ -128,6 +198,35 @@ impl Table {
                 positions.push((p, w.to_string()));
             }
         }
+        let body = &bytes[header_end..];
+        // Blocks start after a line end; quoted fields could hold line ends, so a file
+        // with quotes is read in one block.
+        let blocks = if body.len() < (4 << 20) || memchr::memchr(b'"', body).is_some() {
+            1
+        } else {
+            4 * rayon::current_num_threads()
+        };
+        let mut cuts = vec![0usize];
+        for k in 1..blocks {
+            let at = body.len() * k / blocks;
+            let at = memchr::memchr(b'\n', &body[at..]).map_or(body.len(), |i| at + i + 1);
+            if at > *cuts.last().unwrap_or(&0) && at < body.len() {
+                cuts.push(at);
+            }
+        }
+        cuts.push(body.len());
+        // The line number each block starts at, for error messages.
+        let mut first_line = vec![2usize];
+        for w in cuts.windows(2).take(cuts.len() - 2) {
+            let lines = memchr::memchr_iter(b'\n', &body[w[0]..w[1]]).count();
+            first_line.push(first_line.last().unwrap_or(&2) + lines);
+        }
+        use rayon::prelude::*;
+        let parts: Vec<Result<(Vec<Column>, usize)>> = cuts
+            .par_windows(2)
+            .zip(first_line.par_iter())
+            .map(|(w, &line)| parse_block(&body[w[0]..w[1]], &positions, headers.len(), line, path))
+            .collect();
         let mut columns: Vec<Column> = positions
             .iter()
             .map(|(_, name)| Column {
@@ -136,53 +235,13 @@ impl Table {
                 text: None,
             })
             .collect();
-        let mut rec = csv::ByteRecord::new();
         let mut rows = 0usize;
-        loop {
-            match rdr.read_byte_record(&mut rec) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => return Err(csv_error(path, e)),
+        for part in parts {
+            let (cols, n) = part?;
+            for (col, c) in columns.iter_mut().zip(cols) {
+                col.append(c, rows);
             }
-            for ((p, _), col) in positions.iter().zip(&mut columns) {
-                let raw = rec.get(*p).unwrap_or(b"");
-                let cell = std::str::from_utf8(raw).map_err(|_| Error::BadFile {
-                    path: path.to_path_buf(),
-                    reason: format!(
-                        "line {}, column '{}': not UTF-8 text; save the file as UTF-8",
-                        rows + 2,
-                        col.name
-                    ),
-                })?;
-                match parse_cell(cell) {
-                    Cell::Missing => {
-                        col.num.push(f64::NAN);
-                        if let Some(t) = &mut col.text {
-                            t.code.push(u32::MAX);
-                        }
-                    }
-                    Cell::Number(v) => {
-                        col.num.push(v);
-                        if let Some(t) = &mut col.text {
-                            t.code.push(u32::MAX);
-                        }
-                    }
-                    Cell::Text(s) => {
-                        col.num.push(f64::NAN);
-                        let t = col.text.get_or_insert_with(|| TextCells {
-                            code: vec![u32::MAX; rows],
-                            ..TextCells::default()
-                        });
-                        let next = t.levels.len() as u32;
-                        let code = *t.index.entry(s.to_string()).or_insert_with(|| {
-                            t.levels.push(s.to_string());
-                            next
-                        });
-                        t.code.push(code);
-                    }
-                }
-            }
-            rows += 1;
+            rows += n;
         }
         if rows == 0 {
             return Err(Error::BadFile {
@@ -419,6 +478,62 @@ impl Table {
 /// Reads `path` and builds the sample `spec` asks for.
 pub fn load_csv(path: &Path, spec: &SampleSpec) -> Result<Loaded> {
     Table::read_csv(path, spec)?.sample(spec)
+}
+
+/// Parses one block of data lines (no header) into the wanted columns.
+fn parse_block(
+    block: &[u8],
+    positions: &[(usize, String)],
+    width: usize,
+    first_line: usize,
+    path: &Path,
+) -> Result<(Vec<Column>, usize)> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(block);
+    let mut columns: Vec<Column> = positions
+        .iter()
+        .map(|(_, name)| Column {
+            name: name.clone(),
+            num: Vec::new(),
+            text: None,
+        })
+        .collect();
+    let mut rec = csv::ByteRecord::new();
+    let mut rows = 0usize;
+    loop {
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_error(path, e)),
+        }
+        let line = rec
+            .position()
+            .map_or(first_line + rows, |p| first_line + p.line() as usize - 1);
+        if rec.len() != width {
+            return Err(Error::BadFile {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "line {line}: {} fields where the header has {width}",
+                    rec.len()
+                ),
+            });
+        }
+        for ((p, _), col) in positions.iter().zip(&mut columns) {
+            let raw = rec.get(*p).unwrap_or(b"");
+            let cell = std::str::from_utf8(raw).map_err(|_| Error::BadFile {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "line {line}, column '{}': not UTF-8 text; save the file as UTF-8",
+                    col.name
+                ),
+            })?;
+            col.push(parse_cell(cell), rows);
+        }
+        rows += 1;
+    }
+    Ok((columns, rows))
 }
 
 enum Cell<'a> {
