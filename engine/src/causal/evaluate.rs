@@ -334,10 +334,11 @@ pub fn evaluate(
     );
     let power = power(sample, &effect);
     let sensitivity = sensitivity(sample, &effect, pair_diffs.as_deref())?;
+    let ps_start = propensity.as_ref().map(|p| p.coef().clone());
     let bootstrap = match spec.bootstrap {
         Some((b, seed)) => Some(
             Bootstrap::new(b, seed)?
-                .run(sample, |s| adjust(s, spec).map(|a| a.effect.estimate))?
+                .run(sample, |s| point_estimate(s, spec, ps_start.as_ref()))?
                 .with_estimate(effect.estimate),
         ),
         None => None,
@@ -371,6 +372,33 @@ pub fn evaluate(
             estimate: start.elapsed().as_secs_f64(),
         },
     })
+}
+
+/// The point estimate alone, for bootstrap replicates (weighting estimators skip their
+/// sandwich).
+fn point_estimate(
+    sample: &Sample,
+    spec: &EvaluateSpec,
+    start: Option<&Array1<f64>>,
+) -> Result<f64> {
+    match spec.method {
+        Method::Ipw | Method::Aipw | Method::Ra => {
+            let method = match spec.method {
+                Method::Ipw => Weighting::Ipw,
+                Method::Aipw => Weighting::Aipw,
+                _ => Weighting::Ra,
+            };
+            let mut w = WeightingSpec::new(method, spec.estimand);
+            if let Some((lo, hi)) = spec.trim {
+                w = w.trim(lo, hi)?;
+            }
+            if let Some(c) = start {
+                w = w.start_from(c.clone());
+            }
+            w.estimate(sample)
+        }
+        _ => adjust(sample, spec).map(|a| a.effect.estimate),
+    }
 }
 
 /// Runs the estimator `spec` names.

@@ -23,6 +23,7 @@ use crate::{Error, Result};
 pub struct Logit {
     max_iter: usize,
     tol: f64,
+    start: Option<Array1<f64>>,
 }
 
 impl Default for Logit {
@@ -54,6 +55,7 @@ impl Logit {
         Logit {
             max_iter: 100,
             tol: 1e-10,
+            start: None,
         }
     }
 
@@ -67,6 +69,14 @@ impl Logit {
         }
         self.max_iter = n;
         Ok(self)
+    }
+
+    /// Starts Newton's method from these coefficients (intercept first, covariates'
+    /// own scale), e.g. the full sample's fit for a bootstrap replicate: a couple of
+    /// steps then suffice. The fit it converges to is the same.
+    pub fn start(mut self, coef: Array1<f64>) -> Self {
+        self.start = Some(coef);
+        self
     }
 
     /// Fits `P(d = 1 | x)`. Fails with a reason naming the covariate when the design is
@@ -143,6 +153,13 @@ impl Logit {
         let mut beta = Array1::<f64>::zeros(p + 1);
         let share = treated as f64 / n as f64;
         beta[0] = (share / (1.0 - share)).ln();
+        if let Some(c) = self.start.as_ref().filter(|c| c.len() == p + 1) {
+            // b_std,j = b_j·sd_j; intercept b₀ + Σ b_j·mean_j.
+            beta[0] = c[0] + (0..p).map(|j| c[j + 1] * mean[j]).sum::<f64>();
+            for j in 0..p {
+                beta[j + 1] = c[j + 1] * sd[j];
+            }
+        }
         // One pass over the rows gives the log-likelihood, score and information.
         let mut cur = newton_terms(&z, &y, &beta);
         let mut converged = None;

@@ -64,6 +64,7 @@ pub struct WeightingSpec {
     estimand: Estimand,
     trim: Option<(f64, f64)>,
     clustered: bool,
+    start: Option<Array1<f64>>,
 }
 
 /// A fitted weighting estimator.
@@ -91,6 +92,7 @@ impl WeightingSpec {
             estimand,
             trim: None,
             clustered: true,
+            start: None,
         }
     }
 
@@ -114,8 +116,23 @@ impl WeightingSpec {
         self
     }
 
+    /// Starts the propensity fit from these coefficients (see [`Logit::start`]).
+    pub fn start_from(mut self, coef: Array1<f64>) -> Self {
+        self.start = Some(coef);
+        self
+    }
+
     /// Estimates the effect on `sample`.
     pub fn fit(&self, sample: &Sample) -> Result<FittedWeighting> {
+        self.fit_inner(sample, true)
+    }
+
+    /// The point estimate alone (no sandwich): what a bootstrap replicate needs.
+    pub fn estimate(&self, sample: &Sample) -> Result<f64> {
+        Ok(self.fit_inner(sample, false)?.effect.estimate)
+    }
+
+    fn fit_inner(&self, sample: &Sample, with_se: bool) -> Result<FittedWeighting> {
         if self.method == Weighting::Aipw && self.estimand == Estimand::Att {
             return Err(Error::Param {
                 name: "estimand",
@@ -127,7 +144,13 @@ impl WeightingSpec {
         let y = sample.y();
         let propensity = match self.method {
             Weighting::Ra => None,
-            _ => Some(Logit::new().fit_named(sample.x(), sample.d(), Some(sample.names()))?),
+            _ => {
+                let mut logit = Logit::new();
+                if let Some(c) = &self.start {
+                    logit = logit.start(c.clone());
+                }
+                Some(logit.fit_named(sample.x(), sample.d(), Some(sample.names()))?)
+            }
         };
         // Standardised covariates with an intercept: the propensity fit's, or built here.
         let z = match &propensity {
@@ -159,16 +182,15 @@ impl WeightingSpec {
             let rows: Vec<usize> = (0..n).filter(|&i| d[i] == arm && keep[i] > 0.0).collect();
             let za = z.select(Axis(0), &rows);
             let ya: Array1<f64> = rows.iter().map(|&i| y[i]).collect();
-            linalg::least_squares(za.view(), ya.view())
-                .map(|(b, _)| b)
-                .ok_or_else(|| Error::Estimation {
-                    method: "outcome regression",
-                    reason: format!(
-                        "the covariates are collinear among the {} ({} units); leave some out",
-                        if arm > 0.0 { "treated" } else { "controls" },
-                        rows.len()
-                    ),
-                })
+            // The design is standardised, so the normal equations are accurate.
+            linalg::least_squares_normal(za.view(), ya.view()).ok_or_else(|| Error::Estimation {
+                method: "outcome regression",
+                reason: format!(
+                    "the covariates are collinear among the {} ({} units); leave some out",
+                    if arm > 0.0 { "treated" } else { "controls" },
+                    rows.len()
+                ),
+            })
         };
         let stacked = match self.method {
             Weighting::Ipw => ipw_moments(&z, &d, y.view(), &ps, &keep, self.estimand)?,
@@ -188,8 +210,12 @@ impl WeightingSpec {
         } else {
             None
         };
-        let v = stacked.vcov(clusters)?;
-        let var = v[[q - 2, q - 2]] + v[[q - 1, q - 1]] - 2.0 * v[[q - 2, q - 1]];
+        let var = if with_se {
+            let v = stacked.vcov(clusters)?;
+            v[[q - 2, q - 2]] + v[[q - 1, q - 1]] - 2.0 * v[[q - 2, q - 1]]
+        } else {
+            f64::NAN
+        };
         let se_kind = match clusters {
             Some(c) => format!(
                 "M-estimation sandwich, cluster-robust ({} clusters, G/(G-1))",
@@ -248,21 +274,87 @@ pub(crate) fn standardised(sample: &Sample) -> Result<Array2<f64>> {
     Ok(z)
 }
 
+/// Columns of the moment matrix Ψ (one row ψᵢ per unit), kept implicit: Ψ has as many
+/// rows as units and, for AIPW on a million units, over sixty columns, so it is built a
+/// block of rows at a time whenever a sum over units needs it.
+pub(crate) enum Part {
+    /// k columns: the row zᵢ of the design times a per-unit scalar.
+    Scaled(Array1<f64>),
+    /// One column.
+    Column(Array1<f64>),
+}
+
 /// A solved system of stacked estimating equations: the parameters, each unit's moment
-/// contributions ψᵢ(θ̂) and the Jacobian Ĝ = (1/n) Σ ∂ψᵢ/∂θ.
-pub(crate) struct Stacked {
+/// contributions ψᵢ(θ̂) (as [`Part`]s over the design `z`) and the Jacobian
+/// Ĝ = (1/n) Σ ∂ψᵢ/∂θ.
+pub(crate) struct Stacked<'z> {
     pub theta: Array1<f64>,
-    pub psi: Array2<f64>,
+    pub z: &'z Array2<f64>,
+    pub parts: Vec<Part>,
     pub jac: Array2<f64>,
 }
 
-impl Stacked {
+/// Rows per block when Ψ is built piecewise (small enough to stay in cache).
+const BLOCK: usize = 4096;
+
+impl Stacked<'_> {
+    fn width(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Part::Scaled(_) => self.z.ncols(),
+                Part::Column(_) => 1,
+            })
+            .sum()
+    }
+
+    /// Rows `a..b` of Ψ.
+    fn psi_block(&self, a: usize, b: usize) -> Array2<f64> {
+        let k = self.z.ncols();
+        let mut out = Array2::<f64>::zeros((b - a, self.width()));
+        let mut col = 0;
+        for part in &self.parts {
+            match part {
+                Part::Scaled(s) => {
+                    for i in a..b {
+                        let si = s[i];
+                        let zr = self.z.row(i);
+                        let mut o = out.row_mut(i - a);
+                        for j in 0..k {
+                            o[col + j] = zr[j] * si;
+                        }
+                    }
+                    col += k;
+                }
+                Part::Column(c) => {
+                    for i in a..b {
+                        out[[i - a, col]] = c[i];
+                    }
+                    col += 1;
+                }
+            }
+        }
+        out
+    }
+
     /// The sandwich V = Ĝ⁻¹ Ω̂ Ĝ⁻ᵀ / n, with Ω̂ = (1/n) Σ ψᵢψᵢᵀ, or with clusters
     /// Ω̂ = G/(G−1) · (1/n) Σ_g (Σ_{i∈g} ψᵢ)(Σ_{i∈g} ψᵢ)ᵀ.
     pub fn vcov(&self, clusters: Option<&[u32]>) -> Result<Array2<f64>> {
-        let n = self.psi.nrows() as f64;
+        use rayon::prelude::*;
+        let n = self.z.nrows();
+        let q = self.width();
+        let starts: Vec<usize> = (0..n).step_by(BLOCK).collect();
         let omega = match clusters {
-            None => self.psi.t().dot(&self.psi) / n,
+            None => {
+                starts
+                    .par_iter()
+                    .map(|&a| {
+                        let p = self.psi_block(a, (a + BLOCK).min(n));
+                        p.t().dot(&p)
+                    })
+                    .reduce(|| Array2::zeros((q, q)), |x, y| x + y)
+                    / n as f64
+            }
             Some(labels) => {
                 let (dense, g) = dense_labels(labels);
                 if g < 2 {
@@ -271,12 +363,16 @@ impl Stacked {
                         reason: "only one cluster; at least two are needed".into(),
                     });
                 }
-                let mut sums = Array2::<f64>::zeros((g, self.psi.ncols()));
-                for (i, &c) in dense.iter().enumerate() {
-                    sums.row_mut(c).scaled_add(1.0, &self.psi.row(i));
+                let mut sums = Array2::<f64>::zeros((g, q));
+                for &a in &starts {
+                    let b = (a + BLOCK).min(n);
+                    let p = self.psi_block(a, b);
+                    for i in a..b {
+                        sums.row_mut(dense[i]).scaled_add(1.0, &p.row(i - a));
+                    }
                 }
                 let gf = g as f64;
-                sums.t().dot(&sums) / n * (gf / (gf - 1.0))
+                sums.t().dot(&sums) / n as f64 * (gf / (gf - 1.0))
             }
         };
         let ginv = linalg::inverse(&self.jac).ok_or_else(|| Error::Estimation {
@@ -285,34 +381,46 @@ impl Stacked {
                      group in the comparison, or collinear covariates)"
                 .into(),
         })?;
-        Ok(ginv.dot(&omega).dot(&ginv.t()) / n)
+        Ok(ginv.dot(&omega).dot(&ginv.t()) / n as f64)
     }
 }
 
-/// Rows i of `z`, each scaled by `w[i]`, summed and divided by n: (1/n) Σ wᵢ zᵢ.
+/// (1/n) Σ wᵢ zᵢ.
 fn mean_rows(z: &Array2<f64>, w: &Array1<f64>) -> Array1<f64> {
     z.t().dot(w) / z.nrows() as f64
 }
 
-/// Logit block: ψ = (d − p) z, ∂ψ/∂β = −p(1−p) z zᵀ.
-fn logit_block(z: &Array2<f64>, d: &Array1<f64>, ps: &Array1<f64>) -> (Array2<f64>, Array2<f64>) {
-    let n = z.nrows() as f64;
-    let resid = d - ps;
-    let psi = z * &resid.view().insert_axis(Axis(1));
-    let w = ps.mapv(|p| p * (1.0 - p));
-    let zw = z * &w.view().insert_axis(Axis(1));
-    let jac = -(z.t().dot(&zw) / n);
-    (psi, jac)
+/// (1/n) Σ wᵢ zᵢ zᵢᵀ, by blocks of rows on all cores.
+fn mean_weighted_gram(z: &Array2<f64>, w: &Array1<f64>) -> Array2<f64> {
+    use rayon::prelude::*;
+    let (n, k) = z.dim();
+    let starts: Vec<usize> = (0..n).step_by(BLOCK).collect();
+    starts
+        .par_iter()
+        .map(|&a| {
+            let b = (a + BLOCK).min(n);
+            let zb = z.slice(s![a..b, ..]);
+            let zw = &zb * &w.slice(s![a..b]).insert_axis(Axis(1));
+            zb.t().dot(&zw)
+        })
+        .reduce(|| Array2::zeros((k, k)), |x, y| x + y)
+        / n as f64
 }
 
-fn ipw_moments(
-    z: &Array2<f64>,
+/// Logit block: ψ = (d − p) z, ∂ψ/∂β = −p(1−p) z zᵀ.
+fn logit_block(z: &Array2<f64>, d: &Array1<f64>, ps: &Array1<f64>) -> (Part, Array2<f64>) {
+    let w = ps.mapv(|p| p * (1.0 - p));
+    (Part::Scaled(d - ps), -mean_weighted_gram(z, &w))
+}
+
+fn ipw_moments<'z>(
+    z: &'z Array2<f64>,
     d: &Array1<f64>,
     y: ArrayView1<f64>,
     ps: &Array1<f64>,
     keep: &Array1<f64>,
     estimand: Estimand,
-) -> Result<Stacked> {
+) -> Result<Stacked<'z>> {
     let (n, k) = z.dim();
     let nf = n as f64;
     // Weights of the two arms: ATE 1/p and 1/(1−p); ATT 1 and p/(1−p). Their derivative
@@ -335,18 +443,12 @@ fn ipw_moments(
     let a0: Array1<f64> = Array1::from_shape_fn(n, |i| keep[i] * (1.0 - d[i]) * w0[i]);
     let mu1 = a1.dot(&y) / a1.sum();
     let mu0 = a0.dot(&y) / a0.sum();
-    let (lpsi, ljac) = logit_block(z, d, ps);
+    let (lpart, ljac) = logit_block(z, d, ps);
     let q = k + 2;
-    let mut psi = Array2::<f64>::zeros((n, q));
-    psi.slice_mut(s![.., ..k]).assign(&lpsi);
     let mut jac = Array2::<f64>::zeros((q, q));
     jac.slice_mut(s![..k, ..k]).assign(&ljac);
     let r1: Array1<f64> = Array1::from_shape_fn(n, |i| y[i] - mu1);
     let r0: Array1<f64> = Array1::from_shape_fn(n, |i| y[i] - mu0);
-    for i in 0..n {
-        psi[[i, k]] = a1[i] * r1[i];
-        psi[[i, k + 1]] = a0[i] * r0[i];
-    }
     let g1 = Array1::from_shape_fn(n, |i| a1[i] / w1[i] * dw1[i] * r1[i]);
     let g0 = Array1::from_shape_fn(n, |i| a0[i] / w0[i] * dw0[i] * r0[i]);
     jac.slice_mut(s![k, ..k]).assign(&mean_rows(z, &g1));
@@ -356,20 +458,25 @@ fn ipw_moments(
     let mut theta = Array1::<f64>::zeros(q);
     theta[k] = mu1;
     theta[k + 1] = mu0;
-    Ok(Stacked { theta, psi, jac })
+    Ok(Stacked {
+        theta,
+        z,
+        parts: vec![lpart, Part::Column(&a1 * &r1), Part::Column(&a0 * &r0)],
+        jac,
+    })
 }
 
 /// Regression adjustment: γ₁, γ₀ by least squares in each arm, then the potential-outcome
 /// means over the estimand's population (everyone, or the treated).
-fn ra_moments(
-    z: &Array2<f64>,
+fn ra_moments<'z>(
+    z: &'z Array2<f64>,
     d: &Array1<f64>,
     y: ArrayView1<f64>,
     keep: &Array1<f64>,
     g1: &Array1<f64>,
     g0: &Array1<f64>,
     estimand: Estimand,
-) -> Result<Stacked> {
+) -> Result<Stacked<'z>> {
     let (n, k) = z.dim();
     let nf = n as f64;
     let q = 2 * k + 2;
@@ -382,13 +489,14 @@ fn ra_moments(
     };
     let mu1 = pop.dot(&m1) / pop.sum();
     let mu0 = pop.dot(&m0) / pop.sum();
-    let mut psi = Array2::<f64>::zeros((n, q));
     let mut jac = Array2::<f64>::zeros((q, q));
-    arm_blocks(z, d, y, keep, g1, g0, &mut psi, &mut jac);
-    for i in 0..n {
-        psi[[i, 2 * k]] = pop[i] * (m1[i] - mu1);
-        psi[[i, 2 * k + 1]] = pop[i] * (m0[i] - mu0);
-    }
+    let mut parts = arm_blocks(z, d, y, keep, g1, g0, &mut jac);
+    parts.push(Part::Column(Array1::from_shape_fn(n, |i| {
+        pop[i] * (m1[i] - mu1)
+    })));
+    parts.push(Part::Column(Array1::from_shape_fn(n, |i| {
+        pop[i] * (m0[i] - mu0)
+    })));
     jac.slice_mut(s![2 * k, ..k]).assign(&mean_rows(z, &pop));
     jac.slice_mut(s![2 * k + 1, k..2 * k])
         .assign(&mean_rows(z, &pop));
@@ -399,11 +507,16 @@ fn ra_moments(
     theta.slice_mut(s![k..2 * k]).assign(g0);
     theta[2 * k] = mu1;
     theta[2 * k + 1] = mu0;
-    Ok(Stacked { theta, psi, jac })
+    Ok(Stacked {
+        theta,
+        z,
+        parts,
+        jac,
+    })
 }
 
-/// The outcome-regression blocks: ψ = 1{arm} keep · z (y − zᵀγ), ∂ψ/∂γ = −1{arm} keep · z zᵀ.
-#[allow(clippy::too_many_arguments)]
+/// The outcome-regression blocks, written into the Jacobian's first 2k rows and columns:
+/// ψ = 1{arm} keep · z (y − zᵀγ), ∂ψ/∂γ = −1{arm} keep · z zᵀ.
 fn arm_blocks(
     z: &Array2<f64>,
     d: &Array1<f64>,
@@ -411,34 +524,34 @@ fn arm_blocks(
     keep: &Array1<f64>,
     g1: &Array1<f64>,
     g0: &Array1<f64>,
-    psi: &mut Array2<f64>,
     jac: &mut Array2<f64>,
-) {
+) -> Vec<Part> {
     let (n, k) = z.dim();
-    let nf = n as f64;
+    let mut parts = Vec::new();
     for (arm, g, off) in [(1.0, g1, 0), (0.0, g0, k)] {
         let sel: Array1<f64> =
             Array1::from_shape_fn(n, |i| keep[i] * if d[i] == arm { 1.0 } else { 0.0 });
-        let r = Array1::from_shape_fn(n, |i| sel[i] * (y[i] - z.row(i).dot(g)));
-        psi.slice_mut(s![.., off..off + k])
-            .assign(&(z * &r.view().insert_axis(Axis(1))));
-        let zs = z * &sel.view().insert_axis(Axis(1));
+        let fitted = z.dot(g);
+        parts.push(Part::Scaled(Array1::from_shape_fn(n, |i| {
+            sel[i] * (y[i] - fitted[i])
+        })));
         jac.slice_mut(s![off..off + k, off..off + k])
-            .assign(&(-(z.t().dot(&zs)) / nf));
+            .assign(&(-mean_weighted_gram(z, &sel)));
     }
+    parts
 }
 
 /// AIPW for the ATE: θ = (β, γ₁, γ₀, μ₁, μ₀) with
 /// ψ_μ₁ = zᵀγ₁ + d (y − zᵀγ₁)/p − μ₁ and ψ_μ₀ = zᵀγ₀ + (1−d)(y − zᵀγ₀)/(1−p) − μ₀.
-fn aipw_moments(
-    z: &Array2<f64>,
+fn aipw_moments<'z>(
+    z: &'z Array2<f64>,
     d: &Array1<f64>,
     y: ArrayView1<f64>,
     ps: &Array1<f64>,
     keep: &Array1<f64>,
     g1: &Array1<f64>,
     g0: &Array1<f64>,
-) -> Result<Stacked> {
+) -> Result<Stacked<'z>> {
     let (n, k) = z.dim();
     let nf = n as f64;
     let q = 3 * k + 2;
@@ -451,23 +564,13 @@ fn aipw_moments(
     });
     let mu1 = t1.sum() / kept;
     let mu0 = t0.sum() / kept;
-    let mut psi = Array2::<f64>::zeros((n, q));
     let mut jac = Array2::<f64>::zeros((q, q));
-    let (lpsi, ljac) = logit_block(z, d, ps);
-    psi.slice_mut(s![.., ..k]).assign(&lpsi);
+    let (lpart, ljac) = logit_block(z, d, ps);
     jac.slice_mut(s![..k, ..k]).assign(&ljac);
-    {
-        let mut p2 = Array2::<f64>::zeros((n, 2 * k));
-        let mut j2 = Array2::<f64>::zeros((2 * k, 2 * k));
-        arm_blocks(z, d, y, keep, g1, g0, &mut p2, &mut j2);
-        psi.slice_mut(s![.., k..3 * k]).assign(&p2);
-        jac.slice_mut(s![k..3 * k, k..3 * k]).assign(&j2);
-    }
+    let mut arm_jac = Array2::<f64>::zeros((2 * k, 2 * k));
+    let arm_parts = arm_blocks(z, d, y, keep, g1, g0, &mut arm_jac);
+    jac.slice_mut(s![k..3 * k, k..3 * k]).assign(&arm_jac);
     let (c1, c0) = (3 * k, 3 * k + 1);
-    for i in 0..n {
-        psi[[i, c1]] = t1[i] - keep[i] * mu1;
-        psi[[i, c0]] = t0[i] - keep[i] * mu0;
-    }
     // ∂ψ_μ₁/∂β = keep · d (y − m₁) · (−(1−p)/p) z; ∂ψ_μ₁/∂γ₁ = keep (1 − d/p) z.
     let b1 = Array1::from_shape_fn(n, |i| {
         keep[i] * d[i] * (y[i] - m1[i]) * (-(1.0 - ps[i]) / ps[i])
@@ -487,5 +590,18 @@ fn aipw_moments(
     let mut theta = Array1::<f64>::zeros(q);
     theta[c1] = mu1;
     theta[c0] = mu0;
-    Ok(Stacked { theta, psi, jac })
+    let mut parts = vec![lpart];
+    parts.extend(arm_parts);
+    parts.push(Part::Column(Array1::from_shape_fn(n, |i| {
+        t1[i] - keep[i] * mu1
+    })));
+    parts.push(Part::Column(Array1::from_shape_fn(n, |i| {
+        t0[i] - keep[i] * mu0
+    })));
+    Ok(Stacked {
+        theta,
+        z,
+        parts,
+        jac,
+    })
 }
