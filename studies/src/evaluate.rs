@@ -22,11 +22,19 @@ pub struct EvaluateArgs {
     outcome: String,
     /// Covariate terms, comma-separated: a column, COL^2 (up to ^4), or a product A*B;
     /// a text column enters as dummies.
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',')]
     covariates: Vec<String>,
-    /// psm (matching), ipw, aipw (doubly robust), ra (regression adjustment) or ols.
+    /// psm (matching), ipw, aipw (doubly robust), ra (regression adjustment), ols, or did
+    /// (difference-in-differences on a panel: needs --time and --unit; the treatment
+    /// column says whether the unit is treated in that period).
     #[arg(long)]
     method: String,
+    /// did: the period column (whole numbers).
+    #[arg(long)]
+    time: Option<String>,
+    /// did: the unit column (standard errors are clustered by unit).
+    #[arg(long)]
+    unit: Option<String>,
     /// att or ate (default: att for psm, ate otherwise).
     #[arg(long)]
     estimand: Option<String>,
@@ -79,6 +87,12 @@ pub struct EvaluateArgs {
 }
 
 pub fn run(a: EvaluateArgs) -> Result<()> {
+    if a.method.eq_ignore_ascii_case("did") {
+        return run_did(&a);
+    }
+    if a.covariates.is_empty() {
+        bail!("--covariates is required for --method {}", a.method);
+    }
     let method = Method::parse(&a.method)?;
     let estimand = match &a.estimand {
         Some(e) => Estimand::parse(e)?,
@@ -204,4 +218,41 @@ fn print_summary(ev: &Evaluation) {
         }
     }
     println!("  (--json for balance per covariate and the full diagnostics)");
+}
+
+fn run_did(a: &EvaluateArgs) -> Result<()> {
+    use occupa_engine::causal::did::did;
+    use occupa_engine::causal::table::load_csv;
+    let (Some(time), Some(unit)) = (&a.time, &a.unit) else {
+        bail!("--method did needs --time COL and --unit COL");
+    };
+    let spec = SampleSpec {
+        treatment: a.treatment.clone(),
+        outcome: a.outcome.clone(),
+        covariates: vec![time.clone()],
+        cluster: Some(unit.clone()),
+        ..SampleSpec::default()
+    };
+    let loaded = load_csv(&a.input, &spec)?;
+    let fit = did(&loaded.sample)?;
+    if a.json {
+        let mut v = serde_json::to_value(&fit)?;
+        v["rows"] = loaded.rows.into();
+        v["dropped_missing"] = loaded.dropped_missing.into();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let e = &fit.effect;
+    println!(
+        "did ({}): {:.4} (SE {:.4} clustered by unit, 95% CI {:.4} to {:.4})",
+        e.design, e.estimate, e.se, e.ci95[0], e.ci95[1]
+    );
+    println!(
+        "  panel: {} units, {} periods, {} rows ({} left out for missing values); cohorts {:?}",
+        fit.units, fit.periods, loaded.rows, loaded.dropped_missing, fit.cohorts
+    );
+    for c in &fit.event_study {
+        println!("  k = {:>3}: {:>10.4} (SE {:.4})", c.k, c.estimate, c.se);
+    }
+    Ok(())
 }

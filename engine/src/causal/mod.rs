@@ -16,6 +16,7 @@
 
 pub mod balance;
 pub mod bootstrap;
+pub mod did;
 pub mod evaluate;
 pub mod linalg;
 pub mod logit;
