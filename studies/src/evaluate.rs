@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use occupa_engine::causal::Estimand;
 use occupa_engine::causal::evaluate::{EvaluateSpec, Evaluation, Grade, Method, evaluate_csv};
@@ -78,6 +78,13 @@ pub struct EvaluateArgs {
     /// Also evaluate within each value of this column (e.g. sex, citizenship, GOL path).
     #[arg(long)]
     by: Option<String>,
+    /// Write love.svg (balance before/after) and overlap.svg (propensity scores by group,
+    /// bins under --min-count units hidden) into this folder.
+    #[arg(long)]
+    plots: Option<PathBuf>,
+    /// Smallest count shown in a plot bin.
+    #[arg(long, default_value_t = 5)]
+    min_count: u64,
     /// Refuse to print an estimate whose diagnostics fail.
     #[arg(long)]
     require_pass: bool,
@@ -144,6 +151,22 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
             ev.diagnostics.effective_sample_size.grade,
             ev.diagnostics.effective_sample_size.value,
         );
+    }
+    if let Some(dir) = &a.plots {
+        use occupa_reports::causal_plots::{love_plot_svg, overlap_svg};
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let write = |name: &str, svg: String| -> Result<()> {
+            let path = dir.join(name);
+            let tmp = dir.join(format!(".{name}.tmp"));
+            std::fs::write(&tmp, svg).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+            Ok(())
+        };
+        write("love.svg", love_plot_svg(&ev.balance, a.smd_bound))?;
+        if let Some(ps) = &ev.propensity {
+            let min = occupa_anonymiser::MinCount::new(a.min_count)?;
+            write("overlap.svg", overlap_svg(&ps.histogram, min))?;
+        }
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&ev)?);
