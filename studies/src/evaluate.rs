@@ -244,7 +244,7 @@ fn print_summary(ev: &Evaluation) {
 }
 
 fn run_did(a: &EvaluateArgs) -> Result<()> {
-    use occupa_engine::causal::did::did;
+    use occupa_engine::causal::did::{callaway_santanna, did};
     use occupa_engine::causal::table::load_csv;
     let (Some(time), Some(unit)) = (&a.time, &a.unit) else {
         bail!("--method did needs --time COL and --unit COL");
@@ -258,10 +258,19 @@ fn run_did(a: &EvaluateArgs) -> Result<()> {
     };
     let loaded = load_csv(&a.input, &spec)?;
     let fit = did(&loaded.sample)?;
+    // Staggered adoption: the two-way regression mixes already-treated units into the
+    // comparison; Callaway–Sant'Anna does not (it needs never-treated units and a
+    // balanced panel, and says why when it cannot run).
+    let cs = (fit.periods > 2).then(|| callaway_santanna(&loaded.sample));
     if a.json {
         let mut v = serde_json::to_value(&fit)?;
         v["rows"] = loaded.rows.into();
         v["dropped_missing"] = loaded.dropped_missing.into();
+        match &cs {
+            Some(Ok(c)) => v["callaway_santanna"] = serde_json::to_value(c)?,
+            Some(Err(e)) => v["callaway_santanna"] = serde_json::json!({"error": e.to_string()}),
+            None => {}
+        }
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
@@ -276,6 +285,25 @@ fn run_did(a: &EvaluateArgs) -> Result<()> {
     );
     for c in &fit.event_study {
         println!("  k = {:>3}: {:>10.4} (SE {:.4})", c.k, c.estimate, c.se);
+    }
+    match &cs {
+        Some(Ok(c)) => {
+            println!(
+                "Callaway-Sant'Anna (never-treated controls): overall ATT {:.4} (SE {:.4}); \
+                 by event time, e >= 0: {:.4} (SE {:.4})",
+                c.simple.estimate, c.simple.se, c.dynamic_overall.estimate, c.dynamic_overall.se
+            );
+            for d in &c.dynamic {
+                println!(
+                    "  e = {:>3}: {:>10.4} (SE {:.4})",
+                    d.at.unwrap_or_default(),
+                    d.estimate,
+                    d.se
+                );
+            }
+        }
+        Some(Err(e)) => println!("Callaway-Sant'Anna not run: {e}"),
+        None => {}
     }
     Ok(())
 }

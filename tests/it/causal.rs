@@ -580,3 +580,88 @@ fn difference_in_differences_matches_statsmodels_lsdv_with_cluster_errors() {
         close(&format!("event k={} SE", o.k), o.se, num(&e["se"]), 1e-9);
     }
 }
+
+#[test]
+fn callaway_santanna_matches_csdid() {
+    use occupa_engine::causal::did::callaway_santanna;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/did/cs_expected.json");
+    let exp: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let cs = callaway_santanna(&panel(|_, _, _| true)).unwrap();
+    let cells = exp["att_gt"].as_array().unwrap();
+    assert_eq!(cs.att_gt.len(), cells.len());
+    for (o, e) in cs.att_gt.iter().zip(cells) {
+        assert_eq!(
+            (o.group, o.time),
+            (e["g"].as_i64().unwrap(), e["t"].as_i64().unwrap())
+        );
+        close(
+            &format!("ATT({},{})", o.group, o.time),
+            o.estimate,
+            num(&e["att"]),
+            1e-9,
+        );
+        close(
+            &format!("SE({},{})", o.group, o.time),
+            o.se,
+            num(&e["se"]),
+            1e-9,
+        );
+    }
+    close(
+        "simple",
+        cs.simple.estimate,
+        num(&exp["simple"]["att"]),
+        1e-9,
+    );
+    close("simple SE", cs.simple.se, num(&exp["simple"]["se"]), 1e-9);
+    let dynamic = exp["dynamic"]["by_e"].as_array().unwrap();
+    assert_eq!(cs.dynamic.len(), dynamic.len());
+    for (o, e) in cs.dynamic.iter().zip(dynamic) {
+        assert_eq!(o.at, e["e"].as_i64());
+        close(
+            &format!("dynamic e={:?}", o.at),
+            o.estimate,
+            num(&e["att"]),
+            1e-9,
+        );
+        close(
+            &format!("dynamic SE e={:?}", o.at),
+            o.se,
+            num(&e["se"]),
+            1e-9,
+        );
+    }
+    close(
+        "dynamic overall",
+        cs.dynamic_overall.estimate,
+        num(&exp["dynamic"]["overall_att"]),
+        1e-9,
+    );
+    close(
+        "dynamic overall SE",
+        cs.dynamic_overall.se,
+        num(&exp["dynamic"]["overall_se"]),
+        1e-9,
+    );
+    for (o, e) in cs
+        .group
+        .iter()
+        .zip(exp["group"]["by_g"].as_array().unwrap())
+    {
+        assert_eq!(o.at, e["g"].as_i64());
+        close("group", o.estimate, num(&e["att"]), 1e-9);
+        close("group SE", o.se, num(&e["se"]), 1e-9);
+    }
+    close(
+        "group overall",
+        cs.group_overall.estimate,
+        num(&exp["group"]["overall_att"]),
+        1e-9,
+    );
+    close(
+        "group overall SE",
+        cs.group_overall.se,
+        num(&exp["group"]["overall_se"]),
+        1e-9,
+    );
+}

@@ -286,3 +286,295 @@ fn clustered_ols(
     let v = xtx_inv.dot(&sums.t().dot(&sums)).dot(&xtx_inv) * c;
     Ok((b, v.diag().mapv(f64::sqrt), k))
 }
+
+/// One group-time average treatment effect of Callaway and Sant'Anna (2021).
+#[derive(Debug, Clone, Serialize)]
+pub struct AttGt {
+    /// The cohort: first treated period.
+    pub group: i64,
+    /// The period.
+    pub time: i64,
+    /// ATT(g, t).
+    pub estimate: f64,
+    /// Analytical standard error (influence function).
+    pub se: f64,
+}
+
+/// An aggregate of the group-time effects.
+#[derive(Debug, Clone, Serialize)]
+pub struct Aggregate {
+    /// Event time (periods since first treatment), cohort, or `None` for the overall one.
+    pub at: Option<i64>,
+    /// The aggregated effect.
+    pub estimate: f64,
+    /// Analytical standard error, including the estimation of the cohort weights.
+    pub se: f64,
+}
+
+/// Callaway and Sant'Anna's staggered-adoption estimator: never-treated units as the
+/// comparison group, no covariates, "varying" base period (a pre-period is compared
+/// with the period before it, a post-period with the period before treatment), and
+/// the simple, dynamic (event-time) and group aggregations.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallawaySantAnna {
+    /// Every ATT(g, t).
+    pub att_gt: Vec<AttGt>,
+    /// The average over post-treatment (g, t), weighted by cohort size.
+    pub simple: Aggregate,
+    /// By event time e = t − g.
+    pub dynamic: Vec<Aggregate>,
+    /// The average of the dynamic effects for e ≥ 0.
+    pub dynamic_overall: Aggregate,
+    /// By cohort (average over its post-treatment periods).
+    pub group: Vec<Aggregate>,
+    /// Cohort effects averaged with cohort-size weights.
+    pub group_overall: Aggregate,
+}
+
+/// Callaway–Sant'Anna on a balanced panel (see [`did`] for how the sample is laid out).
+pub fn callaway_santanna(sample: &Sample) -> Result<CallawaySantAnna> {
+    let fail = |reason: String| Error::Estimation {
+        method: "Callaway-Sant'Anna",
+        reason,
+    };
+    let units = sample
+        .cluster()
+        .ok_or_else(|| fail("the panel needs a unit column (--unit)".into()))?;
+    let (uidx, nu) = dense_labels(units);
+    let time: Vec<i64> = sample.x().column(0).iter().map(|&t| t as i64).collect();
+    let mut periods = time.clone();
+    periods.sort_unstable();
+    periods.dedup();
+    let tp: BTreeMap<i64, usize> = periods.iter().enumerate().map(|(i, &p)| (p, i)).collect();
+    let nt = periods.len();
+    let mut wide = vec![f64::NAN; nu * nt];
+    let mut first: Vec<Option<i64>> = vec![None; nu];
+    for i in 0..sample.len() {
+        wide[uidx[i] * nt + tp[&time[i]]] = sample.y()[i];
+        if sample.d()[i] {
+            let f = &mut first[uidx[i]];
+            *f = Some(f.map_or(time[i], |v: i64| v.min(time[i])));
+        }
+    }
+    if wide.iter().any(|v| v.is_nan()) {
+        return Err(fail(
+            "the panel is unbalanced (a unit misses a period); this estimator needs every \
+             unit in every period"
+                .into(),
+        ));
+    }
+    let never: Vec<usize> = (0..nu).filter(|&u| first[u].is_none()).collect();
+    if never.is_empty() {
+        return Err(fail(
+            "no never-treated units to compare with; this estimator uses them as controls".into(),
+        ));
+    }
+    // Cohorts treated after the first period (earlier ones have no pre-period).
+    let mut cohorts: Vec<i64> = first
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|&g| g > periods[0])
+        .collect();
+    cohorts.sort_unstable();
+    cohorts.dedup();
+    let n = nu as f64;
+    let y = |u: usize, t: usize| wide[u * nt + t];
+    let mut att = Vec::new();
+    let mut ifs: Vec<Vec<f64>> = Vec::new();
+    for &g in &cohorts {
+        let members: Vec<usize> = (0..nu).filter(|&u| first[u] == Some(g)).collect();
+        let gi = tp[&g];
+        for ti in 1..nt {
+            let base = if ti >= gi { gi - 1 } else { ti - 1 };
+            let mean_diff = |us: &[usize]| {
+                us.iter().map(|&u| y(u, ti) - y(u, base)).sum::<f64>() / us.len() as f64
+            };
+            let (mg, mc) = (mean_diff(&members), mean_diff(&never));
+            let mut inf = vec![0.0; nu];
+            let (ng, nc) = (members.len() as f64, never.len() as f64);
+            for &u in &members {
+                inf[u] = n / ng * (y(u, ti) - y(u, base) - mg);
+            }
+            for &u in &never {
+                inf[u] = -n / nc * (y(u, ti) - y(u, base) - mc);
+            }
+            att.push(AttGt {
+                group: g,
+                time: periods[ti],
+                estimate: mg - mc,
+                se: se_of(&inf),
+            });
+            ifs.push(inf);
+        }
+    }
+    // Cohort shares among all units, and each unit's cohort.
+    let pg: BTreeMap<i64, f64> = cohorts
+        .iter()
+        .map(|&g| {
+            (
+                g,
+                first.iter().filter(|f| **f == Some(g)).count() as f64 / n,
+            )
+        })
+        .collect();
+    let aggregate = |keep: &dyn Fn(&AttGt) -> bool, at: Option<i64>| -> Aggregate {
+        let keepers: Vec<usize> = (0..att.len()).filter(|&k| keep(&att[k])).collect();
+        let total: f64 = keepers.iter().map(|&k| pg[&att[k].group]).sum();
+        let estimate: f64 = keepers
+            .iter()
+            .map(|&k| pg[&att[k].group] / total * att[k].estimate)
+            .sum();
+        Aggregate {
+            at,
+            estimate,
+            se: se_of(&aggregate_inf(&att, &ifs, &first, &pg, nu, keep)),
+        }
+    };
+    let simple = aggregate(&|a: &AttGt| a.time >= a.group, None);
+    let mut events: Vec<i64> = att.iter().map(|a| event_time(a, &tp)).collect();
+    events.sort_unstable();
+    events.dedup();
+    let dynamic: Vec<Aggregate> = events
+        .iter()
+        .map(|&e| aggregate(&|a: &AttGt| event_time(a, &tp) == e, Some(e)))
+        .collect();
+    let group: Vec<Aggregate> = cohorts
+        .iter()
+        .map(|&g| {
+            // Equal weights over the cohort's post-treatment periods (no weight term).
+            let keepers: Vec<usize> = (0..att.len())
+                .filter(|&k| att[k].group == g && att[k].time >= g)
+                .collect();
+            let m = keepers.len() as f64;
+            let estimate = keepers.iter().map(|&k| att[k].estimate).sum::<f64>() / m;
+            let inf: Vec<f64> = (0..nu)
+                .map(|u| keepers.iter().map(|&k| ifs[k][u]).sum::<f64>() / m)
+                .collect();
+            Aggregate {
+                at: Some(g),
+                estimate,
+                se: se_of(&inf),
+            }
+        })
+        .collect();
+    // Overall of the dynamic effects: their plain mean for e ≥ 0, with the mean of their
+    // influence functions (recomputed here from the aggregates' pieces).
+    let post: Vec<&Aggregate> = dynamic
+        .iter()
+        .filter(|a| a.at.is_some_and(|e| e >= 0))
+        .collect();
+    let dynamic_overall = {
+        let keep_sets: Vec<i64> = post.iter().filter_map(|a| a.at).collect();
+        let infs: Vec<Vec<f64>> = keep_sets
+            .iter()
+            .map(|&e| {
+                aggregate_inf(&att, &ifs, &first, &pg, nu, &|a: &AttGt| {
+                    event_time(a, &tp) == e
+                })
+            })
+            .collect();
+        let m = infs.len() as f64;
+        let inf: Vec<f64> = (0..nu)
+            .map(|u| infs.iter().map(|f| f[u]).sum::<f64>() / m)
+            .collect();
+        Aggregate {
+            at: None,
+            estimate: post.iter().map(|a| a.estimate).sum::<f64>() / m,
+            se: se_of(&inf),
+        }
+    };
+    let group_overall = {
+        // Cohort effects weighted by cohort shares, with the weights' influence term.
+        let total: f64 = cohorts.iter().map(|g| pg[g]).sum();
+        let estimate: f64 = group
+            .iter()
+            .zip(&cohorts)
+            .map(|(a, g)| pg[g] / total * a.estimate)
+            .sum();
+        let ginf: Vec<Vec<f64>> = cohorts
+            .iter()
+            .map(|&g| {
+                let keepers: Vec<usize> = (0..att.len())
+                    .filter(|&k| att[k].group == g && att[k].time >= g)
+                    .collect();
+                let m = keepers.len() as f64;
+                (0..nu)
+                    .map(|u| keepers.iter().map(|&k| ifs[k][u]).sum::<f64>() / m)
+                    .collect()
+            })
+            .collect();
+        let mut inf = vec![0.0; nu];
+        for u in 0..nu {
+            let in_g = |g: i64| f64::from(first[u] == Some(g));
+            let if2: f64 = cohorts
+                .iter()
+                .map(|&g| (in_g(g) - pg[&g]) * pg[&g] / (total * total))
+                .sum();
+            let mut v = 0.0;
+            for (j, &g) in cohorts.iter().enumerate() {
+                v += pg[&g] / total * ginf[j][u];
+                v += ((in_g(g) - pg[&g]) / total - if2) * group[j].estimate;
+            }
+            inf[u] = v;
+        }
+        Aggregate {
+            at: None,
+            estimate,
+            se: se_of(&inf),
+        }
+    };
+    Ok(CallawaySantAnna {
+        att_gt: att,
+        simple,
+        dynamic,
+        dynamic_overall,
+        group,
+        group_overall,
+    })
+}
+
+/// Periods since first treatment, counted in positions of the period list.
+fn event_time(a: &AttGt, tp: &BTreeMap<i64, usize>) -> i64 {
+    tp[&a.time] as i64 - tp[&a.group] as i64
+}
+
+/// The influence function of an aggregate of the ATT(g, t) that `keep` selects, weighted
+/// by cohort shares: the weighted effects' plus that of the weights themselves (the
+/// shares are estimated), as in the `did` package's aggregation.
+fn aggregate_inf(
+    att: &[AttGt],
+    ifs: &[Vec<f64>],
+    first: &[Option<i64>],
+    pg: &BTreeMap<i64, f64>,
+    nu: usize,
+    keep: &dyn Fn(&AttGt) -> bool,
+) -> Vec<f64> {
+    let keepers: Vec<usize> = (0..att.len()).filter(|&k| keep(&att[k])).collect();
+    let total: f64 = keepers.iter().map(|&k| pg[&att[k].group]).sum();
+    (0..nu)
+        .map(|u| {
+            let in_g = |g: i64| f64::from(first[u] == Some(g));
+            let if2: f64 = keepers
+                .iter()
+                .map(|&k| {
+                    let g = att[k].group;
+                    (in_g(g) - pg[&g]) * pg[&g] / (total * total)
+                })
+                .sum();
+            keepers
+                .iter()
+                .map(|&k| {
+                    let g = att[k].group;
+                    pg[&g] / total * ifs[k][u]
+                        + ((in_g(g) - pg[&g]) / total - if2) * att[k].estimate
+                })
+                .sum()
+        })
+        .collect()
+}
+
+/// √(Σ ψᵢ²) / n: the analytical standard error from a per-unit influence function.
+fn se_of(inf: &[f64]) -> f64 {
+    inf.iter().map(|v| v * v).sum::<f64>().sqrt() / inf.len() as f64
+}
