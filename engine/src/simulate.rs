@@ -543,6 +543,11 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
         p_employed_6: [f64; 4],
         p_employed_12: [f64; 4],
         months_observed: i64,
+        /// What an evaluation observes: the covariates the service assignment uses.
+        observed: [f64; 9],
+        /// Realised: employed 6 and 12 months after intake (from the drawn job spell,
+        /// whether or not the export window shows it).
+        employed: [bool; 2],
     }
     let mut truth_people: Vec<PersonTruth> = Vec::with_capacity(cfg.persons);
     let mut used_codes: HashSet<String> = HashSet::new();
@@ -846,6 +851,18 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
             p_employed_6: p6,
             p_employed_12: p12,
             months_observed,
+            observed: [
+                age as f64,
+                f64::from(low_edu),
+                f64::from(citizenship == "ITA"),
+                f64::from(disability),
+                f64::from(social_care),
+                f64::from(path),
+                a_s,
+                b_s,
+                c_s,
+            ],
+            employed: [false, false],
         });
 
         // Services: A.1 and A.2 for everyone, A.3 for most, then the main service.
@@ -958,11 +975,19 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
             m += 1;
         }
         if m <= 36 {
+            // The spell's length is drawn below; record the outcomes once it is known.
+            let outcome_at = |perm_job: bool, dur: u32, t: u32| m <= t && (perm_job || m + dur > t);
             let job_start = intake.checked_add_months(Months::new(m)).unwrap_or(intake)
                 - chrono::Duration::days(rng.random_range(0..28));
             if job_start <= cfg.end {
                 let permanent = rng.random::<f64>() < perm;
                 let dur = [3u32, 6, 12][rng.random_range(0..3)];
+                if let Some(p) = truth_people.last_mut() {
+                    p.employed = [
+                        outcome_at(permanent, dur, 6),
+                        outcome_at(permanent, dur, 12),
+                    ];
+                }
                 let end = (!permanent)
                     .then(|| {
                         job_start
@@ -1249,6 +1274,17 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
         "p12_a5",
         "p12_a6",
         "months_observed",
+        "age",
+        "low_education",
+        "italian",
+        "disability",
+        "social_care",
+        "gol_path",
+        "gol_a",
+        "gol_b",
+        "gol_cd",
+        "employed_6m",
+        "employed_12m",
     ])
     .map_err(io)?;
     for p in &truth_people {
@@ -1267,6 +1303,8 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
                 .map(|x| format!("{x:.6}")),
         );
         rec.push(p.months_observed.to_string());
+        rec.extend(p.observed.iter().map(|v| v.to_string()));
+        rec.extend(p.employed.iter().map(|&e| u8::from(e).to_string()));
         w.write_record(rec).map_err(io)?;
     }
     w.flush().map_err(|e| Error::io(&pp, e))?;
