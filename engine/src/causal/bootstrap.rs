@@ -6,6 +6,7 @@
 //! its own generator seeded by (seed, r), so the result does not depend on the number of
 //! threads or the order they run in.
 
+use ndarray::Array1;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -76,10 +77,37 @@ impl Bootstrap {
         Ok(Bootstrap { replicates, seed })
     }
 
-    /// Runs `estimate` on every replicate of `sample`.
+    /// Runs `estimate` on every replicate of `sample` (a resampled copy).
     pub fn run<F>(&self, sample: &Sample, estimate: F) -> Result<BootstrapResult>
     where
         F: Fn(&Sample) -> Result<f64> + Sync,
+    {
+        self.replicate(sample, |rows| {
+            let s = sample.subset(rows).ok()?;
+            estimate(&s).ok()
+        })
+    }
+
+    /// Runs `estimate` on every replicate given as frequency weights (how often each unit
+    /// of `sample`, in its order, was drawn): the same replicates as [`Bootstrap::run`],
+    /// without copying the data, for estimators that take weights.
+    pub fn run_weighted<F>(&self, sample: &Sample, estimate: F) -> Result<BootstrapResult>
+    where
+        F: Fn(&Array1<f64>) -> Result<f64> + Sync,
+    {
+        let n = sample.len();
+        self.replicate(sample, |rows| {
+            let mut w = Array1::<f64>::zeros(n);
+            for &i in rows {
+                w[i] += 1.0;
+            }
+            estimate(&w).ok()
+        })
+    }
+
+    fn replicate<F>(&self, sample: &Sample, one: F) -> Result<BootstrapResult>
+    where
+        F: Fn(&[usize]) -> Option<f64> + Sync,
     {
         let n = sample.len();
         let d = sample.d();
@@ -115,8 +143,7 @@ impl Bootstrap {
                         rows.extend_from_slice(&pool[rng.random_range(0..pool.len())]);
                     }
                 }
-                let s = sample.subset(&rows).ok()?;
-                estimate(&s).ok().filter(|v| v.is_finite())
+                one(&rows).filter(|v| v.is_finite())
             })
             .collect();
         let mut est: Vec<f64> = draws.iter().flatten().copied().collect();
@@ -198,6 +225,31 @@ mod tests {
         let b = Bootstrap::new(300, 11).unwrap().run(&s, mean_diff).unwrap();
         assert_eq!(a.se.to_bits(), b.se.to_bits());
         assert_eq!(a.percentile, b.percentile);
+    }
+
+    #[test]
+    fn weighted_replicates_are_the_copied_ones() {
+        let s = sample();
+        let weighted = |w: &Array1<f64>| -> Result<f64> {
+            let (mut a, mut b, mut na, mut nb) = (0.0, 0.0, 0.0, 0.0);
+            for ((yi, &t), wi) in s.y().iter().zip(s.d()).zip(w) {
+                if t {
+                    a += wi * yi;
+                    na += wi;
+                } else {
+                    b += wi * yi;
+                    nb += wi;
+                }
+            }
+            Ok(a / na - b / nb)
+        };
+        let x = Bootstrap::new(300, 5).unwrap().run(&s, mean_diff).unwrap();
+        let y = Bootstrap::new(300, 5)
+            .unwrap()
+            .run_weighted(&s, weighted)
+            .unwrap();
+        assert!((x.se - y.se).abs() < 1e-12 * x.se);
+        assert!((x.percentile[0] - y.percentile[0]).abs() < 1e-12);
     }
 
     #[test]

@@ -336,11 +336,23 @@ pub fn evaluate(
     let sensitivity = sensitivity(sample, &effect, pair_diffs.as_deref())?;
     let ps_start = propensity.as_ref().map(|p| p.coef().clone());
     let bootstrap = match spec.bootstrap {
-        Some((b, seed)) => Some(
-            Bootstrap::new(b, seed)?
-                .run(sample, |s| point_estimate(s, spec, ps_start.as_ref()))?
-                .with_estimate(effect.estimate),
-        ),
+        Some((b, seed)) => {
+            let boot = Bootstrap::new(b, seed)?;
+            let result = match weighting_spec(spec) {
+                // Weighting estimators take the replicate as frequency weights: no copies.
+                Some(w) => {
+                    let w = match &ps_start {
+                        Some(c) => w.start_from(c.clone()),
+                        None => w,
+                    };
+                    boot.run_weighted(sample, |fw| {
+                        w.clone().frequency_weights(fw.clone()).estimate(sample)
+                    })?
+                }
+                None => boot.run(sample, |s| adjust(s, spec).map(|a| a.effect.estimate))?,
+            };
+            Some(result.with_estimate(effect.estimate))
+        }
         None => None,
     };
     Ok(Evaluation {
@@ -374,30 +386,18 @@ pub fn evaluate(
     })
 }
 
-/// The point estimate alone, for bootstrap replicates (weighting estimators skip their
-/// sandwich).
-fn point_estimate(
-    sample: &Sample,
-    spec: &EvaluateSpec,
-    start: Option<&Array1<f64>>,
-) -> Result<f64> {
-    match spec.method {
-        Method::Ipw | Method::Aipw | Method::Ra => {
-            let method = match spec.method {
-                Method::Ipw => Weighting::Ipw,
-                Method::Aipw => Weighting::Aipw,
-                _ => Weighting::Ra,
-            };
-            let mut w = WeightingSpec::new(method, spec.estimand);
-            if let Some((lo, hi)) = spec.trim {
-                w = w.trim(lo, hi)?;
-            }
-            if let Some(c) = start {
-                w = w.start_from(c.clone());
-            }
-            w.estimate(sample)
-        }
-        _ => adjust(sample, spec).map(|a| a.effect.estimate),
+/// The weighting estimator `spec` names, if it names one (for bootstrap replicates).
+fn weighting_spec(spec: &EvaluateSpec) -> Option<WeightingSpec> {
+    let method = match spec.method {
+        Method::Ipw => Weighting::Ipw,
+        Method::Aipw => Weighting::Aipw,
+        Method::Ra => Weighting::Ra,
+        _ => return None,
+    };
+    let w = WeightingSpec::new(method, spec.estimand);
+    match spec.trim {
+        Some((lo, hi)) => w.trim(lo, hi).ok(),
+        None => Some(w),
     }
 }
 

@@ -24,6 +24,7 @@ pub struct Logit {
     max_iter: usize,
     tol: f64,
     start: Option<Array1<f64>>,
+    weights: Option<Array1<f64>>,
 }
 
 impl Default for Logit {
@@ -56,6 +57,7 @@ impl Logit {
             max_iter: 100,
             tol: 1e-10,
             start: None,
+            weights: None,
         }
     }
 
@@ -76,6 +78,13 @@ impl Logit {
     /// steps then suffice. The fit it converges to is the same.
     pub fn start(mut self, coef: Array1<f64>) -> Self {
         self.start = Some(coef);
+        self
+    }
+
+    /// Frequency weights, one per row (a bootstrap replicate's counts): the fit is that
+    /// of the data with each row repeated that many times.
+    pub fn weights(mut self, w: Array1<f64>) -> Self {
+        self.weights = Some(w);
         self
     }
 
@@ -161,7 +170,7 @@ impl Logit {
             }
         }
         // One pass over the rows gives the log-likelihood, score and information.
-        let mut cur = newton_terms(&z, &y, &beta);
+        let mut cur = newton_terms(&z, &y, &beta, self.weights.as_ref());
         let mut converged = None;
         for it in 1..=self.max_iter {
             let Some(step) = linalg::solve_spd(&cur.info, &cur.grad) else {
@@ -186,11 +195,11 @@ impl Logit {
             // Step halving keeps every iteration an ascent step.
             let mut t = 1.0;
             let mut next_beta = &beta + &step;
-            let mut next = newton_terms(&z, &y, &next_beta);
+            let mut next = newton_terms(&z, &y, &next_beta, self.weights.as_ref());
             while (next.ll.is_nan() || next.ll < cur.ll - 1e-12 * cur.ll.abs()) && t > 1e-6 {
                 t *= 0.5;
                 next_beta = &beta + &(&step * t);
-                next = newton_terms(&z, &y, &next_beta);
+                next = newton_terms(&z, &y, &next_beta, self.weights.as_ref());
             }
             let moved = (&next_beta - &beta)
                 .iter()
@@ -323,7 +332,12 @@ struct NewtonTerms {
 /// Log-likelihood Σ yη − log(1 + e^η), score Z'(y − p) and information Z'WZ, summed over
 /// blocks of rows on all cores (the blocks are fixed, so the sums do not depend on the
 /// number of threads).
-fn newton_terms(z: &Array2<f64>, y: &Array1<f64>, beta: &Array1<f64>) -> NewtonTerms {
+fn newton_terms(
+    z: &Array2<f64>,
+    y: &Array1<f64>,
+    beta: &Array1<f64>,
+    weights: Option<&Array1<f64>>,
+) -> NewtonTerms {
     use rayon::prelude::*;
     // Small blocks: their temporaries come from the allocator's pools instead of fresh
     // pages that the kernel must zero (that cost more than the products).
@@ -339,15 +353,18 @@ fn newton_terms(z: &Array2<f64>, y: &Array1<f64>, beta: &Array1<f64>) -> NewtonT
             let zb = z.slice(ndarray::s![a..b, ..]);
             let yb = y.slice(ndarray::s![a..b]);
             let eta = zb.dot(beta);
+            let wb = weights.map(|w| w.slice(ndarray::s![a..b]));
+            let wt = |i: usize| wb.as_ref().map_or(1.0, |w| w[i]);
             let ll: f64 = eta
                 .iter()
                 .zip(yb)
-                .map(|(&e, &yi)| yi * e - softplus(e))
+                .enumerate()
+                .map(|(i, (&e, &yi))| wt(i) * (yi * e - softplus(e)))
                 .sum();
             let p = eta.mapv(sigmoid);
-            let resid = &yb - &p;
+            let resid = Array1::from_shape_fn(b - a, |i| wt(i) * (yb[i] - p[i]));
             let grad = zb.t().dot(&resid);
-            let sw = p.mapv(|v| (v * (1.0 - v)).sqrt());
+            let sw = Array1::from_shape_fn(b - a, |i| (wt(i) * p[i] * (1.0 - p[i])).sqrt());
             let zw = &zb * &sw.view().insert_axis(ndarray::Axis(1));
             (ll, grad, zw.t().dot(&zw))
         })

@@ -65,6 +65,7 @@ pub struct WeightingSpec {
     trim: Option<(f64, f64)>,
     clustered: bool,
     start: Option<Array1<f64>>,
+    weights: Option<Array1<f64>>,
 }
 
 /// A fitted weighting estimator.
@@ -93,6 +94,7 @@ impl WeightingSpec {
             trim: None,
             clustered: true,
             start: None,
+            weights: None,
         }
     }
 
@@ -113,6 +115,13 @@ impl WeightingSpec {
     /// standard errors; on by default.
     pub fn use_clusters(mut self, on: bool) -> Self {
         self.clustered = on;
+        self
+    }
+
+    /// Frequency weights in the sample's (canonical) order, e.g. a bootstrap replicate's
+    /// counts: the estimate is that of the sample with each unit repeated that often.
+    pub fn frequency_weights(mut self, w: Array1<f64>) -> Self {
+        self.weights = Some(w);
         self
     }
 
@@ -149,6 +158,9 @@ impl WeightingSpec {
                 if let Some(c) = &self.start {
                     logit = logit.start(c.clone());
                 }
+                if let Some(w) = &self.weights {
+                    logit = logit.weights(w.clone());
+                }
                 Some(logit.fit_named(sample.x(), sample.d(), Some(sample.names()))?)
             }
         };
@@ -161,10 +173,14 @@ impl WeightingSpec {
         let ps: Array1<f64> = propensity
             .as_ref()
             .map_or_else(|| Array1::from_elem(n, 0.5), |f| f.fitted().clone());
-        let keep: Array1<f64> = match self.trim {
+        let mut keep: Array1<f64> = match self.trim {
             Some((lo, hi)) => ps.mapv(|p| f64::from(p >= lo && p <= hi)),
             None => Array1::ones(n),
         };
+        // Frequency weights enter every sum through `keep`.
+        if let Some(w) = &self.weights {
+            keep *= w;
+        }
         let trimmed = keep.iter().filter(|&&v| v == 0.0).count();
         let kept_treated = (0..n).filter(|&i| keep[i] > 0.0 && d[i] > 0.0).count();
         let kept_control = (0..n).filter(|&i| keep[i] > 0.0 && d[i] == 0.0).count();
@@ -179,16 +195,18 @@ impl WeightingSpec {
         }
         // Outcome regressions by arm (RA, AIPW), on the kept units.
         let arm_fit = |arm: f64| -> Result<Array1<f64>> {
-            let rows: Vec<usize> = (0..n).filter(|&i| d[i] == arm && keep[i] > 0.0).collect();
-            let za = z.select(Axis(0), &rows);
-            let ya: Array1<f64> = rows.iter().map(|&i| y[i]).collect();
-            // The design is standardised, so the normal equations are accurate.
-            linalg::least_squares_normal(za.view(), ya.view()).ok_or_else(|| Error::Estimation {
+            let sel: Array1<f64> =
+                Array1::from_shape_fn(n, |i| if d[i] == arm { keep[i] } else { 0.0 });
+            let rows = sel.iter().filter(|&&w| w > 0.0).count();
+            // The design is standardised, so the (weighted) normal equations are accurate.
+            let xtx = mean_weighted_gram(&z, &sel);
+            let xty = z.t().dot(&(&sel * y)) / n as f64;
+            linalg::solve_spd(&xtx, &xty).ok_or_else(|| Error::Estimation {
                 method: "outcome regression",
                 reason: format!(
                     "the covariates are collinear among the {} ({} units); leave some out",
                     if arm > 0.0 { "treated" } else { "controls" },
-                    rows.len()
+                    rows
                 ),
             })
         };
