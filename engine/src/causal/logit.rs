@@ -42,7 +42,7 @@ pub struct FittedLogit {
     cov: Array2<f64>,
     /// `[1, z]`: intercept and standardised covariates (the parametrisation the stacked
     /// estimating equations use: better conditioned, same fitted values).
-    pub(crate) design_std: Array2<f64>,
+    pub(crate) design_std: std::sync::Arc<Array2<f64>>,
     fitted: Array1<f64>,
     linear: Array1<f64>,
     loglik: f64,
@@ -257,7 +257,7 @@ impl Logit {
         Ok(FittedLogit {
             coef,
             cov,
-            design_std: z,
+            design_std: std::sync::Arc::new(z),
             fitted,
             linear,
             loglik: ll,

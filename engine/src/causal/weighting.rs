@@ -167,8 +167,9 @@ impl WeightingSpec {
         // Standardised covariates with an intercept: the propensity fit's, or built here.
         let z = match &propensity {
             Some(ps) => ps.design_std.clone(),
-            None => standardised(sample)?,
+            None => std::sync::Arc::new(standardised(sample)?),
         };
+        let z: &Array2<f64> = &z;
         let k = z.ncols();
         let ps: Array1<f64> = propensity
             .as_ref()
@@ -199,7 +200,7 @@ impl WeightingSpec {
                 Array1::from_shape_fn(n, |i| if d[i] == arm { keep[i] } else { 0.0 });
             let rows = sel.iter().filter(|&&w| w > 0.0).count();
             // The design is standardised, so the (weighted) normal equations are accurate.
-            let xtx = mean_weighted_gram(&z, &sel);
+            let xtx = mean_weighted_gram(z, &sel);
             let xty = z.t().dot(&(&sel * y)) / n as f64;
             linalg::solve_spd(&xtx, &xty).ok_or_else(|| Error::Estimation {
                 method: "outcome regression",
@@ -211,14 +212,14 @@ impl WeightingSpec {
             })
         };
         let stacked = match self.method {
-            Weighting::Ipw => ipw_moments(&z, &d, y.view(), &ps, &keep, self.estimand)?,
+            Weighting::Ipw => ipw_moments(z, &d, y.view(), &ps, &keep, self.estimand, with_se)?,
             Weighting::Ra => {
                 let (g1, g0) = (arm_fit(1.0)?, arm_fit(0.0)?);
-                ra_moments(&z, &d, y.view(), &keep, &g1, &g0, self.estimand)?
+                ra_moments(z, &d, y.view(), &keep, &g1, &g0, self.estimand, with_se)?
             }
             Weighting::Aipw => {
                 let (g1, g0) = (arm_fit(1.0)?, arm_fit(0.0)?);
-                aipw_moments(&z, &d, y.view(), &ps, &keep, &g1, &g0)?
+                aipw_moments(z, &d, y.view(), &ps, &keep, &g1, &g0, with_se)?
             }
         };
         let q = stacked.theta.len();
@@ -426,9 +427,21 @@ fn mean_weighted_gram(z: &Array2<f64>, w: &Array1<f64>) -> Array2<f64> {
 }
 
 /// Logit block: ψ = (d − p) z, ∂ψ/∂β = −p(1−p) z zᵀ.
-fn logit_block(z: &Array2<f64>, d: &Array1<f64>, ps: &Array1<f64>) -> (Part, Array2<f64>) {
-    let w = ps.mapv(|p| p * (1.0 - p));
-    (Part::Scaled(d - ps), -mean_weighted_gram(z, &w))
+/// (Without `with_se` the Jacobian blocks are left at zero: a point estimate needs none.)
+fn logit_block(
+    z: &Array2<f64>,
+    d: &Array1<f64>,
+    ps: &Array1<f64>,
+    with_se: bool,
+) -> (Part, Array2<f64>) {
+    let k = z.ncols();
+    let jac = if with_se {
+        let w = ps.mapv(|p| p * (1.0 - p));
+        -mean_weighted_gram(z, &w)
+    } else {
+        Array2::zeros((k, k))
+    };
+    (Part::Scaled(d - ps), jac)
 }
 
 fn ipw_moments<'z>(
@@ -438,6 +451,7 @@ fn ipw_moments<'z>(
     ps: &Array1<f64>,
     keep: &Array1<f64>,
     estimand: Estimand,
+    with_se: bool,
 ) -> Result<Stacked<'z>> {
     let (n, k) = z.dim();
     let nf = n as f64;
@@ -461,7 +475,7 @@ fn ipw_moments<'z>(
     let a0: Array1<f64> = Array1::from_shape_fn(n, |i| keep[i] * (1.0 - d[i]) * w0[i]);
     let mu1 = a1.dot(&y) / a1.sum();
     let mu0 = a0.dot(&y) / a0.sum();
-    let (lpart, ljac) = logit_block(z, d, ps);
+    let (lpart, ljac) = logit_block(z, d, ps, with_se);
     let q = k + 2;
     let mut jac = Array2::<f64>::zeros((q, q));
     jac.slice_mut(s![..k, ..k]).assign(&ljac);
@@ -486,6 +500,7 @@ fn ipw_moments<'z>(
 
 /// Regression adjustment: γ₁, γ₀ by least squares in each arm, then the potential-outcome
 /// means over the estimand's population (everyone, or the treated).
+#[allow(clippy::too_many_arguments)]
 fn ra_moments<'z>(
     z: &'z Array2<f64>,
     d: &Array1<f64>,
@@ -494,6 +509,7 @@ fn ra_moments<'z>(
     g1: &Array1<f64>,
     g0: &Array1<f64>,
     estimand: Estimand,
+    with_se: bool,
 ) -> Result<Stacked<'z>> {
     let (n, k) = z.dim();
     let nf = n as f64;
@@ -508,7 +524,7 @@ fn ra_moments<'z>(
     let mu1 = pop.dot(&m1) / pop.sum();
     let mu0 = pop.dot(&m0) / pop.sum();
     let mut jac = Array2::<f64>::zeros((q, q));
-    let mut parts = arm_blocks(z, d, y, keep, g1, g0, &mut jac);
+    let mut parts = arm_blocks(z, d, y, keep, g1, g0, &mut jac, with_se);
     parts.push(Part::Column(Array1::from_shape_fn(n, |i| {
         pop[i] * (m1[i] - mu1)
     })));
@@ -535,6 +551,7 @@ fn ra_moments<'z>(
 
 /// The outcome-regression blocks, written into the Jacobian's first 2k rows and columns:
 /// ψ = 1{arm} keep · z (y − zᵀγ), ∂ψ/∂γ = −1{arm} keep · z zᵀ.
+#[allow(clippy::too_many_arguments)]
 fn arm_blocks(
     z: &Array2<f64>,
     d: &Array1<f64>,
@@ -543,6 +560,7 @@ fn arm_blocks(
     g1: &Array1<f64>,
     g0: &Array1<f64>,
     jac: &mut Array2<f64>,
+    with_se: bool,
 ) -> Vec<Part> {
     let (n, k) = z.dim();
     let mut parts = Vec::new();
@@ -553,8 +571,10 @@ fn arm_blocks(
         parts.push(Part::Scaled(Array1::from_shape_fn(n, |i| {
             sel[i] * (y[i] - fitted[i])
         })));
-        jac.slice_mut(s![off..off + k, off..off + k])
-            .assign(&(-mean_weighted_gram(z, &sel)));
+        if with_se {
+            jac.slice_mut(s![off..off + k, off..off + k])
+                .assign(&(-mean_weighted_gram(z, &sel)));
+        }
     }
     parts
 }
@@ -569,6 +589,7 @@ fn aipw_moments<'z>(
     keep: &Array1<f64>,
     g1: &Array1<f64>,
     g0: &Array1<f64>,
+    with_se: bool,
 ) -> Result<Stacked<'z>> {
     let (n, k) = z.dim();
     let nf = n as f64;
@@ -583,10 +604,10 @@ fn aipw_moments<'z>(
     let mu1 = t1.sum() / kept;
     let mu0 = t0.sum() / kept;
     let mut jac = Array2::<f64>::zeros((q, q));
-    let (lpart, ljac) = logit_block(z, d, ps);
+    let (lpart, ljac) = logit_block(z, d, ps, with_se);
     jac.slice_mut(s![..k, ..k]).assign(&ljac);
     let mut arm_jac = Array2::<f64>::zeros((2 * k, 2 * k));
-    let arm_parts = arm_blocks(z, d, y, keep, g1, g0, &mut arm_jac);
+    let arm_parts = arm_blocks(z, d, y, keep, g1, g0, &mut arm_jac, with_se);
     jac.slice_mut(s![k..3 * k, k..3 * k]).assign(&arm_jac);
     let (c1, c0) = (3 * k, 3 * k + 1);
     // ∂ψ_μ₁/∂β = keep · d (y − m₁) · (−(1−p)/p) z; ∂ψ_μ₁/∂γ₁ = keep (1 − d/p) z.
