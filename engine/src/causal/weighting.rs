@@ -581,6 +581,7 @@ fn arm_blocks(
 
 /// AIPW for the ATE: θ = (β, γ₁, γ₀, μ₁, μ₀) with
 /// ψ_μ₁ = zᵀγ₁ + d (y − zᵀγ₁)/p − μ₁ and ψ_μ₀ = zᵀγ₀ + (1−d)(y − zᵀγ₀)/(1−p) − μ₀.
+#[allow(clippy::too_many_arguments)]
 fn aipw_moments<'z>(
     z: &'z Array2<f64>,
     d: &Array1<f64>,
