@@ -4,6 +4,7 @@ mod anonymiser;
 mod causal;
 mod ingest;
 mod pipeline;
+mod rdd;
 mod release;
 
 use std::path::PathBuf;

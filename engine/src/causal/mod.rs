@@ -30,6 +30,7 @@ pub mod linalg;
 pub mod logit;
 pub mod matching;
 pub mod ols;
+pub mod rdd;
 pub mod sample;
 pub mod sensitivity;
 pub mod table;

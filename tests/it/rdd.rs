@@ -1,0 +1,132 @@
+//! Regression discontinuity against rdrobust 2.1.1 (`tests/fixtures/rdd/`, written by
+//! `reference.py` there, which also checks an independent numpy version of the algorithm).
+
+use std::path::Path;
+
+use occupa_engine::causal::rdd::{FittedRd, RdSpec, Vce};
+use serde_json::Value;
+
+fn fixture() -> (Value, Vec<[f64; 5]>) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rdd");
+    let exp: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let mut rdr = csv::Reader::from_path(dir.join("rdd.csv")).unwrap();
+    let h: Vec<String> = rdr.headers().unwrap().iter().map(str::to_string).collect();
+    let col = |n: &str| h.iter().position(|c| c == n).unwrap();
+    let idx = [col("x"), col("y"), col("d"), col("t"), col("yf")];
+    let rows = rdr
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            idx.map(|i| r[i].parse::<f64>().unwrap())
+        })
+        .collect();
+    (exp, rows)
+}
+
+#[track_caller]
+fn close(what: &str, ours: f64, theirs: f64, rel: f64) {
+    let err = (ours - theirs).abs() / theirs.abs().max(1e-300);
+    assert!(
+        err <= rel,
+        "{what}: ours {ours}, rdrobust {theirs}, relative error {err:.2e}"
+    );
+}
+
+fn check(name: &str, fit: &FittedRd, e: &Value, rel: f64) {
+    let num = |v: &Value| v.as_f64().unwrap();
+    close(&format!("{name} h"), fit.h[1], num(&e["h"]["right"]), rel);
+    close(&format!("{name} b"), fit.b[1], num(&e["b"]["right"]), rel);
+    close(
+        &format!("{name} conventional"),
+        fit.conventional.estimate,
+        num(&e["coef"]["Conventional"]),
+        rel,
+    );
+    close(
+        &format!("{name} bias-corrected"),
+        fit.robust.estimate,
+        num(&e["coef"]["Robust"]),
+        rel,
+    );
+    close(
+        &format!("{name} conventional SE"),
+        fit.conventional.se,
+        num(&e["se"]["Conventional"]),
+        rel,
+    );
+    close(
+        &format!("{name} robust SE"),
+        fit.robust.se,
+        num(&e["se"]["Robust"]),
+        rel,
+    );
+    assert_eq!(
+        fit.n_h[0] as u64,
+        e["N_h"][0].as_u64().unwrap(),
+        "{name} N_h left"
+    );
+    assert_eq!(
+        fit.n_b[1] as u64,
+        e["N_b"][1].as_u64().unwrap(),
+        "{name} N_b right"
+    );
+}
+
+#[test]
+fn sharp_and_fuzzy_designs_match_rdrobust() {
+    let (exp, rows) = fixture();
+    let x: Vec<f64> = rows.iter().map(|r| r[0]).collect();
+    let y: Vec<f64> = rows.iter().map(|r| r[1]).collect();
+    let t: Vec<f64> = rows.iter().map(|r| r[3]).collect();
+    let yf: Vec<f64> = rows.iter().map(|r| r[4]).collect();
+    let cases = &exp["cases"];
+    let fixed = RdSpec::new(0.0)
+        .bandwidth(0.3, None)
+        .unwrap()
+        .fit(&x, &y)
+        .unwrap();
+    check("h=0.3 nn", &fixed, &cases["sharp_h0.3_nn"], 1e-8);
+    let fixed = RdSpec::new(0.0)
+        .vce(Vce::Hc0)
+        .bandwidth(0.3, Some(0.5))
+        .unwrap()
+        .fit(&x, &y)
+        .unwrap();
+    check(
+        "h=0.3 b=0.5 hc0",
+        &fixed,
+        &cases["sharp_h0.3_b0.5_hc0"],
+        1e-8,
+    );
+    check(
+        "mserd nn",
+        &RdSpec::new(0.0).fit(&x, &y).unwrap(),
+        &cases["sharp_default"],
+        1e-6,
+    );
+    check(
+        "mserd hc1",
+        &RdSpec::new(0.0).vce(Vce::Hc1).fit(&x, &y).unwrap(),
+        &cases["sharp_hc1"],
+        1e-6,
+    );
+    check(
+        "mserd hc2",
+        &RdSpec::new(0.0).vce(Vce::Hc2).fit(&x, &y).unwrap(),
+        &cases["sharp_hc2"],
+        1e-6,
+    );
+    check(
+        "mserd hc3",
+        &RdSpec::new(0.0).vce(Vce::Hc3).fit(&x, &y).unwrap(),
+        &cases["sharp_hc3"],
+        1e-6,
+    );
+    check(
+        "fuzzy",
+        &RdSpec::new(0.0).fit_fuzzy(&x, &yf, &t).unwrap(),
+        &cases["fuzzy_default"],
+        1e-6,
+    );
+}
