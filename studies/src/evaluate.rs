@@ -357,14 +357,17 @@ fn run_rdd(a: &EvaluateArgs) -> Result<()> {
     if let Some(h) = a.bandwidth {
         rd = rd.bandwidth(h, None)?;
     }
+    let start = std::time::Instant::now();
     let fit = if a.fuzzy.is_some() {
         let t: Vec<f64> = s.d().iter().map(|&v| f64::from(v)).collect();
         rd.fit_fuzzy(&x, &y, &t)?
     } else {
         rd.fit(&x, &y)?
     };
+    let seconds = start.elapsed().as_secs_f64();
     if a.json {
         let mut v = serde_json::to_value(&fit)?;
+        v["seconds"] = seconds.into();
         v["rows"] = loaded.rows.into();
         v["dropped_missing"] = loaded.dropped_missing.into();
         println!("{}", serde_json::to_string_pretty(&v)?);
