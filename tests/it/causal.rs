@@ -665,3 +665,50 @@ fn callaway_santanna_matches_csdid() {
         1e-9,
     );
 }
+
+#[test]
+fn mahalanobis_matching_matches_r_matching() {
+    use occupa_engine::causal::matching::{Distance, MatchingSpec};
+    let Some(dir) = data_dir() else { return };
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/matching/mahalanobis_expected.json");
+    let exp: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let spec = SampleSpec {
+        treatment: "treat".into(),
+        outcome: "re78".into(),
+        covariates: [
+            "age", "educ", "black", "hisp", "marr", "nodegree", "re74", "re75",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        ..SampleSpec::default()
+    };
+    let s = load_csv(&dir.join("lalonde/nsw_psid.csv"), &spec)
+        .unwrap()
+        .sample;
+    for (m, key) in [(1, "Matching_M1"), (3, "Matching_M3")] {
+        let e = &exp[key];
+        let fit = MatchingSpec::new()
+            .ratio(m)
+            .unwrap()
+            .distance(Distance::Mahalanobis)
+            .variance_matches(0)
+            .caliper(None)
+            .unwrap()
+            .fit(&s)
+            .unwrap();
+        close(
+            &format!("{key} estimate"),
+            fit.effect.estimate,
+            num(&e["est"]),
+            1e-9,
+        );
+        close(&format!("{key} SE"), fit.effect.se, num(&e["se"]), 1e-9);
+        assert_eq!(
+            fit.controls_used,
+            num(&e["n_distinct_controls"]) as usize,
+            "{key}"
+        );
+    }
+}

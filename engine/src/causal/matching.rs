@@ -24,7 +24,7 @@ use crate::{Error, Result};
 pub enum Distance {
     /// |logit(p̂ᵢ) − logit(p̂ⱼ)|.
     PropensityLogit,
-    /// Mahalanobis distance on the covariates (pooled within-group covariance).
+    /// Mahalanobis distance on the covariates (their covariance over all units).
     Mahalanobis,
 }
 
@@ -332,39 +332,34 @@ impl MatchingSpec {
     }
 }
 
-/// Covariates centred and whitened by the pooled within-group covariance, so that
-/// Euclidean distance between rows is Mahalanobis distance.
+/// Covariates centred and whitened by their covariance over all units (as R's Matching
+/// does with `Weight = 2`), so that Euclidean distance between rows is Mahalanobis
+/// distance. (MatchIt uses the pooled within-group covariance instead; its matches also
+/// depend on the row order, which ours must not.)
 fn whitened(sample: &Sample) -> Result<Array2<f64>> {
     let x = sample.x();
     let (n, p) = x.dim();
-    let d = sample.d();
-    let mut mean = [vec![0.0; p], vec![0.0; p]];
-    let mut cnt = [0.0f64; 2];
-    for i in 0..n {
-        let g = usize::from(d[i]);
-        cnt[g] += 1.0;
-        for j in 0..p {
-            mean[g][j] += x[[i, j]];
+    let mut mean = vec![0.0; p];
+    for r in x.rows() {
+        for (m, v) in mean.iter_mut().zip(r) {
+            *m += v;
         }
     }
-    for g in 0..2 {
-        for m in &mut mean[g] {
-            *m /= cnt[g];
-        }
+    for m in &mut mean {
+        *m /= n as f64;
     }
     let mut cov = Array2::<f64>::zeros((p, p));
-    for i in 0..n {
-        let g = usize::from(d[i]);
+    for r in x.rows() {
         for a in 0..p {
-            let da = x[[i, a]] - mean[g][a];
+            let da = r[a] - mean[a];
             for b in 0..=a {
-                cov[[a, b]] += da * (x[[i, b]] - mean[g][b]);
+                cov[[a, b]] += da * (r[b] - mean[b]);
             }
         }
     }
     for a in 0..p {
         for b in 0..=a {
-            cov[[a, b]] /= n as f64 - 2.0;
+            cov[[a, b]] /= n as f64 - 1.0;
             cov[[b, a]] = cov[[a, b]];
         }
     }
@@ -419,7 +414,13 @@ fn nearest_with_ties(
             .map(|&c| (sq_dist(u, t, c), c))
             .collect();
         cand.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        return take_with_ties(cand.into_iter(), k, Ties { sd: 1.0, tol: 0.0 });
+        // Integer-valued covariates make distinct controls exactly equidistant (one year
+        // older or younger); rounding must not break those ties, so distances within a
+        // relative 1e-9 of the k-th count as tied.
+        let kth = cand.get(k.saturating_sub(1)).map_or(0.0, |c| c.0);
+        // (`Ties` compares squares of what it is given, here squared distances.)
+        let tol = 2e-9 * kth * kth;
+        return take_with_ties(cand.into_iter(), k, Ties { sd: 1.0, tol });
     }
     let pos = clp.partition_point(|&v| v < target);
     let (mut l, mut r) = (pos, pos);
