@@ -327,6 +327,7 @@ fn run_did(a: &EvaluateArgs) -> Result<()> {
 }
 
 fn run_rdd(a: &EvaluateArgs) -> Result<()> {
+    use occupa_engine::causal::density::density_test;
     use occupa_engine::causal::rdd::{RdSpec, Vce};
     use occupa_engine::causal::table::load_csv;
     let (Some(running), Some(cutoff)) = (&a.running, a.cutoff) else {
@@ -365,9 +366,15 @@ fn run_rdd(a: &EvaluateArgs) -> Result<()> {
         rd.fit(&x, &y)?
     };
     let seconds = start.elapsed().as_secs_f64();
+    // Sorting around the threshold would show as a jump in the running variable's density.
+    let density = density_test(&x, cutoff, None);
     if a.json {
         let mut v = serde_json::to_value(&fit)?;
         v["seconds"] = seconds.into();
+        v["density_test"] = match &density {
+            Ok(d) => serde_json::to_value(d)?,
+            Err(e) => serde_json::json!({"error": e.to_string()}),
+        };
         v["rows"] = loaded.rows.into();
         v["dropped_missing"] = loaded.dropped_missing.into();
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -387,5 +394,18 @@ fn run_rdd(a: &EvaluateArgs) -> Result<()> {
         "  bandwidth h = {:.4}, b = {:.4}; observations within h: {} left, {} right",
         fit.h[0], fit.b[0], fit.n_h[0], fit.n_h[1]
     );
+    match &density {
+        Ok(d) => println!(
+            "  manipulation test (density of {running} at the cut-off): T = {:.3}, p = {:.4}{}",
+            d.t,
+            d.p_value,
+            if d.p_value < 0.05 {
+                " -- the density jumps: units may sort around the threshold"
+            } else {
+                ""
+            }
+        ),
+        Err(e) => println!("  manipulation test not run: {e}"),
+    }
     Ok(())
 }

@@ -130,3 +130,58 @@ fn sharp_and_fuzzy_designs_match_rdrobust() {
         1e-6,
     );
 }
+
+#[test]
+fn density_test_matches_rddensity() {
+    use occupa_engine::causal::density::density_test;
+    let (_, rows) = fixture();
+    let x: Vec<f64> = rows.iter().map(|r| r[0]).collect();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rdd");
+    let exp: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("density_expected.json")).unwrap()).unwrap();
+    let num = |v: &Value| v.as_f64().unwrap();
+    for (key, h) in [("default_comb", None), ("h_0.4_0.4", Some([0.4, 0.4]))] {
+        let e = &exp["cases"][key];
+        let t = density_test(&x, 0.0, h).unwrap();
+        close(&format!("{key} h left"), t.h[0], num(&e["h"]["left"]), 1e-8);
+        close(
+            &format!("{key} h right"),
+            t.h[1],
+            num(&e["h"]["right"]),
+            1e-8,
+        );
+        close(
+            &format!("{key} density left"),
+            t.density[0],
+            num(&e["hat"]["left"]),
+            1e-8,
+        );
+        close(
+            &format!("{key} density right"),
+            t.density[1],
+            num(&e["hat"]["right"]),
+            1e-8,
+        );
+        close(
+            &format!("{key} se left"),
+            t.se[0],
+            num(&e["sd_jk"]["left"]),
+            1e-8,
+        );
+        close(&format!("{key} T"), t.t, num(&e["test"]["t_jk"]), 1e-8);
+        close(
+            &format!("{key} p"),
+            t.p_value,
+            num(&e["test"]["p_jk"]),
+            1e-8,
+        );
+        assert_eq!(
+            t.n_effective[0] as u64,
+            e["n"]["eff_left"].as_u64().unwrap()
+        );
+        assert_eq!(
+            t.n_effective[1] as u64,
+            e["n"]["eff_right"].as_u64().unwrap()
+        );
+    }
+}

@@ -24,6 +24,7 @@
 
 pub mod balance;
 pub mod bootstrap;
+pub mod density;
 pub mod did;
 pub mod evaluate;
 pub mod linalg;
