@@ -418,111 +418,94 @@ pub fn callaway_santanna(sample: &Sample) -> Result<CallawaySantAnna> {
             )
         })
         .collect();
-    let aggregate = |keep: &dyn Fn(&AttGt) -> bool, at: Option<i64>| -> Aggregate {
-        let keepers: Vec<usize> = (0..att.len()).filter(|&k| keep(&att[k])).collect();
-        let total: f64 = keepers.iter().map(|&k| pg[&att[k].group]).sum();
-        let estimate: f64 = keepers
+    // A cohort-share-weighted aggregate of the cells `keep` selects, with its influence
+    // function (kept: the overall dynamic effect averages them).
+    let weighted = |cells: &[AttGt], cell_ifs: &[Vec<f64>], keep: &dyn Fn(&AttGt) -> bool| {
+        let total: f64 = cells.iter().filter(|a| keep(a)).map(|a| pg[&a.group]).sum();
+        let estimate: f64 = cells
             .iter()
-            .map(|&k| pg[&att[k].group] / total * att[k].estimate)
+            .filter(|a| keep(a))
+            .map(|a| pg[&a.group] / total * a.estimate)
             .sum();
-        Aggregate {
-            at,
+        (
             estimate,
-            se: se_of(&aggregate_inf(&att, &ifs, &first, &pg, nu, keep)),
-        }
+            aggregate_inf(cells, cell_ifs, &first, &pg, nu, keep),
+        )
     };
-    let simple = aggregate(&|a: &AttGt| a.time >= a.group, None);
+    let (estimate, inf) = weighted(&att, &ifs, &|a: &AttGt| a.time >= a.group);
+    let simple = Aggregate {
+        at: None,
+        estimate,
+        se: se_of(&inf),
+    };
     let mut events: Vec<i64> = att.iter().map(|a| event_time(a, &tp)).collect();
     events.sort_unstable();
     events.dedup();
-    let dynamic: Vec<Aggregate> = events
+    let by_event: Vec<(Aggregate, Vec<f64>)> = events
         .iter()
-        .map(|&e| aggregate(&|a: &AttGt| event_time(a, &tp) == e, Some(e)))
-        .collect();
-    let group: Vec<Aggregate> = cohorts
-        .iter()
-        .map(|&g| {
-            // Equal weights over the cohort's post-treatment periods (no weight term).
-            let keepers: Vec<usize> = (0..att.len())
-                .filter(|&k| att[k].group == g && att[k].time >= g)
-                .collect();
-            let m = keepers.len() as f64;
-            let estimate = keepers.iter().map(|&k| att[k].estimate).sum::<f64>() / m;
-            let inf: Vec<f64> = (0..nu)
-                .map(|u| keepers.iter().map(|&k| ifs[k][u]).sum::<f64>() / m)
-                .collect();
-            Aggregate {
-                at: Some(g),
-                estimate,
-                se: se_of(&inf),
-            }
+        .map(|&e| {
+            let (estimate, inf) = weighted(&att, &ifs, &|a: &AttGt| event_time(a, &tp) == e);
+            let se = se_of(&inf);
+            (
+                Aggregate {
+                    at: Some(e),
+                    estimate,
+                    se,
+                },
+                inf,
+            )
         })
         .collect();
-    // Overall of the dynamic effects: their plain mean for e ≥ 0, with the mean of their
-    // influence functions (recomputed here from the aggregates' pieces).
-    let post: Vec<&Aggregate> = dynamic
+    // Overall of the dynamic effects: the plain mean over e ≥ 0, and of their influence
+    // functions.
+    let post: Vec<&(Aggregate, Vec<f64>)> = by_event
         .iter()
-        .filter(|a| a.at.is_some_and(|e| e >= 0))
+        .filter(|(a, _)| a.at.is_some_and(|e| e >= 0))
         .collect();
-    let dynamic_overall = {
-        let keep_sets: Vec<i64> = post.iter().filter_map(|a| a.at).collect();
-        let infs: Vec<Vec<f64>> = keep_sets
-            .iter()
-            .map(|&e| {
-                aggregate_inf(&att, &ifs, &first, &pg, nu, &|a: &AttGt| {
-                    event_time(a, &tp) == e
-                })
-            })
-            .collect();
-        let m = infs.len() as f64;
-        let inf: Vec<f64> = (0..nu)
-            .map(|u| infs.iter().map(|f| f[u]).sum::<f64>() / m)
-            .collect();
-        Aggregate {
-            at: None,
-            estimate: post.iter().map(|a| a.estimate).sum::<f64>() / m,
-            se: se_of(&inf),
-        }
+    let m = post.len() as f64;
+    let dynamic_overall = Aggregate {
+        at: None,
+        estimate: post.iter().map(|(a, _)| a.estimate).sum::<f64>() / m,
+        se: se_of(
+            &(0..nu)
+                .map(|u| post.iter().map(|(_, f)| f[u]).sum::<f64>() / m)
+                .collect::<Vec<_>>(),
+        ),
     };
-    let group_overall = {
-        // Cohort effects weighted by cohort shares, with the weights' influence term.
-        let total: f64 = cohorts.iter().map(|g| pg[g]).sum();
-        let estimate: f64 = group
-            .iter()
-            .zip(&cohorts)
-            .map(|(a, g)| pg[g] / total * a.estimate)
-            .sum();
-        let ginf: Vec<Vec<f64>> = cohorts
-            .iter()
-            .map(|&g| {
-                let keepers: Vec<usize> = (0..att.len())
-                    .filter(|&k| att[k].group == g && att[k].time >= g)
-                    .collect();
-                let m = keepers.len() as f64;
-                (0..nu)
-                    .map(|u| keepers.iter().map(|&k| ifs[k][u]).sum::<f64>() / m)
-                    .collect()
-            })
+    let dynamic: Vec<Aggregate> = by_event.into_iter().map(|(a, _)| a).collect();
+    // Cohort effects: equal weights over each cohort's post-treatment periods (no weight
+    // term); overall, cohort-share weights with their influence term, as for the cells.
+    let mut cohort_cells = Vec::new();
+    let mut cohort_ifs = Vec::new();
+    for &g in &cohorts {
+        let keepers: Vec<usize> = (0..att.len())
+            .filter(|&k| att[k].group == g && att[k].time >= g)
             .collect();
-        let mut inf = vec![0.0; nu];
-        for u in 0..nu {
-            let in_g = |g: i64| f64::from(first[u] == Some(g));
-            let if2: f64 = cohorts
-                .iter()
-                .map(|&g| (in_g(g) - pg[&g]) * pg[&g] / (total * total))
-                .sum();
-            let mut v = 0.0;
-            for (j, &g) in cohorts.iter().enumerate() {
-                v += pg[&g] / total * ginf[j][u];
-                v += ((in_g(g) - pg[&g]) / total - if2) * group[j].estimate;
-            }
-            inf[u] = v;
-        }
-        Aggregate {
-            at: None,
-            estimate,
+        let m = keepers.len() as f64;
+        let inf: Vec<f64> = (0..nu)
+            .map(|u| keepers.iter().map(|&k| ifs[k][u]).sum::<f64>() / m)
+            .collect();
+        cohort_cells.push(AttGt {
+            group: g,
+            time: g,
+            estimate: keepers.iter().map(|&k| att[k].estimate).sum::<f64>() / m,
             se: se_of(&inf),
-        }
+        });
+        cohort_ifs.push(inf);
+    }
+    let group: Vec<Aggregate> = cohort_cells
+        .iter()
+        .map(|c| Aggregate {
+            at: Some(c.group),
+            estimate: c.estimate,
+            se: c.se,
+        })
+        .collect();
+    let (estimate, inf) = weighted(&cohort_cells, &cohort_ifs, &|_: &AttGt| true);
+    let group_overall = Aggregate {
+        at: None,
+        estimate,
+        se: se_of(&inf),
     };
     Ok(CallawaySantAnna {
         att_gt: att,
