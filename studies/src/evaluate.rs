@@ -195,18 +195,23 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
 }
 
 fn print_summary(ev: &Evaluation) {
-    let est = match ev.estimand {
+    let est = match ev.effect.estimand {
         Estimand::Att => "ATT",
         Estimand::Ate => "ATE",
     };
     println!(
         "{} {est}: {:.4} (SE {:.4}, 95% CI {:.4} to {:.4}, p = {:.4})",
-        ev.method, ev.estimate, ev.se, ev.ci95[0], ev.ci95[1], ev.p_value
+        ev.effect.method,
+        ev.effect.estimate,
+        ev.effect.se,
+        ev.effect.ci95[0],
+        ev.effect.ci95[1],
+        ev.effect.p_value
     );
-    println!("  SE: {}", ev.se_kind);
+    println!("  SE: {}", ev.effect.se_kind);
     println!(
         "  units: {} treated, {} controls compared; {} rows read, {} left out for missing values",
-        ev.n_treated, ev.n_control, ev.rows, ev.dropped_missing
+        ev.effect.n_treated, ev.effect.n_control, ev.rows, ev.dropped_missing
     );
     if let Some(r) = &ev.dropped_reason {
         println!("  dropped: {r}");
@@ -253,7 +258,12 @@ fn print_summary(ev: &Evaluation) {
         match &g.result {
             Ok(e) => println!(
                 "  {}: {:.4} (SE {:.4}, {} treated, {} controls, diagnostics {:?})",
-                g.group, e.estimate, e.se, e.n_treated, e.n_control, e.diagnostics.overall
+                g.group,
+                e.effect.estimate,
+                e.effect.se,
+                e.effect.n_treated,
+                e.effect.n_control,
+                e.diagnostics.overall
             ),
             Err(why) => println!("  {}: not estimated ({why})", g.group),
         }

@@ -13,7 +13,7 @@ use super::ols::{CovType, Ols};
 use super::sample::Sample;
 use super::sensitivity::{EValue, RosenbaumBound, SignedRanks, e_value_continuous};
 use super::table::{SampleSpec, load_csv};
-use super::weighting::{Weighting, WeightingSpec};
+use super::weighting::{Weighting, WeightingSpec, ipw_weights};
 use super::{Effect, Estimand, z_quantile};
 use crate::{Error, Result};
 
@@ -105,24 +105,10 @@ impl Default for EvaluateSpec {
 /// The result of `occupa evaluate`, as its JSON.
 #[derive(Debug, Clone, Serialize)]
 pub struct Evaluation {
-    /// The estimator.
-    pub method: String,
-    /// ATT or ATE.
-    pub estimand: Estimand,
-    /// The point estimate.
-    pub estimate: f64,
-    /// Its standard error.
-    pub se: f64,
-    /// Normal 95 % interval.
-    pub ci95: [f64; 2],
-    /// Two-sided p-value of no effect.
-    pub p_value: f64,
-    /// How the standard error was computed.
-    pub se_kind: String,
-    /// Treated units in the comparison.
-    pub n_treated: usize,
-    /// Control units in the comparison.
-    pub n_control: usize,
+    /// The estimate, its standard error, interval and group sizes (flattened in the JSON:
+    /// method, estimand, estimate, se, ci95, p_value, se_kind, n_treated, n_control).
+    #[serde(flatten)]
+    pub effect: Effect,
     /// Rows read, and rows left out for a missing value in a used column.
     pub rows: usize,
     /// Rows left out because a used column was empty.
@@ -338,7 +324,7 @@ pub fn evaluate(
     let bootstrap = match spec.bootstrap {
         Some((b, seed)) => {
             let boot = Bootstrap::new(b, seed)?;
-            let result = match weighting_spec(spec) {
+            let result = match weighting_spec(spec)? {
                 // Weighting estimators take the replicate as frequency weights: no copies.
                 Some(w) => {
                     let w = match &ps_start {
@@ -356,15 +342,7 @@ pub fn evaluate(
         None => None,
     };
     Ok(Evaluation {
-        method: effect.method.clone(),
-        estimand: effect.estimand,
-        estimate: effect.estimate,
-        se: effect.se,
-        ci95: effect.ci95,
-        p_value: effect.p_value,
-        se_kind: effect.se_kind.clone(),
-        n_treated: effect.n_treated,
-        n_control: effect.n_control,
+        effect,
         rows,
         dropped_missing,
         dropped_by_design: dropped,
@@ -387,18 +365,18 @@ pub fn evaluate(
 }
 
 /// The weighting estimator `spec` names, if it names one (for bootstrap replicates).
-fn weighting_spec(spec: &EvaluateSpec) -> Option<WeightingSpec> {
+fn weighting_spec(spec: &EvaluateSpec) -> Result<Option<WeightingSpec>> {
     let method = match spec.method {
         Method::Ipw => Weighting::Ipw,
         Method::Aipw => Weighting::Aipw,
         Method::Ra => Weighting::Ra,
-        _ => return None,
+        _ => return Ok(None),
     };
     let w = WeightingSpec::new(method, spec.estimand);
-    match spec.trim {
-        Some((lo, hi)) => w.trim(lo, hi).ok(),
-        None => Some(w),
-    }
+    Ok(Some(match spec.trim {
+        Some((lo, hi)) => w.trim(lo, hi)?,
+        None => w,
+    }))
 }
 
 /// Runs the estimator `spec` names.
@@ -449,16 +427,12 @@ fn adjust(sample: &Sample, spec: &EvaluateSpec) -> Result<Adjusted> {
             }
         }
         Method::Ipw | Method::Aipw | Method::Ra => {
-            let method = match spec.method {
-                Method::Ipw => Weighting::Ipw,
-                Method::Aipw => Weighting::Aipw,
-                _ => Weighting::Ra,
-            };
-            let mut w = WeightingSpec::new(method, spec.estimand);
-            if let Some((lo, hi)) = spec.trim {
-                w = w.trim(lo, hi)?;
-            }
-            let f = w.fit(sample)?;
+            let f = weighting_spec(spec)?
+                .ok_or_else(|| Error::Param {
+                    name: "method",
+                    reason: "internal: not a weighting method".into(),
+                })?
+                .fit(sample)?;
             let reason = (f.trimmed > 0).then(|| {
                 let (lo, hi) = spec.trim.unwrap_or((0.0, 1.0));
                 format!(
@@ -476,8 +450,10 @@ fn adjust(sample: &Sample, spec: &EvaluateSpec) -> Result<Adjusted> {
                         sample.d(),
                         Some(sample.names()),
                     )?;
-                    let w = WeightingSpec::new(Weighting::Ipw, spec.estimand).fit(sample)?;
-                    (w.weights, Some(ps))
+                    (
+                        ipw_weights(sample.d(), ps.fitted(), spec.estimand),
+                        Some(ps),
+                    )
                 }
             };
             Adjusted {

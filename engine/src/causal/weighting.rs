@@ -170,7 +170,6 @@ impl WeightingSpec {
             None => std::sync::Arc::new(standardised(sample)?),
         };
         let z: &Array2<f64> = &z;
-        let k = z.ncols();
         let ps: Array1<f64> = propensity
             .as_ref()
             .map_or_else(|| Array1::from_elem(n, 0.5), |f| f.fitted().clone());
@@ -244,17 +243,8 @@ impl WeightingSpec {
         };
         let weights = match self.method {
             Weighting::Ra => keep.clone(),
-            _ => Array1::from_shape_fn(n, |i| {
-                keep[i]
-                    * match self.estimand {
-                        Estimand::Ate if d[i] > 0.0 => 1.0 / ps[i],
-                        Estimand::Ate => 1.0 / (1.0 - ps[i]),
-                        Estimand::Att if d[i] > 0.0 => 1.0,
-                        Estimand::Att => ps[i] / (1.0 - ps[i]),
-                    }
-            }),
+            _ => &keep * &ipw_weights(sample.d(), &ps, self.estimand),
         };
-        let _ = k;
         Ok(FittedWeighting {
             effect: Effect::new(
                 self.method.name(),
@@ -271,6 +261,16 @@ impl WeightingSpec {
             trimmed,
         })
     }
+}
+
+/// Inverse probability weights of the estimand: ATE 1/p and 1/(1−p); ATT 1 and p/(1−p).
+pub fn ipw_weights(d: &[bool], ps: &Array1<f64>, estimand: Estimand) -> Array1<f64> {
+    Array1::from_shape_fn(d.len(), |i| match estimand {
+        Estimand::Ate if d[i] => 1.0 / ps[i],
+        Estimand::Ate => 1.0 / (1.0 - ps[i]),
+        Estimand::Att if d[i] => 1.0,
+        Estimand::Att => ps[i] / (1.0 - ps[i]),
+    })
 }
 
 /// Intercept and standardised covariates (population standard deviation).
