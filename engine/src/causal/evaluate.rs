@@ -10,6 +10,7 @@ use super::bootstrap::{Bootstrap, BootstrapResult};
 use super::logit::FittedLogit;
 use super::matching::{Caliper, Distance, MatchingSpec};
 use super::ols::{CovType, Ols};
+use super::replicate::Replicates;
 use super::sample::Sample;
 use super::sensitivity::{EValue, RosenbaumBound, SignedRanks, e_value_continuous};
 use super::table::{SampleSpec, load_csv};
@@ -331,8 +332,14 @@ pub fn evaluate(
                         Some(c) => w.start_from(c.clone()),
                         None => w,
                     };
+                    // Replicates start from the full fit; the few the shortcut cannot
+                    // settle are refitted from scratch (which says why, if they fail).
+                    let fast = Replicates::new(&w, sample, propensity.as_ref())?;
                     boot.run_weighted(sample, |fw| {
-                        w.clone().frequency_weights(fw.clone()).estimate(sample)
+                        match fw.as_slice().and_then(|s| fast.estimate(s)) {
+                            Some(v) => Ok(v),
+                            None => w.clone().frequency_weights(fw.clone()).estimate(sample),
+                        }
                     })?
                 }
                 None => boot.run(sample, |s| adjust(s, spec).map(|a| a.effect.estimate))?,

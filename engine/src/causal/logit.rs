@@ -43,6 +43,10 @@ pub struct FittedLogit {
     /// `[1, z]`: intercept and standardised covariates (the parametrisation the stacked
     /// estimating equations use: better conditioned, same fitted values).
     pub(crate) design_std: std::sync::Arc<Array2<f64>>,
+    /// The coefficients on `design_std`'s scale.
+    pub(crate) coef_std: Array1<f64>,
+    /// The inverse information on `design_std`'s scale.
+    pub(crate) cov_std: Array2<f64>,
     fitted: Array1<f64>,
     linear: Array1<f64>,
     loglik: f64,
@@ -258,6 +262,8 @@ impl Logit {
             coef,
             cov,
             design_std: std::sync::Arc::new(z),
+            coef_std: beta,
+            cov_std,
             fitted,
             linear,
             loglik: ll,

@@ -32,6 +32,7 @@ pub mod logit;
 pub mod matching;
 pub mod ols;
 pub mod rdd;
+mod replicate;
 pub mod sample;
 pub mod sensitivity;
 pub mod table;

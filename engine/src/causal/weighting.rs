@@ -60,9 +60,9 @@ impl Weighting {
 /// ```
 #[derive(Debug, Clone)]
 pub struct WeightingSpec {
-    method: Weighting,
-    estimand: Estimand,
-    trim: Option<(f64, f64)>,
+    pub(crate) method: Weighting,
+    pub(crate) estimand: Estimand,
+    pub(crate) trim: Option<(f64, f64)>,
     clustered: bool,
     start: Option<Array1<f64>>,
     weights: Option<Array1<f64>>,
