@@ -253,6 +253,9 @@ fn print_summary(ev: &Evaluation) {
             "  bootstrap ({} replicates, {} failed, seed {}): SE {:.4}, percentile CI {:.4} to {:.4}",
             b.replicates, b.failed, b.seed, b.se, b.percentile[0], b.percentile[1]
         );
+        if let Some(c) = &b.caution {
+            println!("    caution: {c}");
+        }
     }
     for g in &ev.subgroups {
         match &g.result {

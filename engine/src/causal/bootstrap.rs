@@ -63,6 +63,8 @@ pub struct BootstrapResult {
     pub normal: [f64; 2],
     /// How units were resampled.
     pub resampling: String,
+    /// A caution about this estimator's bootstrap, when there is one.
+    pub caution: Option<String>,
 }
 
 impl Bootstrap {
@@ -166,6 +168,7 @@ impl Bootstrap {
             percentile: [quantile(&est, 0.025), quantile(&est, 0.975)],
             normal: [f64::NAN, f64::NAN],
             resampling,
+            caution: None,
         })
     }
 }

@@ -342,7 +342,18 @@ pub fn evaluate(
                         }
                     })?
                 }
-                None => boot.run(sample, |s| adjust(s, spec).map(|a| a.effect.estimate))?,
+                None => {
+                    let mut b = boot.run(sample, |s| adjust(s, spec).map(|a| a.effect.estimate))?;
+                    if spec.method == Method::Psm {
+                        b.caution = Some(
+                            "the bootstrap is not valid for nearest-neighbour matching with a \
+                             fixed number of matches (Abadie and Imbens 2008): its SE can be \
+                             too large or too small; report the Abadie-Imbens SE"
+                                .into(),
+                        );
+                    }
+                    b
+                }
             };
             Some(result.with_estimate(effect.estimate))
         }
