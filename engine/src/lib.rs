@@ -28,7 +28,9 @@
 //! ```
 
 pub mod causal;
+pub mod cluster;
 pub mod codice_fiscale;
+pub mod columns;
 pub mod error;
 pub mod indicators;
 pub mod ingest;

@@ -2,6 +2,7 @@
 
 mod anonymiser;
 mod causal;
+mod cluster;
 mod ingest;
 mod pipeline;
 mod rdd;

@@ -1,0 +1,630 @@
+//! Latent class analysis of polytomous items by EM (Goodman 1974; poLCA's model): people
+//! belong to one of R unobserved classes; within a class, answers to different items are
+//! independent, with class-specific probabilities for each category.
+//!
+//! Missing answers are handled by full-information likelihood: a person contributes the
+//! items they answered, so nobody is dropped for a missing answer and the estimates use
+//! every answer given (valid when answers are missing at random).
+//!
+//! People with the same answers share every computation, so rows are first collapsed to
+//! distinct answer patterns with counts. Each EM step is one pass over the patterns, in
+//! fixed blocks on all cores whose sums are added in block order: a start gives the same
+//! numbers whatever the number of threads.
+
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::items::{Items, MISSING};
+use crate::{Error, Result};
+
+/// Patterns per block of the ordered sums.
+const BLOCK: usize = 1024;
+
+/// A latent class model with `classes` classes, fitted from several random starts.
+///
+/// ```
+/// use occupa_engine::cluster::items::Items;
+/// use occupa_engine::cluster::lca::Lca;
+///
+/// // Two kinds of people: those who answer "yes" to all three items, and those who
+/// // answer "no", each with 10 % noise.
+/// let mut cols = vec![Vec::new(); 3];
+/// for i in 0..400 {
+///     let kind = i % 2;
+///     for (j, col) in cols.iter_mut().enumerate() {
+///         let flip = (i * 7 + j * 13) % 10 == 0;
+///         col.push(Some((kind ^ usize::from(flip)) as u32));
+///     }
+/// }
+/// let labels = vec![vec!["no".to_string(), "yes".to_string()]; 3];
+/// let items = Items::from_codes(vec!["a".into(), "b".into(), "c".into()], labels, cols)?;
+/// let fit = Lca::new(2)?.seed(1).fit(&items)?;
+/// assert!((fit.shares[0] - 0.5).abs() < 0.05);
+/// assert!(fit.probs[0][[0, 1]] > 0.85 || fit.probs[0][[0, 1]] < 0.15);
+/// # Ok::<(), occupa_engine::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Lca {
+    classes: usize,
+    starts: usize,
+    max_iter: usize,
+    tol: f64,
+    seed: u64,
+}
+
+/// A fitted latent class model, classes in decreasing order of size.
+#[derive(Debug, Clone, Serialize)]
+pub struct FittedLca {
+    /// Number of classes.
+    pub classes: usize,
+    /// People in the fit (rows with at least one answer).
+    pub n: usize,
+    /// Log-likelihood at the best start.
+    pub loglik: f64,
+    /// Free parameters: (R − 1) + R Σⱼ (Kⱼ − 1).
+    pub npar: usize,
+    /// −2 log L + npar · ln n.
+    pub bic: f64,
+    /// −2 log L + 2 npar.
+    pub aic: f64,
+    /// Relative entropy of the classification, 1 − Σᵢ Σᵣ −pᵢᵣ ln pᵢᵣ / (n ln R): 1 when
+    /// everyone's class is certain (undefined, `None`, for one class).
+    pub entropy: Option<f64>,
+    /// Class shares (prior probabilities).
+    pub shares: Vec<f64>,
+    /// Per item, class × category probabilities of each answer.
+    #[serde(skip)]
+    pub probs: Vec<Array2<f64>>,
+    /// EM steps of the best start.
+    pub iterations: usize,
+    /// Whether the best start converged (rather than stopping at the step limit).
+    pub converged: bool,
+    /// Log-likelihood reached by each start, in start order.
+    pub start_logliks: Vec<f64>,
+    /// Starts that reached the best log-likelihood (within 1e-6 per person): when it
+    /// is 1, the optimum may be local and more starts are advisable.
+    pub best_found: usize,
+    /// Item names and category labels (for prediction and profiles).
+    #[serde(skip)]
+    pub(crate) items: Items,
+    /// Posterior class probabilities of each row fitted, in row order.
+    #[serde(skip)]
+    pub posterior: Array2<f64>,
+}
+
+/// Where each item's categories sit in the flat parameter arrays.
+#[derive(Debug, Clone)]
+struct Layout {
+    classes: usize,
+    offsets: Vec<usize>,
+    cats: Vec<usize>,
+    total: usize,
+}
+
+impl Layout {
+    fn new(items: &Items, classes: usize) -> Self {
+        let cats: Vec<usize> = (0..items.len()).map(|j| items.categories(j)).collect();
+        let mut offsets = Vec::with_capacity(cats.len());
+        let mut total = 0;
+        for &k in &cats {
+            offsets.push(total);
+            total += k;
+        }
+        Layout {
+            classes,
+            offsets,
+            cats,
+            total,
+        }
+    }
+}
+
+/// Distinct answer patterns with their counts.
+struct Patterns {
+    codes: Vec<u8>,
+    weight: Vec<f64>,
+    /// Row → pattern.
+    of_row: Vec<u32>,
+    items: usize,
+}
+
+impl Patterns {
+    fn new(items: &Items) -> Self {
+        let j = items.len();
+        let mut index: std::collections::HashMap<&[u8], u32> = Default::default();
+        let mut codes = Vec::new();
+        let mut weight: Vec<f64> = Vec::new();
+        let mut of_row = Vec::with_capacity(items.rows());
+        for i in 0..items.rows() {
+            let r = items.row(i);
+            let k = *index.entry(r).or_insert_with(|| {
+                codes.extend_from_slice(r);
+                weight.push(0.0);
+                (weight.len() - 1) as u32
+            });
+            weight[k as usize] += 1.0;
+            of_row.push(k);
+        }
+        Patterns {
+            codes,
+            weight,
+            of_row,
+            items: j,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.weight.len()
+    }
+
+    fn row(&self, p: usize) -> &[u8] {
+        &self.codes[p * self.items..(p + 1) * self.items]
+    }
+}
+
+/// Log class shares and log answer probabilities, ρ at `(offset[j] + k) · R + r`.
+#[derive(Debug, Clone)]
+struct Params {
+    log_pi: Vec<f64>,
+    log_rho: Vec<f64>,
+}
+
+/// What one pass over the patterns adds up.
+struct Sums {
+    loglik: f64,
+    pi: Vec<f64>,
+    rho: Vec<f64>,
+}
+
+impl Lca {
+    /// `classes` classes (at least 1), 20 random starts, at most 5,000 EM steps per start,
+    /// stopping when the log-likelihood per person rises by less than 1e-10, seed 0.
+    pub fn new(classes: usize) -> Result<Self> {
+        if classes == 0 {
+            return Err(Error::Param {
+                name: "classes",
+                reason: "at least one class".into(),
+            });
+        }
+        Ok(Lca {
+            classes,
+            starts: 20,
+            max_iter: 5000,
+            tol: 1e-10,
+            seed: 0,
+        })
+    }
+
+    /// Random starts (at least 1); the best log-likelihood wins.
+    pub fn starts(mut self, n: usize) -> Result<Self> {
+        if n == 0 {
+            return Err(Error::Param {
+                name: "starts",
+                reason: "at least one start".into(),
+            });
+        }
+        self.starts = n;
+        Ok(self)
+    }
+
+    /// Most EM steps per start.
+    pub fn max_iter(mut self, n: usize) -> Result<Self> {
+        if n == 0 {
+            return Err(Error::Param {
+                name: "max_iter",
+                reason: "at least one step".into(),
+            });
+        }
+        self.max_iter = n;
+        Ok(self)
+    }
+
+    /// Stop when the log-likelihood per person rises by less than this.
+    pub fn tol(mut self, tol: f64) -> Result<Self> {
+        if !(tol > 0.0 && tol.is_finite()) {
+            return Err(Error::Param {
+                name: "tol",
+                reason: format!("{tol} must be a positive number"),
+            });
+        }
+        self.tol = tol;
+        Ok(self)
+    }
+
+    /// Seed of the random starts: start s draws from its own generator seeded by
+    /// (seed, s), so results do not depend on threads.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Fits the model to the rows with at least one answer.
+    pub fn fit(&self, items: &Items) -> Result<FittedLca> {
+        let (items, _) = items.answered();
+        let n = items.rows();
+        if n < 2 {
+            return Err(Error::Estimation {
+                method: "latent class analysis",
+                reason: format!("{n} rows with an answer; at least 2 are needed"),
+            });
+        }
+        let layout = Layout::new(&items, self.classes);
+        let patterns = Patterns::new(&items);
+        let runs: Vec<Result<(Params, f64, usize, bool)>> = (0..self.starts)
+            .into_par_iter()
+            .map(|s| {
+                let mut rng = ChaCha8Rng::seed_from_u64(
+                    self.seed ^ (s as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                );
+                self.run(
+                    &patterns,
+                    &layout,
+                    random_start(&layout, &mut rng),
+                    n as f64,
+                )
+            })
+            .collect();
+        let mut best: Option<(Params, f64, usize, bool)> = None;
+        let mut start_logliks = Vec::with_capacity(runs.len());
+        let mut last_error = None;
+        for run in runs {
+            match run {
+                Ok(r) => {
+                    start_logliks.push(r.1);
+                    if best.as_ref().is_none_or(|b| r.1 > b.1) {
+                        best = Some(r);
+                    }
+                }
+                Err(e) => {
+                    start_logliks.push(f64::NAN);
+                    last_error = Some(e);
+                }
+            }
+        }
+        let Some((params, loglik, iterations, converged)) = best else {
+            return Err(last_error.unwrap_or(Error::Estimation {
+                method: "latent class analysis",
+                reason: "no start succeeded".into(),
+            }));
+        };
+        let best_found = start_logliks
+            .iter()
+            .filter(|&&l| (l - loglik).abs() <= 1e-6 * n as f64)
+            .count();
+        Ok(finish(
+            items,
+            &layout,
+            &patterns,
+            canonical(&layout, params),
+            loglik,
+            iterations,
+            converged,
+            start_logliks,
+            best_found,
+        ))
+    }
+
+    /// EM from one start: (parameters, log-likelihood, steps, converged).
+    fn run(
+        &self,
+        patterns: &Patterns,
+        layout: &Layout,
+        mut params: Params,
+        n: f64,
+    ) -> Result<(Params, f64, usize, bool)> {
+        let mut prev = f64::NEG_INFINITY;
+        for it in 1..=self.max_iter {
+            let sums = e_step(patterns, layout, &params, true)?;
+            if (sums.loglik - prev).abs() < self.tol * n {
+                return Ok((params, sums.loglik, it, true));
+            }
+            prev = sums.loglik;
+            if it == self.max_iter {
+                return Ok((params, sums.loglik, it, false));
+            }
+            params = m_step(layout, &sums, n);
+        }
+        unreachable!("the loop returns at its last step")
+    }
+}
+
+/// poLCA's start: shares equal, each class's answer probabilities uniform draws
+/// normalised per item.
+fn random_start(layout: &Layout, rng: &mut impl Rng) -> Params {
+    let r = layout.classes;
+    let mut rho = vec![0.0; layout.total * r];
+    for (j, &off) in layout.offsets.iter().enumerate() {
+        for c in 0..r {
+            let draws: Vec<f64> = (0..layout.cats[j]).map(|_| rng.random::<f64>()).collect();
+            let sum: f64 = draws.iter().sum();
+            for (k, v) in draws.iter().enumerate() {
+                rho[(off + k) * r + c] = (v / sum).ln();
+            }
+        }
+    }
+    Params {
+        log_pi: vec![-(r as f64).ln(); r],
+        log_rho: rho,
+    }
+}
+
+/// Log of the joint probability of pattern `row` and each class, into `lp`.
+fn joint(layout: &Layout, params: &Params, row: &[u8], lp: &mut [f64]) {
+    let r = layout.classes;
+    lp.copy_from_slice(&params.log_pi);
+    for (j, &y) in row.iter().enumerate() {
+        if y != MISSING {
+            let at = (layout.offsets[j] + usize::from(y)) * r;
+            for (l, v) in lp.iter_mut().zip(&params.log_rho[at..at + r]) {
+                *l += v;
+            }
+        }
+    }
+}
+
+/// Turns log joints into posteriors in place; returns the log of their sum.
+fn normalise(lp: &mut [f64]) -> f64 {
+    let m = lp.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut s = 0.0;
+    for l in lp.iter_mut() {
+        *l = (*l - m).exp();
+        s += *l;
+    }
+    for l in lp.iter_mut() {
+        *l /= s;
+    }
+    m + s.ln()
+}
+
+/// The E-step: log-likelihood and (if `accumulate`) the expected counts.
+fn e_step(patterns: &Patterns, layout: &Layout, params: &Params, accumulate: bool) -> Result<Sums> {
+    let r = layout.classes;
+    let size = if accumulate { layout.total * r } else { 0 };
+    let blocks: Vec<usize> = (0..patterns.len()).step_by(BLOCK).collect();
+    let parts: Vec<Option<Sums>> = blocks
+        .par_iter()
+        .map(|&a| {
+            let mut s = Sums {
+                loglik: 0.0,
+                pi: vec![0.0; r],
+                rho: vec![0.0; size],
+            };
+            let mut lp = vec![0.0; r];
+            for p in a..(a + BLOCK).min(patterns.len()) {
+                let row = patterns.row(p);
+                let w = patterns.weight[p];
+                joint(layout, params, row, &mut lp);
+                let l = normalise(&mut lp);
+                if !l.is_finite() {
+                    return None;
+                }
+                s.loglik += w * l;
+                if accumulate {
+                    for (acc, v) in s.pi.iter_mut().zip(&lp) {
+                        *acc += w * v;
+                    }
+                    for (j, &y) in row.iter().enumerate() {
+                        if y != MISSING {
+                            let at = (layout.offsets[j] + usize::from(y)) * r;
+                            for (acc, v) in s.rho[at..at + r].iter_mut().zip(&lp) {
+                                *acc += w * v;
+                            }
+                        }
+                    }
+                }
+            }
+            Some(s)
+        })
+        .collect();
+    let mut out = Sums {
+        loglik: 0.0,
+        pi: vec![0.0; r],
+        rho: vec![0.0; size],
+    };
+    for part in parts {
+        let Some(p) = part else {
+            return Err(Error::Estimation {
+                method: "latent class analysis",
+                reason: "an answer pattern has probability zero under every class".into(),
+            });
+        };
+        out.loglik += p.loglik;
+        for (o, v) in out.pi.iter_mut().zip(&p.pi) {
+            *o += v;
+        }
+        for (o, v) in out.rho.iter_mut().zip(&p.rho) {
+            *o += v;
+        }
+    }
+    Ok(out)
+}
+
+/// The M-step: shares are mean posteriors; an item's answer probabilities in a class
+/// are the class's expected counts of each answer over its expected number of people
+/// who answered that item.
+fn m_step(layout: &Layout, sums: &Sums, n: f64) -> Params {
+    let r = layout.classes;
+    let mut log_rho = vec![0.0; layout.total * r];
+    for (j, &off) in layout.offsets.iter().enumerate() {
+        for c in 0..r {
+            let denom: f64 = (0..layout.cats[j])
+                .map(|k| sums.rho[(off + k) * r + c])
+                .sum();
+            for k in 0..layout.cats[j] {
+                let at = (off + k) * r + c;
+                // A class nobody who answered this item belongs to keeps uniform answers.
+                log_rho[at] = if denom > 0.0 {
+                    (sums.rho[at] / denom).ln()
+                } else {
+                    -(layout.cats[j] as f64).ln()
+                };
+            }
+        }
+    }
+    Params {
+        log_pi: sums.pi.iter().map(|v| (v / n).ln()).collect(),
+        log_rho,
+    }
+}
+
+/// Classes in decreasing order of share (then by their first answer probabilities),
+/// so that results do not depend on which start found them.
+fn canonical(layout: &Layout, p: Params) -> Params {
+    let r = layout.classes;
+    let mut order: Vec<usize> = (0..r).collect();
+    order.sort_by(|&a, &b| {
+        p.log_pi[b].total_cmp(&p.log_pi[a]).then_with(|| {
+            (0..layout.total)
+                .map(|i| p.log_rho[i * r + b].total_cmp(&p.log_rho[i * r + a]))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+    });
+    let mut log_rho = vec![0.0; p.log_rho.len()];
+    for i in 0..layout.total {
+        for (new, &old) in order.iter().enumerate() {
+            log_rho[i * r + new] = p.log_rho[i * r + old];
+        }
+    }
+    Params {
+        log_pi: order.iter().map(|&o| p.log_pi[o]).collect(),
+        log_rho,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    items: Items,
+    layout: &Layout,
+    patterns: &Patterns,
+    params: Params,
+    loglik: f64,
+    iterations: usize,
+    converged: bool,
+    start_logliks: Vec<f64>,
+    best_found: usize,
+) -> FittedLca {
+    let r = layout.classes;
+    let n = items.rows();
+    let mut post_pattern = Array2::<f64>::zeros((patterns.len(), r));
+    let mut lp = vec![0.0; r];
+    for p in 0..patterns.len() {
+        joint(layout, &params, patterns.row(p), &mut lp);
+        normalise(&mut lp);
+        post_pattern
+            .row_mut(p)
+            .assign(&ndarray::ArrayView1::from(&lp[..]));
+    }
+    let posterior = Array2::from_shape_fn((n, r), |(i, c)| {
+        post_pattern[[patterns.of_row[i] as usize, c]]
+    });
+    let entropy = (r > 1).then(|| {
+        let h: f64 = posterior
+            .iter()
+            .filter(|&&p| p > 0.0)
+            .map(|&p| -p * p.ln())
+            .sum();
+        1.0 - h / (n as f64 * (r as f64).ln())
+    });
+    let npar = (r - 1) + r * layout.cats.iter().map(|k| k - 1).sum::<usize>();
+    let probs = layout
+        .offsets
+        .iter()
+        .zip(&layout.cats)
+        .map(|(&off, &k)| {
+            Array2::from_shape_fn((r, k), |(c, cat)| params.log_rho[(off + cat) * r + c].exp())
+        })
+        .collect();
+    FittedLca {
+        classes: r,
+        n,
+        loglik,
+        npar,
+        bic: -2.0 * loglik + npar as f64 * (n as f64).ln(),
+        aic: -2.0 * loglik + 2.0 * npar as f64,
+        entropy,
+        shares: params.log_pi.iter().map(|v| v.exp()).collect(),
+        probs,
+        iterations,
+        converged,
+        start_logliks,
+        best_found,
+        items,
+        posterior,
+    }
+}
+
+impl FittedLca {
+    fn params(&self) -> (Layout, Params) {
+        let layout = Layout::new(&self.items, self.classes);
+        let r = self.classes;
+        let mut log_rho = vec![0.0; layout.total * r];
+        for (j, &off) in layout.offsets.iter().enumerate() {
+            for c in 0..r {
+                for k in 0..layout.cats[j] {
+                    log_rho[(off + k) * r + c] = self.probs[j][[c, k]].ln();
+                }
+            }
+        }
+        let log_pi = self.shares.iter().map(|v| v.ln()).collect();
+        (layout, Params { log_pi, log_rho })
+    }
+
+    /// Posterior class probabilities of new people (their items recoded to the model's
+    /// by name and label); a row without answers gets the class shares.
+    pub fn predict_proba(&self, items: &Items) -> Result<Array2<f64>> {
+        let items = items.recode_to(&self.items)?;
+        let (layout, params) = self.params();
+        let r = self.classes;
+        let mut out = Array2::<f64>::zeros((items.rows(), r));
+        let mut lp = vec![0.0; r];
+        for i in 0..items.rows() {
+            joint(&layout, &params, items.row(i), &mut lp);
+            let l = normalise(&mut lp);
+            if !l.is_finite() {
+                return Err(Error::Estimation {
+                    method: "latent class prediction",
+                    reason: format!(
+                        "row {}: answers that no class gives (a category with probability \
+                         zero in every class)",
+                        i + 1
+                    ),
+                });
+            }
+            out.row_mut(i).assign(&ndarray::ArrayView1::from(&lp[..]));
+        }
+        Ok(out)
+    }
+
+    /// The most probable class of each new person (the first on ties).
+    pub fn predict(&self, items: &Items) -> Result<Vec<usize>> {
+        Ok(self
+            .predict_proba(items)?
+            .rows()
+            .into_iter()
+            .map(|p| argmax(p.as_slice().unwrap_or(&[])))
+            .collect())
+    }
+
+    /// The most probable class of each fitted row.
+    pub fn labels(&self) -> Vec<usize> {
+        self.posterior
+            .rows()
+            .into_iter()
+            .map(|p| argmax(&p.to_vec()))
+            .collect()
+    }
+}
+
+fn argmax(v: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}

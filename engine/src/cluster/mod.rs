@@ -1,0 +1,15 @@
+//! Clustering of occupability profiles: which kinds of people do the services serve?
+//!
+//! * [`items::Items`]: categorical answers (ASSO, ISA, GOL items) with missing answers;
+//! * [`lca::Lca`]: latent class analysis by EM, with full-information handling of
+//!   missing answers, several random starts and information criteria.
+//!
+//! Each method follows the vocabulary spec → `fit` → fitted model → `predict`, and is
+//! checked against a reference tool's output in `tests/fixtures/` (poLCA, scikit-learn).
+
+// Numerical code indexes several arrays in step; index loops read like the formulas.
+#![allow(clippy::needless_range_loop)]
+
+pub mod items;
+pub mod kmeans;
+pub mod lca;
