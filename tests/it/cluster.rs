@@ -55,3 +55,147 @@ fn lca_reaches_polcas_documented_log_likelihoods_with_the_default_starts() {
         assert!((fit.bic - bic).abs() < 1e-9);
     }
 }
+
+fn cluster_expected() -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cluster/expected.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// bfi's 25 items, complete cases (the fixture's rows).
+fn bfi_items(dir: &Path) -> (ndarray::Array2<f64>, Vec<usize>) {
+    let names: Vec<String> = ["A", "C", "E", "N", "O"]
+        .iter()
+        .flat_map(|d| (1..=5).map(move |i| format!("{d}{i}")))
+        .collect();
+    let cols: Vec<&str> = names.iter().map(String::as_str).collect();
+    let table = Table::read(&dir.join("questionnaires/bfi.csv"), &cols).unwrap();
+    let values: Vec<&[f64]> = cols.iter().map(|c| table.numeric(c).unwrap()).collect();
+    let rows: Vec<usize> = (0..table.len())
+        .filter(|&i| values.iter().all(|v| !v[i].is_nan()))
+        .collect();
+    let x = ndarray::Array2::from_shape_fn((rows.len(), 25), |(i, j)| values[j][rows[i]]);
+    (x, rows)
+}
+
+#[test]
+fn kmeans_inertia_is_within_a_thousandth_of_scikit_learns_best_of_ten() {
+    use occupa_engine::cluster::kmeans::KMeans;
+    let Some(dir) = data_dir() else { return };
+    let exp = &cluster_expected()["kmeans"];
+    let (x, rows) = bfi_items(&dir);
+    let want: Vec<usize> = exp["row_indices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(rows, want, "complete cases");
+    assert_eq!(x.sum(), exp["checksum_raw_sum"].as_f64().unwrap());
+    for (variant, standardise) in [("raw", false), ("standardised", true)] {
+        for k in 2..=8 {
+            let sk = exp[variant][k.to_string()]["inertia"].as_f64().unwrap();
+            let fit = KMeans::new(k)
+                .unwrap()
+                .standardise(standardise)
+                .fit(x.view())
+                .unwrap();
+            assert!(fit.converged);
+            assert!(
+                fit.inertia <= sk * 1.001,
+                "{variant} k={k}: {} against scikit-learn's {sk}",
+                fit.inertia
+            );
+        }
+    }
+}
+
+/// poLCA 1.6.0.2's fits (`tests/fixtures/lca/polca_expected.json`, see its README).
+#[test]
+fn lca_estimates_and_standard_errors_match_polca() {
+    let Some(dir) = data_dir() else { return };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/lca/polca_expected.json");
+    let exp: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let fits = exp["fits"].as_object().unwrap();
+    let mut compared = 0;
+    for (id, f) in fits {
+        if !f["covariates"].is_null() && f["covariates"].as_array().is_some_and(|c| !c.is_empty()) {
+            continue;
+        }
+        let file = match f["dataset"].as_str().unwrap() {
+            d if d.contains("carcinoma") => "polca_carcinoma.csv",
+            d if d.contains("election") => "polca_election.csv",
+            _ => "bfi.csv",
+        };
+        let cols: Vec<&str> = f["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let mut data = items(&dir, file, &cols);
+        if f["na_rm"].as_bool().unwrap() {
+            data = data.complete_cases().0;
+        }
+        assert_eq!(data.rows() as u64, f["n"].as_u64().unwrap(), "{id}: rows");
+        let r = f["nclass"].as_u64().unwrap() as usize;
+        let fit = Lca::new(r)
+            .unwrap()
+            .starts(if r == 4 { 40 } else { 20 })
+            .unwrap()
+            .tol(1e-14)
+            .unwrap()
+            .fit(&data)
+            .unwrap();
+        let num = |v: &serde_json::Value| v.as_f64().unwrap();
+        assert!(
+            (fit.loglik - num(&f["llik"])).abs() < 1e-7,
+            "{id}: log-likelihood {} against {}",
+            fit.loglik,
+            f["llik"]
+        );
+        assert_eq!(fit.npar as u64, f["npar"].as_u64().unwrap(), "{id}: npar");
+        assert!((fit.bic - num(&f["bic"])).abs() < 1e-6, "{id}: BIC");
+        assert!((fit.aic - num(&f["aic"])).abs() < 1e-6, "{id}: AIC");
+        let se = fit.standard_errors().unwrap();
+        // Carcinoma's four classes are barely identified (the likelihood is flat along
+        // some directions: poLCA and we stop at points 1e-10 apart in log-likelihood but
+        // 1e-5 apart in probabilities); elsewhere the optimum is sharp.
+        let loose = if id == "carcinoma_R4" { 1000.0 } else { 1.0 };
+        for c in 0..r {
+            // Probabilities to 1e-6 absolute; standard errors to 1e-4 relative.
+            let close = |what: &str, ours: f64, theirs: f64, tol: f64| {
+                let scale = if what.contains("SE") {
+                    theirs.abs().max(1e-3)
+                } else {
+                    1.0
+                };
+                assert!(
+                    (ours - theirs).abs() <= loose * tol * scale,
+                    "{id} class {}: {what} {ours} against poLCA's {theirs}",
+                    c + 1
+                );
+            };
+            close("share", fit.shares[c], num(&f["P"][c]), 1e-6);
+            close("share SE", se.shares[c], num(&f["P_se"][c]), 1e-4);
+            for (j, item) in cols.iter().enumerate() {
+                for k in 0..data.categories(j) {
+                    let what = format!("{item} = {}", k + 1);
+                    close(
+                        &what,
+                        fit.probs[j][[c, k]],
+                        num(&f["probs"][item][c][k]),
+                        1e-6,
+                    );
+                    close(
+                        &format!("SE of {what}"),
+                        se.probs[j][[c, k]],
+                        num(&f["probs_se"][item][c][k]),
+                        1e-4,
+                    );
+                }
+            }
+        }
+        compared += 1;
+    }
+    assert_eq!(compared, 7);
+}

@@ -242,6 +242,76 @@ pub fn inverse(a: &Array2<f64>) -> Option<Array2<f64>> {
     Some(inv)
 }
 
+/// Eigenvalues and eigenvectors (columns) of a symmetric matrix, by cyclic Jacobi
+/// rotations: slow for large matrices (O(p³) per sweep) but accurate to rounding for the
+/// few hundred parameters of an information matrix, and free of LAPACK.
+pub fn symmetric_eigen(a: &Array2<f64>) -> (Array1<f64>, Array2<f64>) {
+    let p = a.nrows();
+    let mut m = a.clone();
+    let mut v = Array2::<f64>::eye(p);
+    for _sweep in 0..100 {
+        let off: f64 = (0..p)
+            .flat_map(|i| (0..p).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| m[[i, j]] * m[[i, j]])
+            .sum();
+        let scale: f64 = m.iter().map(|x| x * x).sum();
+        if off <= 1e-30 * scale || off == 0.0 {
+            break;
+        }
+        for i in 0..p {
+            for j in i + 1..p {
+                let aij = m[[i, j]];
+                if aij == 0.0 {
+                    continue;
+                }
+                let theta = (m[[j, j]] - m[[i, i]]) / (2.0 * aij);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..p {
+                    let (mki, mkj) = (m[[k, i]], m[[k, j]]);
+                    m[[k, i]] = c * mki - s * mkj;
+                    m[[k, j]] = s * mki + c * mkj;
+                }
+                for k in 0..p {
+                    let (mik, mjk) = (m[[i, k]], m[[j, k]]);
+                    m[[i, k]] = c * mik - s * mjk;
+                    m[[j, k]] = s * mik + c * mjk;
+                }
+                for k in 0..p {
+                    let (vki, vkj) = (v[[k, i]], v[[k, j]]);
+                    v[[k, i]] = c * vki - s * vkj;
+                    v[[k, j]] = s * vki + c * vkj;
+                }
+            }
+        }
+    }
+    (m.diag().to_owned(), v)
+}
+
+/// Moore–Penrose inverse of a symmetric positive semi-definite matrix, dropping
+/// eigenvalues at or below `sqrt(ε)` times the largest (R's `MASS::ginv` rule).
+pub fn pinv_psd(a: &Array2<f64>) -> Array2<f64> {
+    let p = a.nrows();
+    let (vals, vecs) = symmetric_eigen(a);
+    let top = vals.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let cut = f64::EPSILON.sqrt() * top;
+    let mut out = Array2::<f64>::zeros((p, p));
+    for (k, &l) in vals.iter().enumerate() {
+        if l > cut {
+            let col = vecs.column(k);
+            for i in 0..p {
+                let ci = col[i] / l;
+                for j in 0..p {
+                    out[[i, j]] += ci * col[j];
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,5 +356,21 @@ mod tests {
         assert!((back[0] - 1.0).abs() < 1e-14 && (back[2] - 3.0).abs() < 1e-14);
         assert!(inverse(&array![[1.0, 2.0], [2.0, 4.0]]).is_none());
         assert!(cholesky(&array![[1.0, 2.0], [2.0, 1.0]]).is_none());
+    }
+
+    #[test]
+    fn pseudo_inverse_of_a_singular_matrix_is_moore_penrose() {
+        // Rank 2 in 3 dimensions: A A⁺ A = A and A⁺ A A⁺ = A⁺.
+        let b = array![[1.0, 2.0], [0.5, -1.0], [3.0, 0.0]];
+        let a = b.dot(&b.t());
+        let g = pinv_psd(&a);
+        let r1 = a.dot(&g).dot(&a) - &a;
+        let r2 = g.dot(&a).dot(&g) - &g;
+        assert!(r1.iter().all(|v| v.abs() < 1e-10), "{r1}");
+        assert!(r2.iter().all(|v| v.abs() < 1e-10), "{r2}");
+        // Full rank: the inverse.
+        let c = array![[4.0, 1.0], [1.0, 3.0]];
+        let gi = pinv_psd(&c).dot(&c);
+        assert!((gi - Array2::<f64>::eye(2)).iter().all(|v| v.abs() < 1e-12));
     }
 }

@@ -95,6 +95,23 @@ pub struct FittedLca {
     pub posterior: Array2<f64>,
 }
 
+/// Standard errors of a latent class model, as poLCA computes them: the outer product of
+/// each person's score on the baseline-category log-odds parametrisation, its
+/// Moore–Penrose inverse, and the delta method back to probabilities.
+#[derive(Debug, Clone, Serialize)]
+pub struct LcaErrors {
+    /// Standard errors of the class shares.
+    pub shares: Vec<f64>,
+    /// Per item, class × category standard errors of the answer probabilities.
+    #[serde(skip)]
+    pub probs: Vec<Array2<f64>>,
+    /// Rank of the information matrix against its dimension: below it, some parameters
+    /// are not identified (often probabilities at 0 or 1).
+    pub rank: usize,
+    /// Dimension of the information matrix.
+    pub parameters: usize,
+}
+
 /// Where each item's categories sit in the flat parameter arrays.
 #[derive(Debug, Clone)]
 struct Layout {
@@ -607,6 +624,108 @@ impl FittedLca {
             .into_iter()
             .map(|p| argmax(p.as_slice().unwrap_or(&[])))
             .collect())
+    }
+
+    /// Standard errors of the shares and answer probabilities (poLCA's method, see
+    /// [`LcaErrors`]). The information matrix has one row per free parameter, so this
+    /// costs about n·p² for n distinct answer patterns and p parameters.
+    pub fn standard_errors(&self) -> Result<LcaErrors> {
+        use crate::causal::linalg::{pinv_psd, symmetric_eigen};
+        let (layout, params) = self.params();
+        let patterns = Patterns::new(&self.items);
+        let r = self.classes;
+        let free: Vec<usize> = layout.cats.iter().map(|k| k - 1).collect();
+        let mut off1 = Vec::with_capacity(free.len());
+        let mut per_class = 0;
+        for &f in &free {
+            off1.push(per_class);
+            per_class += f;
+        }
+        let dim = r * per_class + (r - 1);
+        let blocks: Vec<usize> = (0..patterns.len()).step_by(BLOCK).collect();
+        let parts: Vec<Array2<f64>> = blocks
+            .par_iter()
+            .map(|&a| {
+                let b = (a + BLOCK).min(patterns.len());
+                let mut scores = Array2::<f64>::zeros((b - a, dim));
+                let mut lp = vec![0.0; r];
+                for p in a..b {
+                    let row = patterns.row(p);
+                    joint(&layout, &params, row, &mut lp);
+                    normalise(&mut lp);
+                    let sw = patterns.weight[p].sqrt();
+                    let mut s = scores.row_mut(p - a);
+                    for c in 0..r {
+                        for (j, &y) in row.iter().enumerate() {
+                            if y == MISSING {
+                                continue;
+                            }
+                            for k in 1..layout.cats[j] {
+                                let pi = params.log_rho[(layout.offsets[j] + k) * r + c].exp();
+                                let ind = if usize::from(y) == k { 1.0 } else { 0.0 };
+                                s[c * per_class + off1[j] + k - 1] = sw * lp[c] * (ind - pi);
+                            }
+                        }
+                        if c > 0 {
+                            s[r * per_class + c - 1] = sw * (lp[c] - self.shares[c]);
+                        }
+                    }
+                }
+                scores.t().dot(&scores)
+            })
+            .collect();
+        let mut info = Array2::<f64>::zeros((dim, dim));
+        for part in parts {
+            info += &part;
+        }
+        let v = pinv_psd(&info);
+        let (vals, _) = symmetric_eigen(&info);
+        let top = vals.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let rank = vals
+            .iter()
+            .filter(|&&l| l > f64::EPSILON.sqrt() * top)
+            .count();
+        let probs = (0..layout.cats.len())
+            .map(|j| {
+                let kj = layout.cats[j];
+                let mut se = Array2::<f64>::zeros((r, kj));
+                for c in 0..r {
+                    let pi: Vec<f64> = self.probs[j].row(c).to_vec();
+                    let base = c * per_class + off1[j];
+                    // J[k][m] = π_k (δ_km − π_m), m = 1..K−1 (category 0 is the base).
+                    for k in 0..kj {
+                        let jac = |m: usize| pi[k] * (f64::from(u8::from(k == m)) - pi[m]);
+                        let mut var = 0.0;
+                        for m1 in 1..kj {
+                            for m2 in 1..kj {
+                                var += jac(m1) * v[[base + m1 - 1, base + m2 - 1]] * jac(m2);
+                            }
+                        }
+                        se[[c, k]] = var.max(0.0).sqrt();
+                    }
+                }
+                se
+            })
+            .collect();
+        let bb = r * per_class;
+        let shares = (0..r)
+            .map(|s| {
+                let g = |c: usize| self.shares[s] * (f64::from(u8::from(s == c)) - self.shares[c]);
+                let mut var = 0.0;
+                for c1 in 1..r {
+                    for c2 in 1..r {
+                        var += g(c1) * v[[bb + c1 - 1, bb + c2 - 1]] * g(c2);
+                    }
+                }
+                var.max(0.0).sqrt()
+            })
+            .collect();
+        Ok(LcaErrors {
+            shares,
+            probs,
+            rank,
+            parameters: dim,
+        })
     }
 
     /// The most probable class of each fitted row.

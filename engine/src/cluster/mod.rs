@@ -10,6 +10,8 @@
 // Numerical code indexes several arrays in step; index loops read like the formulas.
 #![allow(clippy::needless_range_loop)]
 
+pub mod gmm;
 pub mod items;
 pub mod kmeans;
 pub mod lca;
+pub mod quality;
