@@ -199,3 +199,166 @@ fn lca_estimates_and_standard_errors_match_polca() {
     }
     assert_eq!(compared, 7);
 }
+
+#[test]
+fn gaussian_mixtures_reach_scikit_learns_likelihood_with_its_parameter_count() {
+    use occupa_engine::cluster::gmm::{Covariance, Gmm};
+    let Some(dir) = data_dir() else { return };
+    let exp = &cluster_expected()["gmm"];
+    let (x, _) = bfi_items(&dir);
+    // Scale scores: reverse-keyed items as 7 − x, then the mean of each scale's five.
+    let reversed = [0, 8, 9, 10, 11, 21, 24]; // A1, C4, C5, E1, E2, O2, O5
+    let scores = ndarray::Array2::from_shape_fn((x.nrows(), 5), |(i, s)| {
+        (0..5)
+            .map(|t| {
+                let j = s * 5 + t;
+                if reversed.contains(&j) {
+                    7.0 - x[[i, j]]
+                } else {
+                    x[[i, j]]
+                }
+            })
+            .sum::<f64>()
+            / 5.0
+    });
+    assert!((scores.sum() - exp["checksum_sum_all"].as_f64().unwrap()).abs() < 1e-8);
+    for (name, cov) in [("full", Covariance::Full), ("diag", Covariance::Diag)] {
+        for k in 1..=6 {
+            let e = &exp[name][k.to_string()];
+            // Where scikit-learn stopped at its iteration limit, its warm-started
+            // continuation is the reference.
+            let theirs = e["continued_warm_start"]["loglik_total"]
+                .as_f64()
+                .unwrap_or_else(|| e["loglik_total"].as_f64().unwrap());
+            let fit = Gmm::new(k, cov)
+                .unwrap()
+                .max_iter(10_000)
+                .unwrap()
+                .fit(scores.view())
+                .unwrap();
+            assert_eq!(
+                fit.npar as u64,
+                e["n_parameters"].as_u64().unwrap(),
+                "{name} k={k}"
+            );
+            // Mixtures have local optima: ours may be better, never worse than 1e-6
+            // relative.
+            assert!(
+                fit.loglik >= theirs - 1e-6 * theirs.abs(),
+                "{name} k={k}: log-likelihood {} against scikit-learn's {theirs}",
+                fit.loglik
+            );
+            let bic = -2.0 * fit.loglik + fit.npar as f64 * (x.nrows() as f64).ln();
+            assert!((fit.bic - bic).abs() < 1e-9);
+        }
+    }
+}
+
+#[test]
+fn silhouette_adjusted_rand_and_jaccard_match_scikit_learn() {
+    use occupa_engine::cluster::quality::{adjusted_rand, pair_jaccard, silhouette};
+    let Some(dir) = data_dir() else { return };
+    let exp = cluster_expected();
+    let (x, _) = bfi_items(&dir);
+    let labels = |k: &str| -> Vec<usize> {
+        exp["kmeans"]["raw"][k]["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect()
+    };
+    let (l3, l4) = (labels("3"), labels("4"));
+    let v = &exp["validity"];
+    let (mean, widths) = silhouette(x.view(), &l3).unwrap();
+    let want = v["silhouette_k3_raw"]["score_sklearn"].as_f64().unwrap();
+    assert!((mean - want).abs() < 1e-12, "{mean} against {want}");
+    for (i, w) in v["silhouette_k3_raw"]["samples_first20_sklearn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        assert!((widths[i] - w.as_f64().unwrap()).abs() < 1e-12, "row {i}");
+    }
+    let ari = v["k3_vs_k4_raw"]["adjusted_rand_sklearn"].as_f64().unwrap();
+    assert!((adjusted_rand(&l3, &l4) - ari).abs() < 1e-12);
+    let jac = v["k3_vs_k4_raw"]["jaccard_pairs"].as_f64().unwrap();
+    assert!((pair_jaccard(&l3, &l4) - jac).abs() < 1e-12);
+}
+
+#[test]
+fn kprototypes_reaches_kmodes_cost_with_its_default_gamma() {
+    use occupa_engine::cluster::kprototypes::KPrototypes;
+    let Some(dir) = data_dir() else { return };
+    let exp = &cluster_expected()["kprototypes"];
+    let items_names: Vec<String> = ["A", "C", "E", "N", "O"]
+        .iter()
+        .flat_map(|d| (1..=5).map(move |i| format!("{d}{i}")))
+        .collect();
+    let mut cols: Vec<&str> = vec!["age", "gender", "education"];
+    cols.extend(items_names.iter().map(String::as_str));
+    let table = Table::read(&dir.join("questionnaires/bfi.csv"), &cols).unwrap();
+    let rows: Vec<usize> = exp["row_indices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    let value = |c: &str, i: usize| table.numeric(c).unwrap()[i];
+    let reversed = ["A1", "C4", "C5", "E1", "E2", "O2", "O5"];
+    let num = ndarray::Array2::from_shape_fn((rows.len(), 6), |(r, j)| {
+        let i = rows[r];
+        if j == 0 {
+            return value("age", i);
+        }
+        let scale = ["A", "C", "E", "N", "O"][j - 1];
+        (1..=5)
+            .map(|t| {
+                let name = format!("{scale}{t}");
+                let v = value(&name, i);
+                if reversed.contains(&name.as_str()) {
+                    7.0 - v
+                } else {
+                    v
+                }
+            })
+            .sum::<f64>()
+            / 5.0
+    });
+    assert!((num.sum() - exp["checksum_numeric_sum"].as_f64().unwrap()).abs() < 1e-8);
+    let mut cat_names = vec!["gender".to_string(), "education".to_string()];
+    cat_names.extend(items_names.iter().cloned());
+    let all = Items::from_table(&table, &cat_names).unwrap();
+    let cat = Items::from_codes(
+        cat_names.clone(),
+        (0..all.len()).map(|j| all.labels(j).to_vec()).collect(),
+        (0..all.len())
+            .map(|j| {
+                rows.iter()
+                    .map(|&i| Some(u32::from(all.row(i)[j])))
+                    .collect()
+            })
+            .collect(),
+    )
+    .unwrap();
+    let fit = KPrototypes::new(3).unwrap().fit(num.view(), &cat).unwrap();
+    let gamma = exp["gamma_default_exact"].as_f64().unwrap();
+    assert!((fit.gamma - gamma).abs() < 1e-12 * gamma);
+    let theirs = exp["Cao"]["cost"].as_f64().unwrap();
+    assert!(
+        fit.cost <= theirs * (1.0 + 1e-9),
+        "cost {} against kmodes' {theirs}",
+        fit.cost
+    );
+    let sizes: Vec<u64> = exp["Cao"]["sizes_sorted_desc"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        fit.sizes.iter().map(|&s| s as u64).collect::<Vec<_>>(),
+        sizes
+    );
+}

@@ -13,5 +13,6 @@
 pub mod gmm;
 pub mod items;
 pub mod kmeans;
+pub mod kprototypes;
 pub mod lca;
 pub mod quality;
