@@ -16,6 +16,7 @@ use occupa_engine::simulate::{SimConfig, simulate};
 use occupa_engine::store::{Store, TenantId};
 use occupa_reports::{Lang, Report};
 
+mod cluster;
 mod evaluate;
 
 // Ingestion allocates millions of small strings across threads; mimalloc halves the time
@@ -64,6 +65,9 @@ enum Command {
     /// Counterfactual impact evaluation: matching, weighting, doubly robust or regression,
     /// with balance, overlap and effective-sample-size diagnostics.
     Evaluate(Box<evaluate::EvaluateArgs>),
+    /// Profiles of people: k-means, Gaussian mixtures, latent class analysis or
+    /// k-prototypes, with model selection, stability and readable profiles.
+    Cluster(Box<cluster::ClusterArgs>),
     /// Manage the pseudonymisation key.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -545,6 +549,7 @@ fn main() {
         })(),
         Command::AnonymiseTable(a) => anonymise_table(*a),
         Command::Evaluate(a) => evaluate::run(*a),
+        Command::Cluster(a) => cluster::run(*a),
         Command::Anonymise { data, policy, out } => (|| {
             use occupa_anonymiser::release::{Policy, research_release};
             let policy = Policy::from_file(&policy)?;

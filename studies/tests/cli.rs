@@ -466,3 +466,102 @@ fn evaluate_names_the_line_and_column_of_a_bad_value() {
         "{err}"
     );
 }
+
+/// Answers of 300 people to four items in two planted groups, some answers missing.
+fn answers_csv() -> String {
+    let mut s = String::from("id,q1,q2,q3,q4,score\n");
+    for i in 0..300usize {
+        let group = i % 2;
+        let mut row = format!("p{i}");
+        for j in 0..4usize {
+            let noise = (i * 7 + j * 13) % 10 == 0;
+            let v = if (group == 1) ^ noise { "yes" } else { "no" };
+            row.push(',');
+            if (i + j) % 37 != 0 {
+                row.push_str(v);
+            }
+        }
+        row.push_str(&format!(",{}\n", group as f64 * 5.0 + (i % 5) as f64 * 0.3));
+        s.push_str(&row);
+    }
+    s
+}
+
+#[test]
+fn cluster_finds_planted_groups_and_writes_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("answers.csv");
+    std::fs::write(&csv, answers_csv()).unwrap();
+    let labels = dir.path().join("labels.csv");
+    let out = occupa()
+        .args(["cluster", "--input"])
+        .arg(&csv)
+        .args([
+            "--columns",
+            "q1,q2,q3,q4",
+            "--method",
+            "lca",
+            "--k-range",
+            "1..3",
+        ])
+        .args(["--seed", "4", "--json", "--id", "id", "--labels-out"])
+        .arg(&labels)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["method"], "lca");
+    assert_eq!(j["k"], 2, "BIC chooses the two planted groups");
+    assert_eq!(j["chosen_by"], "lowest BIC");
+    assert_eq!(j["selection"].as_array().unwrap().len(), 3);
+    assert_eq!(j["sizes"], serde_json::json!([150, 150]));
+    assert_eq!(j["profiles"].as_array().unwrap().len(), 2);
+    assert!(j["standard_errors"]["shares"][0].as_f64().unwrap() > 0.0);
+    let text = std::fs::read_to_string(&labels).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("row,id,cluster,p1,p2"));
+    assert_eq!(lines.count(), 300);
+    // k-means on the numeric score, and the same seed twice gives the same JSON.
+    let km = || {
+        occupa()
+            .args(["cluster", "--input"])
+            .arg(&csv)
+            .args([
+                "--columns",
+                "score",
+                "--method",
+                "kmeans",
+                "--k",
+                "2",
+                "--json",
+            ])
+            .output()
+            .unwrap()
+    };
+    let (a, b) = (km(), km());
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    let (ja, jb): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_slice(&a.stdout).unwrap(),
+        serde_json::from_slice(&b.stdout).unwrap(),
+    );
+    assert_eq!(ja["inertia"], jb["inertia"]);
+    assert_eq!(ja["sizes"], serde_json::json!([150, 150]));
+    // A column that is not there: one line naming the file and the columns.
+    let bad = occupa()
+        .args(["cluster", "--input"])
+        .arg(&csv)
+        .args(["--columns", "q9", "--method", "lca", "--k", "2"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("answers.csv") && err.contains("no column 'q9'"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

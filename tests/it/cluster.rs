@@ -362,3 +362,115 @@ fn kprototypes_reaches_kmodes_cost_with_its_default_gamma() {
         sizes
     );
 }
+
+/// The simulator plants four latent classes (engine/src/simulate.rs) that drive the 25
+/// ASSO answers: within a class each answer is round(1 + 3p + 0.8 z) on 1..4, with the
+/// class's level p for the item's area (0.85/0.85/0.80, 0.35/0.70/0.35, 0.55/0.30/0.55
+/// and 0.25/0.25/0.30 over the three areas) and 2 % of answers missing. Neighbouring
+/// classes thus differ by 0.6 to 1.8 points (0.75 to 2.2 noise SDs) on every item of at
+/// least one area: separated enough for a near-perfect recovery from 25 items.
+#[test]
+fn lca_recovers_the_simulators_planted_classes() {
+    use occupa_engine::cluster::kmeans::KMeans;
+    use occupa_engine::cluster::quality::adjusted_rand;
+    use occupa_engine::instruments::Instruments;
+    use occupa_engine::simulate::{SimConfig, simulate};
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = SimConfig {
+        persons: 4000,
+        tenants: 1,
+        seed: 7,
+        dirty_rate: 0.0,
+        ..SimConfig::default()
+    };
+    simulate(&cfg, &Instruments::builtin().unwrap(), tmp.path()).unwrap();
+    let truth = Table::read(
+        &tmp.path().join("truth-persons.csv"),
+        &["tax_code", "class"],
+    )
+    .unwrap();
+    let (codes, code_of) = truth.categories("tax_code").unwrap();
+    let class_of: std::collections::HashMap<&str, usize> = code_of
+        .iter()
+        .zip(truth.numeric("class").unwrap())
+        .map(|(c, &k)| (codes[c.unwrap() as usize].as_str(), k as usize))
+        .collect();
+    let names: Vec<String> = (1..=25).map(|i| format!("q{i:02}")).collect();
+    let mut cols: Vec<&str> = vec!["codice_fiscale"];
+    cols.extend(names.iter().map(String::as_str));
+    let asso = Table::read(&tmp.path().join("t01/asso.csv"), &cols).unwrap();
+    let (ids, id_of) = asso.categories("codice_fiscale").unwrap();
+    let planted: Vec<usize> = id_of
+        .iter()
+        .map(|c| class_of[ids[c.unwrap() as usize].as_str()])
+        .collect();
+    let items = Items::from_table(&asso, &names).unwrap();
+    assert!(items.missing() > 0, "the simulator leaves answers missing");
+    let fit = Lca::new(4).unwrap().seed(3).fit(&items).unwrap();
+    assert_eq!(fit.n, items.rows(), "every person answered something");
+    let ari = adjusted_rand(&planted, &fit.labels());
+    assert!(
+        ari >= 0.9,
+        "LCA: adjusted Rand {ari} against the planted classes"
+    );
+    // k-means on the complete cases sees the same structure.
+    let (complete, rows) = items.complete_cases();
+    let x = ndarray::Array2::from_shape_fn((complete.rows(), 25), |(i, j)| {
+        complete.labels(j)[complete.row(i)[j] as usize]
+            .parse::<f64>()
+            .unwrap()
+    });
+    let km = KMeans::new(4).unwrap().fit(x.view()).unwrap();
+    let planted_complete: Vec<usize> = rows.iter().map(|&i| planted[i]).collect();
+    let ari_km = adjusted_rand(&planted_complete, &km.labels);
+    assert!(ari_km >= 0.9, "k-means: adjusted Rand {ari_km}");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_result_on_one_thread_or_two() {
+    use occupa_engine::cluster::gmm::{Covariance, Gmm};
+    use occupa_engine::cluster::kprototypes::KPrototypes;
+    let Some(dir) = data_dir() else { return };
+    let election = items(&dir, "polca_election.csv", &ELECTION);
+    let (x, _) = bfi_items(&dir);
+    let small = x.slice(ndarray::s![.., ..5]).to_owned();
+    let run = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                let lca = Lca::new(3)
+                    .unwrap()
+                    .starts(4)
+                    .unwrap()
+                    .seed(8)
+                    .fit(&election)
+                    .unwrap();
+                let gmm = Gmm::new(3, Covariance::Full)
+                    .unwrap()
+                    .seed(8)
+                    .fit(small.view())
+                    .unwrap();
+                let cat = election.complete_cases().0;
+                let num = ndarray::Array2::from_shape_fn((cat.rows(), 1), |(i, _)| (i % 7) as f64);
+                let kp = KPrototypes::new(3)
+                    .unwrap()
+                    .seed(8)
+                    .fit(num.view(), &cat)
+                    .unwrap();
+                (
+                    lca.loglik.to_bits(),
+                    lca.labels(),
+                    gmm.loglik.to_bits(),
+                    gmm.labels,
+                    kp.cost.to_bits(),
+                    kp.labels,
+                )
+            })
+    };
+    assert!(
+        run(1) == run(2),
+        "results differ between one and two threads"
+    );
+}

@@ -87,11 +87,14 @@ pub struct FittedGmm {
     pub converged: bool,
     /// Log-likelihood of each start.
     pub start_logliks: Vec<f64>,
+    /// The fitted parameters, components in the order above.
+    #[serde(skip)]
+    params: Params,
 }
 
 /// Parameters during EM: weights, means, and per component the Cholesky factor of
 /// its covariance with its log-determinant.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 struct Params {
     log_w: Vec<f64>,
     means: Vec<f64>,
@@ -270,6 +273,15 @@ impl Gmm {
             iterations,
             converged,
             start_logliks,
+            params: Params {
+                log_w: order.iter().map(|&o| params.log_w[o]).collect(),
+                means: order
+                    .iter()
+                    .flat_map(|&o| params.means[o * d..(o + 1) * d].to_vec())
+                    .collect(),
+                chol: order.iter().map(|&o| params.chol[o].clone()).collect(),
+                log_det: order.iter().map(|&o| params.log_det[o]).collect(),
+            },
         })
     }
 
@@ -382,6 +394,35 @@ impl Gmm {
             chol,
             log_det,
         })
+    }
+}
+
+impl FittedGmm {
+    /// Posterior component probabilities of the rows of `x` (same columns as the fit).
+    pub fn predict_proba(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
+        let d = self.means.ncols();
+        if x.ncols() != d {
+            return Err(Error::Param {
+                name: "x",
+                reason: format!("{} columns; the model has {d}", x.ncols()),
+            });
+        }
+        let x = x.as_standard_layout().into_owned();
+        let n = x.nrows();
+        let (_, resp) = e_step(x.as_slice().unwrap_or(&[]), n, d, self.k, &self.params);
+        Array2::from_shape_vec((n, self.k), resp).map_err(|e| Error::Estimation {
+            method: "Gaussian mixture",
+            reason: e.to_string(),
+        })
+    }
+
+    /// The most probable component of each row of `x`.
+    pub fn predict(&self, x: ArrayView2<f64>) -> Result<Vec<usize>> {
+        let p = self.predict_proba(x)?;
+        Ok(p.rows()
+            .into_iter()
+            .map(|r| (0..self.k).fold(0, |b, c| if r[c] > r[b] { c } else { b }))
+            .collect())
     }
 }
 

@@ -73,6 +73,9 @@ pub struct FittedKPrototypes {
     pub converged: bool,
     /// Cost of each start.
     pub start_costs: Vec<f64>,
+    /// The categorical columns' names and categories (no rows), for prediction.
+    #[serde(skip)]
+    template: Items,
 }
 
 impl KPrototypes {
@@ -226,7 +229,66 @@ impl KPrototypes {
             iterations: best.iterations,
             converged: best.converged,
             start_costs,
+            template: Items::from_codes(
+                cat.names().to_vec(),
+                (0..q).map(|j| cat.labels(j).to_vec()).collect(),
+                vec![Vec::new(); q],
+            )?,
         })
+    }
+}
+
+impl FittedKPrototypes {
+    /// The dissimilarity the fit uses between rows i and j of `num` and `cat`: squared
+    /// Euclidean on the numbers plus γ per mismatched category (missing ones skipped).
+    pub fn dissimilarity(&self, num: ArrayView2<f64>, cat: &Items, i: usize, j: usize) -> f64 {
+        let d: f64 = num
+            .row(i)
+            .iter()
+            .zip(num.row(j))
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum();
+        let m = cat
+            .row(i)
+            .iter()
+            .zip(cat.row(j))
+            .filter(|(a, b)| **a != MISSING && **b != MISSING && a != b)
+            .count();
+        d + self.gamma * m as f64
+    }
+
+    /// The nearest prototype of each new row (categorical columns recoded to the fit's
+    /// by name and label).
+    pub fn predict(&self, num: ArrayView2<f64>, cat: &Items) -> Result<Vec<usize>> {
+        let p = self.means.ncols();
+        if num.ncols() != p || cat.rows() != num.nrows() {
+            return Err(Error::Param {
+                name: "num",
+                reason: format!(
+                    "{} numeric columns and {} categorical rows for {} numeric rows; the model \
+                     has {p} numeric columns",
+                    num.ncols(),
+                    cat.rows(),
+                    num.nrows()
+                ),
+            });
+        }
+        let cat = cat.recode_to(&self.template)?;
+        let num = num.as_standard_layout().into_owned();
+        let data = Data {
+            num: num.as_slice().unwrap_or(&[]),
+            p,
+            cat: &cat,
+            q: cat.len(),
+            gamma: self.gamma,
+            k: self.k,
+            n: num.nrows(),
+        };
+        let means: Vec<f64> = self.means.iter().copied().collect();
+        let modes: Vec<u8> = self.modes.iter().copied().collect();
+        Ok((0..data.n)
+            .map(|i| data.nearest(i, &means, &modes).0)
+            .collect())
     }
 }
 

@@ -15,4 +15,7 @@ pub mod items;
 pub mod kmeans;
 pub mod kprototypes;
 pub mod lca;
+pub mod profiles;
 pub mod quality;
+pub mod run;
+pub mod stability;

@@ -22,7 +22,25 @@ use crate::{Error, Result};
 /// # Ok::<(), occupa_engine::Error>(())
 /// ```
 pub fn silhouette(x: ArrayView2<f64>, labels: &[usize]) -> Result<(f64, Vec<f64>)> {
-    let n = x.nrows();
+    let x = x.as_standard_layout();
+    let p = x.ncols();
+    let xs = x.as_slice().unwrap_or(&[]);
+    silhouette_with(x.nrows(), labels, |i, j| {
+        xs[i * p..(i + 1) * p]
+            .iter()
+            .zip(&xs[j * p..(j + 1) * p])
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f64>()
+            .sqrt()
+    })
+}
+
+/// [`silhouette`] with any dissimilarity `dist(i, j)` between points i and j (e.g.
+/// k-prototypes' mixed numeric and categorical one).
+pub fn silhouette_with<D>(n: usize, labels: &[usize], dist: D) -> Result<(f64, Vec<f64>)>
+where
+    D: Fn(usize, usize) -> f64 + Sync,
+{
     if labels.len() != n {
         return Err(Error::Param {
             name: "labels",
@@ -40,19 +58,14 @@ pub fn silhouette(x: ArrayView2<f64>, labels: &[usize]) -> Result<(f64, Vec<f64>
             reason: "it needs at least two clusters".into(),
         });
     }
-    let x = x.as_standard_layout();
-    let p = x.ncols();
-    let xs = x.as_slice().unwrap_or(&[]);
     let widths: Vec<f64> = (0..n)
         .into_par_iter()
         .with_min_len(64)
         .map(|i| {
-            let xi = &xs[i * p..(i + 1) * p];
             let mut sum = vec![0.0f64; k];
-            for (j, xj) in xs.chunks_exact(p).enumerate() {
+            for j in 0..n {
                 if j != i {
-                    let d: f64 = xi.iter().zip(xj).map(|(a, b)| (a - b) * (a - b)).sum();
-                    sum[labels[j]] += d.sqrt();
+                    sum[labels[j]] += dist(i, j);
                 }
             }
             let own = labels[i];

@@ -1,0 +1,645 @@
+//! One run of `occupa cluster`: read the columns, fit the method for each k asked,
+//! choose k, and describe the chosen clustering (sizes, fit statistics, profiles,
+//! stability, each row's cluster).
+
+use std::path::Path;
+
+use ndarray::{Array2, ArrayView2};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::gmm::{Covariance, Gmm};
+use super::items::Items;
+use super::kmeans::{KMeans, standardise};
+use super::kprototypes::KPrototypes;
+use super::lca::{Lca, LcaErrors};
+use super::profiles::{Profile, lca_profiles, numeric_profiles};
+use super::quality::{silhouette, silhouette_with};
+use super::stability::{Stability, stability};
+use crate::columns::Table;
+use crate::{Error, Result};
+
+/// Rows beyond which the silhouette is computed on a seeded sample of this many (it
+/// costs n² distances), as scikit-learn's `sample_size` does.
+pub const SILHOUETTE_SAMPLE: usize = 10_000;
+
+/// Which method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// k-means on numeric columns.
+    Kmeans,
+    /// Gaussian mixture on numeric columns.
+    Gmm,
+    /// Latent class analysis on categorical columns (missing answers kept).
+    Lca,
+    /// k-prototypes on numeric and categorical columns.
+    Kprototypes,
+}
+
+impl Method {
+    /// Parses `kmeans`, `gmm`, `lca`, `kprototypes`.
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "kmeans" | "k-means" => Method::Kmeans,
+            "gmm" | "mixture" => Method::Gmm,
+            "lca" => Method::Lca,
+            "kprototypes" | "k-prototypes" => Method::Kprototypes,
+            other => {
+                return Err(Error::Param {
+                    name: "method",
+                    reason: format!("'{other}'; use kmeans, gmm, lca or kprototypes"),
+                });
+            }
+        })
+    }
+}
+
+/// What to cluster and how.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// The columns to cluster on.
+    pub columns: Vec<String>,
+    /// k-prototypes: which of `columns` are categorical (the others are numeric).
+    pub categorical: Vec<String>,
+    /// The method.
+    pub method: Method,
+    /// Smallest and largest k (equal for a single k).
+    pub k: (usize, usize),
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Starts per k (the method's default when `None`).
+    pub starts: Option<usize>,
+    /// k-means and mixtures: cluster z-scores instead of raw values.
+    pub standardise: bool,
+    /// Mixtures: covariance shape.
+    pub covariance: Covariance,
+    /// Bootstrap samples for stability (none when `None`).
+    pub stability: Option<usize>,
+    /// LCA: compute standard errors.
+    pub standard_errors: bool,
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        ClusterSpec {
+            columns: Vec::new(),
+            categorical: Vec::new(),
+            method: Method::Kmeans,
+            k: (2, 2),
+            seed: 0,
+            starts: None,
+            standardise: false,
+            covariance: Covariance::Full,
+            stability: None,
+            standard_errors: true,
+        }
+    }
+}
+
+/// One k's fit, for choosing among them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    /// Number of clusters.
+    pub k: usize,
+    /// Log-likelihood (mixtures, LCA).
+    pub loglik: Option<f64>,
+    /// BIC (mixtures, LCA).
+    pub bic: Option<f64>,
+    /// AIC (mixtures, LCA).
+    pub aic: Option<f64>,
+    /// Within-cluster sum of squares (k-means) or cost (k-prototypes).
+    pub inertia: Option<f64>,
+    /// Mean silhouette width (k-means, mixtures, k-prototypes).
+    pub silhouette: Option<f64>,
+    /// Relative entropy of the classification (mixtures, LCA).
+    pub entropy: Option<f64>,
+    /// Cluster sizes.
+    pub sizes: Vec<usize>,
+}
+
+/// The result of `occupa cluster`, as its JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterReport {
+    /// The method.
+    pub method: Method,
+    /// The chosen number of clusters.
+    pub k: usize,
+    /// Rows read.
+    pub rows: usize,
+    /// Rows clustered.
+    pub used: usize,
+    /// Rows left out: a numeric value missing (k-means, mixtures, k-prototypes) or no
+    /// answer at all (LCA keeps rows with some answers missing).
+    pub dropped_missing: usize,
+    /// The chosen fit's statistics.
+    #[serde(flatten)]
+    pub chosen: Candidate,
+    /// Every k tried, and the rule that chose among them.
+    pub selection: Vec<Candidate>,
+    /// The rule: lowest BIC (mixtures, LCA) or highest silhouette (others).
+    pub chosen_by: String,
+    /// How the silhouette was computed.
+    pub silhouette_note: Option<String>,
+    /// Random starts per k.
+    pub starts: usize,
+    /// The seed.
+    pub seed: u64,
+    /// Each cluster's profile.
+    pub profiles: Vec<Profile>,
+    /// LCA: standard errors of the class shares and answer probabilities.
+    pub standard_errors: Option<LcaSe>,
+    /// Bootstrap stability of the chosen clustering.
+    pub stability: Option<Stability>,
+    /// Each row's cluster (from 0; `None` if left out), in file order.
+    #[serde(skip)]
+    pub labels: Vec<Option<usize>>,
+    /// Posterior probabilities of the used rows (mixtures, LCA).
+    #[serde(skip)]
+    pub posterior: Option<Array2<f64>>,
+    /// Seconds spent reading and fitting.
+    pub seconds: f64,
+}
+
+/// LCA standard errors in JSON-friendly form.
+#[derive(Debug, Clone, Serialize)]
+pub struct LcaSe {
+    /// Of the class shares.
+    pub shares: Vec<f64>,
+    /// Per item, per class, per category.
+    pub probs: Vec<Vec<Vec<f64>>>,
+    /// Rank and dimension of the information matrix.
+    pub rank: usize,
+    /// Free parameters in the information matrix.
+    pub parameters: usize,
+}
+
+impl From<LcaErrors> for LcaSe {
+    fn from(e: LcaErrors) -> Self {
+        LcaSe {
+            shares: e.shares,
+            probs: e
+                .probs
+                .iter()
+                .map(|m| m.rows().into_iter().map(|r| r.to_vec()).collect())
+                .collect(),
+            rank: e.rank,
+            parameters: e.parameters,
+        }
+    }
+}
+
+/// The data of a run: numeric columns of the complete rows and categorical items.
+struct Data {
+    num: Array2<f64>,
+    num_names: Vec<String>,
+    cat: Option<Items>,
+    /// Input row of each used row.
+    rows: Vec<usize>,
+    total: usize,
+}
+
+/// Reads `path` and runs the clustering `spec` describes.
+pub fn cluster_csv(path: &Path, spec: &ClusterSpec) -> Result<ClusterReport> {
+    let start = std::time::Instant::now();
+    if spec.columns.is_empty() {
+        return Err(Error::Param {
+            name: "columns",
+            reason: "name the columns to cluster on".into(),
+        });
+    }
+    let (k0, k1) = spec.k;
+    if k0 == 0 || k1 < k0 {
+        return Err(Error::Param {
+            name: "k",
+            reason: format!("{k0}..{k1}: give 1 ≤ A ≤ B"),
+        });
+    }
+    for c in &spec.categorical {
+        if !spec.columns.contains(c) {
+            return Err(Error::Param {
+                name: "categorical",
+                reason: format!("{c} is not among the columns to cluster on"),
+            });
+        }
+    }
+    let wanted: Vec<&str> = spec.columns.iter().map(String::as_str).collect();
+    let table = Table::read(path, &wanted)?;
+    let data = read_data(&table, spec, path)?;
+    let mut selection = Vec::new();
+    let mut fits = Vec::new();
+    let mut silhouette_note = None;
+    for k in k0..=k1 {
+        let (cand, fit) = fit_one(&data, spec, k, &mut silhouette_note)?;
+        selection.push(cand);
+        fits.push(fit);
+    }
+    let (chosen_by, best) = match spec.method {
+        Method::Lca | Method::Gmm => (
+            "lowest BIC".to_string(),
+            argbest(&selection, |c| c.bic.map(|b| -b)),
+        ),
+        _ if k0 == k1 => ("the only k asked".to_string(), 0),
+        _ => (
+            "highest mean silhouette".to_string(),
+            argbest(&selection, |c| c.silhouette),
+        ),
+    };
+    let fit = fits.swap_remove(best);
+    let chosen = selection[best].clone();
+    let k = chosen.k;
+    let stability = match spec.stability {
+        Some(b) => Some(stability(&fit.labels, k, b, spec.seed, |rows| {
+            refit_predict(&data, spec, k, rows)
+        })?),
+        None => None,
+    };
+    let mut labels = vec![None; data.total];
+    for (i, &r) in data.rows.iter().enumerate() {
+        labels[r] = Some(fit.labels[i]);
+    }
+    Ok(ClusterReport {
+        method: spec.method,
+        k,
+        rows: data.total,
+        used: data.rows.len(),
+        dropped_missing: data.total - data.rows.len(),
+        chosen,
+        selection,
+        chosen_by,
+        silhouette_note,
+        starts: starts_of(spec),
+        seed: spec.seed,
+        profiles: fit.profiles,
+        standard_errors: fit.errors,
+        stability,
+        labels,
+        posterior: fit.posterior,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn starts_of(spec: &ClusterSpec) -> usize {
+    spec.starts.unwrap_or(match spec.method {
+        Method::Lca => 20,
+        _ => 10,
+    })
+}
+
+fn argbest(c: &[Candidate], score: impl Fn(&Candidate) -> Option<f64>) -> usize {
+    let mut best = 0;
+    for (i, x) in c.iter().enumerate() {
+        if let (Some(s), b) = (score(x), score(&c[best])) {
+            if b.is_none_or(|b| s > b) {
+                best = i;
+            }
+        }
+    }
+    best
+}
+
+fn read_data(table: &Table, spec: &ClusterSpec, path: &Path) -> Result<Data> {
+    let n = table.len();
+    let cat_names: Vec<String> = match spec.method {
+        Method::Lca => spec.columns.clone(),
+        Method::Kprototypes => spec.categorical.clone(),
+        _ => Vec::new(),
+    };
+    if spec.method == Method::Kprototypes && cat_names.is_empty() {
+        return Err(Error::Param {
+            name: "categorical",
+            reason: "k-prototypes needs categorical columns (--categorical); for numeric \
+                     columns only use kmeans"
+                .into(),
+        });
+    }
+    let num_names: Vec<String> = spec
+        .columns
+        .iter()
+        .filter(|c| !cat_names.contains(c))
+        .cloned()
+        .collect();
+    let num_cols: Vec<&[f64]> = num_names
+        .iter()
+        .map(|c| table.numeric(c))
+        .collect::<Result<_>>()?;
+    let cat = if cat_names.is_empty() {
+        None
+    } else {
+        Some(Items::from_table(table, &cat_names)?)
+    };
+    // Rows kept: numbers all present; for LCA at least one answer; for k-prototypes
+    // every category present too.
+    let rows: Vec<usize> = (0..n)
+        .filter(|&i| num_cols.iter().all(|c| !c[i].is_nan()))
+        .filter(|&i| match (&cat, spec.method) {
+            (Some(items), Method::Lca) => items.row(i).iter().any(|&v| v != super::items::MISSING),
+            (Some(items), _) => !items.row(i).contains(&super::items::MISSING),
+            _ => true,
+        })
+        .collect();
+    if rows.is_empty() {
+        return Err(Error::BadFile {
+            path: path.to_path_buf(),
+            reason: "no row has every value needed; check for empty columns".into(),
+        });
+    }
+    let num = Array2::from_shape_fn((rows.len(), num_names.len()), |(i, j)| num_cols[j][rows[i]]);
+    let cat = cat.map(|items| subset_items(&items, &rows)).transpose()?;
+    Ok(Data {
+        num,
+        num_names,
+        cat,
+        rows,
+        total: n,
+    })
+}
+
+fn subset_items(items: &Items, rows: &[usize]) -> Result<Items> {
+    Items::from_codes(
+        items.names().to_vec(),
+        (0..items.len()).map(|j| items.labels(j).to_vec()).collect(),
+        (0..items.len())
+            .map(|j| {
+                rows.iter()
+                    .map(|&i| {
+                        let v = items.row(i)[j];
+                        (v != super::items::MISSING).then_some(u32::from(v))
+                    })
+                    .collect()
+            })
+            .collect(),
+    )
+}
+
+/// A fitted model of the run, reduced to what the report needs.
+struct Fit {
+    labels: Vec<usize>,
+    profiles: Vec<Profile>,
+    posterior: Option<Array2<f64>>,
+    errors: Option<LcaSe>,
+}
+
+/// The data the numeric methods cluster: raw or z-scores.
+fn clustered(data: &Data, spec: &ClusterSpec) -> Result<Array2<f64>> {
+    if spec.standardise {
+        Ok(standardise(data.num.view())?.0)
+    } else {
+        Ok(data.num.clone())
+    }
+}
+
+fn fit_one(
+    data: &Data,
+    spec: &ClusterSpec,
+    k: usize,
+    note: &mut Option<String>,
+) -> Result<(Candidate, Fit)> {
+    let starts = starts_of(spec);
+    let empty = Candidate {
+        k,
+        loglik: None,
+        bic: None,
+        aic: None,
+        inertia: None,
+        silhouette: None,
+        entropy: None,
+        sizes: Vec::new(),
+    };
+    match spec.method {
+        Method::Kmeans => {
+            let x = clustered(data, spec)?;
+            let fit = KMeans::new(k)?
+                .starts(starts)?
+                .seed(spec.seed)
+                .fit(x.view())?;
+            let sil = sampled_silhouette(x.view(), &fit.labels, k, spec.seed, note);
+            Ok((
+                Candidate {
+                    inertia: Some(fit.inertia),
+                    silhouette: sil,
+                    sizes: fit.sizes.clone(),
+                    ..empty
+                },
+                Fit {
+                    profiles: numeric_profiles(
+                        data.num.view(),
+                        &data.num_names,
+                        &fit.labels,
+                        k,
+                        None,
+                    ),
+                    labels: fit.labels,
+                    posterior: None,
+                    errors: None,
+                },
+            ))
+        }
+        Method::Gmm => {
+            let x = clustered(data, spec)?;
+            let fit = Gmm::new(k, spec.covariance)?
+                .starts(starts)?
+                .seed(spec.seed)
+                .fit(x.view())?;
+            let post = fit.predict_proba(x.view())?;
+            let sil = sampled_silhouette(x.view(), &fit.labels, k, spec.seed, note);
+            Ok((
+                Candidate {
+                    loglik: Some(fit.loglik),
+                    bic: Some(fit.bic),
+                    aic: Some(fit.aic),
+                    silhouette: sil,
+                    entropy: relative_entropy(&post),
+                    sizes: fit.sizes.clone(),
+                    ..empty
+                },
+                Fit {
+                    profiles: numeric_profiles(
+                        data.num.view(),
+                        &data.num_names,
+                        &fit.labels,
+                        k,
+                        Some(&fit.weights),
+                    ),
+                    labels: fit.labels,
+                    posterior: Some(post),
+                    errors: None,
+                },
+            ))
+        }
+        Method::Lca => {
+            let items = data.cat.as_ref().ok_or(Error::Param {
+                name: "columns",
+                reason: "no categorical columns".into(),
+            })?;
+            let fit = Lca::new(k)?.starts(starts)?.seed(spec.seed).fit(items)?;
+            let labels = fit.labels();
+            let mut sizes = vec![0usize; k];
+            for &l in &labels {
+                sizes[l] += 1;
+            }
+            let errors = if spec.standard_errors {
+                Some(fit.standard_errors()?.into())
+            } else {
+                None
+            };
+            Ok((
+                Candidate {
+                    loglik: Some(fit.loglik),
+                    bic: Some(fit.bic),
+                    aic: Some(fit.aic),
+                    entropy: fit.entropy,
+                    sizes,
+                    ..empty
+                },
+                Fit {
+                    profiles: lca_profiles(&fit),
+                    labels,
+                    posterior: Some(fit.posterior.clone()),
+                    errors,
+                },
+            ))
+        }
+        Method::Kprototypes => {
+            let items = data.cat.as_ref().ok_or(Error::Param {
+                name: "categorical",
+                reason: "no categorical columns".into(),
+            })?;
+            let fit = KPrototypes::new(k)?
+                .starts(starts)?
+                .seed(spec.seed)
+                .fit(data.num.view(), items)?;
+            let n = data.num.nrows();
+            let sil = if k < 2 {
+                None
+            } else {
+                let rows = sample_rows(n, spec.seed, note);
+                let num = data.num.view();
+                let ls: Vec<usize> = rows.iter().map(|&i| fit.labels[i]).collect();
+                silhouette_with(rows.len(), &ls, |a, b| {
+                    fit.dissimilarity(num, items, rows[a], rows[b])
+                })
+                .ok()
+                .map(|s| s.0)
+            };
+            Ok((
+                Candidate {
+                    inertia: Some(fit.cost),
+                    silhouette: sil,
+                    sizes: fit.sizes.clone(),
+                    ..empty
+                },
+                Fit {
+                    profiles: numeric_profiles(
+                        data.num.view(),
+                        &data.num_names,
+                        &fit.labels,
+                        k,
+                        None,
+                    ),
+                    labels: fit.labels,
+                    posterior: None,
+                    errors: None,
+                },
+            ))
+        }
+    }
+}
+
+/// Everyone's cluster under the model refitted on `rows` (a bootstrap sample).
+fn refit_predict(data: &Data, spec: &ClusterSpec, k: usize, rows: &[usize]) -> Result<Vec<usize>> {
+    let starts = starts_of(spec);
+    let pick = |x: ArrayView2<f64>| {
+        Array2::from_shape_fn((rows.len(), x.ncols()), |(i, j)| x[[rows[i], j]])
+    };
+    match spec.method {
+        Method::Kmeans => {
+            let x = clustered(data, spec)?;
+            let fit = KMeans::new(k)?
+                .starts(starts)?
+                .seed(spec.seed)
+                .fit(pick(x.view()).view())?;
+            fit.predict(x.view())
+        }
+        Method::Gmm => {
+            let x = clustered(data, spec)?;
+            let fit = Gmm::new(k, spec.covariance)?
+                .starts(starts)?
+                .seed(spec.seed)
+                .fit(pick(x.view()).view())?;
+            fit.predict(x.view())
+        }
+        Method::Lca => {
+            let items = data.cat.as_ref().ok_or(Error::Param {
+                name: "columns",
+                reason: "no categorical columns".into(),
+            })?;
+            let sample = subset_items(items, rows)?;
+            let fit = Lca::new(k)?.starts(starts)?.seed(spec.seed).fit(&sample)?;
+            fit.predict(items)
+        }
+        Method::Kprototypes => {
+            let items = data.cat.as_ref().ok_or(Error::Param {
+                name: "categorical",
+                reason: "no categorical columns".into(),
+            })?;
+            let sample = subset_items(items, rows)?;
+            let fit = KPrototypes::new(k)?
+                .starts(starts)?
+                .seed(spec.seed)
+                .fit(pick(data.num.view()).view(), &sample)?;
+            fit.predict(data.num.view(), items)
+        }
+    }
+}
+
+/// All rows, or a seeded sample of [`SILHOUETTE_SAMPLE`] of them (sorted), for the
+/// silhouette; `note` says which.
+fn sample_rows(n: usize, seed: u64, note: &mut Option<String>) -> Vec<usize> {
+    if n <= SILHOUETTE_SAMPLE {
+        *note = Some("exact, on every row".into());
+        return (0..n).collect();
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut rows: Vec<usize> = (0..n).collect();
+    rows.shuffle(&mut rng);
+    rows.truncate(SILHOUETTE_SAMPLE);
+    rows.sort_unstable();
+    *note = Some(format!(
+        "on a random sample of {SILHOUETTE_SAMPLE} of the {n} rows (seeded; exact \
+         silhouettes cost n² dissimilarities)"
+    ));
+    rows
+}
+
+/// The Euclidean silhouette on all rows or a seeded sample (see [`sample_rows`]).
+fn sampled_silhouette(
+    x: ArrayView2<f64>,
+    labels: &[usize],
+    k: usize,
+    seed: u64,
+    note: &mut Option<String>,
+) -> Option<f64> {
+    if k < 2 {
+        return None;
+    }
+    let rows = sample_rows(x.nrows(), seed, note);
+    let xs = Array2::from_shape_fn((rows.len(), x.ncols()), |(i, j)| x[[rows[i], j]]);
+    let ls: Vec<usize> = rows.iter().map(|&i| labels[i]).collect();
+    silhouette(xs.view(), &ls).ok().map(|s| s.0)
+}
+
+/// 1 − Σ −p ln p / (n ln k) of posterior probabilities.
+fn relative_entropy(post: &Array2<f64>) -> Option<f64> {
+    let (n, k) = post.dim();
+    (k > 1).then(|| {
+        let h: f64 = post
+            .iter()
+            .filter(|&&p| p > 0.0)
+            .map(|&p| -p * p.ln())
+            .sum();
+        1.0 - h / (n as f64 * (k as f64).ln())
+    })
+}

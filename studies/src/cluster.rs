@@ -1,0 +1,230 @@
+//! `occupa cluster`: profiles of the people in a CSV file by k-means, Gaussian mixtures,
+//! latent class analysis or k-prototypes.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use occupa_engine::cluster::gmm::Covariance;
+use occupa_engine::cluster::run::{ClusterReport, ClusterSpec, Method, cluster_csv};
+
+#[derive(Args)]
+pub struct ClusterArgs {
+    /// Input CSV with a header line: one row per person.
+    #[arg(long)]
+    input: PathBuf,
+    /// Columns to cluster on, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    columns: Vec<String>,
+    /// kmeans (numeric scores), gmm (Gaussian mixture), lca (latent classes of
+    /// categorical answers; missing answers kept) or kprototypes (numeric and
+    /// categorical columns together).
+    #[arg(long)]
+    method: String,
+    /// The number of clusters.
+    #[arg(long, conflicts_with = "k_range")]
+    k: Option<usize>,
+    /// A range of numbers of clusters, A..B: the lowest BIC (gmm, lca) or the highest
+    /// silhouette (kmeans, kprototypes) chooses.
+    #[arg(long)]
+    k_range: Option<String>,
+    /// Seed of every random choice (the same seed gives the same result).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Random starts per k (default 10; 20 for lca).
+    #[arg(long)]
+    starts: Option<usize>,
+    /// kmeans, gmm: cluster z-scores instead of raw values.
+    #[arg(long)]
+    standardise: bool,
+    /// gmm: covariance of each component, full or diag.
+    #[arg(long, default_value = "full")]
+    covariance: String,
+    /// kprototypes: which of the columns are categorical, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    categorical: Vec<String>,
+    /// Bootstrap samples to measure each cluster's stability (e.g. 50).
+    #[arg(long)]
+    stability: Option<usize>,
+    /// lca: skip the standard errors (they cost time with many items).
+    #[arg(long)]
+    no_se: bool,
+    /// Write each row's cluster (and posterior probabilities for gmm and lca) to this CSV.
+    #[arg(long)]
+    labels_out: Option<PathBuf>,
+    /// A column to copy into --labels-out to identify rows (e.g. a pseudonym).
+    #[arg(long)]
+    id: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: ClusterArgs) -> Result<()> {
+    let method = Method::parse(&a.method)?;
+    let k = match (a.k, &a.k_range) {
+        (Some(k), None) => (k, k),
+        (None, Some(r)) => {
+            let (lo, hi) = r
+                .split_once("..")
+                .with_context(|| format!("--k-range {r}: write it as A..B, e.g. 2..8"))?;
+            let lo: usize = lo
+                .trim()
+                .parse()
+                .with_context(|| format!("--k-range {r}"))?;
+            let hi: usize = hi
+                .trim()
+                .parse()
+                .with_context(|| format!("--k-range {r}"))?;
+            (lo, hi)
+        }
+        _ => bail!("give --k K or --k-range A..B"),
+    };
+    let covariance = match a.covariance.as_str() {
+        "full" => Covariance::Full,
+        "diag" => Covariance::Diag,
+        other => bail!("--covariance {other}: use full or diag"),
+    };
+    let spec = ClusterSpec {
+        columns: a.columns,
+        categorical: a.categorical,
+        method,
+        k,
+        seed: a.seed,
+        starts: a.starts,
+        standardise: a.standardise,
+        covariance,
+        stability: a.stability,
+        standard_errors: !a.no_se,
+    };
+    let report = cluster_csv(&a.input, &spec)?;
+    if let Some(out) = &a.labels_out {
+        write_labels(&a.input, a.id.as_deref(), &report, out)?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_summary(&report);
+    }
+    Ok(())
+}
+
+/// row (the line in the input), the id if asked, cluster (from 1; empty if left out),
+/// and p1..pk for gmm and lca.
+fn write_labels(
+    input: &std::path::Path,
+    id: Option<&str>,
+    r: &ClusterReport,
+    out: &std::path::Path,
+) -> Result<()> {
+    let ids: Option<Vec<String>> = match id {
+        Some(col) => {
+            let t = occupa_engine::columns::Table::read(input, &[col])?;
+            let (labels, codes) = t.categories(col)?;
+            Some(
+                codes
+                    .iter()
+                    .map(|c| c.map_or(String::new(), |c| labels[c as usize].clone()))
+                    .collect(),
+            )
+        }
+        None => None,
+    };
+    occupa_engine::store::write_atomic(out, |f| {
+        let mut w = std::io::BufWriter::new(f);
+        let io = |e: std::io::Error| occupa_engine::Error::io(out, e);
+        let mut header = String::from("row");
+        if let Some(c) = id {
+            header.push(',');
+            header.push_str(c);
+        }
+        header.push_str(",cluster");
+        if r.posterior.is_some() {
+            for c in 1..=r.k {
+                header.push_str(&format!(",p{c}"));
+            }
+        }
+        writeln!(w, "{header}").map_err(io)?;
+        let mut used = 0;
+        for (i, l) in r.labels.iter().enumerate() {
+            let mut line = format!("{}", i + 2);
+            if let Some(ids) = &ids {
+                line.push(',');
+                line.push_str(&ids[i]);
+            }
+            line.push(',');
+            if let Some(l) = l {
+                line.push_str(&(l + 1).to_string());
+            }
+            if let Some(p) = &r.posterior {
+                for c in 0..r.k {
+                    line.push(',');
+                    if l.is_some() {
+                        line.push_str(&format!("{:.6}", p[[used, c]]));
+                    }
+                }
+            }
+            if l.is_some() {
+                used += 1;
+            }
+            writeln!(w, "{line}").map_err(io)?;
+        }
+        w.flush().map_err(io)
+    })?;
+    Ok(())
+}
+
+fn print_summary(r: &ClusterReport) {
+    println!(
+        "{:?}: k = {} ({}), {} of {} rows clustered ({} left out for missing values)",
+        r.method, r.k, r.chosen_by, r.used, r.rows, r.dropped_missing
+    );
+    let c = &r.chosen;
+    if let (Some(ll), Some(bic)) = (c.loglik, c.bic) {
+        print!("  log-likelihood {ll:.3}, BIC {bic:.2}");
+        if let Some(e) = c.entropy {
+            print!(", entropy {e:.3}");
+        }
+        println!();
+    }
+    if let Some(i) = c.inertia {
+        print!("  within-cluster {i:.4}");
+        if let Some(s) = c.silhouette {
+            print!(", silhouette {s:.3}");
+        }
+        println!();
+    }
+    if r.selection.len() > 1 {
+        for s in &r.selection {
+            println!(
+                "  k = {}: {}",
+                s.k,
+                match (s.bic, s.silhouette, s.inertia) {
+                    (Some(b), _, _) => format!("BIC {b:.2}"),
+                    (None, Some(sil), Some(i)) => format!("silhouette {sil:.3}, within {i:.4}"),
+                    _ => "-".into(),
+                }
+            );
+        }
+    }
+    for p in &r.profiles {
+        print!(
+            "  {}. {} people ({:.1} %): {}",
+            p.cluster,
+            p.size,
+            100.0 * p.share,
+            p.label_en
+        );
+        if let Some(s) = &r.stability {
+            print!(" [stability {:.2}]", s.jaccard[p.cluster - 1]);
+        }
+        println!();
+    }
+    if let Some(s) = &r.stability {
+        println!(
+            "  stability over {} bootstrap samples ({} failed): adjusted Rand {:.3}",
+            s.replicates, s.failed, s.adjusted_rand
+        );
+    }
+}
