@@ -291,10 +291,10 @@ fn starts_of(spec: &ClusterSpec) -> usize {
 fn argbest(c: &[Candidate], score: impl Fn(&Candidate) -> Option<f64>) -> usize {
     let mut best = 0;
     for (i, x) in c.iter().enumerate() {
-        if let (Some(s), b) = (score(x), score(&c[best])) {
-            if b.is_none_or(|b| s > b) {
-                best = i;
-            }
+        if let (Some(s), b) = (score(x), score(&c[best]))
+            && b.is_none_or(|b| s > b)
+        {
+            best = i;
         }
     }
     best
