@@ -1,8 +1,8 @@
 //! Gaussian mixtures by EM, with full or diagonal covariances (as scikit-learn's
 //! `GaussianMixture`): for numeric scores such as the ISA dimensions or GOL sections.
 //!
-//! Each start is initialised from a one-start k-means (its labels as hard
-//! responsibilities, then an M-step), `reg_covar` is added to every variance so that no
+//! Each start is initialised from a one-start k-means, or for every other start from
+//! k-means++ seeds alone (the labels as hard responsibilities, then an M-step), `reg_covar` is added to every variance so that no
 //! component collapses onto a point, and EM stops when the mean log-likelihood per
 //! point rises by less than `tol`. Rows are processed in fixed chunks added in order, so
 //! a seed gives the same fit whatever the number of threads.
@@ -16,6 +16,11 @@ use crate::causal::linalg;
 use crate::{Error, Result};
 
 const CHUNK: usize = 2048;
+/// EM steps of every start before the best quarter are run on to convergence.
+const INITIAL_STEPS: usize = 100;
+
+/// A start's end: parameters, log-likelihood, EM steps, converged.
+type Outcome = (Params, f64, usize, bool);
 
 /// The shape of the components' covariance matrices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -103,8 +108,8 @@ struct Params {
 }
 
 impl Gmm {
-    /// `k` components (at least 1): 10 starts, at most 1,000 EM steps, tol 1e-8,
-    /// reg_covar 1e-6, seed 0.
+    /// `k` components (at least 1): 20 starts (100 EM steps each, then the best half
+    /// to convergence), at most 1,000 EM steps, tol 1e-8, reg_covar 1e-6, seed 0.
     pub fn new(k: usize, covariance: Covariance) -> Result<Self> {
         if k == 0 {
             return Err(Error::Param {
@@ -115,7 +120,7 @@ impl Gmm {
         Ok(Gmm {
             k,
             covariance,
-            starts: 10,
+            starts: 20,
             max_iter: 1000,
             tol: 1e-8,
             reg_covar: 1e-6,
@@ -188,36 +193,77 @@ impl Gmm {
         }
         let x = x.as_standard_layout().into_owned();
         let xs = x.as_slice().unwrap_or(&[]);
-        let runs: Vec<Result<(Params, f64, usize, bool)>> = (0..self.starts)
+        // Two stages: every start runs 100 EM steps, then the better half run to
+        // convergence (mixtures have many local optima; more short starts find the
+        // good ones more often than a few long ones).
+        let first: Vec<Result<Outcome>> = (0..self.starts)
             .into_par_iter()
             .map(|s| {
+                // Half the starts from a k-means partition, half from k-means++ seeds
+                // alone (one assignment): different basins of the likelihood.
                 let km = KMeans::new(self.k)?
                     .starts(1)?
-                    .seed(self.seed.wrapping_add(s as u64))
-                    .fit(x.view())?;
+                    .seed(self.seed ^ (s as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                let km = if s % 2 == 0 {
+                    km
+                } else {
+                    km.max_iter(1)?.tol(0.0)?
+                };
+                let km = km.fit(x.view())?;
                 let mut resp = vec![0.0; n * self.k];
                 for (i, &l) in km.labels.iter().enumerate() {
                     resp[i * self.k + l] = 1.0;
                 }
                 let params = self.m_step(xs, n, d, &resp)?;
-                self.em(xs, n, d, params)
+                self.em(xs, n, d, params, INITIAL_STEPS.min(self.max_iter))
             })
             .collect();
-        let mut best: Option<(Params, f64, usize, bool)> = None;
-        let mut start_logliks = Vec::new();
+        let mut start_logliks: Vec<f64> = first
+            .iter()
+            .map(|r| r.as_ref().map_or(f64::NAN, |r| r.1))
+            .collect();
         let mut error = None;
-        for r in runs {
+        let mut order: Vec<usize> = (0..first.len()).filter(|&i| first[i].is_ok()).collect();
+        order.sort_by(|&a, &b| {
+            start_logliks[b]
+                .total_cmp(&start_logliks[a])
+                .then(a.cmp(&b))
+        });
+        order.truncate(self.starts.div_ceil(2).max(1));
+        let mut seeds: Vec<Option<Outcome>> = Vec::with_capacity(first.len());
+        for r in first {
+            match r {
+                Ok(o) => seeds.push(Some(o)),
+                Err(e) => {
+                    seeds.push(None);
+                    error = Some(e);
+                }
+            }
+        }
+        let finals: Vec<(usize, Result<Outcome>)> = order
+            .par_iter()
+            .filter_map(|&i| seeds[i].clone().map(|o| (i, o)))
+            .map(|(i, (p, _, steps, done))| {
+                if done {
+                    return (i, Ok((p.clone(), start_logliks[i], steps, true)));
+                }
+                let more = self.max_iter.saturating_sub(steps).max(1);
+                let r = self
+                    .em(xs, n, d, p, more)
+                    .map(|(p, ll, it, c)| (p, ll, steps + it, c));
+                (i, r)
+            })
+            .collect();
+        let mut best: Option<Outcome> = None;
+        for (i, r) in finals {
             match r {
                 Ok(r) => {
-                    start_logliks.push(r.1);
+                    start_logliks[i] = r.1;
                     if best.as_ref().is_none_or(|b| r.1 > b.1) {
                         best = Some(r);
                     }
                 }
-                Err(e) => {
-                    start_logliks.push(f64::NAN);
-                    error = Some(e);
-                }
+                Err(e) => error = Some(e),
             }
         }
         let Some((params, loglik, iterations, converged)) = best else {
@@ -285,15 +331,17 @@ impl Gmm {
         })
     }
 
+    /// EM for at most `max_steps` steps: (parameters, log-likelihood, steps, converged).
     fn em(
         &self,
         x: &[f64],
         n: usize,
         d: usize,
         mut params: Params,
-    ) -> Result<(Params, f64, usize, bool)> {
+        max_steps: usize,
+    ) -> Result<Outcome> {
         let mut prev = f64::NEG_INFINITY;
-        for it in 1..=self.max_iter {
+        for it in 1..=max_steps {
             let (ll, resp) = e_step(x, n, d, self.k, &params);
             if !ll.is_finite() {
                 return Err(Error::Estimation {
@@ -305,7 +353,7 @@ impl Gmm {
                 return Ok((params, ll, it, true));
             }
             prev = ll;
-            if it == self.max_iter {
+            if it == max_steps {
                 return Ok((params, ll, it, false));
             }
             params = self.m_step(x, n, d, &resp)?;

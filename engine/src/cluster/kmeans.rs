@@ -1,12 +1,14 @@
 //! k-means: k-means++ seeding (the greedy variant scikit-learn uses), then Hamerly's
-//! exact algorithm (2010) until no point changes cluster, from several starts in parallel.
+//! exact algorithm (2010), from several starts in parallel.
 //!
 //! Hamerly's bounds (an upper bound on each point's distance to its own centre, a lower
 //! bound on the distance to any other) let most points skip the distance computations
-//! once the centres settle, and centre sums are updated only for points that move: the
-//! result is Lloyd's fixed point, reached at a fraction of the cost. We run to that fixed
-//! point (no tolerance on centre shifts), so a start stops at a local optimum of the
-//! inertia rather than near one. linfa's k-means is plain Lloyd; hence our own here.
+//! once the centres settle, and centre sums are updated only for points that move: each
+//! iteration is exactly a Lloyd iteration, at a fraction of the cost. It stops on
+//! scikit-learn's rule (centre shifts below `tol` of the data's variance) or, with
+//! `tol(0.0)`, at Lloyd's fixed point. Seeding computes its distances between data
+//! points, in integers when the values are small whole numbers (questionnaire answers).
+//! linfa's k-means is plain Lloyd on f64; hence our own here.
 //!
 //! Points are processed in fixed chunks whose results are combined in chunk order, and
 //! start s draws from a generator seeded by (seed, s): the same seed gives the same
@@ -40,6 +42,7 @@ pub struct KMeans {
     k: usize,
     starts: usize,
     max_iter: usize,
+    tol: f64,
     seed: u64,
     standardise: bool,
 }
@@ -62,7 +65,7 @@ pub struct FittedKMeans {
     pub labels: Vec<usize>,
     /// Iterations of the best start.
     pub iterations: usize,
-    /// Whether the best start reached a fixed point (rather than the iteration limit).
+    /// Whether the best start met the stopping rule (rather than the iteration limit).
     pub converged: bool,
     /// Inertia reached by each start, in start order.
     pub start_inertias: Vec<f64>,
@@ -85,9 +88,26 @@ impl KMeans {
             k,
             starts: 10,
             max_iter: 300,
+            tol: 1e-4,
             seed: 0,
             standardise: false,
         })
+    }
+
+    /// Stop when the centres' squared shifts in an iteration add up to at most `tol`
+    /// times the mean column variance (scikit-learn's rule and default, 1e-4); 0 runs
+    /// to Lloyd's fixed point, where no point changes cluster. With many clusters on
+    /// large data the fixed point can take hundreds of iterations that each move a
+    /// handful of points and change the inertia by less than a millionth.
+    pub fn tol(mut self, tol: f64) -> Result<Self> {
+        if !(tol >= 0.0 && tol.is_finite()) {
+            return Err(Error::Param {
+                name: "tol",
+                reason: format!("{tol} must be zero or positive"),
+            });
+        }
+        self.tol = tol;
+        Ok(self)
     }
 
     /// Number of k-means++ starts (at least 1); the lowest inertia wins.
@@ -148,19 +168,34 @@ impl KMeans {
         }
         let (data, scale) = if self.standardise {
             let (z, mean, sd) = standardise(x)?;
-            (z, Some((mean, sd)))
+            (ndarray::CowArray::from(z), Some((mean, sd)))
         } else {
-            (x.as_standard_layout().into_owned(), None)
+            (x.as_standard_layout(), None)
         };
+        // The stopping threshold on the centres' total squared shift.
+        let shift_tol = self.tol * mean_variance(data.view());
         let xs = data.as_slice().unwrap_or(&[]);
+        // Small whole numbers are stored as bytes (exactly: the distances are the same).
+        let bytes: Option<Vec<u8>> = xs
+            .iter()
+            .all(|&v| (0.0..=255.0).contains(&v) && v.fract() == 0.0)
+            .then(|| xs.iter().map(|&v| v as u8).collect());
         let runs: Vec<Run> = (0..self.starts)
             .into_par_iter()
             .map(|s| {
                 let mut rng = ChaCha8Rng::seed_from_u64(
                     self.seed ^ (s as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 );
-                let init = seed_plus_plus(xs, n, p, self.k, &mut rng);
-                hamerly(xs, n, p, self.k, init, self.max_iter)
+                match &bytes {
+                    Some(b) => {
+                        let init = seed_plus_plus(b, n, p, self.k, &mut rng);
+                        elkan(b, n, p, self.k, init, self.max_iter, shift_tol)
+                    }
+                    None => {
+                        let init = seed_plus_plus(xs, n, p, self.k, &mut rng);
+                        elkan(xs, n, p, self.k, init, self.max_iter, shift_tol)
+                    }
+                }
             })
             .collect();
         let start_inertias: Vec<f64> = runs.iter().map(|r| r.inertia).collect();
@@ -171,6 +206,30 @@ impl KMeans {
                 method: "k-means",
                 reason: "no start".into(),
             })?;
+        // The best start alone is run on to Lloyd's fixed point: the stopping rule
+        // saves time on every start, and the winner still ends at a local optimum.
+        let best = if self.tol > 0.0 {
+            let polished = match &bytes {
+                Some(b) => {
+                    let s = seed_from(b, n, p, self.k, best.centres.clone());
+                    elkan(b, n, p, self.k, s, self.max_iter, 0.0)
+                }
+                None => {
+                    let s = seed_from(xs, n, p, self.k, best.centres.clone());
+                    elkan(xs, n, p, self.k, s, self.max_iter, 0.0)
+                }
+            };
+            if polished.inertia <= best.inertia {
+                Run {
+                    iterations: best.iterations + polished.iterations,
+                    ..polished
+                }
+            } else {
+                best
+            }
+        } else {
+            best
+        };
         let (centres, labels, sizes) = canonical(best.centres, best.labels, self.k, p);
         let centres = match &scale {
             Some((mean, sd)) => {
@@ -232,6 +291,23 @@ impl FittedKMeans {
     }
 }
 
+/// Mean over columns of their population variance.
+fn mean_variance(x: ArrayView2<f64>) -> f64 {
+    let (n, p) = x.dim();
+    if n == 0 || p == 0 {
+        return 0.0;
+    }
+    let total: f64 = x
+        .columns()
+        .into_iter()
+        .map(|c| {
+            let m = c.sum() / n as f64;
+            c.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / n as f64
+        })
+        .sum();
+    total / p as f64
+}
+
 /// Column z-scores with population standard deviations.
 pub(crate) fn standardise(x: ArrayView2<f64>) -> Result<(Array2<f64>, Vec<f64>, Vec<f64>)> {
     let (n, p) = x.dim();
@@ -254,12 +330,64 @@ pub(crate) fn standardise(x: ArrayView2<f64>) -> Result<(Array2<f64>, Vec<f64>, 
     Ok((z, mean, sd))
 }
 
-fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+/// A stored coordinate: f64, or u8 when every value is a small whole number (Likert
+/// answers, counts): a million rows of 75 answers are then 75 MB instead of 600, and the
+/// passes over them are bound by arithmetic rather than memory bandwidth.
+pub(crate) trait Coord: Copy + Send + Sync + Into<f64> {
+    /// Squared distance between two stored points.
+    fn point_dist(a: &[Self], b: &[Self]) -> f64;
+}
+
+impl Coord for f64 {
+    fn point_dist(a: &[f64], b: &[f64]) -> f64 {
+        sq_dist(a, b)
+    }
+}
+
+impl Coord for u8 {
+    /// Exact in integers, which vectorise freely (no rounding order to keep): 16-bit
+    /// differences, squared and summed in 32-bit lanes.
+    fn point_dist(a: &[u8], b: &[u8]) -> f64 {
+        let n = a.len().min(b.len());
+        let body = n - n % 16;
+        let mut acc = [0i32; 16];
+        for (x, y) in a[..body].chunks_exact(16).zip(b[..body].chunks_exact(16)) {
+            for l in 0..16 {
+                let d = i32::from(i16::from(x[l]) - i16::from(y[l]));
+                acc[l] += d * d;
+            }
+        }
+        let mut s: i64 = acc.iter().map(|&v| i64::from(v)).sum();
+        for i in body..n {
+            let d = i64::from(a[i]) - i64::from(b[i]);
+            s += d * d;
+        }
+        s as f64
+    }
+}
+
+/// Squared distance, with four running sums so that the loop vectorises (one sum would
+/// force strict left-to-right order).
+fn sq_dist<T: Coord>(a: &[T], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let body = n - n % 4;
+    let mut acc = [0.0f64; 4];
+    for (x, y) in a[..body].chunks_exact(4).zip(b[..body].chunks_exact(4)) {
+        for l in 0..4 {
+            let d = x[l].into() - y[l];
+            acc[l] += d * d;
+        }
+    }
+    let mut tail = 0.0;
+    for i in body..n {
+        let d = a[i].into() - b[i];
+        tail += d * d;
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// The nearest of the centres (k × p, flat) to `x`, and its squared distance.
-fn nearest(x: &[f64], centres: &[f64], p: usize) -> (usize, f64) {
+fn nearest<T: Coord>(x: &[T], centres: &[f64], p: usize) -> (usize, f64) {
     let mut best = (0, f64::INFINITY);
     for (c, centre) in centres.chunks_exact(p).enumerate() {
         let d = sq_dist(x, centre);
@@ -270,54 +398,139 @@ fn nearest(x: &[f64], centres: &[f64], p: usize) -> (usize, f64) {
     best
 }
 
+/// What seeding leaves: the centres, every point's nearest centre, and its distance to
+/// every centre (Elkan's starting bounds, exact: no separate first assignment pass).
+struct Seeded {
+    centres: Vec<f64>,
+    label: Vec<usize>,
+    /// n × k distances (not squared), rounded down to f32.
+    dist: Vec<f32>,
+    /// The exact distance to the nearest centre.
+    nearest: Vec<f64>,
+}
+
+/// The largest f32 not above `v`: a lower bound stays one in single precision, which
+/// halves the memory the bounds take and the bytes each iteration reads.
+fn down(v: f64) -> f32 {
+    let f = v as f32;
+    if f64::from(f) > v { f.next_down() } else { f }
+}
+
+/// Elkan's starting state from given centres: every distance computed once.
+fn seed_from<T: Coord>(x: &[T], n: usize, p: usize, k: usize, centres: Vec<f64>) -> Seeded {
+    let mut dist = vec![0.0f32; n * k];
+    let mut label = vec![0usize; n];
+    let mut nearest = vec![0.0f64; n];
+    dist.par_chunks_mut(k)
+        .zip(label.par_iter_mut())
+        .zip(nearest.par_iter_mut())
+        .enumerate()
+        .with_min_len(CHUNK)
+        .for_each(|(i, ((row, l), near))| {
+            let xi = &x[i * p..(i + 1) * p];
+            let mut best = f64::INFINITY;
+            for c in 0..k {
+                let d = sq_dist(xi, &centres[c * p..(c + 1) * p]).sqrt();
+                row[c] = down(d);
+                if d < best {
+                    best = d;
+                    *l = c;
+                }
+            }
+            *near = best;
+        });
+    Seeded {
+        centres,
+        label,
+        dist,
+        nearest,
+    }
+}
+
 /// Greedy k-means++ (Arthur and Vassilvitskii 2007, with scikit-learn's 2 + ⌊ln k⌋
-/// candidates per centre, keeping the one that lowers the potential most).
-fn seed_plus_plus(x: &[f64], n: usize, p: usize, k: usize, rng: &mut impl Rng) -> Vec<f64> {
+/// candidates per centre, keeping the one that lowers the potential most). Candidates
+/// are data points, so their distances are computed between stored points (in integers
+/// for small whole numbers); one pass per centre evaluates every candidate.
+fn seed_plus_plus<T: Coord>(x: &[T], n: usize, p: usize, k: usize, rng: &mut impl Rng) -> Seeded {
     let trials = 2 + (k as f64).ln().floor() as usize;
-    let mut centres = Vec::with_capacity(k * p);
+    let row = |i: usize| &x[i * p..(i + 1) * p];
     let first = rng.random_range(0..n);
-    centres.extend_from_slice(&x[first * p..(first + 1) * p]);
-    let mut closest: Vec<f64> = (0..n)
+    let mut chosen = vec![first];
+    let mut d1: Vec<f64> = (0..n)
         .into_par_iter()
         .with_min_len(CHUNK)
-        .map(|i| sq_dist(&x[i * p..(i + 1) * p], &centres[..p]))
+        .map(|i| T::point_dist(row(i), row(first)))
         .collect();
-    for _ in 1..k {
+    let mut dist = vec![0.0f32; n * k];
+    for (i, d) in d1.iter().enumerate() {
+        dist[i * k] = down(d.sqrt());
+    }
+    let mut label = vec![0usize; n];
+    let mut cum = vec![0.0f64; n];
+    let mut raw = vec![0.0f64; trials * n];
+    for c in 1..k {
         // Candidates drawn with probability proportional to the squared distance.
-        let mut cum = Vec::with_capacity(n);
         let mut acc = 0.0;
-        for &d in &closest {
+        for (s, &d) in cum.iter_mut().zip(&d1) {
             acc += d;
-            cum.push(acc);
+            *s = acc;
         }
         let candidates: Vec<usize> = (0..trials)
             .map(|_| {
                 let u = rng.random::<f64>() * acc;
-                cum.partition_point(|&c| c <= u).min(n - 1)
+                cum.partition_point(|&s| s <= u).min(n - 1)
             })
             .collect();
-        let mut best: Option<(f64, usize)> = None;
-        for &c in &candidates {
-            let cand = &x[c * p..(c + 1) * p];
-            let potential = chunk_sums(n, |a, b| {
-                (a..b)
-                    .map(|i| closest[i].min(sq_dist(&x[i * p..(i + 1) * p], cand)))
-                    .sum()
-            });
-            if best.is_none_or(|(pot, _)| potential < pot) {
-                best = Some((potential, c));
+        // Per chunk: each candidate's potential; its distances go to `raw`.
+        let potentials: Vec<Vec<f64>> = raw
+            .par_chunks_mut(CHUNK * trials)
+            .enumerate()
+            .map(|(chunk, out)| {
+                let mut pot = vec![0.0f64; trials];
+                for (t, o) in out.chunks_exact_mut(trials).enumerate() {
+                    let i = chunk * CHUNK + t;
+                    for (j, v) in o.iter_mut().enumerate() {
+                        *v = T::point_dist(row(i), row(candidates[j]));
+                        pot[j] += d1[i].min(*v);
+                    }
+                }
+                pot
+            })
+            .collect();
+        let mut best = 0;
+        let mut best_pot = f64::INFINITY;
+        for j in 0..trials {
+            let pot: f64 = potentials.iter().map(|v| v[j]).sum();
+            if pot < best_pot {
+                best_pot = pot;
+                best = j;
             }
         }
-        let c = best.map_or(candidates[0], |b| b.1);
-        let cand = x[c * p..(c + 1) * p].to_vec();
-        closest
-            .par_iter_mut()
-            .with_min_len(CHUNK)
+        chosen.push(candidates[best]);
+        d1.par_iter_mut()
+            .zip(dist.par_chunks_mut(k))
+            .zip(label.par_iter_mut())
             .enumerate()
-            .for_each(|(i, d)| *d = d.min(sq_dist(&x[i * p..(i + 1) * p], &cand)));
-        centres.extend_from_slice(&cand);
+            .with_min_len(CHUNK)
+            .for_each(|(i, ((a, row), l))| {
+                let r = raw[i * trials + best];
+                row[c] = down(r.sqrt());
+                if r < *a {
+                    *a = r;
+                    *l = c;
+                }
+            });
     }
-    centres
+    let centres = chosen
+        .iter()
+        .flat_map(|&i| row(i).iter().map(|&v| v.into()))
+        .collect();
+    Seeded {
+        centres,
+        label,
+        dist,
+        nearest: d1.iter().map(|d| d.sqrt()).collect(),
+    }
 }
 
 /// Σ over fixed chunks of `f(start, end)`, added in chunk order.
@@ -346,30 +559,41 @@ struct Moves {
     moved: usize,
 }
 
-/// Hamerly's algorithm from `centres` until no point moves.
-fn hamerly(x: &[f64], n: usize, p: usize, k: usize, mut centres: Vec<f64>, max_iter: usize) -> Run {
-    let mut label = vec![0usize; n];
-    let mut upper = vec![0.0f64; n];
-    let mut lower = vec![0.0f64; n];
-    // Everyone's first assignment is a full scan.
-    let first = assign(x, p, k, &centres, &mut label, &mut upper, &mut lower, None);
-    let mut sums = first.sums;
-    let mut counts = first.counts;
+/// Elkan's algorithm (2003) from the seeding: per point an upper bound on the distance
+/// to its centre and a lower bound on the distance to every other centre. Each bound
+/// moves only by its own centre's shift, so once the centres settle almost every point
+/// is settled by one comparison (Hamerly's single lower bound falls by the largest shift
+/// of any centre, which with many clusters rescans most points every iteration).
+///
+/// Bounds are stored relative to each centre's cumulative shift D: the upper bound as
+/// u − D[own centre], the lower bounds as l + D[centre]. The current bounds are then
+/// u_base + D and l_base − D, and an iteration's shifts update k numbers instead of n·k.
+fn elkan<T: Coord>(
+    x: &[T],
+    n: usize,
+    p: usize,
+    k: usize,
+    seeded: Seeded,
+    max_iter: usize,
+    shift_tol: f64,
+) -> Run {
+    let Seeded {
+        mut centres,
+        mut label,
+        dist: mut lower,
+        nearest: seeded_upper,
+    } = seeded;
+    // The exact distances to the nearest seed (the stored ones are rounded down).
+    let mut upper: Vec<f64> = seeded_upper;
+    let mut drift = vec![0.0f64; k];
+    let (mut sums, mut counts) = cluster_sums(x, p, k, &label);
     let mut iterations = 0;
     let mut converged = false;
+    let mut half_cc = vec![0.0f64; k * k];
     let mut half_gap = vec![0.0f64; k];
     for it in 1..=max_iter {
         iterations = it;
-        fill_empty(
-            x,
-            p,
-            k,
-            &mut label,
-            &mut upper,
-            &mut lower,
-            &mut sums,
-            &mut counts,
-        );
+        fill_empty(x, p, k, &mut label, &mut upper, &mut sums, &mut counts);
         // New centres and how far each moved.
         let mut shift = vec![0.0f64; k];
         for c in 0..k {
@@ -379,38 +603,26 @@ fn hamerly(x: &[f64], n: usize, p: usize, k: usize, mut centres: Vec<f64>, max_i
                 centres[c * p + j] = sums[c * p + j] / cnt;
             }
             shift[c] = sq_dist(&old, &centres[c * p..(c + 1) * p]).sqrt();
+            drift[c] += shift[c];
         }
-        let (mut r1, mut r2) = (0usize, usize::MAX);
-        for c in 1..k {
-            if shift[c] > shift[r1] {
-                r2 = r1;
-                r1 = c;
-            } else if r2 == usize::MAX || shift[c] > shift[r2] {
-                r2 = c;
-            }
+        if it > 1 && shift.iter().map(|s| s * s).sum::<f64>() <= shift_tol {
+            converged = true;
+            break;
         }
-        let second = if r2 == usize::MAX { 0.0 } else { shift[r2] };
-        upper
-            .par_iter_mut()
-            .zip(lower.par_iter_mut())
-            .zip(label.par_iter())
-            .with_min_len(CHUNK)
-            .for_each(|((u, l), &a)| {
-                *u += shift[a];
-                *l -= if a == r1 { second } else { shift[r1] };
-            });
-        // Half the distance from each centre to its nearest other centre.
         for c in 0..k {
             let mut m = f64::INFINITY;
             for o in 0..k {
+                let d = if o == c {
+                    0.0
+                } else {
+                    0.5 * sq_dist(&centres[c * p..(c + 1) * p], &centres[o * p..(o + 1) * p]).sqrt()
+                };
+                half_cc[c * k + o] = d;
                 if o != c {
-                    m = m.min(sq_dist(
-                        &centres[c * p..(c + 1) * p],
-                        &centres[o * p..(o + 1) * p],
-                    ));
+                    m = m.min(d);
                 }
             }
-            half_gap[c] = 0.5 * m.sqrt();
+            half_gap[c] = m;
         }
         let moves = assign(
             x,
@@ -420,7 +632,11 @@ fn hamerly(x: &[f64], n: usize, p: usize, k: usize, mut centres: Vec<f64>, max_i
             &mut label,
             &mut upper,
             &mut lower,
-            Some(&half_gap),
+            &Geometry {
+                half_cc: &half_cc,
+                half_gap: &half_gap,
+                drift: &drift,
+            },
         );
         if moves.moved == 0 {
             converged = true;
@@ -434,15 +650,7 @@ fn hamerly(x: &[f64], n: usize, p: usize, k: usize, mut centres: Vec<f64>, max_i
         }
     }
     // Exact means and inertia of the final assignment (the running sums drift).
-    let mut exact = vec![0.0f64; k * p];
-    let mut cnt = vec![0usize; k];
-    for i in 0..n {
-        let c = label[i];
-        cnt[c] += 1;
-        for j in 0..p {
-            exact[c * p + j] += x[i * p + j];
-        }
-    }
+    let (mut exact, cnt) = cluster_sums(x, p, k, &label);
     for c in 0..k {
         if cnt[c] > 0 {
             for j in 0..p {
@@ -471,24 +679,62 @@ fn hamerly(x: &[f64], n: usize, p: usize, k: usize, mut centres: Vec<f64>, max_i
     }
 }
 
-/// The assignment pass. With `half_gap`, a point is rescanned only when its bounds do
-/// not prove its centre is still the nearest; without, every point is scanned and the
-/// sums and counts returned are totals rather than changes.
+/// The centres' layout in an iteration: half the distances between centres, half the
+/// distance from each to its nearest other, and each one's cumulative shift.
+struct Geometry<'a> {
+    half_cc: &'a [f64],
+    half_gap: &'a [f64],
+    drift: &'a [f64],
+}
+
+/// Per-cluster coordinate sums and counts of an assignment, over fixed chunks.
+fn cluster_sums<T: Coord>(x: &[T], p: usize, k: usize, label: &[usize]) -> (Vec<f64>, Vec<i64>) {
+    let parts: Vec<(Vec<f64>, Vec<i64>)> = label
+        .par_chunks(CHUNK)
+        .enumerate()
+        .map(|(chunk, lab)| {
+            let mut sums = vec![0.0f64; k * p];
+            let mut counts = vec![0i64; k];
+            for (t, &c) in lab.iter().enumerate() {
+                let i = chunk * CHUNK + t;
+                counts[c] += 1;
+                for (s, &v) in sums[c * p..(c + 1) * p]
+                    .iter_mut()
+                    .zip(&x[i * p..(i + 1) * p])
+                {
+                    *s += v.into();
+                }
+            }
+            (sums, counts)
+        })
+        .collect();
+    let mut sums = vec![0.0f64; k * p];
+    let mut counts = vec![0i64; k];
+    for (s, c) in parts {
+        sums.iter_mut().zip(&s).for_each(|(a, b)| *a += b);
+        counts.iter_mut().zip(&c).for_each(|(a, b)| *a += b);
+    }
+    (sums, counts)
+}
+
+/// The assignment pass: a point is looked at only when its bounds do not prove its
+/// centre is still the nearest, and another centre's distance is computed only when
+/// its lower bound and the centres' separation leave it in contention.
 #[allow(clippy::too_many_arguments)]
-fn assign(
-    x: &[f64],
+fn assign<T: Coord>(
+    x: &[T],
     p: usize,
     k: usize,
     centres: &[f64],
     label: &mut [usize],
     upper: &mut [f64],
-    lower: &mut [f64],
-    half_gap: Option<&[f64]>,
+    lower: &mut [f32],
+    g: &Geometry<'_>,
 ) -> Moves {
     let parts: Vec<Moves> = label
         .par_chunks_mut(CHUNK)
         .zip(upper.par_chunks_mut(CHUNK))
-        .zip(lower.par_chunks_mut(CHUNK))
+        .zip(lower.par_chunks_mut(CHUNK * k))
         .enumerate()
         .map(|(chunk, ((lab, up), lo))| {
             let mut m = Moves {
@@ -497,47 +743,56 @@ fn assign(
                 moved: 0,
             };
             for t in 0..lab.len() {
+                let old = lab[t];
+                let mut a = old;
+                let mut u = up[t] + g.drift[a];
+                if u <= g.half_gap[a] {
+                    continue;
+                }
+                let l = &mut lo[t * k..(t + 1) * k];
+                // The tightest bound on any other centre, without branches: most points
+                // have no centre left in contention and stop here.
+                let cc = &g.half_cc[a * k..(a + 1) * k];
+                let mut floor = f64::INFINITY;
+                for c in 0..k {
+                    let b = (f64::from(l[c]) - g.drift[c]).max(cc[c]);
+                    floor = floor.min(if c == a { f64::INFINITY } else { b });
+                }
+                if u <= floor {
+                    continue;
+                }
                 let i = chunk * CHUNK + t;
                 let xi = &x[i * p..(i + 1) * p];
-                let a = lab[t];
-                if let Some(gap) = half_gap {
-                    let bound = gap[a].max(lo[t]);
-                    if up[t] <= bound {
-                        continue;
-                    }
-                    up[t] = sq_dist(xi, &centres[a * p..(a + 1) * p]).sqrt();
-                    if up[t] <= bound {
-                        continue;
-                    }
-                }
-                // Nearest and second nearest centres.
-                let (mut b1, mut d1, mut d2) = (0usize, f64::INFINITY, f64::INFINITY);
+                let mut tight = false;
                 for c in 0..k {
-                    let d = sq_dist(xi, &centres[c * p..(c + 1) * p]);
-                    if d < d1 {
-                        d2 = d1;
-                        d1 = d;
-                        b1 = c;
-                    } else if d < d2 {
-                        d2 = d;
+                    if c == a || u <= f64::from(l[c]) - g.drift[c] || u <= g.half_cc[a * k + c] {
+                        continue;
+                    }
+                    if !tight {
+                        u = sq_dist(xi, &centres[a * p..(a + 1) * p]).sqrt();
+                        l[a] = down(u + g.drift[a]);
+                        tight = true;
+                        if u <= f64::from(l[c]) - g.drift[c] || u <= g.half_cc[a * k + c] {
+                            continue;
+                        }
+                    }
+                    let d = sq_dist(xi, &centres[c * p..(c + 1) * p]).sqrt();
+                    l[c] = down(d + g.drift[c]);
+                    if d < u {
+                        a = c;
+                        u = d;
                     }
                 }
-                up[t] = d1.sqrt();
-                lo[t] = d2.sqrt();
-                if half_gap.is_none() {
-                    lab[t] = b1;
-                    m.counts[b1] += 1;
-                    for j in 0..p {
-                        m.sums[b1 * p + j] += xi[j];
-                    }
-                } else if b1 != a {
-                    lab[t] = b1;
+                up[t] = u - g.drift[a];
+                if a != old {
+                    lab[t] = a;
                     m.moved += 1;
-                    m.counts[a] -= 1;
-                    m.counts[b1] += 1;
+                    m.counts[old] -= 1;
+                    m.counts[a] += 1;
                     for j in 0..p {
-                        m.sums[a * p + j] -= xi[j];
-                        m.sums[b1 * p + j] += xi[j];
+                        let v: f64 = xi[j].into();
+                        m.sums[old * p + j] -= v;
+                        m.sums[a * p + j] += v;
                     }
                 }
             }
@@ -563,14 +818,12 @@ fn assign(
 
 /// An empty cluster takes the point farthest from its centre (among clusters of more
 /// than one point), as scikit-learn does.
-#[allow(clippy::too_many_arguments)]
-fn fill_empty(
-    x: &[f64],
+fn fill_empty<T: Coord>(
+    x: &[T],
     p: usize,
     k: usize,
     label: &mut [usize],
     upper: &mut [f64],
-    lower: &mut [f64],
     sums: &mut [f64],
     counts: &mut [i64],
 ) {
@@ -586,13 +839,13 @@ fn fill_empty(
         counts[old] -= 1;
         counts[c] += 1;
         for j in 0..p {
-            sums[old * p + j] -= x[i * p + j];
-            sums[c * p + j] += x[i * p + j];
+            let v: f64 = x[i * p + j].into();
+            sums[old * p + j] -= v;
+            sums[c * p + j] += v;
         }
         label[i] = c;
         // Its new centre will be the point itself; the next pass rechecks it.
         upper[i] = f64::INFINITY;
-        lower[i] = 0.0;
     }
 }
 
@@ -658,6 +911,8 @@ mod tests {
             let fit = KMeans::new(k)
                 .unwrap()
                 .starts(3)
+                .unwrap()
+                .tol(0.0)
                 .unwrap()
                 .seed(5)
                 .fit(x.view())

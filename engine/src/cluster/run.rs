@@ -159,8 +159,23 @@ pub struct ClusterReport {
     /// Posterior probabilities of the used rows (mixtures, LCA).
     #[serde(skip)]
     pub posterior: Option<Array2<f64>>,
-    /// Seconds spent reading and fitting.
-    pub seconds: f64,
+    /// Where the time went.
+    pub seconds: Timings,
+}
+
+/// Seconds spent on each part of a run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    /// Reading and preparing the data.
+    pub read: f64,
+    /// Fitting the method for every k (all starts).
+    pub fit: f64,
+    /// Silhouettes, profiles and standard errors.
+    pub diagnostics: f64,
+    /// The stability bootstrap.
+    pub stability: f64,
+    /// Everything.
+    pub total: f64,
 }
 
 /// LCA standard errors in JSON-friendly form.
@@ -228,14 +243,20 @@ pub fn cluster_csv(path: &Path, spec: &ClusterSpec) -> Result<ClusterReport> {
     let wanted: Vec<&str> = spec.columns.iter().map(String::as_str).collect();
     let table = Table::read(path, &wanted)?;
     let data = read_data(&table, spec, path)?;
+    drop(table);
+    let mut timings = Timings {
+        read: start.elapsed().as_secs_f64(),
+        ..Timings::default()
+    };
     let mut selection = Vec::new();
     let mut fits = Vec::new();
     let mut silhouette_note = None;
     for k in k0..=k1 {
-        let (cand, fit) = fit_one(&data, spec, k, &mut silhouette_note)?;
+        let (cand, fit) = fit_one(&data, spec, k, &mut silhouette_note, &mut timings)?;
         selection.push(cand);
         fits.push(fit);
     }
+    let before_stability = std::time::Instant::now();
     let (chosen_by, best) = match spec.method {
         Method::Lca | Method::Gmm => (
             "lowest BIC".to_string(),
@@ -256,6 +277,7 @@ pub fn cluster_csv(path: &Path, spec: &ClusterSpec) -> Result<ClusterReport> {
         })?),
         None => None,
     };
+    timings.stability = before_stability.elapsed().as_secs_f64();
     let mut labels = vec![None; data.total];
     for (i, &r) in data.rows.iter().enumerate() {
         labels[r] = Some(fit.labels[i]);
@@ -277,7 +299,10 @@ pub fn cluster_csv(path: &Path, spec: &ClusterSpec) -> Result<ClusterReport> {
         stability,
         labels,
         posterior: fit.posterior,
-        seconds: start.elapsed().as_secs_f64(),
+        seconds: Timings {
+            total: start.elapsed().as_secs_f64(),
+            ..timings
+        },
     })
 }
 
@@ -396,8 +421,24 @@ fn fit_one(
     spec: &ClusterSpec,
     k: usize,
     note: &mut Option<String>,
+    timings: &mut Timings,
 ) -> Result<(Candidate, Fit)> {
+    let t0 = std::time::Instant::now();
+    let (cand, fit, fitted) = fit_method(data, spec, k, note)?;
+    timings.fit += fitted;
+    timings.diagnostics += t0.elapsed().as_secs_f64() - fitted;
+    Ok((cand, fit))
+}
+
+/// The fit for one k, and the seconds its fitting alone took.
+fn fit_method(
+    data: &Data,
+    spec: &ClusterSpec,
+    k: usize,
+    note: &mut Option<String>,
+) -> Result<(Candidate, Fit, f64)> {
     let starts = starts_of(spec);
+    let clock = std::time::Instant::now();
     let empty = Candidate {
         k,
         loglik: None,
@@ -415,6 +456,7 @@ fn fit_one(
                 .starts(starts)?
                 .seed(spec.seed)
                 .fit(x.view())?;
+            let fitted = clock.elapsed().as_secs_f64();
             let sil = sampled_silhouette(x.view(), &fit.labels, k, spec.seed, note);
             Ok((
                 Candidate {
@@ -435,6 +477,7 @@ fn fit_one(
                     posterior: None,
                     errors: None,
                 },
+                fitted,
             ))
         }
         Method::Gmm => {
@@ -443,6 +486,7 @@ fn fit_one(
                 .starts(starts)?
                 .seed(spec.seed)
                 .fit(x.view())?;
+            let fitted = clock.elapsed().as_secs_f64();
             let post = fit.predict_proba(x.view())?;
             let sil = sampled_silhouette(x.view(), &fit.labels, k, spec.seed, note);
             Ok((
@@ -467,6 +511,7 @@ fn fit_one(
                     posterior: Some(post),
                     errors: None,
                 },
+                fitted,
             ))
         }
         Method::Lca => {
@@ -475,6 +520,7 @@ fn fit_one(
                 reason: "no categorical columns".into(),
             })?;
             let fit = Lca::new(k)?.starts(starts)?.seed(spec.seed).fit(items)?;
+            let fitted = clock.elapsed().as_secs_f64();
             let labels = fit.labels();
             let mut sizes = vec![0usize; k];
             for &l in &labels {
@@ -500,6 +546,7 @@ fn fit_one(
                     posterior: Some(fit.posterior.clone()),
                     errors,
                 },
+                fitted,
             ))
         }
         Method::Kprototypes => {
@@ -511,6 +558,7 @@ fn fit_one(
                 .starts(starts)?
                 .seed(spec.seed)
                 .fit(data.num.view(), items)?;
+            let fitted = clock.elapsed().as_secs_f64();
             let n = data.num.nrows();
             let sil = if k < 2 {
                 None
@@ -543,6 +591,7 @@ fn fit_one(
                     posterior: None,
                     errors: None,
                 },
+                fitted,
             ))
         }
     }
