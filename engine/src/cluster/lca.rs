@@ -23,7 +23,7 @@ use crate::{Error, Result};
 /// Patterns per block of the ordered sums.
 const BLOCK: usize = 1024;
 /// E-steps of every start before the best quarter are run on to convergence.
-const INITIAL_STEPS: usize = 50;
+const INITIAL_STEPS: usize = 20;
 /// The first stage's stopping rule (log-likelihood gain per person).
 const INITIAL_TOL: f64 = 1e-7;
 
@@ -150,6 +150,10 @@ struct Patterns {
     /// Row → pattern.
     of_row: Vec<u32>,
     items: usize,
+    /// Per pattern, the flat index (item offset + category) of each answer given, in
+    /// `cells[start[p]..start[p + 1]]`: the E-step's inner loop without lookups.
+    cells: Vec<u32>,
+    start: Vec<usize>,
 }
 
 impl Patterns {
@@ -169,12 +173,35 @@ impl Patterns {
             weight[k as usize] += 1.0;
             of_row.push(k);
         }
+        let mut offsets = Vec::with_capacity(j);
+        let mut total = 0u32;
+        for c in 0..j {
+            offsets.push(total);
+            total += items.categories(c) as u32;
+        }
+        let mut cells = Vec::with_capacity(codes.len());
+        let mut start = Vec::with_capacity(weight.len() + 1);
+        start.push(0);
+        for row in codes.chunks_exact(j.max(1)) {
+            for (c, &y) in row.iter().enumerate() {
+                if y != MISSING {
+                    cells.push(offsets[c] + u32::from(y));
+                }
+            }
+            start.push(cells.len());
+        }
         Patterns {
             codes,
             weight,
             of_row,
             items: j,
+            cells,
+            start,
         }
+    }
+
+    fn cells(&self, p: usize) -> &[u32] {
+        &self.cells[self.start[p]..self.start[p + 1]]
     }
 
     fn len(&self) -> usize {
@@ -530,6 +557,9 @@ fn normalise(lp: &mut [f64]) -> f64 {
     m + s.ln()
 }
 
+/// A block's log-likelihood and expected counts (shares, answers), classes in lanes.
+type BlockSums = (f64, Vec<[f64; 4]>, Vec<[f64; 4]>);
+
 /// Below this a product of probabilities is recomputed in logs (it may have lost
 /// precision to underflow); with tens of items it never is.
 const TINY: f64 = 1e-250;
@@ -540,80 +570,122 @@ const TINY: f64 = 1e-250;
 /// sums of logs: no exponential per class and person, which is what dominated the time.
 fn e_step(patterns: &Patterns, layout: &Layout, params: &Params, accumulate: bool) -> Result<Sums> {
     let r = layout.classes;
-    let size = if accumulate { layout.total * r } else { 0 };
-    let pi: Vec<f64> = params.log_pi.iter().map(|v| v.exp()).collect();
-    let rho: Vec<f64> = params.log_rho.iter().map(|v| v.exp()).collect();
+    // Classes in lanes of four, padded with a zero share and answer probabilities of
+    // one: fixed-width inner loops that the compiler vectorises.
+    let q = r.div_ceil(4);
+    let mut pi = vec![[0.0f64; 4]; q];
+    for (c, v) in params.log_pi.iter().enumerate() {
+        pi[c / 4][c % 4] = v.exp();
+    }
+    let mut rho = vec![[1.0f64; 4]; layout.total * q];
+    for cell in 0..layout.total {
+        for c in 0..r {
+            rho[cell * q + c / 4][c % 4] = params.log_rho[cell * r + c].exp();
+        }
+    }
+    let size = if accumulate { layout.total * q } else { 0 };
     let blocks: Vec<usize> = (0..patterns.len()).step_by(BLOCK).collect();
-    let parts: Vec<Option<Sums>> = blocks
+    let parts: Vec<Option<BlockSums>> = blocks
         .par_iter()
         .map(|&a| {
-            let mut s = Sums {
-                loglik: 0.0,
-                pi: vec![0.0; r],
-                rho: vec![0.0; size],
-            };
-            let mut lp = vec![0.0; r];
+            let mut loglik = 0.0;
+            let mut acc_pi = vec![[0.0f64; 4]; q];
+            let mut acc_rho = vec![[0.0f64; 4]; size];
+            let mut lp = vec![[0.0f64; 4]; q];
+            let mut odd = vec![[1.0f64; 4]; q];
+            let mut slow = vec![0.0f64; r];
             for p in a..(a + BLOCK).min(patterns.len()) {
-                let row = patterns.row(p);
                 let w = patterns.weight[p];
+                let cells = patterns.cells(p);
+                // Two running products (even and odd answers): half the chain of
+                // dependent multiplications, which is what bounds this loop.
                 lp.copy_from_slice(&pi);
-                for (j, &y) in row.iter().enumerate() {
-                    if y != MISSING {
-                        let at = (layout.offsets[j] + usize::from(y)) * r;
-                        for (l, v) in lp.iter_mut().zip(&rho[at..at + r]) {
-                            *l *= v;
+                odd.fill([1.0; 4]);
+                let mut pairs = cells.chunks_exact(2);
+                for pair in &mut pairs {
+                    let (a0, a1) = (pair[0] as usize * q, pair[1] as usize * q);
+                    for t in 0..q {
+                        for lane in 0..4 {
+                            lp[t][lane] *= rho[a0 + t][lane];
+                            odd[t][lane] *= rho[a1 + t][lane];
                         }
                     }
                 }
-                let total: f64 = lp.iter().sum();
+                for &cell in pairs.remainder() {
+                    let at = cell as usize * q;
+                    for t in 0..q {
+                        for lane in 0..4 {
+                            lp[t][lane] *= rho[at + t][lane];
+                        }
+                    }
+                }
+                for (l, o) in lp.iter_mut().zip(&odd) {
+                    for lane in 0..4 {
+                        l[lane] *= o[lane];
+                    }
+                }
+                let total: f64 = lp.iter().map(|l| (l[0] + l[1]) + (l[2] + l[3])).sum();
                 let l = if total > TINY && total.is_finite() {
-                    for v in lp.iter_mut() {
-                        *v /= total;
+                    let scale = w / total;
+                    for l in lp.iter_mut() {
+                        for lane in 0..4 {
+                            l[lane] *= scale;
+                        }
                     }
                     total.ln()
                 } else {
-                    joint(layout, params, row, &mut lp);
-                    normalise(&mut lp)
+                    joint(layout, params, patterns.row(p), &mut slow);
+                    let l = normalise(&mut slow);
+                    for (c, v) in slow.iter().enumerate() {
+                        lp[c / 4][c % 4] = w * v;
+                    }
+                    l
                 };
                 if !l.is_finite() {
                     return None;
                 }
-                s.loglik += w * l;
+                loglik += w * l;
                 if accumulate {
-                    for (acc, v) in s.pi.iter_mut().zip(&lp) {
-                        *acc += w * v;
+                    for (acc, v) in acc_pi.iter_mut().zip(&lp) {
+                        for lane in 0..4 {
+                            acc[lane] += v[lane];
+                        }
                     }
-                    for (j, &y) in row.iter().enumerate() {
-                        if y != MISSING {
-                            let at = (layout.offsets[j] + usize::from(y)) * r;
-                            for (acc, v) in s.rho[at..at + r].iter_mut().zip(&lp) {
-                                *acc += w * v;
+                    for &cell in cells {
+                        let at = cell as usize * q;
+                        for (acc, v) in acc_rho[at..at + q].iter_mut().zip(&lp) {
+                            for lane in 0..4 {
+                                acc[lane] += v[lane];
                             }
                         }
                     }
                 }
             }
-            Some(s)
+            Some((loglik, acc_pi, acc_rho))
         })
         .collect();
     let mut out = Sums {
         loglik: 0.0,
         pi: vec![0.0; r],
-        rho: vec![0.0; size],
+        rho: vec![0.0; if accumulate { layout.total * r } else { 0 }],
     };
     for part in parts {
-        let Some(p) = part else {
+        let Some((ll, acc_pi, acc_rho)) = part else {
             return Err(Error::Estimation {
                 method: "latent class analysis",
                 reason: "an answer pattern has probability zero under every class".into(),
             });
         };
-        out.loglik += p.loglik;
-        for (o, v) in out.pi.iter_mut().zip(&p.pi) {
-            *o += v;
+        out.loglik += ll;
+        for c in 0..r {
+            out.pi[c] += acc_pi[c / 4][c % 4];
         }
-        for (o, v) in out.rho.iter_mut().zip(&p.rho) {
-            *o += v;
+        if accumulate {
+            for cell in 0..layout.total {
+                for c in 0..r {
+                    out.rho[cell * r + c] += acc_rho[cell * q + c / 4][c % 4];
+                }
+            }
         }
     }
     Ok(out)
