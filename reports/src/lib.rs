@@ -15,6 +15,7 @@
 //! ```
 
 pub mod causal_plots;
+pub mod cluster_plots;
 pub mod pdf;
 mod render;
 

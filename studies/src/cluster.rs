@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use occupa_engine::cluster::gmm::Covariance;
-use occupa_engine::cluster::run::{ClusterReport, ClusterSpec, Method, cluster_csv};
+use occupa_engine::cluster::model::SavedModel;
+use occupa_engine::cluster::run::{ClusterReport, ClusterSpec, Method, assign_csv, cluster_csv};
 
 #[derive(Args)]
 pub struct ClusterArgs {
@@ -15,13 +16,20 @@ pub struct ClusterArgs {
     #[arg(long)]
     input: PathBuf,
     /// Columns to cluster on, comma-separated.
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',', required_unless_present = "model")]
     columns: Vec<String>,
     /// kmeans (numeric scores), gmm (Gaussian mixture), lca (latent classes of
     /// categorical answers; missing answers kept) or kprototypes (numeric and
     /// categorical columns together).
+    #[arg(long, required_unless_present = "model")]
+    method: Option<String>,
+    /// Save the chosen model (JSON) to assign new people later with --model.
     #[arg(long)]
-    method: String,
+    save_model: Option<PathBuf>,
+    /// Assign the rows of --input to the clusters of a model saved with --save-model
+    /// (e.g. the next quarter's intake to this year's profiles); nothing is refitted.
+    #[arg(long, conflicts_with_all = ["method", "k", "k_range", "save_model"])]
+    model: Option<PathBuf>,
     /// The number of clusters.
     #[arg(long, conflicts_with = "k_range")]
     k: Option<usize>,
@@ -56,13 +64,25 @@ pub struct ClusterArgs {
     /// A column to copy into --labels-out to identify rows (e.g. a pseudonym).
     #[arg(long)]
     id: Option<String>,
+    /// Write the profile chart (profiles.svg) into this folder.
+    #[arg(long)]
+    plots: Option<PathBuf>,
+    /// Clusters with fewer people than this are not shown in the chart.
+    #[arg(long, default_value_t = 5)]
+    min_count: u64,
+    /// Language of the chart: it or en.
+    #[arg(long, default_value = "it")]
+    lang: String,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(a: ClusterArgs) -> Result<()> {
-    let method = Method::parse(&a.method)?;
+    if let Some(path) = &a.model {
+        return assign(&a, path);
+    }
+    let method = Method::parse(a.method.as_deref().unwrap_or_default())?;
     let k = match (a.k, &a.k_range) {
         (Some(k), None) => (k, k),
         (None, Some(r)) => {
@@ -100,7 +120,40 @@ pub fn run(a: ClusterArgs) -> Result<()> {
     };
     let report = cluster_csv(&a.input, &spec)?;
     if let Some(out) = &a.labels_out {
-        write_labels(&a.input, a.id.as_deref(), &report, out)?;
+        write_labels(
+            &a.input,
+            a.id.as_deref(),
+            &report.labels,
+            report.posterior.as_ref(),
+            report.k,
+            out,
+        )?;
+    }
+    if let Some(out) = &a.save_model {
+        let json = serde_json::to_vec_pretty(&report.model)?;
+        occupa_engine::store::write_atomic(out, |f| {
+            f.write_all(&json)
+                .map_err(|e| occupa_engine::Error::io(out, e))
+        })?;
+    }
+    if let Some(dir) = &a.plots {
+        let english = match a.lang.as_str() {
+            "it" => false,
+            "en" => true,
+            other => bail!("--lang {other}: use it or en"),
+        };
+        let min = occupa_anonymiser::MinCount::new(a.min_count)?;
+        let svg = occupa_reports::cluster_plots::profile_svg(
+            &report.profiles,
+            &report.profile_columns,
+            min,
+            english,
+        );
+        let path = dir.join("profiles.svg");
+        occupa_engine::store::write_atomic(&path, |f| {
+            f.write_all(svg.as_bytes())
+                .map_err(|e| occupa_engine::Error::io(&path, e))
+        })?;
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -110,12 +163,46 @@ pub fn run(a: ClusterArgs) -> Result<()> {
     Ok(())
 }
 
+/// `occupa cluster --model`: new rows assigned to a saved model's clusters.
+fn assign(a: &ClusterArgs, path: &std::path::Path) -> Result<()> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let model: SavedModel = serde_json::from_slice(&text).with_context(|| {
+        format!(
+            "{}: not a model saved by occupa cluster --save-model",
+            path.display()
+        )
+    })?;
+    let got = assign_csv(&a.input, &model)?;
+    if let Some(out) = &a.labels_out {
+        write_labels(
+            &a.input,
+            a.id.as_deref(),
+            &got.labels,
+            got.posterior.as_ref(),
+            got.k,
+            out,
+        )?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&got)?);
+    } else {
+        println!(
+            "{}: {} of {} rows assigned to {} clusters (sizes {:?}); the others miss a value \
+             the model needs",
+            got.method, got.assigned, got.rows, got.k, got.sizes
+        );
+    }
+    Ok(())
+}
+
 /// row (the line in the input), the id if asked, cluster (from 1; empty if left out),
 /// and p1..pk for gmm and lca.
 fn write_labels(
     input: &std::path::Path,
     id: Option<&str>,
-    r: &ClusterReport,
+    labels: &[Option<usize>],
+    posterior: Option<&ndarray::Array2<f64>>,
+    k: usize,
     out: &std::path::Path,
 ) -> Result<()> {
     let ids: Option<Vec<String>> = match id {
@@ -140,14 +227,14 @@ fn write_labels(
             header.push_str(c);
         }
         header.push_str(",cluster");
-        if r.posterior.is_some() {
-            for c in 1..=r.k {
+        if posterior.is_some() {
+            for c in 1..=k {
                 header.push_str(&format!(",p{c}"));
             }
         }
         writeln!(w, "{header}").map_err(io)?;
         let mut used = 0;
-        for (i, l) in r.labels.iter().enumerate() {
+        for (i, l) in labels.iter().enumerate() {
             let mut line = format!("{}", i + 2);
             if let Some(ids) = &ids {
                 line.push(',');
@@ -157,8 +244,8 @@ fn write_labels(
             if let Some(l) = l {
                 line.push_str(&(l + 1).to_string());
             }
-            if let Some(p) = &r.posterior {
-                for c in 0..r.k {
+            if let Some(p) = posterior {
+                for c in 0..k {
                     line.push(',');
                     if l.is_some() {
                         line.push_str(&format!("{:.6}", p[[used, c]]));

@@ -525,6 +525,73 @@ fn cluster_finds_planted_groups_and_writes_labels() {
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("row,id,cluster,p1,p2"));
     assert_eq!(lines.count(), 300);
+    // Save the chosen model, then assign the same file to it: the same clusters and
+    // posteriors; and the profile chart is written.
+    let model = dir.path().join("model.json");
+    let plots = dir.path().join("plots");
+    let save = occupa()
+        .args(["cluster", "--input"])
+        .arg(&csv)
+        .args([
+            "--columns",
+            "q1,q2,q3,q4",
+            "--method",
+            "lca",
+            "--k",
+            "2",
+            "--seed",
+            "4",
+        ])
+        .args(["--id", "id", "--labels-out"])
+        .arg(&labels)
+        .arg("--save-model")
+        .arg(&model)
+        .arg("--plots")
+        .arg(&plots)
+        .output()
+        .unwrap();
+    assert!(
+        save.status.success(),
+        "{}",
+        String::from_utf8_lossy(&save.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(plots.join("profiles.svg"))
+            .unwrap()
+            .contains("<svg")
+    );
+    let assigned = dir.path().join("assigned.csv");
+    let again = occupa()
+        .args(["cluster", "--input"])
+        .arg(&csv)
+        .arg("--model")
+        .arg(&model)
+        .args(["--id", "id", "--json", "--labels-out"])
+        .arg(&assigned)
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(j["assigned"], 300);
+    assert_eq!(
+        std::fs::read_to_string(&labels).unwrap(),
+        std::fs::read_to_string(&assigned).unwrap()
+    );
+    // A model file that is not one: a clear error.
+    let bad_model = occupa()
+        .args(["cluster", "--input"])
+        .arg(&csv)
+        .arg("--model")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(!bad_model.status.success());
+    let err = String::from_utf8_lossy(&bad_model.stderr);
+    assert!(err.contains("not a model saved by occupa cluster"), "{err}");
     // k-means on the numeric score, and the same seed twice gives the same JSON.
     let km = || {
         occupa()

@@ -474,3 +474,46 @@ fn the_same_seed_gives_the_same_result_on_one_thread_or_two() {
         "results differ between one and two threads"
     );
 }
+
+#[test]
+fn a_saved_model_assigns_its_own_rows_to_the_same_clusters() {
+    use occupa_engine::cluster::gmm::Covariance;
+    use occupa_engine::cluster::model::SavedModel;
+    use occupa_engine::cluster::run::{ClusterSpec, Method, assign_csv, cluster_csv};
+    let Some(dir) = data_dir() else { return };
+    let path = dir.join("questionnaires/bfi.csv");
+    let items: Vec<String> = ["A1", "A2", "C1", "C2", "E1", "N1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut with_age = items.clone();
+    with_age.push("age".into());
+    for (method, columns, categorical, standardise) in [
+        (Method::Kmeans, items.clone(), vec![], true),
+        (Method::Gmm, items.clone(), vec![], true),
+        (Method::Lca, items.clone(), vec![], false),
+        (Method::Kprototypes, with_age, items.clone(), false),
+    ] {
+        let spec = ClusterSpec {
+            columns,
+            categorical,
+            method,
+            k: (3, 3),
+            standardise,
+            covariance: Covariance::Diag,
+            standard_errors: false,
+            ..ClusterSpec::default()
+        };
+        let report = cluster_csv(&path, &spec).unwrap();
+        // Through JSON, as `--save-model` writes it.
+        let json = serde_json::to_string(&report.model).unwrap();
+        let model: SavedModel = serde_json::from_str(&json).unwrap();
+        assert_eq!(model, report.model);
+        let got = assign_csv(&path, &model).unwrap();
+        assert_eq!(got.labels, report.labels, "{method:?}");
+        if let (Some(a), Some(b)) = (&got.posterior, &report.posterior) {
+            let diff = (a - b).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            assert!(diff < 1e-9, "{method:?}: posteriors differ by {diff}");
+        }
+    }
+}

@@ -446,6 +446,63 @@ impl Gmm {
 }
 
 impl FittedGmm {
+    /// A model from saved weights, means (k × d) and covariance matrices.
+    pub fn from_parts(
+        weights: Vec<f64>,
+        means: Array2<f64>,
+        covariances: Vec<Array2<f64>>,
+    ) -> Result<Self> {
+        let (k, d) = means.dim();
+        if k == 0 || weights.len() != k || covariances.len() != k {
+            return Err(Error::Param {
+                name: "model",
+                reason: format!(
+                    "{} weights, {k} means and {} covariances: give one of each per component",
+                    weights.len(),
+                    covariances.len()
+                ),
+            });
+        }
+        let mut chol = Vec::with_capacity(k);
+        let mut log_det = Vec::with_capacity(k);
+        for (c, cov) in covariances.iter().enumerate() {
+            let l = linalg::cholesky(cov)
+                .filter(|_| cov.dim() == (d, d))
+                .ok_or_else(|| Error::Param {
+                    name: "model",
+                    reason: format!(
+                        "component {}: not a positive definite {d} × {d} covariance",
+                        c + 1
+                    ),
+                })?;
+            log_det.push(2.0 * (0..d).map(|j| l[[j, j]].ln()).sum::<f64>());
+            chol.push(l);
+        }
+        let params = Params {
+            log_w: weights.iter().map(|w| w.ln()).collect(),
+            means: means.iter().copied().collect(),
+            chol,
+            log_det,
+        };
+        Ok(FittedGmm {
+            k,
+            covariance: Covariance::Full,
+            loglik: f64::NAN,
+            npar: 0,
+            bic: f64::NAN,
+            aic: f64::NAN,
+            weights,
+            means,
+            covariances,
+            sizes: Vec::new(),
+            labels: Vec::new(),
+            iterations: 0,
+            converged: true,
+            start_logliks: Vec::new(),
+            params,
+        })
+    }
+
     /// Posterior component probabilities of the rows of `x` (same columns as the fit).
     pub fn predict_proba(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
         let d = self.means.ncols();

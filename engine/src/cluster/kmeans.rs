@@ -257,6 +257,38 @@ impl KMeans {
 }
 
 impl FittedKMeans {
+    /// A model from saved centres (k × columns, on the data's scale) and the column
+    /// means and SDs if the fit clustered z-scores.
+    pub fn from_parts(centres: Array2<f64>, scale: Option<(Vec<f64>, Vec<f64>)>) -> Result<Self> {
+        let (k, p) = centres.dim();
+        if k == 0
+            || scale
+                .as_ref()
+                .is_some_and(|(m, s)| m.len() != p || s.len() != p)
+        {
+            return Err(Error::Param {
+                name: "model",
+                reason: "no centres, or a standardisation of another width".into(),
+            });
+        }
+        Ok(FittedKMeans {
+            k,
+            inertia: f64::NAN,
+            sizes: Vec::new(),
+            centres,
+            labels: Vec::new(),
+            iterations: 0,
+            converged: true,
+            start_inertias: Vec::new(),
+            scale,
+        })
+    }
+
+    /// Column means and SDs, if the fit clustered z-scores.
+    pub fn scale(&self) -> Option<&(Vec<f64>, Vec<f64>)> {
+        self.scale.as_ref()
+    }
+
     /// The nearest centre of each row of `x` (same columns as the fit).
     pub fn predict(&self, x: ArrayView2<f64>) -> Result<Vec<usize>> {
         let p = self.centres.ncols();

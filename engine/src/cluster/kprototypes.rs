@@ -239,6 +239,55 @@ impl KPrototypes {
 }
 
 impl FittedKPrototypes {
+    /// A model from saved parts: the categorical columns and their categories, γ, the
+    /// numeric means (k × numeric columns) and the modes (k × categorical, as labels).
+    pub fn from_parts(
+        names: Vec<String>,
+        categories: Vec<Vec<String>>,
+        gamma: f64,
+        means: Array2<f64>,
+        modes: &[Vec<String>],
+    ) -> Result<Self> {
+        let q = names.len();
+        let template = Items::from_codes(names, categories.clone(), vec![Vec::new(); q])?;
+        let k = means.nrows();
+        if modes.len() != k || modes.iter().any(|m| m.len() != q) {
+            return Err(Error::Param {
+                name: "model",
+                reason: "the modes do not match the prototypes and columns".into(),
+            });
+        }
+        let mut codes = Array2::<u8>::zeros((k, q));
+        for (c, m) in modes.iter().enumerate() {
+            for (j, label) in m.iter().enumerate() {
+                let code = categories[j]
+                    .iter()
+                    .position(|l| l == label)
+                    .ok_or_else(|| Error::Param {
+                        name: "model",
+                        reason: format!(
+                            "mode {label} is not a category of {}",
+                            template.names()[j]
+                        ),
+                    })?;
+                codes[[c, j]] = code as u8;
+            }
+        }
+        Ok(FittedKPrototypes {
+            k,
+            cost: f64::NAN,
+            gamma,
+            sizes: Vec::new(),
+            means,
+            modes: codes,
+            labels: Vec::new(),
+            iterations: 0,
+            converged: true,
+            start_costs: Vec::new(),
+            template,
+        })
+    }
+
     /// The dissimilarity the fit uses between rows i and j of `num` and `cat`: squared
     /// Euclidean on the numbers plus γ per mismatched category (missing ones skipped).
     pub fn dissimilarity(&self, num: ArrayView2<f64>, cat: &Items, i: usize, j: usize) -> f64 {

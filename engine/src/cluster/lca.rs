@@ -33,21 +33,24 @@ const INITIAL_TOL: f64 = 1e-7;
 /// use occupa_engine::cluster::items::Items;
 /// use occupa_engine::cluster::lca::Lca;
 ///
-/// // Two kinds of people: those who answer "yes" to all three items, and those who
-/// // answer "no", each with 10 % noise.
-/// let mut cols = vec![Vec::new(); 3];
-/// for i in 0..400 {
+/// // Two kinds of people: those who tend to answer "yes" to six items, and those who
+/// // tend to answer "no" (about one answer in eleven goes the other way).
+/// let mut cols = vec![Vec::new(); 6];
+/// for i in 0..400usize {
 ///     let kind = i % 2;
 ///     for (j, col) in cols.iter_mut().enumerate() {
-///         let flip = (i * 7 + j * 13) % 10 == 0;
+///         let flip = (i * 31 + j * 17) % 11 == 0;
 ///         col.push(Some((kind ^ usize::from(flip)) as u32));
 ///     }
 /// }
-/// let labels = vec![vec!["no".to_string(), "yes".to_string()]; 3];
-/// let items = Items::from_codes(vec!["a".into(), "b".into(), "c".into()], labels, cols)?;
+/// let labels = vec![vec!["no".to_string(), "yes".to_string()]; 6];
+/// let names = ["a", "b", "c", "d", "e", "f"].map(String::from).to_vec();
+/// let items = Items::from_codes(names, labels, cols)?;
 /// let fit = Lca::new(2)?.seed(1).fit(&items)?;
 /// assert!((fit.shares[0] - 0.5).abs() < 0.05);
-/// assert!(fit.probs[0][[0, 1]] > 0.85 || fit.probs[0][[0, 1]] < 0.15);
+/// // Everyone is put with their own kind (class numbers are arbitrary).
+/// let agree = fit.labels().iter().enumerate().filter(|(i, c)| i % 2 == **c).count();
+/// assert!(agree == 400 || agree == 0, "{agree}");
 /// # Ok::<(), occupa_engine::Error>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -807,6 +810,45 @@ fn finish(
 }
 
 impl FittedLca {
+    /// A model from saved parameters: the items (names and categories; no rows needed),
+    /// the class shares and, per item, class × category probabilities.
+    pub fn from_parts(items: Items, shares: Vec<f64>, probs: Vec<Array2<f64>>) -> Result<Self> {
+        let r = shares.len();
+        let fits = probs.len() == items.len()
+            && probs
+                .iter()
+                .enumerate()
+                .all(|(j, p)| p.dim() == (r, items.categories(j)));
+        if r == 0 || !fits {
+            return Err(Error::Param {
+                name: "model",
+                reason: "the probabilities do not match the items and classes".into(),
+            });
+        }
+        Ok(FittedLca {
+            classes: r,
+            n: 0,
+            loglik: f64::NAN,
+            npar: 0,
+            bic: f64::NAN,
+            aic: f64::NAN,
+            entropy: None,
+            shares,
+            probs,
+            iterations: 0,
+            converged: true,
+            start_logliks: Vec::new(),
+            best_found: 0,
+            items,
+            posterior: Array2::zeros((0, r)),
+        })
+    }
+
+    /// The items the model was fitted on (names, categories, the rows used).
+    pub fn items(&self) -> &Items {
+        &self.items
+    }
+
     fn params(&self) -> (Layout, Params) {
         let layout = Layout::new(&self.items, self.classes);
         let r = self.classes;

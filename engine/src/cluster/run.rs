@@ -15,6 +15,7 @@ use super::items::Items;
 use super::kmeans::{KMeans, standardise};
 use super::kprototypes::KPrototypes;
 use super::lca::{Lca, LcaErrors};
+use super::model::SavedModel;
 use super::profiles::{Profile, lca_profiles, numeric_profiles};
 use super::quality::{silhouette, silhouette_with};
 use super::stability::{Stability, stability};
@@ -149,6 +150,8 @@ pub struct ClusterReport {
     pub seed: u64,
     /// Each cluster's profile.
     pub profiles: Vec<Profile>,
+    /// The columns of the profiles' `means` and `z`, in order.
+    pub profile_columns: Vec<String>,
     /// LCA: standard errors of the class shares and answer probabilities.
     pub standard_errors: Option<LcaSe>,
     /// Bootstrap stability of the chosen clustering.
@@ -159,6 +162,9 @@ pub struct ClusterReport {
     /// Posterior probabilities of the used rows (mixtures, LCA).
     #[serde(skip)]
     pub posterior: Option<Array2<f64>>,
+    /// The chosen model's parameters, to assign new rows later.
+    #[serde(skip)]
+    pub model: SavedModel,
     /// Where the time went.
     pub seconds: Timings,
 }
@@ -295,10 +301,19 @@ pub fn cluster_csv(path: &Path, spec: &ClusterSpec) -> Result<ClusterReport> {
         starts: starts_of(spec),
         seed: spec.seed,
         profiles: fit.profiles,
+        profile_columns: match spec.method {
+            Method::Lca => data
+                .cat
+                .as_ref()
+                .map(|c| c.names().to_vec())
+                .unwrap_or_default(),
+            _ => data.num_names.clone(),
+        },
         standard_errors: fit.errors,
         stability,
         labels,
         posterior: fit.posterior,
+        model: fit.model,
         seconds: Timings {
             total: start.elapsed().as_secs_f64(),
             ..timings
@@ -405,6 +420,7 @@ struct Fit {
     profiles: Vec<Profile>,
     posterior: Option<Array2<f64>>,
     errors: Option<LcaSe>,
+    model: SavedModel,
 }
 
 /// The data the numeric methods cluster: raw or z-scores.
@@ -451,12 +467,15 @@ fn fit_method(
     };
     match spec.method {
         Method::Kmeans => {
-            let x = clustered(data, spec)?;
+            // k-means standardises itself, so that its centres (and a saved model) are
+            // on the data's scale.
             let fit = KMeans::new(k)?
                 .starts(starts)?
                 .seed(spec.seed)
-                .fit(x.view())?;
+                .standardise(spec.standardise)
+                .fit(data.num.view())?;
             let fitted = clock.elapsed().as_secs_f64();
+            let x = clustered(data, spec)?;
             let sil = sampled_silhouette(x.view(), &fit.labels, k, spec.seed, note);
             Ok((
                 Candidate {
@@ -473,6 +492,7 @@ fn fit_method(
                         k,
                         None,
                     ),
+                    model: SavedModel::kmeans(&data.num_names, &fit),
                     labels: fit.labels,
                     posterior: None,
                     errors: None,
@@ -506,6 +526,16 @@ fn fit_method(
                         &fit.labels,
                         k,
                         Some(&fit.weights),
+                    ),
+                    model: SavedModel::gmm(
+                        &data.num_names,
+                        &fit,
+                        if spec.standardise {
+                            let (_, m, s) = standardise(data.num.view())?;
+                            Some((m, s))
+                        } else {
+                            None
+                        },
                     ),
                     labels: fit.labels,
                     posterior: Some(post),
@@ -542,6 +572,7 @@ fn fit_method(
                 },
                 Fit {
                     profiles: lca_profiles(&fit),
+                    model: SavedModel::lca(&fit),
                     labels,
                     posterior: Some(fit.posterior.clone()),
                     errors,
@@ -587,6 +618,7 @@ fn fit_method(
                         k,
                         None,
                     ),
+                    model: SavedModel::kprototypes(&data.num_names, items, &fit),
                     labels: fit.labels,
                     posterior: None,
                     errors: None,
@@ -642,6 +674,50 @@ fn refit_predict(data: &Data, spec: &ClusterSpec, k: usize, rows: &[usize]) -> R
             fit.predict(data.num.view(), items)
         }
     }
+}
+
+/// New rows assigned to a saved model's clusters.
+#[derive(Debug, Clone, Serialize)]
+pub struct Assignment {
+    /// The saved model's method.
+    pub method: String,
+    /// Its number of clusters.
+    pub k: usize,
+    /// Rows read.
+    pub rows: usize,
+    /// Rows assigned (the others miss a value the model needs).
+    pub assigned: usize,
+    /// Rows assigned to each cluster.
+    pub sizes: Vec<usize>,
+    /// Each row's cluster (from 0), in file order.
+    #[serde(skip)]
+    pub labels: Vec<Option<usize>>,
+    /// Posterior probabilities of the assigned rows (mixtures, LCA).
+    #[serde(skip)]
+    pub posterior: Option<Array2<f64>>,
+}
+
+/// Assigns the rows of `path` to the clusters of a saved model (e.g. the next
+/// quarter's intake to last year's profiles).
+pub fn assign_csv(path: &Path, model: &SavedModel) -> Result<Assignment> {
+    let columns = model.columns();
+    let wanted: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let table = Table::read(path, &wanted)?;
+    let (labels, posterior) = model.assign(&table)?;
+    let k = model.k();
+    let mut sizes = vec![0usize; k];
+    for l in labels.iter().flatten() {
+        sizes[*l] += 1;
+    }
+    Ok(Assignment {
+        method: model.method().to_string(),
+        k,
+        rows: table.len(),
+        assigned: sizes.iter().sum(),
+        sizes,
+        labels,
+        posterior,
+    })
 }
 
 /// All rows, or a seeded sample of [`SILHOUETTE_SAMPLE`] of them (sorted), for the
