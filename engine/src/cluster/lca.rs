@@ -23,7 +23,7 @@ use crate::{Error, Result};
 /// Patterns per block of the ordered sums.
 const BLOCK: usize = 1024;
 /// E-steps of every start before the best quarter are run on to convergence.
-const INITIAL_STEPS: usize = 20;
+const INITIAL_STEPS: usize = 10;
 /// The first stage's stopping rule (log-likelihood gain per person).
 const INITIAL_TOL: f64 = 1e-7;
 
