@@ -89,10 +89,11 @@ pub struct FittedLca {
     pub iterations: usize,
     /// Whether the best start converged (rather than stopping at the step limit).
     pub converged: bool,
-    /// Log-likelihood reached by each start, in start order.
+    /// Log-likelihood reached by each start, in start order (after the first stage for
+    /// the starts that were not continued).
     pub start_logliks: Vec<f64>,
-    /// Starts that reached the best log-likelihood (within 1e-6 per person): when it
-    /// is 1, the optimum may be local and more starts are advisable.
+    /// Starts run to convergence that reached the best log-likelihood (within 1e-6 per
+    /// person): when it is 1, the optimum may be local and more starts are advisable.
     pub best_found: usize,
     /// Item names and category labels (for prediction and profiles).
     #[serde(skip)]
@@ -234,8 +235,10 @@ struct Sums {
 }
 
 impl Lca {
-    /// `classes` classes (at least 1), 20 random starts, at most 5,000 EM steps per start,
-    /// stopping when the log-likelihood per person rises by less than 1e-10, seed 0.
+    /// `classes` classes (at least 1), 20 random starts (each runs 10 accelerated EM
+    /// steps; the best quarter then run to convergence), at most 5,000 E-steps per
+    /// start, stopping when the log-likelihood per person rises by less than 1e-10,
+    /// seed 0.
     pub fn new(classes: usize) -> Result<Self> {
         if classes == 0 {
             return Err(Error::Param {
