@@ -517,3 +517,21 @@ fn a_saved_model_assigns_its_own_rows_to_the_same_clusters() {
         }
     }
 }
+
+#[test]
+fn an_unidentified_latent_class_model_is_refused_with_the_reason() {
+    // One binary item cannot identify two classes: 3 parameters for 1 free cell.
+    let items = Items::from_codes(
+        vec!["q".into()],
+        vec![vec!["no".into(), "yes".into()]],
+        vec![(0..50).map(|i| Some(i % 2)).collect()],
+    )
+    .unwrap();
+    let err = Lca::new(2).unwrap().fit(&items).unwrap_err().to_string();
+    assert!(
+        err.contains("not identified") && err.contains("fewer classes"),
+        "{err}"
+    );
+    // One class is a plain table of margins: fine.
+    assert!(Lca::new(1).unwrap().fit(&items).is_ok());
+}

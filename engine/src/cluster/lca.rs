@@ -309,6 +309,27 @@ impl Lca {
             });
         }
         let layout = Layout::new(&items, self.classes);
+        // Identification: fewer free parameters than the table of answer patterns has
+        // free cells (poLCA warns with a negative residual df; we refuse).
+        let cells = layout
+            .cats
+            .iter()
+            .fold(1usize, |acc, &k| acc.saturating_mul(k))
+            .min(n);
+        let npar =
+            (self.classes - 1) + self.classes * layout.cats.iter().map(|k| k - 1).sum::<usize>();
+        if npar + 1 > cells {
+            return Err(Error::Estimation {
+                method: "latent class analysis",
+                reason: format!(
+                    "{} classes on {} item(s) are not identified: {npar} parameters for {} \
+                     free cells of the answer table; use more items or fewer classes",
+                    self.classes,
+                    items.len(),
+                    cells.saturating_sub(1)
+                ),
+            });
+        }
         let patterns = Patterns::new(&items);
         let nf = n as f64;
         // Two stages, as Mplus does: every start runs a short while, then only the best
