@@ -1,14 +1,15 @@
 //! Measures anofox-forecast and augurs-ets on M3 monthly/quarterly.
 //! Usage: forecast-deps <monthly|quarterly> <model> [subset_n] [seed]
 //! Models: anofox_autoets, anofox_theta, anofox_otm, anofox_autotheta,
-//!         anofox_autoarima, augurs_autoets, naive2 (seasonal naive sanity check)
+//!         anofox_autoarima, augurs_autoets, augurs_mstl_ets,
+//!         anofox_autoets_nomt, snaive (seasonal naive sanity check)
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use anofox_forecast::core::TimeSeries;
 use anofox_forecast::models::arima::AutoARIMA;
-use anofox_forecast::models::exponential::AutoETS as AnoAutoETS;
+use anofox_forecast::models::exponential::{AutoETS as AnoAutoETS, AutoETSConfig, ModelPool};
 use anofox_forecast::models::theta::{AutoTheta, OptimizedTheta, Theta};
 use anofox_forecast::models::Forecaster;
 use augurs_core::{Fit, Predict};
@@ -17,7 +18,6 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rayon::prelude::*;
 
-const DATA: &str = "/work/shared/data/m3";
 
 fn read_long(path: &str) -> BTreeMap<String, Vec<(i64, f64)>> {
     let txt = std::fs::read_to_string(path).expect("read csv");
@@ -58,7 +58,24 @@ fn forecast(model: &str, y: &[f64], m: usize, h: usize) -> Result<Vec<f64>, Stri
             let f = fitted.predict(h, None).map_err(|e| e.to_string())?;
             Ok(f.point)
         }
-        "naive2" => Ok((0..h).map(|i| y[y.len() - m + (i % m)]).collect()),
+        "anofox_autoets_nomt" => {
+            // closer to statsforecast defaults: no multiplicative trend, no spike guard
+            let cfg = AutoETSConfig {
+                seasonal_period: Some(m),
+                model_pool: ModelPool::NoMultiplicativeTrend,
+                spike_trend_guard: false,
+                ..Default::default()
+            };
+            anofox_fit(AnoAutoETS::with_config(cfg), y, step, h)
+        }
+        "augurs_mstl_ets" => {
+            let ets = augurs_ets::AutoETS::non_seasonal().into_trend_model();
+            let mstl = augurs_mstl::MSTLModel::new(vec![m], ets);
+            let fitted = mstl.fit(y).map_err(|e| e.to_string())?;
+            let f = fitted.predict(h, None).map_err(|e| e.to_string())?;
+            Ok(f.point)
+        }
+        "snaive" => Ok((0..h).map(|i| y[y.len() - m + (i % m)]).collect()),
         _ => Err(format!("unknown model {model}")),
     }
 }
@@ -84,8 +101,10 @@ fn main() {
     let subset: Option<usize> = args.get(3).and_then(|s| s.parse().ok()).filter(|&n| n > 0);
     let seed: u64 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(42);
     let (m, h) = match freq { "monthly" => (12usize, 18usize), "quarterly" => (4, 8), _ => panic!("freq") };
-    let train = read_long(&format!("{DATA}/m3_{freq}_train.csv"));
-    let test = read_long(&format!("{DATA}/m3_{freq}_test.csv"));
+    // The public datasets folder, as the tests read it (OCCUPA_DATA_DIR), then m3/.
+    let data = std::env::var("OCCUPA_DATA_DIR").unwrap_or_else(|_| "../../../../shared/data".into());
+    let train = read_long(&format!("{data}/m3/m3_{freq}_train.csv"));
+    let test = read_long(&format!("{data}/m3/m3_{freq}_test.csv"));
     let mut ids: Vec<&String> = train.keys().collect();
     let n_all = ids.len();
     if let Some(n) = subset {
@@ -112,7 +131,7 @@ fn main() {
     }).collect();
     let secs = start.elapsed().as_secs_f64();
 
-    let (mut s_sum, mut ms_sum, mut ms_n) = (0.0, 0.0, 0usize);
+    let (mut s_sum, mut sc_sum, mut ms_sum, mut ms_n) = (0.0, 0.0, 0.0, 0usize);
     let (mut failed, mut neg_series, mut neg_values) = (0usize, 0usize, 0usize);
     let mut first_err: Option<String> = None;
     for ((x, y), r) in jobs.iter().zip(&fc) {
@@ -130,6 +149,8 @@ fn main() {
             if k > 0 { neg_series += 1; neg_values += k; }
         }
         s_sum += smape(y, &f);
+        let fc0: Vec<f64> = f.iter().map(|v| v.max(0.0)).collect();
+        sc_sum += smape(y, &fc0);
         if let Some(sc) = mase_scale(x, m) {
             ms_sum += y.iter().zip(&f).map(|(a, b)| (a - b).abs()).sum::<f64>() / h as f64 / sc;
             ms_n += 1;
@@ -137,8 +158,8 @@ fn main() {
     }
     let n = jobs.len();
     println!(
-        "freq={freq} model={model} n={n}/{n_all} smape={:.3} mase={:.3} secs={:.2} est_full_secs={:.1} failed={failed} neg_series={neg_series} neg_values={neg_values} threads={} first_err={:?}",
-        s_sum / n as f64, ms_sum / ms_n as f64, secs, secs * n_all as f64 / n as f64,
+        "freq={freq} model={model} n={n}/{n_all} smape={:.3} smape_clip0={:.3} mase={:.3} secs={:.2} est_full_secs={:.1} failed={failed} neg_series={neg_series} neg_values={neg_values} threads={} first_err={:?}",
+        s_sum / n as f64, sc_sum / n as f64, ms_sum / ms_n as f64, secs, secs * n_all as f64 / n as f64,
         rayon::current_num_threads(), first_err
     );
 }
