@@ -307,6 +307,15 @@ proptest! {
     }
 }
 
+/// Our Abadie–Imbens SE as R Matching reports it: Matching keeps caliper-dropped
+/// treated units in N₁ with a zero difference; we leave them out (they are not in the
+/// estimate).
+fn se_as_matching_reports_it(effect: &occupa_engine::causal::Effect, drops: usize) -> f64 {
+    let (n1m, n1) = (effect.n_treated as f64, (effect.n_treated + drops) as f64);
+    let tau = effect.estimate;
+    ((effect.se.powi(2) * n1m * n1m + drops as f64 * tau * tau) / (n1 * n1)).sqrt()
+}
+
 fn matching_expected() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/matching/expected.json");
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
@@ -355,15 +364,7 @@ fn nearest_neighbour_matching_matches_r_matching_in_all_sixteen_settings() {
         if caliper.is_some() && num(&r["Var_calc"]) > 0.0 {
             continue;
         }
-        // Matching keeps caliper-dropped treated units in N₁ with a zero difference;
-        // we leave them out (they are not in the estimate). Convert ours to theirs.
-        let (n1m, n1) = (
-            fit.effect.n_treated as f64,
-            (fit.effect.n_treated + drops) as f64,
-        );
-        let tau = fit.effect.estimate;
-        let theirs =
-            ((fit.effect.se.powi(2) * n1m * n1m + drops as f64 * tau * tau) / (n1 * n1)).sqrt();
+        let theirs = se_as_matching_reports_it(&fit.effect, drops);
         close(
             &format!("{name} Abadie-Imbens SE"),
             theirs,
@@ -765,13 +766,7 @@ fn exact_matching_within_strata_matches_r_matching() {
         if caliper.is_some() && num(&r["Var_calc"]) > 0.0 {
             continue;
         }
-        let (n1m, n1) = (
-            fit.effect.n_treated as f64,
-            (fit.effect.n_treated + drops) as f64,
-        );
-        let tau = fit.effect.estimate;
-        let theirs =
-            ((fit.effect.se.powi(2) * n1m * n1m + drops as f64 * tau * tau) / (n1 * n1)).sqrt();
+        let theirs = se_as_matching_reports_it(&fit.effect, drops);
         close(
             &format!("{name} Abadie-Imbens SE"),
             theirs,

@@ -20,7 +20,7 @@ const CHUNK: usize = 2048;
 const INITIAL_STEPS: usize = 100;
 
 /// A start's end: parameters, log-likelihood, EM steps, converged.
-type Outcome = (Params, f64, usize, bool);
+type Outcome = super::Outcome<Params>;
 
 /// The shape of the components' covariance matrices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -196,14 +196,16 @@ impl Gmm {
         // Two stages: every start runs 100 EM steps, then the better half run to
         // convergence (mixtures have many local optima; more short starts find the
         // good ones more often than a few long ones).
-        let first: Vec<Result<Outcome>> = (0..self.starts)
-            .into_par_iter()
-            .map(|s| {
+        let ((params, loglik, iterations, converged), start_logliks) = super::two_stage(
+            self.starts,
+            self.starts.div_ceil(2),
+            "Gaussian mixture",
+            |s| {
                 // Half the starts from a k-means partition, half from k-means++ seeds
                 // alone (one assignment): different basins of the likelihood.
                 let km = KMeans::new(self.k)?
                     .starts(1)?
-                    .seed(self.seed ^ (s as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    .seed(super::start_seed(self.seed, s));
                 let km = if s % 2 == 0 {
                     km
                 } else {
@@ -216,62 +218,16 @@ impl Gmm {
                 }
                 let params = self.m_step(xs, n, d, &resp)?;
                 self.em(xs, n, d, params, INITIAL_STEPS.min(self.max_iter))
-            })
-            .collect();
-        let mut start_logliks: Vec<f64> = first
-            .iter()
-            .map(|r| r.as_ref().map_or(f64::NAN, |r| r.1))
-            .collect();
-        let mut error = None;
-        let mut order: Vec<usize> = (0..first.len()).filter(|&i| first[i].is_ok()).collect();
-        order.sort_by(|&a, &b| {
-            start_logliks[b]
-                .total_cmp(&start_logliks[a])
-                .then(a.cmp(&b))
-        });
-        order.truncate(self.starts.div_ceil(2).max(1));
-        let mut seeds: Vec<Option<Outcome>> = Vec::with_capacity(first.len());
-        for r in first {
-            match r {
-                Ok(o) => seeds.push(Some(o)),
-                Err(e) => {
-                    seeds.push(None);
-                    error = Some(e);
-                }
-            }
-        }
-        let finals: Vec<(usize, Result<Outcome>)> = order
-            .par_iter()
-            .filter_map(|&i| seeds[i].clone().map(|o| (i, o)))
-            .map(|(i, (p, _, steps, done))| {
+            },
+            |(p, ll, steps, done)| {
                 if done {
-                    return (i, Ok((p.clone(), start_logliks[i], steps, true)));
+                    return Ok((p, ll, steps, true));
                 }
                 let more = self.max_iter.saturating_sub(steps).max(1);
-                let r = self
-                    .em(xs, n, d, p, more)
-                    .map(|(p, ll, it, c)| (p, ll, steps + it, c));
-                (i, r)
-            })
-            .collect();
-        let mut best: Option<Outcome> = None;
-        for (i, r) in finals {
-            match r {
-                Ok(r) => {
-                    start_logliks[i] = r.1;
-                    if best.as_ref().is_none_or(|b| r.1 > b.1) {
-                        best = Some(r);
-                    }
-                }
-                Err(e) => error = Some(e),
-            }
-        }
-        let Some((params, loglik, iterations, converged)) = best else {
-            return Err(error.unwrap_or(Error::Estimation {
-                method: "Gaussian mixture",
-                reason: "no start succeeded".into(),
-            }));
-        };
+                self.em(xs, n, d, p, more)
+                    .map(|(p, ll, it, c)| (p, ll, steps + it, c))
+            },
+        )?;
         let k = self.k;
         let (_, resp) = e_step(xs, n, d, k, &params);
         let mut labels: Vec<usize> = (0..n)
@@ -523,11 +479,7 @@ impl FittedGmm {
 
     /// The most probable component of each row of `x`.
     pub fn predict(&self, x: ArrayView2<f64>) -> Result<Vec<usize>> {
-        let p = self.predict_proba(x)?;
-        Ok(p.rows()
-            .into_iter()
-            .map(|r| (0..self.k).fold(0, |b, c| if r[c] > r[b] { c } else { b }))
-            .collect())
+        Ok(super::most_probable(&self.predict_proba(x)?))
     }
 }
 

@@ -161,19 +161,20 @@ impl Items {
 
     fn select(&self, keep: impl Fn(&[u8]) -> bool) -> (Items, Vec<usize>) {
         let kept: Vec<usize> = (0..self.rows).filter(|&i| keep(self.row(i))).collect();
-        let codes = kept
-            .iter()
-            .flat_map(|&i| self.row(i).iter().copied())
-            .collect();
-        (
-            Items {
-                names: self.names.clone(),
-                labels: self.labels.clone(),
-                codes,
-                rows: kept.len(),
-            },
-            kept,
-        )
+        (self.subset(&kept), kept)
+    }
+
+    /// The rows at `rows` (in that order; a row may repeat, as in a bootstrap sample).
+    pub fn subset(&self, rows: &[usize]) -> Items {
+        Items {
+            names: self.names.clone(),
+            labels: self.labels.clone(),
+            codes: rows
+                .iter()
+                .flat_map(|&i| self.row(i).iter().copied())
+                .collect(),
+            rows: rows.len(),
+        }
     }
 
     /// These answers recoded to `other`'s items and categories (matched by name and

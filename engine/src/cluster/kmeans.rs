@@ -183,9 +183,7 @@ impl KMeans {
         let runs: Vec<Run> = (0..self.starts)
             .into_par_iter()
             .map(|s| {
-                let mut rng = ChaCha8Rng::seed_from_u64(
-                    self.seed ^ (s as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                );
+                let mut rng = ChaCha8Rng::seed_from_u64(super::start_seed(self.seed, s));
                 match &bytes {
                     Some(b) => {
                         let init = seed_plus_plus(b, n, p, self.k, &mut rng);

@@ -190,9 +190,7 @@ impl KPrototypes {
         let runs: Vec<Run> = (0..self.starts)
             .into_par_iter()
             .map(|s| {
-                let mut rng = ChaCha8Rng::seed_from_u64(
-                    self.seed ^ (s as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                );
+                let mut rng = ChaCha8Rng::seed_from_u64(super::start_seed(self.seed, s));
                 data.run(&mut rng, self.max_iter)
             })
             .collect();

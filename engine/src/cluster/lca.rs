@@ -218,7 +218,7 @@ impl Patterns {
 }
 
 /// A start's end: parameters, log-likelihood, E-steps, converged.
-type Outcome = (Params, f64, usize, bool);
+type Outcome = super::Outcome<Params>;
 
 /// Log class shares and log answer probabilities, ρ at `(offset[j] + k) · R + r`.
 #[derive(Debug, Clone)]
@@ -335,81 +335,29 @@ impl Lca {
         // Two stages, as Mplus does: every start runs a short while, then only the best
         // quarter run to convergence. A start stuck on a plateau can crawl for
         // thousands of steps towards an optimum others have long beaten.
-        let first: Vec<Result<Outcome>> = (0..self.starts)
-            .into_par_iter()
-            .map(|s| {
-                let mut rng = ChaCha8Rng::seed_from_u64(
-                    self.seed ^ (s as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                );
+        let ((params, loglik, iterations, converged), start_logliks) = super::two_stage(
+            self.starts,
+            self.starts.div_ceil(4),
+            "latent class analysis",
+            |s| {
+                let mut rng = ChaCha8Rng::seed_from_u64(super::start_seed(self.seed, s));
                 let start = random_start(&layout, &mut rng);
+                let steps = INITIAL_STEPS.min(self.max_iter);
                 self.run(
                     &patterns,
                     &layout,
                     start,
                     nf,
-                    INITIAL_STEPS.min(self.max_iter),
+                    steps,
                     INITIAL_TOL.max(self.tol),
                 )
-            })
-            .collect();
-        let mut start_logliks: Vec<f64> = first
-            .iter()
-            .map(|r| r.as_ref().map_or(f64::NAN, |r| r.1))
-            .collect();
-        let mut order: Vec<usize> = (0..first.len()).filter(|&i| first[i].is_ok()).collect();
-        order.sort_by(|&a, &b| {
-            start_logliks[b]
-                .total_cmp(&start_logliks[a])
-                .then(a.cmp(&b))
-        });
-        let keep = self.starts.div_ceil(4).max(1);
-        order.truncate(keep);
-        let mut last_error = None;
-        let mut seeds: Vec<Option<(Params, usize)>> = Vec::with_capacity(first.len());
-        for r in first {
-            match r {
-                Ok((p, _, steps, _)) => seeds.push(Some((p, steps))),
-                Err(e) => {
-                    seeds.push(None);
-                    last_error = Some(e);
-                }
-            }
-        }
-        let finals: Vec<(usize, Result<Outcome>)> = order
-            .par_iter()
-            .filter_map(|&i| seeds[i].clone().map(|s| (i, s)))
-            .map(|(i, (p, steps))| {
-                let r = self
-                    .run(
-                        &patterns,
-                        &layout,
-                        p,
-                        nf,
-                        self.max_iter.saturating_sub(steps).max(1),
-                        self.tol,
-                    )
-                    .map(|(p, ll, more, conv)| (p, ll, steps + more, conv));
-                (i, r)
-            })
-            .collect();
-        let mut best: Option<Outcome> = None;
-        for (i, r) in finals {
-            match r {
-                Ok(r) => {
-                    start_logliks[i] = r.1;
-                    if best.as_ref().is_none_or(|b| r.1 > b.1) {
-                        best = Some(r);
-                    }
-                }
-                Err(e) => last_error = Some(e),
-            }
-        }
-        let Some((params, loglik, iterations, converged)) = best else {
-            return Err(last_error.unwrap_or(Error::Estimation {
-                method: "latent class analysis",
-                reason: "no start succeeded".into(),
-            }));
-        };
+            },
+            |(p, _, steps, _)| {
+                let left = self.max_iter.saturating_sub(steps).max(1);
+                self.run(&patterns, &layout, p, nf, left, self.tol)
+                    .map(|(p, ll, more, conv)| (p, ll, steps + more, conv))
+            },
+        )?;
         let best_found = start_logliks
             .iter()
             .filter(|&&l| (l - loglik).abs() <= 1e-6 * n as f64)
@@ -797,14 +745,7 @@ fn finish(
     let posterior = Array2::from_shape_fn((n, r), |(i, c)| {
         post_pattern[[patterns.of_row[i] as usize, c]]
     });
-    let entropy = (r > 1).then(|| {
-        let h: f64 = posterior
-            .iter()
-            .filter(|&&p| p > 0.0)
-            .map(|&p| -p * p.ln())
-            .sum();
-        1.0 - h / (n as f64 * (r as f64).ln())
-    });
+    let entropy = super::relative_entropy(&posterior);
     let npar = (r - 1) + r * layout.cats.iter().map(|k| k - 1).sum::<usize>();
     let probs = layout
         .offsets
@@ -916,12 +857,7 @@ impl FittedLca {
 
     /// The most probable class of each new person (the first on ties).
     pub fn predict(&self, items: &Items) -> Result<Vec<usize>> {
-        Ok(self
-            .predict_proba(items)?
-            .rows()
-            .into_iter()
-            .map(|p| argmax(p.as_slice().unwrap_or(&[])))
-            .collect())
+        Ok(super::most_probable(&self.predict_proba(items)?))
     }
 
     /// Standard errors of the shares and answer probabilities (poLCA's method, see
@@ -1028,20 +964,6 @@ impl FittedLca {
 
     /// The most probable class of each fitted row.
     pub fn labels(&self) -> Vec<usize> {
-        self.posterior
-            .rows()
-            .into_iter()
-            .map(|p| argmax(&p.to_vec()))
-            .collect()
+        super::most_probable(&self.posterior)
     }
-}
-
-fn argmax(v: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
 }

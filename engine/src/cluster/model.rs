@@ -225,11 +225,7 @@ impl SavedModel {
                     }
                 }
                 let post = fit.predict_proba(x.view())?;
-                let labels = post
-                    .rows()
-                    .into_iter()
-                    .map(|r| (0..r.len()).fold(0, |b, c| if r[c] > r[b] { c } else { b }))
-                    .collect();
+                let labels = super::most_probable(&post);
                 Ok((place(&keep, labels), Some(post)))
             }
             SavedModel::Lca {
@@ -251,11 +247,7 @@ impl SavedModel {
                 let data = Items::from_table(table, items)?;
                 let (answered, keep) = data.answered();
                 let post = fit.predict_proba(&answered)?;
-                let labels = post
-                    .rows()
-                    .into_iter()
-                    .map(|r| (0..r.len()).fold(0, |b, c| if r[c] > r[b] { c } else { b }))
-                    .collect();
+                let labels = super::most_probable(&post);
                 Ok((place(&keep, labels), Some(post)))
             }
             SavedModel::Kprototypes {
@@ -275,28 +267,13 @@ impl SavedModel {
                 )?;
                 let (x, keep_num) = numeric(num_cols)?;
                 let cat = Items::from_table(table, categorical)?;
-                let complete: Vec<usize> = keep_num
-                    .iter()
-                    .copied()
-                    .filter(|&i| !cat.row(i).contains(&super::items::MISSING))
+                // Rows with every number (positions in `x`) and every category too.
+                let pos: Vec<usize> = (0..keep_num.len())
+                    .filter(|&r| !cat.row(keep_num[r]).contains(&super::items::MISSING))
                     .collect();
-                let xs = Array2::from_shape_fn((complete.len(), x.ncols()), |(i, j)| {
-                    table
-                        .numeric(&num_cols[j])
-                        .map_or(f64::NAN, |v| v[complete[i]])
-                });
-                let cs = Items::from_codes(
-                    categorical.clone(),
-                    (0..cat.len()).map(|j| cat.labels(j).to_vec()).collect(),
-                    (0..cat.len())
-                        .map(|j| {
-                            complete
-                                .iter()
-                                .map(|&i| Some(u32::from(cat.row(i)[j])))
-                                .collect()
-                        })
-                        .collect(),
-                )?;
+                let complete: Vec<usize> = pos.iter().map(|&r| keep_num[r]).collect();
+                let xs = x.select(ndarray::Axis(0), &pos);
+                let cs = cat.subset(&complete);
                 Ok((place(&complete, fit.predict(xs.view(), &cs)?), None))
             }
         }

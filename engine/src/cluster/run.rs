@@ -212,10 +212,15 @@ impl From<LcaErrors> for LcaSe {
     }
 }
 
+/// Column means and population SDs.
+type Scale = (Vec<f64>, Vec<f64>);
+
 /// The data of a run: numeric columns of the complete rows and categorical items.
 struct Data {
     num: Array2<f64>,
     num_names: Vec<String>,
+    /// z-scores of `num` and the means and SDs behind them, when asked for.
+    z: Option<(Array2<f64>, Scale)>,
     cat: Option<Items>,
     /// Input row of each used row.
     rows: Vec<usize>,
@@ -387,31 +392,23 @@ fn read_data(table: &Table, spec: &ClusterSpec, path: &Path) -> Result<Data> {
         });
     }
     let num = Array2::from_shape_fn((rows.len(), num_names.len()), |(i, j)| num_cols[j][rows[i]]);
-    let cat = cat.map(|items| subset_items(&items, &rows)).transpose()?;
+    let cat = cat.map(|items| items.subset(&rows));
+    // z-scores once, for every k and bootstrap sample.
+    let z = match spec.method {
+        Method::Kmeans | Method::Gmm if spec.standardise => {
+            let (z, m, s) = standardise(num.view())?;
+            Some((z, (m, s)))
+        }
+        _ => None,
+    };
     Ok(Data {
         num,
         num_names,
         cat,
+        z,
         rows,
         total: n,
     })
-}
-
-fn subset_items(items: &Items, rows: &[usize]) -> Result<Items> {
-    Items::from_codes(
-        items.names().to_vec(),
-        (0..items.len()).map(|j| items.labels(j).to_vec()).collect(),
-        (0..items.len())
-            .map(|j| {
-                rows.iter()
-                    .map(|&i| {
-                        let v = items.row(i)[j];
-                        (v != super::items::MISSING).then_some(u32::from(v))
-                    })
-                    .collect()
-            })
-            .collect(),
-    )
 }
 
 /// A fitted model of the run, reduced to what the report needs.
@@ -423,12 +420,10 @@ struct Fit {
     model: SavedModel,
 }
 
-/// The data the numeric methods cluster: raw or z-scores.
-fn clustered(data: &Data, spec: &ClusterSpec) -> Result<Array2<f64>> {
-    if spec.standardise {
-        Ok(standardise(data.num.view())?.0)
-    } else {
-        Ok(data.num.clone())
+impl Data {
+    /// The numbers the numeric methods cluster: the raw values or their z-scores.
+    fn space(&self) -> &Array2<f64> {
+        self.z.as_ref().map_or(&self.num, |(z, _)| z)
     }
 }
 
@@ -475,7 +470,7 @@ fn fit_method(
                 .standardise(spec.standardise)
                 .fit(data.num.view())?;
             let fitted = clock.elapsed().as_secs_f64();
-            let x = clustered(data, spec)?;
+            let x = data.space();
             let sil = sampled_silhouette(x.view(), &fit.labels, k, spec.seed, note);
             Ok((
                 Candidate {
@@ -501,7 +496,7 @@ fn fit_method(
             ))
         }
         Method::Gmm => {
-            let x = clustered(data, spec)?;
+            let x = data.space();
             let fit = Gmm::new(k, spec.covariance)?
                 .starts(starts)?
                 .seed(spec.seed)
@@ -515,7 +510,7 @@ fn fit_method(
                     bic: Some(fit.bic),
                     aic: Some(fit.aic),
                     silhouette: sil,
-                    entropy: relative_entropy(&post),
+                    entropy: super::relative_entropy(&post),
                     sizes: fit.sizes.clone(),
                     ..empty
                 },
@@ -530,12 +525,7 @@ fn fit_method(
                     model: SavedModel::gmm(
                         &data.num_names,
                         &fit,
-                        if spec.standardise {
-                            let (_, m, s) = standardise(data.num.view())?;
-                            Some((m, s))
-                        } else {
-                            None
-                        },
+                        data.z.as_ref().map(|(_, scale)| scale.clone()),
                     ),
                     labels: fit.labels,
                     posterior: Some(post),
@@ -637,7 +627,7 @@ fn refit_predict(data: &Data, spec: &ClusterSpec, k: usize, rows: &[usize]) -> R
     };
     match spec.method {
         Method::Kmeans => {
-            let x = clustered(data, spec)?;
+            let x = data.space();
             let fit = KMeans::new(k)?
                 .starts(starts)?
                 .seed(spec.seed)
@@ -645,7 +635,7 @@ fn refit_predict(data: &Data, spec: &ClusterSpec, k: usize, rows: &[usize]) -> R
             fit.predict(x.view())
         }
         Method::Gmm => {
-            let x = clustered(data, spec)?;
+            let x = data.space();
             let fit = Gmm::new(k, spec.covariance)?
                 .starts(starts)?
                 .seed(spec.seed)
@@ -657,7 +647,7 @@ fn refit_predict(data: &Data, spec: &ClusterSpec, k: usize, rows: &[usize]) -> R
                 name: "columns",
                 reason: "no categorical columns".into(),
             })?;
-            let sample = subset_items(items, rows)?;
+            let sample = items.subset(rows);
             let fit = Lca::new(k)?.starts(starts)?.seed(spec.seed).fit(&sample)?;
             fit.predict(items)
         }
@@ -666,7 +656,7 @@ fn refit_predict(data: &Data, spec: &ClusterSpec, k: usize, rows: &[usize]) -> R
                 name: "categorical",
                 reason: "no categorical columns".into(),
             })?;
-            let sample = subset_items(items, rows)?;
+            let sample = items.subset(rows);
             let fit = KPrototypes::new(k)?
                 .starts(starts)?
                 .seed(spec.seed)
@@ -754,17 +744,4 @@ fn sampled_silhouette(
     let xs = Array2::from_shape_fn((rows.len(), x.ncols()), |(i, j)| x[[rows[i], j]]);
     let ls: Vec<usize> = rows.iter().map(|&i| labels[i]).collect();
     silhouette(xs.view(), &ls).ok().map(|s| s.0)
-}
-
-/// 1 − Σ −p ln p / (n ln k) of posterior probabilities.
-fn relative_entropy(post: &Array2<f64>) -> Option<f64> {
-    let (n, k) = post.dim();
-    (k > 1).then(|| {
-        let h: f64 = post
-            .iter()
-            .filter(|&&p| p > 0.0)
-            .map(|&p| -p * p.ln())
-            .sum();
-        1.0 - h / (n as f64 * (k as f64).ln())
-    })
 }

@@ -62,9 +62,7 @@ where
     let runs: Vec<Option<(f64, Vec<f64>)>> = (0..replicates)
         .into_par_iter()
         .map(|b| {
-            let mut rng = ChaCha8Rng::seed_from_u64(
-                seed ^ (b as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            );
+            let mut rng = ChaCha8Rng::seed_from_u64(super::start_seed(seed, b));
             let rows: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
             let new = fit_predict(&rows).ok()?;
             if new.len() != n {
