@@ -246,11 +246,14 @@ impl Table {
         if let Some(t) = &c.text
             && let Some(i) = t.code.iter().position(|&k| k != u32::MAX)
         {
-            return Err(self.bad(
-                i,
-                name,
-                format!("'{}' is not a number", t.levels[t.code[i] as usize]),
-            ));
+            let value = &t.levels[t.code[i] as usize];
+            // A tax code is never echoed, not even in an error on the terminal.
+            let shown = if crate::codice_fiscale::TaxCode::parse(value).is_ok() {
+                "a tax code".to_string()
+            } else {
+                format!("'{value}'")
+            };
+            return Err(self.bad(i, name, format!("{shown} is not a number")));
         }
         Ok(&c.num)
     }
@@ -389,5 +392,29 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
             Some(p) => format!("line {}: {e}", p.line()),
             None => e.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tax_code_in_a_numeric_column_is_not_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, "cf,x\nRSSMRA85T10A562S,1\n").unwrap();
+        let t = Table::read(&path, &["cf", "x"]).unwrap();
+        let err = t.numeric("cf").unwrap_err().to_string();
+        assert!(err.contains("a tax code is not a number"), "{err}");
+        assert!(!err.contains("RSSMRA"), "{err}");
+        std::fs::write(&path, "cf,x\nabc,1\n").unwrap();
+        let t = Table::read(&path, &["cf", "x"]).unwrap();
+        assert!(
+            t.numeric("cf")
+                .unwrap_err()
+                .to_string()
+                .contains("'abc' is not a number")
+        );
     }
 }
