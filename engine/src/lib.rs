@@ -32,6 +32,7 @@ pub mod cluster;
 pub mod codice_fiscale;
 pub mod columns;
 pub mod error;
+pub mod forecast;
 pub mod indicators;
 pub mod ingest;
 pub mod instruments;
