@@ -743,14 +743,21 @@ impl Params {
 /// modulus at most `radius`: the Schur–Cohn test on the polynomial rescaled by `radius`,
 /// which needs no root finding.
 fn roots_within(p: &[f64], radius: f64) -> bool {
+    // On the stack: this runs at every objective evaluation of a seasonal model.
+    let mut a = [0.0f64; MAX_SEASON + 2];
+    let mut b = [0.0f64; MAX_SEASON + 2];
+    if p.len() > a.len() {
+        return false;
+    }
     // q(w) = p(radius·w): roots of q are roots of p divided by radius.
-    let mut a: Vec<f64> = p
-        .iter()
-        .enumerate()
-        .map(|(i, c)| c * radius.powi(i as i32))
-        .collect();
-    while a.len() > 1 {
-        let n = a.len() - 1;
+    let mut scale = 1.0;
+    for (i, c) in p.iter().enumerate() {
+        a[i] = c * scale;
+        scale *= radius;
+    }
+    let mut len = p.len();
+    while len > 1 {
+        let n = len - 1;
         let lead = a[n];
         if lead == 0.0 {
             return false;
@@ -760,16 +767,18 @@ fn roots_within(p: &[f64], radius: f64) -> bool {
         if !k.is_finite() || k.abs() >= 1.0 {
             return false;
         }
-        // Step down: b_i = (lead·a_{i+1} − a_0·a_{n−i−1}), degree n − 1 (reversed Schur
-        // transform), which keeps the roots-inside property.
-        let mut b: Vec<f64> = (0..n)
-            .map(|i| lead * a[i + 1] - a[0] * a[n - 1 - i])
-            .collect();
-        // Rescale to a unit leading coefficient: without it the coefficients shrink by
-        // lead² − a₀² each step and underflow to 0/0 on seasonal polynomials.
+        // Step down to degree n − 1 (the Levinson recursion run backwards), which keeps
+        // the roots-inside property; rescaled to a unit leading coefficient, without
+        // which the coefficients shrink by lead² − a₀² each step and underflow on
+        // seasonal polynomials.
+        for i in 0..n {
+            b[i] = lead * a[i + 1] - a[0] * a[n - 1 - i];
+        }
         let top = b[n - 1];
-        b.iter_mut().for_each(|v| *v /= top);
-        a = b;
+        for i in 0..n {
+            a[i] = b[i] / top;
+        }
+        len = n;
     }
     true
 }
@@ -995,6 +1004,144 @@ fn likelihood(
     (lik, l, b, head)
 }
 
+/// Component codes of the specialised likelihood kernel.
+const N: u8 = 0;
+const A: u8 = 1;
+const M: u8 = 2;
+
+fn code(c: Component) -> u8 {
+    match c {
+        Component::None => N,
+        Component::Additive => A,
+        Component::Multiplicative => M,
+    }
+}
+
+/// −2 log-likelihood only, specialised at compile time for the error (`E`), trend (`T`)
+/// and season (`S`) forms: the objective runs thousands of times per fit, and without
+/// the per-step branches and the general k-step forecast it runs about three times
+/// faster. Same arithmetic as [`likelihood`] (a unit test holds them equal).
+fn likelihood_kernel<const E: u8, const T: u8, const S: u8>(
+    p: &Params,
+    y: &[f64],
+    l0: f64,
+    b0: f64,
+    ring: &mut [f64],
+) -> f64 {
+    let (alpha, beta, gamma, phi) = (p.alpha, p.beta, p.gamma, p.phi);
+    let beta_star = beta / alpha;
+    let m = ring.len();
+    let (mut l, mut b) = (l0, b0);
+    let mut head = 0;
+    let mut sse = 0.0;
+    let mut logs = 0.0;
+    // |ŷ| multiplied in blocks of 8 and logged once per block: one ln per 8 steps.
+    let mut prod = 1.0;
+    for (t, &obs) in y.iter().enumerate() {
+        let (q, phib) = match T {
+            N => (l, 0.0),
+            A => {
+                let pb = phi * b;
+                (l + pb, pb)
+            }
+            _ => {
+                if b < 0.0 {
+                    return f64::NAN;
+                }
+                let pb = if phi == 1.0 { b } else { b.powf(phi) };
+                (l * pb, pb)
+            }
+        };
+        let old_s = if S == N { 0.0 } else { ring[head] };
+        let f = match S {
+            N => q,
+            A => q + old_s,
+            _ => q * old_s,
+        };
+        let e = if E == M {
+            let d = if f.abs() < TOL { f + TOL } else { f };
+            (obs - f) / d
+        } else {
+            obs - f
+        };
+        sse += e * e;
+        if E == M {
+            let a = f.abs();
+            prod *= if a > 0.0 { a } else { a + 1e-8 };
+            if t % 8 == 7 {
+                logs += prod.ln();
+                prod = 1.0;
+            }
+        }
+        let pv = match S {
+            N => obs,
+            A => obs - old_s,
+            _ => {
+                if old_s.abs() < TOL {
+                    HUGE
+                } else {
+                    obs / old_s
+                }
+            }
+        };
+        let new_l = q + alpha * (pv - q);
+        match T {
+            N => {}
+            A => b = phib + beta_star * (new_l - l - phib),
+            _ => {
+                let r = if l.abs() < TOL { HUGE } else { new_l / l };
+                b = phib + beta_star * (r - phib);
+            }
+        }
+        if S != N {
+            let tv = match S {
+                A => obs - q,
+                _ => {
+                    if q.abs() < TOL {
+                        HUGE
+                    } else {
+                        obs / q
+                    }
+                }
+            };
+            ring[head] = old_s + gamma * (tv - old_s);
+            head += 1;
+            if head == m {
+                head = 0;
+            }
+        }
+        l = new_l;
+    }
+    if !(sse.is_finite() && l.is_finite()) {
+        return f64::NAN;
+    }
+    let n = y.len() as f64;
+    let mut lik = n * if sse > 0.0 {
+        sse.ln()
+    } else {
+        (sse + 1e-8).ln()
+    };
+    if E == M {
+        logs += prod.ln();
+        lik += 2.0 * logs;
+    }
+    lik
+}
+
+/// Dispatches to the kernel specialised for the model's forms.
+fn fast_likelihood(p: &Params, y: &[f64], l0: f64, b0: f64, ring: &mut [f64]) -> f64 {
+    macro_rules! go {
+        ($($e:ident $t:ident $s:ident),*) => {
+            match (code(p.ty.error), code(p.ty.trend), code(p.ty.season)) {
+                $(($e, $t, $s) => likelihood_kernel::<$e, $t, $s>(p, y, l0, b0, ring),)*
+                _ => likelihood(p, y, l0, b0, ring, None).0,
+            }
+        };
+    }
+    go!(A N N, A N A, A A N, A A A, M N N, M N A, M N M, M A N, M A A, M A M, M M N, M M M,
+        A M N, A M A, A N M, A A M, A M M, M M A)
+}
+
 /// Builds the seasonal ring from the m − 1 free states (most recent first) as R does:
 /// the implied state makes them sum to 0 (additive) or m (multiplicative).
 fn ring_from_free(free: &[f64], m: usize, season: Component, ring: &mut [f64]) {
@@ -1092,7 +1239,7 @@ fn fit_model(
                 return f64::INFINITY;
             }
         }
-        let (lik, ..) = likelihood(&p, y, l0, b0, &mut ring, None);
+        let lik = fast_likelihood(&p, y, l0, b0, &mut ring);
         if lik.is_nan() {
             f64::INFINITY
         } else {
@@ -1190,6 +1337,47 @@ mod tests {
         p[m] = alpha + beta - phi;
         p[m + 1] = 1.0;
         assert!(roots_within(&p, 1.0 + 1e-10));
+    }
+
+    #[test]
+    fn the_specialised_kernel_equals_the_general_pass() {
+        let y: Vec<f64> = (0..50)
+            .map(|t| 100.0 + t as f64 + 15.0 * ((t % 4) as f64 - 1.5) + ((t * 7) % 5) as f64)
+            .collect();
+        for code in [
+            "ANN", "AAN", "AAdN", "ANA", "AAA", "AAdA", "MNN", "MAN", "MAdN", "MNA", "MAA", "MNM",
+            "MAM", "MAdM", "MMN", "MMdM",
+        ] {
+            let ty = EtsType::parse(code).unwrap();
+            let p = Params {
+                ty,
+                m: 4,
+                alpha: 0.3,
+                beta: 0.05,
+                gamma: 0.1,
+                phi: if ty.damped { 0.9 } else { 1.0 },
+            };
+            let l0 = 100.0;
+            let b0 = if ty.trend == Component::Multiplicative {
+                1.01
+            } else {
+                1.0
+            };
+            let init: Vec<f64> = if ty.season == Component::Multiplicative {
+                vec![1.1, 0.9, 1.05, 0.95]
+            } else {
+                vec![10.0, -10.0, 5.0, -5.0]
+            };
+            let m = if ty.season == Component::None { 1 } else { 4 };
+            let mut r1 = init[..m].to_vec();
+            let mut r2 = init[..m].to_vec();
+            let a = likelihood(&p, &y, l0, b0, &mut r1, None).0;
+            let b = fast_likelihood(&p, &y, l0, b0, &mut r2);
+            assert!(
+                (a - b).abs() < 1e-9 * a.abs().max(1.0),
+                "{code}: {a} vs {b}"
+            );
+        }
     }
 
     #[test]

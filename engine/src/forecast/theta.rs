@@ -229,7 +229,13 @@ fn fit_core(y: &[f64], model: ThetaModel) -> Core {
         upper.push(1e10);
     }
     let mut buf = Vec::with_capacity(y.len());
-    let best = NelderMead::default().minimise(
+    // statsforecast's stopping rule for theta (its objective is a scaled sum of squares,
+    // not a log-likelihood).
+    let nm = NelderMead {
+        tol_std: 1e-4,
+        ..NelderMead::default()
+    };
+    let best = nm.minimise(
         |x| {
             let theta = if model.optimised() { x[2] } else { 2.0 };
             pass(y, model, x[0], x[1], theta, &mut buf);
