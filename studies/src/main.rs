@@ -18,6 +18,7 @@ use occupa_reports::{Lang, Report};
 
 mod cluster;
 mod evaluate;
+mod forecast;
 
 // Ingestion allocates millions of small strings across threads; mimalloc halves the time
 // glibc's allocator spends there (benches/RESULTS.md).
@@ -68,6 +69,9 @@ enum Command {
     /// Profiles of people: k-means, Gaussian mixtures, latent class analysis or
     /// k-prototypes, with model selection, stability and readable profiles.
     Cluster(Box<cluster::ClusterArgs>),
+    /// Forecasts of many series (hires, vacancies) with intervals: ETS, Theta, Comb or the
+    /// method that did best in a backtest, with intervals calibrated on held-out errors.
+    Forecast(Box<forecast::ForecastArgs>),
     /// Manage the pseudonymisation key.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -550,6 +554,7 @@ fn main() {
         Command::AnonymiseTable(a) => anonymise_table(*a),
         Command::Evaluate(a) => evaluate::run(*a),
         Command::Cluster(a) => cluster::run(*a),
+        Command::Forecast(a) => forecast::run(*a),
         Command::Anonymise { data, policy, out } => (|| {
             use occupa_anonymiser::release::{Policy, research_release};
             let policy = Policy::from_file(&policy)?;

@@ -6,8 +6,10 @@
 //! `OCCUPA_DATA_DIR=../shared/data cargo run --release -p occupa-benches --bin m3-forecast --
 //!  monthly|quarterly MODEL[,MODEL…] [--limit N] [--out FILE.csv]`
 //!
-//! MODEL: snaive, ets, ets-usual, theta (STM), otm, dstm, dotm, autotheta, comb.
-//! Prints one line per model; `--out` writes every forecast (unique_id,h,model,mean,lo/hi).
+//! MODEL: auto, snaive, ets, ets:MAdM, theta (STM), otm, autotheta, comb; a `+cal` suffix
+//! calibrates the intervals on the last `h` values of each training part (auto always
+//! does). Prints one line per model; `--out` writes every forecast
+//! (unique_id,h,model,mean,lo/hi).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -15,10 +17,8 @@ use std::time::Instant;
 
 use occupa_engine::forecast::Forecast;
 use occupa_engine::forecast::accuracy::{coverage, mase, smape};
-use occupa_engine::forecast::baseline::{comb, seasonal_naive};
-use occupa_engine::forecast::ets::Ets;
-use occupa_engine::forecast::theta::{Theta, ThetaModel};
-use rayon::prelude::*;
+use occupa_engine::forecast::backtest::{Batch, Method, Selection, forecast_batch};
+use occupa_engine::forecast::baseline::seasonal_naive;
 
 type Series = BTreeMap<String, Vec<(usize, f64)>>;
 
@@ -35,36 +35,6 @@ fn read(path: &std::path::Path) -> Result<Series, Box<dyn std::error::Error>> {
         v.sort_by_key(|p| p.0);
     }
     Ok(out)
-}
-
-fn run(model: &str, y: &[f64], m: usize, h: usize) -> Result<Forecast, String> {
-    let levels = [80.0, 95.0];
-    let r = match model {
-        "snaive" => seasonal_naive(y, m, h, &levels),
-        "ets" => Ets::auto(m).fit(y).and_then(|f| f.predict(h, &levels)),
-        "ets-usual" => Ets::auto(m)
-            .admissible(false)
-            .fit(y)
-            .and_then(|f| f.predict(h, &levels)),
-        "theta" => Theta::new(m, Some(ThetaModel::Stm))
-            .fit(y)
-            .and_then(|f| f.predict(h, &levels)),
-        "otm" => Theta::new(m, Some(ThetaModel::Otm))
-            .fit(y)
-            .and_then(|f| f.predict(h, &levels)),
-        "dstm" => Theta::new(m, Some(ThetaModel::Dstm))
-            .fit(y)
-            .and_then(|f| f.predict(h, &levels)),
-        "dotm" => Theta::new(m, Some(ThetaModel::Dotm))
-            .fit(y)
-            .and_then(|f| f.predict(h, &levels)),
-        "autotheta" => Theta::new(m, None)
-            .fit(y)
-            .and_then(|f| f.predict(h, &levels)),
-        "comb" => comb(y, m, h, &levels),
-        other => return Err(format!("unknown model {other}")),
-    };
-    r.map_err(|e| e.to_string())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -113,12 +83,51 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "model", "series", "sMAPE", "MASE", "cov80", "cov95", "seconds", "failed"
     );
     for model in args[1].split(',') {
+        let (name, calibrate) = match model.strip_suffix("+cal") {
+            Some(n) => (n, true),
+            None => (model, model.starts_with("auto")),
+        };
+        let selection = if name == "auto-series" {
+            Selection::Series
+        } else {
+            Selection::Group
+        };
+        let method = if name.starts_with("auto") {
+            None
+        } else {
+            Some(Method::parse(name)?)
+        };
+        let ys: Vec<Vec<f64>> = ids
+            .iter()
+            .map(|id| train[*id].iter().map(|p| p.1).collect())
+            .collect();
+        let batch = Batch {
+            method,
+            selection,
+            season: m,
+            horizon: h,
+            levels: vec![80.0, 95.0],
+            windows: 1,
+            calibrate,
+        };
         let start = Instant::now();
+        let done = forecast_batch(&ys, &batch, &|| {})?;
+        if method.is_none() {
+            let g: Vec<String> = done
+                .group_mase
+                .iter()
+                .map(|(m, v)| format!("{} {v:.3}", m.name()))
+                .collect();
+            eprintln!("  backtest MASE: {}", g.join(", "));
+        }
         let results: Vec<(String, Result<Forecast, String>)> = ids
-            .par_iter()
-            .map(|id| {
-                let y: Vec<f64> = train[*id].iter().map(|p| p.1).collect();
-                (id.to_string(), run(model, &y, m, h))
+            .iter()
+            .zip(done.series)
+            .map(|(id, r)| {
+                (
+                    id.to_string(),
+                    r.map(|s| s.outcome.forecast).map_err(|e| e.to_string()),
+                )
             })
             .collect();
         let secs = start.elapsed().as_secs_f64();

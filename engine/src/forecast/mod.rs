@@ -15,9 +15,11 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod accuracy;
+pub mod backtest;
 pub mod baseline;
 pub mod decompose;
 pub mod ets;
+pub mod input;
 mod optim;
 pub mod theta;
 
