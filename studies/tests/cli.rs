@@ -632,3 +632,95 @@ fn cluster_finds_planted_groups_and_writes_labels() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn forecast_writes_the_contract_csv_and_refuses_bad_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Two monthly count series over five years, one with a missing month, one that
+    // falls towards zero (its forecasts must not go negative).
+    let mut csv = String::from("id,date,value\n");
+    for t in 0..60 {
+        let (y, m) = (2021 + t / 12, t % 12 + 1);
+        if t != 30 {
+            let v = 50.0 + 20.0 * ((t % 12) as f64 / 2.0).sin() + (t * 7 % 5) as f64;
+            csv.push_str(&format!("Torino/edilizia,{y}-{m:02},{v:.0}\n"));
+        }
+        let w = (60 - t).max(0) as f64 / 4.0 + (t * 3 % 4) as f64;
+        csv.push_str(&format!("Cuneo/turismo,{y}-{m:02},{w:.0}\n"));
+    }
+    let input = tmp.path().join("hires.csv");
+    std::fs::write(&input, csv).unwrap();
+    let out_csv = tmp.path().join("forecast.csv");
+    let out = occupa()
+        .args(["forecast", "--input"])
+        .arg(&input)
+        .args(["--horizon", "12", "--quiet", "--out"])
+        .arg(&out_csv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["forecast"], 2);
+    assert!(
+        summary["notes"].to_string().contains("1 missing period"),
+        "{summary}"
+    );
+    let text = std::fs::read_to_string(&out_csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "id,time,model,mean,lo_80,hi_80,lo_95,hi_95"
+    );
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| {
+            let mut r = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(l.as_bytes());
+            r.records()
+                .next()
+                .unwrap()
+                .unwrap()
+                .iter()
+                .map(String::from)
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), 24);
+    assert_eq!(rows[0][1], "2026-01");
+    assert_eq!(rows[11][1], "2026-12");
+    for r in &rows {
+        let v: Vec<f64> = r[3..].iter().map(|x| x.parse().unwrap()).collect();
+        // Never negative, and the 80 % interval inside the 95 % one around the mean.
+        assert!(v.iter().all(|&x| x >= 0.0), "{r:?}");
+        assert!(
+            v[3] <= v[1] && v[1] <= v[0] && v[0] <= v[2] && v[2] <= v[4],
+            "{r:?}"
+        );
+    }
+
+    let bad = tmp.path().join("bad.csv");
+    std::fs::write(&bad, "id,date,value\na,2026-01,3\na,2026-02,tre\n").unwrap();
+    let out = occupa()
+        .args(["forecast", "--input"])
+        .arg(&bad)
+        .args(["--horizon", "3", "--out"])
+        .arg(tmp.path().join("x.csv"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3") && err.contains("'value'"), "{err}");
+    let out = occupa()
+        .args(["forecast", "--input"])
+        .arg(&input)
+        .args(["--horizon", "3", "--model", "prophet", "--out"])
+        .arg(tmp.path().join("x.csv"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("choose auto, ets"));
+}

@@ -3,6 +3,7 @@
 mod anonymiser;
 mod causal;
 mod cluster;
+mod forecast;
 mod ingest;
 mod pipeline;
 mod rdd;

@@ -85,14 +85,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for model in args[1].split(',') {
         let (name, calibrate) = match model.strip_suffix("+cal") {
             Some(n) => (n, true),
-            None => (model, model.starts_with("auto")),
+            None => (model, model == "auto" || model == "auto-series"),
         };
         let selection = if name == "auto-series" {
             Selection::Series
         } else {
             Selection::Group
         };
-        let method = if name.starts_with("auto") {
+        let method = if name == "auto" || name == "auto-series" {
             None
         } else {
             Some(Method::parse(name)?)

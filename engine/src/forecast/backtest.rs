@@ -337,6 +337,19 @@ impl Calibration {
                 iv.upper[k] = mu + c * (iv.upper[k] - mu);
             }
         }
+        // Factors estimated level by level could let a narrower level poke out of a wider
+        // one; keep them nested.
+        let mut order: Vec<usize> = (0..fc.intervals.len()).collect();
+        order.sort_by(|&a, &b| fc.intervals[a].level.total_cmp(&fc.intervals[b].level));
+        for w in order.windows(2) {
+            let (inner, outer) = (w[0], w[1]);
+            for k in 0..fc.mean.len() {
+                let lo = fc.intervals[inner].lower[k].min(fc.intervals[outer].lower[k]);
+                let hi = fc.intervals[inner].upper[k].max(fc.intervals[outer].upper[k]);
+                fc.intervals[outer].lower[k] = lo;
+                fc.intervals[outer].upper[k] = hi;
+            }
+        }
     }
 }
 
