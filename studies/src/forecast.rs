@@ -6,7 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use occupa_engine::forecast::Forecast;
 use occupa_engine::forecast::backtest::{Batch, Method, Selection, forecast_batch};
+use occupa_engine::forecast::hierarchy::{
+    Hierarchy, Reconciliation, clip_coherent, forecast_hierarchy,
+};
 use occupa_engine::forecast::input::SeriesSet;
 
 #[derive(Args)]
@@ -27,9 +31,18 @@ pub struct ForecastArgs {
     /// Interval levels in percent, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "80,95")]
     levels: Vec<f64>,
-    /// Column of the series identifier.
-    #[arg(long, default_value = "id")]
-    id: String,
+    /// Column(s) of the series identifier, comma-separated (e.g. Region,Purpose).
+    #[arg(long, default_value = "id", value_delimiter = ',')]
+    id: Vec<String>,
+    /// Forecasts that add up: the aggregation levels above the series, separated by `;`,
+    /// each a column or columns joined by `+` (e.g. "regione" for provinces → regions →
+    /// Italy; "State;Region;Purpose;State+Purpose" for a grouped structure). The total is
+    /// always included. Every series must cover the same periods.
+    #[arg(long)]
+    hierarchy: Option<String>,
+    /// With --hierarchy: auto (chosen by backtest), bu, ols, wls or mint.
+    #[arg(long, default_value = "auto")]
+    reconcile: String,
     /// Column of the period: a date (2026-03-31), a month (2026-03), a quarter (2026Q1)
     /// or an integer index.
     #[arg(long, default_value = "date")]
@@ -70,7 +83,30 @@ pub fn run(a: ForecastArgs) -> Result<()> {
         "series" => Selection::Series,
         other => bail!("--select {other:?}: use group or series"),
     };
-    let set = SeriesSet::read(&a.input, &a.id, &a.time, &a.value)?;
+    // Aggregation levels: each a list of key columns.
+    let levels: Vec<Vec<String>> = a
+        .hierarchy
+        .as_deref()
+        .map(|h| {
+            h.split(';')
+                .map(|l| {
+                    l.split('+')
+                        .map(|c| c.trim().to_string())
+                        .filter(|c| !c.is_empty())
+                        .collect::<Vec<_>>()
+                })
+                .filter(|l: &Vec<String>| !l.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut key_columns: Vec<&str> = Vec::new();
+    for c in levels.iter().flatten() {
+        if !key_columns.contains(&c.as_str()) {
+            key_columns.push(c);
+        }
+    }
+    let ids: Vec<&str> = a.id.iter().map(String::as_str).collect();
+    let set = SeriesSet::read_with_keys(&a.input, &ids, &a.time, &a.value, &key_columns)?;
     let season = a.season.unwrap_or_else(|| set.natural_season());
     let batch = Batch {
         method,
@@ -81,6 +117,9 @@ pub fn run(a: ForecastArgs) -> Result<()> {
         windows: a.windows.max(1),
         calibrate: !a.no_calibration,
     };
+    if a.hierarchy.is_some() {
+        return run_hierarchy(&a, &set, &levels, &key_columns, &batch);
+    }
     let pb = crate::bar(format!("forecast {} series", set.ids.len()));
     pb.set_length(set.ids.len() as u64);
     if a.quiet {
@@ -89,20 +128,11 @@ pub fn run(a: ForecastArgs) -> Result<()> {
     let result = forecast_batch(&set.values, &batch, &|| pb.inc(1))?;
     pb.finish_and_clear();
 
-    let tmp = a.out.with_extension("csv.tmp");
-    let mut f = std::io::BufWriter::new(
-        std::fs::File::create(&tmp).with_context(|| format!("{}", tmp.display()))?,
-    );
-    let mut header = String::from("id,time,model,mean");
-    for l in &a.levels {
-        let l = fmt_level(*l);
-        header.push_str(&format!(",lo_{l},hi_{l}"));
-    }
-    writeln!(f, "{header}")?;
     let mut notes = Vec::new();
     let mut methods: std::collections::BTreeMap<String, usize> = Default::default();
     let mut failed = Vec::new();
     let mut clipped = 0usize;
+    let mut rows: Vec<(&String, Forecast, i64)> = Vec::new();
     for (i, r) in result.series.iter().enumerate() {
         let id = &set.ids[i];
         let s = match r {
@@ -115,9 +145,8 @@ pub fn run(a: ForecastArgs) -> Result<()> {
         let mut fc = s.outcome.forecast.clone();
         // Counts (no negative value observed) are never forecast below zero.
         if set.values[i].iter().all(|&v| v >= 0.0) {
-            let before = fc.mean.iter().filter(|&&v| v < 0.0).count();
+            clipped += fc.mean.iter().filter(|&&v| v < 0.0).count();
             fc.clip_at_zero();
-            clipped += before;
         }
         *methods.entry(fc.model.clone()).or_default() += 1;
         if let Some(why) = &s.outcome.fallback {
@@ -130,23 +159,15 @@ pub fn run(a: ForecastArgs) -> Result<()> {
             ));
         }
         let last = set.start[i] + (set.values[i].len() as i64 - 1) * set.step;
-        for k in 0..a.horizon {
-            let mut line = format!(
-                "{},{},{},{}",
-                csv_field(id),
-                set.label(last + (k as i64 + 1) * set.step),
-                csv_field(&fc.model),
-                fc.mean[k]
-            );
-            for iv in &fc.intervals {
-                line.push_str(&format!(",{},{}", iv.lower[k], iv.upper[k]));
-            }
-            writeln!(f, "{line}")?;
-        }
+        rows.push((id, fc, last));
     }
-    f.flush()?;
-    drop(f);
-    std::fs::rename(&tmp, &a.out).with_context(|| format!("{}", a.out.display()))?;
+    write_rows(
+        &a.out,
+        &a.levels,
+        a.horizon,
+        &set,
+        rows.iter().map(|(id, f, last)| (*id, f, *last)),
+    )?;
     if !failed.is_empty() && failed.len() == set.ids.len() {
         bail!("no series could be forecast; first: {}", failed[0]);
     }
@@ -169,6 +190,128 @@ pub fn run(a: ForecastArgs) -> Result<()> {
         "out": a.out,
     });
     println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+fn run_hierarchy(
+    a: &ForecastArgs,
+    set: &SeriesSet,
+    levels: &[Vec<String>],
+    key_columns: &[&str],
+    batch: &Batch,
+) -> Result<()> {
+    let reconcile = match a.reconcile.as_str() {
+        "auto" => None,
+        other => Some(Reconciliation::parse(other)?),
+    };
+    let (len, start) = (set.values[0].len(), set.start[0]);
+    if let Some(i) =
+        (0..set.ids.len()).find(|&i| set.values[i].len() != len || set.start[i] != start)
+    {
+        bail!(
+            "series '{}' covers {} periods from {} but '{}' covers {} from {}: reconciliation \
+             needs every series over the same periods",
+            set.ids[i],
+            set.values[i].len(),
+            set.label(set.start[i]),
+            set.ids[0],
+            len,
+            set.label(start)
+        );
+    }
+    let keys: Vec<(String, Vec<String>)> = levels
+        .iter()
+        .map(|cols| {
+            let per_series = (0..set.ids.len())
+                .map(|i| {
+                    cols.iter()
+                        .map(|c| {
+                            let j = key_columns.iter().position(|k| k == c).unwrap_or(0);
+                            format!("{c}={}", set.keys[j][i])
+                        })
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
+                .collect();
+            (cols.join("+"), per_series)
+        })
+        .collect();
+    let h = Hierarchy::new(&set.ids, &keys)?;
+    let pb = crate::bar(format!("forecast {} nodes", h.len()));
+    if a.quiet {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    let mut out = forecast_hierarchy(&h, &set.values, batch, reconcile)?;
+    pb.finish_and_clear();
+    let counts = set.values.iter().flatten().all(|&v| v >= 0.0);
+    if counts {
+        clip_coherent(&h, &mut out.forecasts);
+    }
+    let last = start + (len as i64 - 1) * set.step;
+    write_rows(
+        &a.out,
+        &a.levels,
+        a.horizon,
+        set,
+        h.labels
+            .iter()
+            .zip(&out.forecasts)
+            .map(|(l, f)| (l, f, last)),
+    )?;
+    let summary = serde_json::json!({
+        "series": set.ids.len(),
+        "nodes": h.len(),
+        "horizon": a.horizon,
+        "season": batch.season,
+        "model_asked": a.model,
+        "reconciliation": out.method.name(),
+        "reconciliation_asked": a.reconcile,
+        "mint_shrinkage": out.lambda,
+        "backtest_mase": out.backtest,
+        "counts_clipped_at_zero": counts,
+        "out": a.out,
+    });
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+/// Writes the forecast rows atomically (temporary file, then rename).
+fn write_rows<'a>(
+    out: &std::path::Path,
+    levels: &[f64],
+    horizon: usize,
+    set: &SeriesSet,
+    rows: impl Iterator<Item = (&'a String, &'a Forecast, i64)>,
+) -> Result<()> {
+    let tmp = out.with_extension("csv.tmp");
+    let mut f = std::io::BufWriter::new(
+        std::fs::File::create(&tmp).with_context(|| format!("{}", tmp.display()))?,
+    );
+    let mut header = String::from("id,time,model,mean");
+    for l in levels {
+        let l = fmt_level(*l);
+        header.push_str(&format!(",lo_{l},hi_{l}"));
+    }
+    writeln!(f, "{header}")?;
+    for (id, fc, last) in rows {
+        for k in 0..horizon {
+            let mut line = format!(
+                "{},{},{},{}",
+                csv_field(id),
+                set.label(last + (k as i64 + 1) * set.step),
+                csv_field(&fc.model),
+                fc.mean[k]
+            );
+            for iv in &fc.intervals {
+                line.push_str(&format!(",{},{}", iv.lower[k], iv.upper[k]));
+            }
+            writeln!(f, "{line}")?;
+        }
+    }
+    f.flush()?;
+    drop(f);
+    std::fs::rename(&tmp, out).with_context(|| format!("{}", out.display()))?;
     Ok(())
 }
 

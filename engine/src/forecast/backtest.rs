@@ -177,6 +177,7 @@ pub fn forecast_with_fallback(
                 })
                 .collect(),
             model: "Mean".into(),
+            fitted: vec![mean; y.len()],
         },
         method: Method::Naive,
         fallback: Some(format!(
@@ -649,6 +650,7 @@ mod tests {
                 upper: vec![12.0, 14.0],
             }],
             model: "x".into(),
+            fitted: Vec::new(),
         };
         cal.apply(&mut fc);
         assert_eq!(fc.intervals[0].lower, vec![7.0, 4.0]);

@@ -37,6 +37,9 @@ pub fn seasonal_naive(y: &[f64], m: usize, h: usize, levels: &[f64]) -> Result<F
             }
         })
         .collect();
+    let fitted = (0..n)
+        .map(|t| if t >= m { y[t - m] } else { f64::NAN })
+        .collect();
     Ok(Forecast {
         mean,
         intervals,
@@ -45,6 +48,7 @@ pub fn seasonal_naive(y: &[f64], m: usize, h: usize, levels: &[f64]) -> Result<F
         } else {
             "SNaive".into()
         },
+        fitted,
     })
 }
 
@@ -57,10 +61,16 @@ pub fn comb(y: &[f64], m: usize, h: usize, levels: &[f64]) -> Result<Forecast> {
     super::check_levels(levels)?;
     let (adjusted, season) = decompose::seasonally_adjust(y, m);
     let mut parts = Vec::with_capacity(3);
+    let mut fitted = vec![0.0; y.len()];
     for code in ["ANN", "AAN", "AAdN"] {
         let ty = EtsType::parse(code)?;
         match Ets::model(1, ty).fit(&adjusted) {
-            Ok(fit) => parts.push(fit.predict(h, levels)?),
+            Ok(fit) => {
+                for (f, v) in fitted.iter_mut().zip(&fit.fitted) {
+                    *f += v;
+                }
+                parts.push(fit.predict(h, levels)?)
+            }
             // Holt and damped need a few more points than SES; Comb uses what fits.
             Err(e) if !parts.is_empty() => {
                 let _ = e;
@@ -82,17 +92,20 @@ pub fn comb(y: &[f64], m: usize, h: usize, levels: &[f64]) -> Result<Forecast> {
             upper: avg(&|p| &p.intervals[j].upper),
         })
         .collect();
+    fitted.iter_mut().for_each(|f| *f /= k);
     if let Some(season) = &season {
-        decompose::reseasonalise(&mut mean, season);
+        season.reseasonalise(&mut mean);
+        season.reseasonalise_in_sample(&mut fitted);
         for iv in intervals.iter_mut() {
-            decompose::reseasonalise(&mut iv.lower, season);
-            decompose::reseasonalise(&mut iv.upper, season);
+            season.reseasonalise(&mut iv.lower);
+            season.reseasonalise(&mut iv.upper);
         }
     }
     Ok(Forecast {
         mean,
         intervals,
         model: "Comb(SES,Holt,Damped)".into(),
+        fitted,
     })
 }
 

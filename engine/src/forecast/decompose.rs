@@ -93,15 +93,43 @@ pub(crate) fn is_seasonal(y: &[f64], m: usize) -> bool {
     r[m - 1].abs() / se > 1.644_853_626_951_472_2
 }
 
+/// A seasonal adjustment: its form, the seasonal component over the data, and the next
+/// cycle of indices (the first applies to the observation after the last).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Adjustment {
+    pub form: SeasonalForm,
+    pub seasonal: Vec<f64>,
+    pub next: Vec<f64>,
+}
+
+impl Adjustment {
+    /// Puts the season back into values 1, 2, … periods after the data.
+    pub fn reseasonalise(&self, values: &mut [f64]) {
+        for (i, v) in values.iter_mut().enumerate() {
+            self.apply(v, self.next[i % self.next.len()]);
+        }
+    }
+
+    /// Puts the season back into values over the data (fitted values).
+    pub fn reseasonalise_in_sample(&self, values: &mut [f64]) {
+        for (v, &s) in values.iter_mut().zip(&self.seasonal) {
+            self.apply(v, s);
+        }
+    }
+
+    fn apply(&self, v: &mut f64, s: f64) {
+        match self.form {
+            SeasonalForm::Additive => *v += s,
+            SeasonalForm::Multiplicative => *v *= s,
+        }
+    }
+}
+
 /// Seasonal adjustment as the M benchmarks do it: if [`is_seasonal`], divide by the
 /// multiplicative classical seasonal component (subtract the additive one if the data
 /// are not all positive or a multiplicative index falls below 0.01). Returns the
-/// adjusted series and, when adjusted, the form and the last cycle of indices (the
-/// first of which applies to the observation after the last).
-pub(crate) fn seasonally_adjust(
-    y: &[f64],
-    m: usize,
-) -> (Vec<f64>, Option<(SeasonalForm, Vec<f64>)>) {
+/// adjusted series and the adjustment, if one was made.
+pub(crate) fn seasonally_adjust(y: &[f64], m: usize) -> (Vec<f64>, Option<Adjustment>) {
     if !is_seasonal(y, m) {
         return (y.to_vec(), None);
     }
@@ -132,19 +160,14 @@ pub(crate) fn seasonally_adjust(
         .collect();
     let n = y.len();
     let next: Vec<f64> = (0..m).map(|j| seasonal[n - m + j]).collect();
-    (adjusted, Some((form, next)))
-}
-
-/// Puts the season back into `h` forecasts of a seasonally adjusted series.
-pub(crate) fn reseasonalise(values: &mut [f64], season: &(SeasonalForm, Vec<f64>)) {
-    let (form, cycle) = season;
-    for (i, v) in values.iter_mut().enumerate() {
-        let s = cycle[i % cycle.len()];
-        match form {
-            SeasonalForm::Additive => *v += s,
-            SeasonalForm::Multiplicative => *v *= s,
-        }
-    }
+    (
+        adjusted,
+        Some(Adjustment {
+            form,
+            seasonal,
+            next,
+        }),
+    )
 }
 
 #[cfg(test)]

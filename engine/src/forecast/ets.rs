@@ -375,6 +375,8 @@ pub struct FittedEts {
     pub sigma2: f64,
     /// One-step residuals (relative errors for multiplicative error).
     pub residuals: Vec<f64>,
+    /// One-step fitted values.
+    pub fitted: Vec<f64>,
 }
 
 impl FittedEts {
@@ -400,6 +402,7 @@ impl FittedEts {
             n: y.len(),
             sigma2: 0.0,
             residuals: vec![0.0; y.len()],
+            fitted: y.to_vec(),
         }
     }
 
@@ -480,6 +483,7 @@ impl FittedEts {
             mean,
             intervals,
             model: self.model.to_string(),
+            fitted: self.fitted.clone(),
         })
     }
 
@@ -1302,6 +1306,14 @@ fn fit_model(
         n_params,
         n: y.len(),
         sigma2,
+        fitted: y
+            .iter()
+            .zip(&residuals)
+            .map(|(v, e)| match ty.error {
+                Component::Multiplicative => v / (1.0 + e),
+                _ => v - e,
+            })
+            .collect(),
         residuals,
     })
 }

@@ -37,6 +37,8 @@ pub struct SeriesSet {
     pub start: Vec<i64>,
     /// Periods missing in each series and filled by linear interpolation.
     pub filled: Vec<usize>,
+    /// Per key column asked for (e.g. the region of a province), each series' value.
+    pub keys: Vec<Vec<String>>,
     /// The time format.
     pub format: TimeFormat,
     /// Step between periods: 1 (index or monthly), 3 (quarterly) or 12 (yearly) months.
@@ -85,8 +87,52 @@ impl SeriesSet {
     /// line; missing periods and empty values are filled by linear interpolation and
     /// counted.
     pub fn read(path: &Path, id: &str, time: &str, value: &str) -> Result<Self> {
-        let table = Table::read(path, &[id, time, value])?;
-        let (id_levels, id_codes) = table.categories(id)?;
+        Self::read_with_keys(path, &[id], time, value, &[])
+    }
+
+    /// As [`SeriesSet::read`], with a series identified by several columns (joined by
+    /// `/` in its name) and the values of `keys` columns, which must be constant within a
+    /// series (the region of a province, the sector of an occupation).
+    pub fn read_with_keys(
+        path: &Path,
+        id_columns: &[&str],
+        time: &str,
+        value: &str,
+        keys: &[&str],
+    ) -> Result<Self> {
+        let mut wanted: Vec<&str> = id_columns.to_vec();
+        wanted.extend([time, value]);
+        wanted.extend(keys);
+        let table = Table::read(path, &wanted)?;
+        let id = id_columns.join("/");
+        let id = id.as_str();
+        let id_parts: Vec<(Vec<String>, Vec<Option<u32>>)> = id_columns
+            .iter()
+            .map(|c| table.categories(c))
+            .collect::<Result<_>>()?;
+        let key_parts: Vec<(Vec<String>, Vec<Option<u32>>)> = keys
+            .iter()
+            .map(|c| table.categories(c))
+            .collect::<Result<_>>()?;
+        // One code per row for the (possibly composite) identifier.
+        let mut id_levels: Vec<String> = Vec::new();
+        let mut composite: HashMap<Vec<u32>, u32> = HashMap::new();
+        let mut id_codes: Vec<Option<u32>> = Vec::with_capacity(table.len());
+        for row in 0..table.len() {
+            let parts: Option<Vec<u32>> = id_parts.iter().map(|p| p.1[row]).collect();
+            id_codes.push(parts.map(|parts| {
+                let next = composite.len() as u32;
+                *composite.entry(parts.clone()).or_insert_with(|| {
+                    let label: Vec<&str> = parts
+                        .iter()
+                        .zip(&id_parts)
+                        .map(|(&c, p)| p.0[c as usize].as_str())
+                        .collect();
+                    id_levels.push(label.join("/"));
+                    next
+                })
+            }));
+        }
         let (time_levels, time_codes) = table.categories(time)?;
         let values = table.numeric(value)?;
         // Parse each distinct time label once.
@@ -171,6 +217,7 @@ impl SeriesSet {
             };
         }
         let mut set = SeriesSet {
+            keys: vec![Vec::new(); keys.len()],
             ids: Vec::new(),
             values: Vec::new(),
             start: Vec::new(),
@@ -210,6 +257,24 @@ impl SeriesSet {
                 y[((p - first) / step) as usize] = *v;
             }
             let filled = fill_gaps(&mut y);
+            for (j, (levels, codes)) in key_parts.iter().enumerate() {
+                let first_row = points[0].2;
+                let k = codes[first_row];
+                if let Some(&(_, _, r)) = points.iter().find(|p| codes[p.2] != k) {
+                    return Err(table.bad(
+                        r,
+                        keys[j],
+                        format!(
+                            "series '{}' changes its {} (also line {}); a series must sit in one \
+                             place of the hierarchy",
+                            id_levels[code as usize],
+                            keys[j],
+                            first_row + 2
+                        ),
+                    ));
+                }
+                set.keys[j].push(k.map_or_else(String::new, |k| levels[k as usize].clone()));
+            }
             set.ids.push(id_levels[code as usize].clone());
             set.values.push(y);
             set.start.push(first);

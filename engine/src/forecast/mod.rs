@@ -19,6 +19,7 @@ pub mod backtest;
 pub mod baseline;
 pub mod decompose;
 pub mod ets;
+pub mod hierarchy;
 pub mod input;
 mod optim;
 pub mod theta;
@@ -47,6 +48,10 @@ pub struct Forecast {
     pub intervals: Vec<Interval>,
     /// The model that produced them, e.g. `ETS(M,Ad,M)`.
     pub model: String,
+    /// One-step in-sample fitted values on the data's scale (NaN where the method has
+    /// none, e.g. the first season of the seasonal naive); their errors feed MinT.
+    #[serde(default)]
+    pub fitted: Vec<f64>,
 }
 
 impl Forecast {

@@ -11,7 +11,7 @@
 //! a straight line fitted to them. Parameters (ℓ₀, α, and θ for OTM/DOTM) minimise the
 //! in-sample one-step squared errors (the first three left out), as in statsforecast.
 
-use super::decompose::{self, SeasonalForm};
+use super::decompose::{self, Adjustment};
 use super::optim::NelderMead;
 use super::{Forecast, Interval};
 use crate::{Error, Result};
@@ -110,8 +110,19 @@ impl Theta {
             method: "theta",
             reason: "no theta model could be fitted".into(),
         })?;
-        // Residuals back on the scale of the data, for the interval width.
-        Ok(FittedTheta { core, season })
+        let mut fitted: Vec<f64> = adjusted
+            .iter()
+            .zip(&core.residuals)
+            .map(|(a, e)| a - e)
+            .collect();
+        if let Some(s) = &season {
+            s.reseasonalise_in_sample(&mut fitted);
+        }
+        Ok(FittedTheta {
+            core,
+            season,
+            fitted,
+        })
     }
 }
 
@@ -266,7 +277,9 @@ fn fit_core(y: &[f64], model: ThetaModel) -> Core {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FittedTheta {
     core: Core,
-    season: Option<(SeasonalForm, Vec<f64>)>,
+    season: Option<Adjustment>,
+    /// One-step in-sample fitted values on the data's scale.
+    fitted: Vec<f64>,
 }
 
 impl FittedTheta {
@@ -332,16 +345,17 @@ impl FittedTheta {
                 .collect()
         };
         if let Some(season) = &self.season {
-            decompose::reseasonalise(&mut mean, season);
+            season.reseasonalise(&mut mean);
             for iv in intervals.iter_mut() {
-                decompose::reseasonalise(&mut iv.lower, season);
-                decompose::reseasonalise(&mut iv.upper, season);
+                season.reseasonalise(&mut iv.lower);
+                season.reseasonalise(&mut iv.upper);
             }
         }
         Ok(Forecast {
             mean,
             intervals,
             model: format!("Theta({})", c.model.name()),
+            fitted: self.fitted.clone(),
         })
     }
 
