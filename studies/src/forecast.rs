@@ -21,8 +21,9 @@ pub struct ForecastArgs {
     /// Periods to forecast (e.g. 12 months).
     #[arg(long)]
     horizon: usize,
-    /// auto (chosen by backtest), ets, ets:MAdM (one ETS model), theta, otm, autotheta,
-    /// comb (M4's SES/Holt/damped), snaive or naive.
+    /// auto (chosen by backtest), ets, ets:MAdM (one ETS model), arima, theta, otm,
+    /// autotheta, comb (M4's SES/Holt/damped), median (of ETS, ARIMA and Theta), snaive or
+    /// naive.
     #[arg(long, default_value = "auto")]
     model: String,
     /// Season length (default: 12 for monthly periods, 4 for quarterly, 1 otherwise).

@@ -197,7 +197,7 @@ proptest! {
     #[test]
     fn intervals_nest_and_counts_stay_non_negative(
         y in proptest::collection::vec(0.0f64..200.0, 30..60),
-        method in prop::sample::select(vec!["ets", "theta", "comb", "snaive", "naive"]),
+        method in prop::sample::select(vec!["ets", "arima", "theta", "comb", "median", "snaive", "naive"]),
     ) {
         let batch = Batch {
             method: Some(Method::parse(method).unwrap()),
@@ -367,4 +367,156 @@ fn tourism_forecasts_add_up_and_the_backtest_shows_the_trade_off() {
             "mint vs {m} at the bottom"
         );
     }
+}
+
+/// The simulator's planted labour demand (monthly hires by sector and province since 2019:
+/// level × growth × season × gamma-Poisson noise): `--model auto`'s calibrated intervals
+/// cover outcomes drawn from the planted process for the next 12 months within 3 points of
+/// nominal.
+#[test]
+fn intervals_cover_the_simulators_planted_demand() {
+    use chrono::Datelike;
+    use occupa_engine::instruments::Instruments;
+    use occupa_engine::simulate::{SimConfig, simulate};
+    use occupa_engine::value::parse_date;
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, Gamma, Poisson};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = SimConfig {
+        persons: 200,
+        tenants: 12,
+        seed: 5,
+        ..SimConfig::default()
+    };
+    simulate(&cfg, &Instruments::builtin().unwrap(), tmp.path()).unwrap();
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("truth.json")).unwrap())
+            .unwrap();
+    let demand = truth["demand"].as_array().unwrap();
+    let sectors = demand.len() / cfg.tenants;
+    let months = (cfg.end.year() - 2019) as usize * 12 + cfg.end.month() as usize;
+    let sector_names: Vec<&str> = demand[..sectors]
+        .iter()
+        .map(|d| d["sector"].as_str().unwrap())
+        .collect();
+    // Observed series from the raw exports (any of the tenants' date styles and layouts).
+    let mut series = Vec::new();
+    for t in 0..cfg.tenants {
+        let raw = std::fs::read(
+            tmp.path()
+                .join(format!("t{:02}", t + 1))
+                .join("vacancies.csv"),
+        )
+        .unwrap();
+        let text: String = raw.iter().map(|&b| b as char).collect();
+        let sep = if text.lines().next().unwrap().contains(';') {
+            b';'
+        } else {
+            b','
+        };
+        let mut counts = vec![vec![0.0; months]; sectors];
+        let mut rdr = csv::ReaderBuilder::new()
+            .delimiter(sep)
+            .from_reader(text.as_bytes());
+        for r in rdr.records() {
+            let r = r.unwrap();
+            let d = parse_date(&r[1]).unwrap();
+            let k = (d.year() - 2019) as usize * 12 + d.month0() as usize;
+            let s = sector_names.iter().position(|s| *s == &r[3]).unwrap();
+            counts[s][k] += r[5].parse::<f64>().unwrap();
+        }
+        series.extend(counts);
+    }
+    let batch = Batch {
+        method: None,
+        selection: Selection::Group,
+        season: 12,
+        horizon: 12,
+        levels: vec![80.0, 95.0],
+        windows: 1,
+        calibrate: true,
+    };
+    let out = forecast_batch(&series, &batch, &|| {}).unwrap();
+    // Outcomes drawn from the planted process: Poisson(μ · Gamma(40, 1/40)).
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(99);
+    let gamma = Gamma::new(40.0, 1.0 / 40.0).unwrap();
+    let (mut hit, mut n) = ([0usize; 2], 0usize);
+    for (i, r) in out.series.iter().enumerate() {
+        let mut fc = r.as_ref().unwrap().outcome.forecast.clone();
+        fc.clip_at_zero();
+        let means = demand[i]["monthly_mean"].as_object().unwrap();
+        let future: Vec<f64> = means
+            .values()
+            .skip(months)
+            .take(12)
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(future.len(), 12);
+        for (k, mu) in future.iter().enumerate() {
+            let lam: f64 = mu * gamma.sample(&mut rng);
+            let y: f64 = Poisson::new(lam.max(1e-9)).unwrap().sample(&mut rng);
+            for (j, iv) in fc.intervals.iter().enumerate() {
+                hit[j] += usize::from(y >= iv.lower[k] && y <= iv.upper[k]);
+            }
+            n += 1;
+        }
+    }
+    let (c80, c95) = (hit[0] as f64 / n as f64, hit[1] as f64 / n as f64);
+    eprintln!(
+        "simulator demand, {} series: coverage {c80:.3} / {c95:.3}",
+        series.len()
+    );
+    assert!((c80 - 0.80).abs() <= 0.03, "80 %: {c80}");
+    assert!((c95 - 0.95).abs() <= 0.03, "95 %: {c95}");
+}
+
+/// AutoARIMA (anofox-forecast's port of R's auto.arima) against statsforecast's on the
+/// first 100 M3 quarterly series: mostly the same orders, and a subset sMAPE within 2 %.
+#[test]
+fn arima_agrees_with_statsforecast_autoarima() {
+    use occupa_engine::forecast::arima::Arima;
+    let Some(dir) = crate::data_dir() else { return };
+    let train = read_m3(&dir, "m3_quarterly_train.csv");
+    let test = read_m3(&dir, "m3_quarterly_test.csv");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/forecast/statsforecast_m3_arima.csv");
+    let mut reference: BTreeMap<String, (String, Vec<f64>)> = BTreeMap::new();
+    let mut rdr = csv::Reader::from_path(path).unwrap();
+    for rec in rdr.records() {
+        let rec = rec.unwrap();
+        let e = reference
+            .entry(rec[0].to_string())
+            .or_insert_with(|| (rec[2].to_string(), Vec::new()));
+        e.1.push(rec[3].parse().unwrap());
+    }
+    assert_eq!(reference.len(), 100);
+    let (mut same, mut ours, mut theirs) = (0, 0.0, 0.0);
+    for (id, (orders, mean)) in &reference {
+        let fit = Arima::auto(4).fit(&train[id]).unwrap();
+        // "ARIMA(p,d,q)(P,D,Q)[4]" or "ARIMA(p,d,q)" → "p,d,q,P,D,Q".
+        let digits: Vec<&str> = fit
+            .name()
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mine = if digits.len() >= 6 {
+            digits[..6].join(",")
+        } else {
+            format!("{},0,0,0", digits.join(","))
+        };
+        same += usize::from(&mine == orders);
+        let mut fc = fit.predict(8, &[]).unwrap();
+        fc.clip_at_zero();
+        ours += smape(&test[id], &fc.mean);
+        let clipped: Vec<f64> = mean.iter().map(|v| v.max(0.0)).collect();
+        theirs += smape(&test[id], &clipped);
+    }
+    let (ours, theirs) = (ours / 100.0, theirs / 100.0);
+    eprintln!("quarterly ARIMA: same orders {same}/100, sMAPE {ours:.3} vs {theirs:.3}");
+    assert!(same >= 70, "same orders on {same}/100");
+    assert!(
+        ours <= theirs * 1.02,
+        "sMAPE {ours} vs statsforecast {theirs}"
+    );
 }

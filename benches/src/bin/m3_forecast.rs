@@ -6,7 +6,8 @@
 //! `OCCUPA_DATA_DIR=../shared/data cargo run --release -p occupa-benches --bin m3-forecast --
 //!  monthly|quarterly MODEL[,MODEL…] [--limit N] [--out FILE.csv]`
 //!
-//! MODEL: auto, snaive, ets, ets:MAdM, theta (STM), otm, autotheta, comb; a `+cal` suffix
+//! MODEL: auto, snaive, ets, ets:MAdM, arima, theta (STM), otm, autotheta, comb, median;
+//! a `+cal` suffix
 //! calibrates the intervals on the last `h` values of each training part (auto always
 //! does). Prints one line per model; `--out` writes every forecast
 //! (unique_id,h,model,mean,lo/hi).

@@ -12,6 +12,7 @@
 use rayon::prelude::*;
 
 use super::accuracy::{mase, smape};
+use super::arima::Arima;
 use super::baseline::{comb, seasonal_naive};
 use super::ets::{Ets, EtsType};
 use super::theta::{Theta, ThetaModel};
@@ -31,6 +32,11 @@ pub enum Method {
     Theta(Option<ThetaModel>),
     /// The M4 Comb of SES, Holt and damped.
     Comb,
+    /// Seasonal ARIMA with automatic orders.
+    Arima,
+    /// The median, period by period, of ETS, ARIMA and Theta (their intervals' bounds
+    /// likewise): a combination that no single model's failure can drag far.
+    Median,
 }
 
 impl Method {
@@ -45,6 +51,8 @@ impl Method {
             "otm" => Method::Theta(Some(ThetaModel::Otm)),
             "autotheta" => Method::Theta(None),
             "comb" => Method::Comb,
+            "arima" => Method::Arima,
+            "median" => Method::Median,
             other => match other.strip_prefix("ets:") {
                 Some(code) => {
                     Method::Ets(Some(EtsType::parse(&s[4..]).map_err(|_| Error::Param {
@@ -56,8 +64,8 @@ impl Method {
                     return Err(Error::Param {
                         name: "model",
                         reason: format!(
-                            "{s:?}: choose auto, ets, ets:MAdM (one ETS model), theta, otm, \
-                             autotheta, comb, snaive or naive"
+                            "{s:?}: choose auto, ets, ets:MAdM (one ETS model), arima, theta, \
+                             otm, autotheta, comb, median, snaive or naive"
                         ),
                     });
                 }
@@ -77,6 +85,8 @@ impl Method {
             Method::Theta(Some(t)) => t.name().to_ascii_lowercase(),
             Method::Theta(None) => "autotheta".into(),
             Method::Comb => "comb".into(),
+            Method::Arima => "arima".into(),
+            Method::Median => "median".into(),
         }
     }
 
@@ -94,6 +104,39 @@ impl Method {
             }
             Method::Theta(model) => Theta::new(m, *model).fit(y)?.predict(h, levels),
             Method::Comb => comb(y, m, h, levels),
+            Method::Arima => Arima::auto(m).fit(y)?.predict(h, levels),
+            Method::Median => {
+                let parts = [
+                    Method::Ets(None).forecast(y, m, h, levels)?,
+                    Method::Arima.forecast(y, m, h, levels)?,
+                    Method::Theta(Some(ThetaModel::Stm)).forecast(y, m, h, levels)?,
+                ];
+                let med = |f: &dyn Fn(&Forecast) -> &Vec<f64>| -> Vec<f64> {
+                    (0..h)
+                        .map(|k| {
+                            let mut v = [f(&parts[0])[k], f(&parts[1])[k], f(&parts[2])[k]];
+                            v.sort_by(f64::total_cmp);
+                            v[1]
+                        })
+                        .collect()
+                };
+                let n = y.len();
+                Ok(Forecast {
+                    mean: med(&|p| &p.mean),
+                    intervals: (0..levels.len())
+                        .map(|j| Interval {
+                            level: levels[j],
+                            lower: med(&|p| &p.intervals[j].lower),
+                            upper: med(&|p| &p.intervals[j].upper),
+                        })
+                        .collect(),
+                    model: "Median(ETS,ARIMA,Theta)".into(),
+                    // ARIMA exposes no fitted values: the mean of ETS and Theta's.
+                    fitted: (0..n)
+                        .map(|t| (parts[0].fitted[t] + parts[2].fitted[t]) / 2.0)
+                        .collect(),
+                })
+            }
         }
     }
 }

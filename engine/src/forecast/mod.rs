@@ -15,6 +15,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod accuracy;
+pub mod arima;
 pub mod backtest;
 pub mod baseline;
 pub mod decompose;
