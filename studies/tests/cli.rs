@@ -724,3 +724,103 @@ fn forecast_writes_the_contract_csv_and_refuses_bad_input() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("choose auto, ets"));
 }
+
+#[test]
+fn forecast_with_a_hierarchy_adds_up_and_refuses_a_series_in_two_places() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Four provinces in two regions, quarterly hires over 8 years.
+    let provinces = [
+        ("TO", "Piemonte"),
+        ("CN", "Piemonte"),
+        ("MI", "Lombardia"),
+        ("BG", "Lombardia"),
+    ];
+    let mut csv = String::from("provincia,regione,trimestre,assunzioni\n");
+    for (p, (code, region)) in provinces.iter().enumerate() {
+        for t in 0..32 {
+            let v = 100.0
+                + 30.0 * p as f64
+                + 2.0 * t as f64
+                + 15.0 * ((t % 4) as f64 - 1.5)
+                + ((t * (p + 3)) % 7) as f64;
+            csv.push_str(&format!(
+                "{code},{region},{}Q{},{v:.0}\n",
+                2018 + t / 4,
+                t % 4 + 1
+            ));
+        }
+    }
+    let input = tmp.path().join("hires.csv");
+    std::fs::write(&input, &csv).unwrap();
+    let out_csv = tmp.path().join("forecast.csv");
+    let out = occupa()
+        .args(["forecast", "--input"])
+        .arg(&input)
+        .args([
+            "--id",
+            "provincia",
+            "--time",
+            "trimestre",
+            "--value",
+            "assunzioni",
+        ])
+        .args([
+            "--hierarchy",
+            "regione",
+            "--reconcile",
+            "mint",
+            "--horizon",
+            "4",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&out_csv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["nodes"], 7);
+    assert_eq!(summary["reconciliation"], "mint");
+    let mut by: std::collections::HashMap<(String, String), f64> = Default::default();
+    let mut rdr = csv::Reader::from_path(&out_csv).unwrap();
+    for r in rdr.records() {
+        let r = r.unwrap();
+        by.insert((r[0].to_string(), r[1].to_string()), r[3].parse().unwrap());
+    }
+    for q in ["2026Q1", "2026Q2", "2026Q3", "2026Q4"] {
+        let v = |id: &str| by[&(id.to_string(), q.to_string())];
+        assert!((v("Total") - (v("TO") + v("CN") + v("MI") + v("BG"))).abs() < 1e-6);
+        assert!((v("regione=Piemonte") - (v("TO") + v("CN"))).abs() < 1e-6);
+        assert!((v("regione=Lombardia") - (v("MI") + v("BG"))).abs() < 1e-6);
+    }
+
+    // Turin appears under Lombardy once: refused, naming the line.
+    let bad = csv.replacen("TO,Piemonte,2019Q1", "TO,Lombardia,2019Q1", 1);
+    let bad_path = tmp.path().join("bad.csv");
+    std::fs::write(&bad_path, bad).unwrap();
+    let out = occupa()
+        .args(["forecast", "--input"])
+        .arg(&bad_path)
+        .args([
+            "--id",
+            "provincia",
+            "--time",
+            "trimestre",
+            "--value",
+            "assunzioni",
+        ])
+        .args(["--hierarchy", "regione", "--horizon", "4", "--out"])
+        .arg(tmp.path().join("x.csv"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 6") && err.contains("changes its regione"),
+        "{err}"
+    );
+}
