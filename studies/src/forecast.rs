@@ -180,6 +180,7 @@ pub fn run(a: ForecastArgs) -> Result<()> {
         "model_asked": a.model,
         "models_used": methods,
         "backtest_mase": result.group_mase.iter().map(|(m, v)| (m.name(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
+        "backtest": result.scores,
         "calibration": result.calibration.iter().map(|(m, c)| serde_json::json!({
             "model": m.name(),
             "held_out_values": c.n_scores,

@@ -520,3 +520,23 @@ fn arima_agrees_with_statsforecast_autoarima() {
         "sMAPE {ours} vs statsforecast {theirs}"
     );
 }
+
+/// A level shift (a new hiring scheme doubles the hires halfway) does not leave the
+/// forecasts behind: every method ends near the new level, not the old one or the mean.
+#[test]
+fn forecasts_follow_a_level_shift() {
+    let y: Vec<f64> = (0..72)
+        .map(|t| {
+            let level = if t < 48 { 100.0 } else { 200.0 };
+            level + 10.0 * ((t % 12) as f64 / 2.0).sin() + ((t * 7) % 5) as f64
+        })
+        .collect();
+    for name in ["ets", "arima", "theta", "comb", "median", "snaive"] {
+        let fc = Method::parse(name)
+            .unwrap()
+            .forecast(&y, 12, 12, &[95.0])
+            .unwrap();
+        let mean = fc.mean.iter().sum::<f64>() / 12.0;
+        assert!((mean - 202.0).abs() < 25.0, "{name}: mean forecast {mean}");
+    }
+}

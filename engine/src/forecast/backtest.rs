@@ -533,6 +533,24 @@ pub struct BatchResult {
     pub calibration: Vec<(Method, Calibration)>,
     /// Mean backtest MASE by candidate over the series where all could be scored.
     pub group_mase: Vec<(Method, f64)>,
+    /// Backtest scores by candidate: mean MASE and sMAPE over its held-out windows, and
+    /// the coverage of its own (uncalibrated) intervals at each level.
+    pub scores: Vec<BacktestScore>,
+}
+
+/// One candidate's backtest over a batch.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BacktestScore {
+    /// The method's name.
+    pub method: String,
+    /// Held-out windows scored.
+    pub windows: usize,
+    /// Mean MASE.
+    pub mase: f64,
+    /// Mean sMAPE.
+    pub smape: f64,
+    /// (level, share of held-out values inside the model's own interval).
+    pub coverage: Vec<(f64, f64)>,
 }
 
 /// Forecasts many series in parallel: backtests of the candidates (or of the given
@@ -604,6 +622,45 @@ pub fn forecast_batch(
             (c, v)
         })
         .collect();
+    let scores: Vec<BacktestScore> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let windows: Vec<&Window> = runs.iter().flat_map(|r| r[i].iter()).collect();
+            let mean = |f: &dyn Fn(&Window) -> f64| {
+                let v: Vec<f64> = windows
+                    .iter()
+                    .map(|w| f(w))
+                    .filter(|v| v.is_finite())
+                    .collect();
+                if v.is_empty() {
+                    f64::NAN
+                } else {
+                    v.iter().sum::<f64>() / v.len() as f64
+                }
+            };
+            let coverage = levels
+                .iter()
+                .enumerate()
+                .map(|(j, &lv)| {
+                    let all: Vec<f64> = windows
+                        .iter()
+                        .flat_map(|w| w.scores.get(j).into_iter().flatten().copied())
+                        .filter(|s| !s.is_nan())
+                        .collect();
+                    let inside = all.iter().filter(|&&s| s <= 1.0).count();
+                    (lv, inside as f64 / all.len().max(1) as f64)
+                })
+                .collect();
+            BacktestScore {
+                method: c.name(),
+                windows: windows.len(),
+                mase: mean(&|w| w.mase),
+                smape: mean(&|w| w.smape),
+                coverage,
+            }
+        })
+        .collect();
     let group_best = group_mase
         .iter()
         .filter(|g| g.1.is_finite())
@@ -670,6 +727,7 @@ pub fn forecast_batch(
         series: out,
         calibration,
         group_mase,
+        scores,
     })
 }
 
