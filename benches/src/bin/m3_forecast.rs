@@ -4,12 +4,12 @@
 //! series.
 //!
 //! `OCCUPA_DATA_DIR=../shared/data cargo run --release -p occupa-benches --bin m3-forecast --
-//!  monthly|quarterly MODEL[,MODEL…] [--limit N] [--out FILE.csv]`
+//!  monthly|quarterly MODEL[,MODEL…] [--limit N] [--windows W] [--out FILE.csv]`
 //!
 //! MODEL: auto, snaive, ets, ets:MAdM, arima, theta (STM), otm, autotheta, comb, median;
 //! a `+cal` suffix
-//! calibrates the intervals on the last `h` values of each training part (auto always
-//! does). Prints one line per model; `--out` writes every forecast
+//! calibrates the intervals on the last `h` values of each training part (`--windows W`:
+//! on the last W horizons; auto always calibrates). Prints one line per model; `--out` writes every forecast
 //! (unique_id,h,model,mean,lo/hi).
 
 use std::collections::BTreeMap;
@@ -56,6 +56,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|i| args.get(i + 1))
         .map(|s| s.parse::<usize>())
         .transpose()?;
+    let windows = args
+        .iter()
+        .position(|a| a == "--windows")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.parse::<usize>())
+        .transpose()?
+        .unwrap_or(1);
     let out_path = args
         .iter()
         .position(|a| a == "--out")
@@ -108,7 +115,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             season: m,
             horizon: h,
             levels: vec![80.0, 95.0],
-            windows: 1,
+            windows,
             calibrate,
         };
         let start = Instant::now();
