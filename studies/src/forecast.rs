@@ -108,6 +108,13 @@ pub fn run(a: ForecastArgs) -> Result<()> {
     }
     let ids: Vec<&str> = a.id.iter().map(String::as_str).collect();
     let set = SeriesSet::read_with_keys(&a.input, &ids, &a.time, &a.value, &key_columns)?;
+    if !set.unused_columns.is_empty() {
+        eprintln!(
+            "note: column(s) {} not used: the methods here take no regressors; only the \
+             series' own past is used",
+            set.unused_columns.join(", ")
+        );
+    }
     let season = a.season.unwrap_or_else(|| set.natural_season());
     let batch = Batch {
         method,
@@ -187,6 +194,7 @@ pub fn run(a: ForecastArgs) -> Result<()> {
             "factors": c.factors.iter().zip(&a.levels).map(|(f, l)| (fmt_level(*l), f.clone())).collect::<std::collections::BTreeMap<_, _>>(),
         })).collect::<Vec<_>>(),
         "negative_means_clipped": clipped,
+        "columns_not_used": set.unused_columns,
         "notes": notes,
         "failed": failed,
         "out": a.out,
@@ -272,6 +280,7 @@ fn run_hierarchy(
         "mint_shrinkage": out.lambda,
         "backtest_mase": out.backtest,
         "counts_clipped_at_zero": counts,
+        "columns_not_used": set.unused_columns,
         "out": a.out,
     });
     println!("{}", serde_json::to_string_pretty(&summary)?);

@@ -638,15 +638,15 @@ fn forecast_writes_the_contract_csv_and_refuses_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
     // Two monthly count series over five years, one with a missing month, one that
     // falls towards zero (its forecasts must not go negative).
-    let mut csv = String::from("id,date,value\n");
+    let mut csv = String::from("id,date,value,temperature\n");
     for t in 0..60 {
         let (y, m) = (2021 + t / 12, t % 12 + 1);
         if t != 30 {
             let v = 50.0 + 20.0 * ((t % 12) as f64 / 2.0).sin() + (t * 7 % 5) as f64;
-            csv.push_str(&format!("Torino/edilizia,{y}-{m:02},{v:.0}\n"));
+            csv.push_str(&format!("Torino/edilizia,{y}-{m:02},{v:.0},12\n"));
         }
         let w = (60 - t).max(0) as f64 / 4.0 + (t * 3 % 4) as f64;
-        csv.push_str(&format!("Cuneo/turismo,{y}-{m:02},{w:.0}\n"));
+        csv.push_str(&format!("Cuneo/turismo,{y}-{m:02},{w:.0},9\n"));
     }
     let input = tmp.path().join("hires.csv");
     std::fs::write(&input, csv).unwrap();

@@ -39,6 +39,9 @@ pub struct SeriesSet {
     pub filled: Vec<usize>,
     /// Per key column asked for (e.g. the region of a province), each series' value.
     pub keys: Vec<Vec<String>>,
+    /// Columns of the file that were not used (no method here takes regressors, so they
+    /// are reported rather than silently dropped).
+    pub unused_columns: Vec<String>,
     /// The time format.
     pub format: TimeFormat,
     /// Step between periods: 1 (index or monthly), 3 (quarterly) or 12 (yearly) months.
@@ -217,6 +220,12 @@ impl SeriesSet {
             };
         }
         let mut set = SeriesSet {
+            unused_columns: table
+                .headers()
+                .iter()
+                .filter(|h| !wanted.contains(&h.as_str()))
+                .cloned()
+                .collect(),
             keys: vec![Vec::new(); keys.len()],
             ids: Vec::new(),
             values: Vec::new(),
