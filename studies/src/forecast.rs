@@ -71,8 +71,8 @@ pub struct ForecastArgs {
 }
 
 pub fn run(a: ForecastArgs) -> Result<()> {
-    if a.horizon == 0 {
-        bail!("--horizon must be at least 1 period");
+    if a.horizon == 0 || a.horizon > 1_000 {
+        bail!("--horizon {}: give between 1 and 1000 periods", a.horizon);
     }
     let method = if a.model.eq_ignore_ascii_case("auto") {
         None

@@ -330,6 +330,9 @@ fn shrunk_covariance(errors: &[Vec<f64>]) -> Result<(Array2<f64>, f64)> {
     Ok((w, lambda))
 }
 
+/// Above this many nodes only bottom-up is offered (the others are dense solves).
+pub const MAX_DENSE_NODES: usize = 3_000;
+
 /// Backtest scores of one way of producing the hierarchy's forecasts.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct HierarchyScore {
@@ -395,6 +398,25 @@ pub fn forecast_hierarchy(
             reason: "reconciliation needs every bottom series over the same periods".into(),
         });
     }
+    // OLS, WLS and MinT solve dense systems of the nodes' size: O(n³) time, O(n²) memory.
+    if h.len() > MAX_DENSE_NODES {
+        match method {
+            None | Some(Reconciliation::BottomUp) => {}
+            Some(r) => {
+                return Err(Error::Param {
+                    name: "reconcile",
+                    reason: format!(
+                        "{} nodes: {} needs a dense {}×{} system; use bu (bottom-up) or fewer levels",
+                        h.len(),
+                        r.name(),
+                        h.len(),
+                        h.len()
+                    ),
+                });
+            }
+        }
+    }
+    let dense_ok = h.len() <= MAX_DENSE_NODES;
     let nodes = h.aggregate(bottom);
     let hz = batch.horizon;
     let m = batch.season.max(1);
@@ -443,6 +465,9 @@ pub fn forecast_hierarchy(
         let base_means: Vec<Vec<f64>> = base.iter().map(|f| f.mean.clone()).collect();
         backtest.push(score("base", &base_means));
         for r in Reconciliation::ALL {
+            if !dense_ok && r != Reconciliation::BottomUp {
+                continue;
+            }
             if let Ok(rec) = reconcile(h, &base_means, Some(&errors), r) {
                 backtest.push(score(r.name(), &rec.mean));
             }
@@ -455,7 +480,11 @@ pub fn forecast_hierarchy(
             .filter(|s| s.method != "base" && s.overall.is_finite())
             .min_by(|a, b| a.overall.total_cmp(&b.overall))
             .and_then(|s| Reconciliation::parse(&s.method).ok())
-            .unwrap_or(Reconciliation::MintShrink),
+            .unwrap_or(if dense_ok {
+                Reconciliation::MintShrink
+            } else {
+                Reconciliation::BottomUp
+            }),
     };
     let base = base_forecasts(&nodes, batch)?;
     let errors = errors_of(&nodes, &base);
@@ -568,6 +597,30 @@ mod tests {
         .unwrap();
         assert!((r.mean[0][0] - (10.0 - 2.0 / 3.0)).abs() < 1e-12);
         assert!((r.mean[1][0] - (4.0 + 2.0 / 3.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn very_large_hierarchies_fall_back_to_bottom_up() {
+        use crate::forecast::backtest::{Method, Selection};
+        let b = MAX_DENSE_NODES;
+        let bottom: Vec<String> = (0..b).map(|i| format!("s{i}")).collect();
+        let h = Hierarchy::new(&bottom, &[]).unwrap();
+        let series: Vec<Vec<f64>> = (0..b)
+            .map(|i| (0..12).map(|t| (i + t) as f64).collect())
+            .collect();
+        let batch = Batch {
+            method: Some(Method::Naive),
+            selection: Selection::Group,
+            season: 1,
+            horizon: 2,
+            levels: vec![],
+            windows: 1,
+            calibrate: false,
+        };
+        let e = forecast_hierarchy(&h, &series, &batch, Some(Reconciliation::Ols)).unwrap_err();
+        assert!(e.to_string().contains("use bu"), "{e}");
+        let out = forecast_hierarchy(&h, &series, &batch, None).unwrap();
+        assert_eq!(out.method, Reconciliation::BottomUp);
     }
 
     #[test]

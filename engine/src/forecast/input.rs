@@ -260,7 +260,22 @@ impl SeriesSet {
             }
             let first = points[0].0;
             let last = points[points.len() - 1].0;
-            let len = ((last - first) / step + 1) as usize;
+            let span = (last - first) / step + 1;
+            // A mistyped period (20260101 among 1, 2, 3) would open a gap of millions of
+            // periods to fill: refuse rather than allocate it.
+            if span > 100_000 || span > 20 * points.len() as i64 + 1_000 {
+                return Err(table.bad(
+                    points[points.len() - 1].2,
+                    time,
+                    format!(
+                        "series '{}' spans {span} periods with only {} values; check the \
+                         periods (a mistyped year or index?)",
+                        id_levels[code as usize],
+                        points.len()
+                    ),
+                ));
+            }
+            let len = span as usize;
             let mut y = vec![f64::NAN; len];
             for (p, v, _) in &points {
                 y[((p - first) / step) as usize] = *v;
@@ -389,6 +404,15 @@ mod tests {
         let s = SeriesSet::read(f.path(), "id", "date", "value").unwrap();
         assert_eq!(s.natural_season(), 4);
         assert_eq!(s.label(s.start[0] + 2 * s.step), "2026-06-30");
+    }
+
+    #[test]
+    fn a_mistyped_period_is_refused_not_filled() {
+        let f = write("id,t,value\nx,1,5\nx,2,6\nx,20260101,7\n");
+        let e = SeriesSet::read(f.path(), "id", "t", "value")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 4") && e.contains("spans"), "{e}");
     }
 
     #[test]
