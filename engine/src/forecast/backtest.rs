@@ -438,6 +438,28 @@ pub struct Choice {
     pub windows: Vec<Window>,
 }
 
+/// Mean of the finite values; NaN if there are none.
+fn finite_mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values
+        .filter(|v| v.is_finite())
+        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 { f64::NAN } else { sum / n as f64 }
+}
+
+/// Mean MASE of a method's held-out windows.
+fn mean_mase(windows: &[Window]) -> f64 {
+    finite_mean(windows.iter().map(|w| w.mase))
+}
+
+/// Index of the lowest finite score (the first on ties).
+fn lowest(scores: impl Iterator<Item = f64>) -> Option<usize> {
+    scores
+        .enumerate()
+        .filter(|(_, s)| s.is_finite())
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(i, _)| i)
+}
+
 /// Chooses per series the candidate with the lowest mean MASE over `windows` origins.
 /// Series too short to hold out `h` values keep the first candidate that fits.
 pub fn choose(
@@ -453,21 +475,8 @@ pub fn choose(
         .iter()
         .map(|&c| (c, backtest(c, y, m, h, levels, windows, min_train)))
         .collect();
-    let mean_mase = |w: &[Window]| {
-        let v: Vec<f64> = w.iter().map(|w| w.mase).filter(|v| v.is_finite()).collect();
-        if v.is_empty() {
-            f64::NAN
-        } else {
-            v.iter().sum::<f64>() / v.len() as f64
-        }
-    };
     let scored: Vec<(Method, f64)> = runs.iter().map(|(c, w)| (*c, mean_mase(w))).collect();
-    let best = scored
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.1.is_finite())
-        .min_by(|a, b| a.1.1.total_cmp(&b.1.1))
-        .map(|(i, _)| i);
+    let best = lowest(scored.iter().map(|s| s.1));
     match best {
         Some(i) => Choice {
             method: runs[i].0,
@@ -593,14 +602,6 @@ pub fn forecast_batch(
                 .collect()
         })
         .collect();
-    let mean_mase = |w: &[Window]| {
-        let v: Vec<f64> = w.iter().map(|w| w.mase).filter(|v| v.is_finite()).collect();
-        if v.is_empty() {
-            f64::NAN
-        } else {
-            v.iter().sum::<f64>() / v.len() as f64
-        }
-    };
     let per_series: Vec<Vec<f64>> = runs
         .iter()
         .map(|r| r.iter().map(|w| mean_mase(w)).collect())
@@ -627,18 +628,7 @@ pub fn forecast_batch(
         .enumerate()
         .map(|(i, &c)| {
             let windows: Vec<&Window> = runs.iter().flat_map(|r| r[i].iter()).collect();
-            let mean = |f: &dyn Fn(&Window) -> f64| {
-                let v: Vec<f64> = windows
-                    .iter()
-                    .map(|w| f(w))
-                    .filter(|v| v.is_finite())
-                    .collect();
-                if v.is_empty() {
-                    f64::NAN
-                } else {
-                    v.iter().sum::<f64>() / v.len() as f64
-                }
-            };
+            let mean = |f: &dyn Fn(&Window) -> f64| finite_mean(windows.iter().map(|w| f(w)));
             let coverage = levels
                 .iter()
                 .enumerate()
@@ -661,23 +651,17 @@ pub fn forecast_batch(
             }
         })
         .collect();
-    let group_best = group_mase
-        .iter()
-        .filter(|g| g.1.is_finite())
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map_or(candidates[0], |g| g.0);
+    let group_best =
+        lowest(group_mase.iter().map(|g| g.1)).map_or(candidates[0], |i| candidates[i]);
     // Phase 2: the choice per series.
     let chosen: Vec<Method> = per_series
         .iter()
         .map(|scores| match (batch.method, batch.selection) {
             (Some(m), _) => m,
             (None, Selection::Group) => group_best,
-            (None, Selection::Series) => scores
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.is_finite())
-                .min_by(|a, b| a.1.total_cmp(b.1))
-                .map_or(group_best, |(i, _)| candidates[i]),
+            (None, Selection::Series) => {
+                lowest(scores.iter().copied()).map_or(group_best, |i| candidates[i])
+            }
         })
         .collect();
     // Phase 3: final fits.

@@ -94,12 +94,8 @@ pub fn comb(y: &[f64], m: usize, h: usize, levels: &[f64]) -> Result<Forecast> {
         .collect();
     fitted.iter_mut().for_each(|f| *f /= k);
     if let Some(season) = &season {
-        season.reseasonalise(&mut mean);
+        season.reseasonalise_forecast(&mut mean, &mut intervals);
         season.reseasonalise_in_sample(&mut fitted);
-        for iv in intervals.iter_mut() {
-            season.reseasonalise(&mut iv.lower);
-            season.reseasonalise(&mut iv.upper);
-        }
     }
     Ok(Forecast {
         mean,

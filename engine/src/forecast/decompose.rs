@@ -110,6 +110,15 @@ impl Adjustment {
         }
     }
 
+    /// Puts the season back into point forecasts and their intervals.
+    pub fn reseasonalise_forecast(&self, mean: &mut [f64], intervals: &mut [super::Interval]) {
+        self.reseasonalise(mean);
+        for iv in intervals.iter_mut() {
+            self.reseasonalise(&mut iv.lower);
+            self.reseasonalise(&mut iv.upper);
+        }
+    }
+
     /// Puts the season back into values over the data (fitted values).
     pub fn reseasonalise_in_sample(&self, values: &mut [f64]) {
         for (v, &s) in values.iter_mut().zip(&self.seasonal) {

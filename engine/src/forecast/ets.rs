@@ -729,18 +729,25 @@ impl Params {
         if beta < -(1.0 - phi) * (gamma / m + alpha) {
             return false;
         }
-        // P(z) = φ(1−α−γ) + (α+β−αφ+γ−1) z + (α+β−αφ)(z² + … + z^{m−1}) + (α+β−φ) z^m + z^{m+1}
-        let m = self.m;
-        let mut p = vec![0.0; m + 2];
-        p[0] = phi * (1.0 - alpha - gamma);
-        p[1] = alpha + beta - alpha * phi + gamma - 1.0;
-        for c in p.iter_mut().take(m).skip(2) {
-            *c = alpha + beta - alpha * phi;
-        }
-        p[m] = alpha + beta - phi;
-        p[m + 1] = 1.0;
-        roots_within(&p, 1.0 + 1e-10)
+        roots_within(
+            &characteristic(alpha, beta, gamma, phi, self.m),
+            1.0 + 1e-10,
+        )
     }
+}
+
+/// The characteristic polynomial of a seasonal ETS model, lowest power first:
+/// φ(1−α−γ) + (α+β−αφ+γ−1) z + (α+β−αφ)(z² + … + z^{m−1}) + (α+β−φ) z^m + z^{m+1}.
+fn characteristic(alpha: f64, beta: f64, gamma: f64, phi: f64, m: usize) -> Vec<f64> {
+    let mut p = vec![0.0; m + 2];
+    p[0] = phi * (1.0 - alpha - gamma);
+    p[1] = alpha + beta - alpha * phi + gamma - 1.0;
+    for c in p.iter_mut().take(m).skip(2) {
+        *c = alpha + beta - alpha * phi;
+    }
+    p[m] = alpha + beta - phi;
+    p[m + 1] = 1.0;
+    p
 }
 
 /// Whether every root of the polynomial Σ pᵢ zⁱ (leading coefficient non-zero) has
@@ -1340,14 +1347,7 @@ mod tests {
         // ETS(A,A,A), m = 12, α = 0.637, β = 0.172, γ = 0.0149 (φ = 1): the largest root
         // has modulus 0.99997 (numpy), which an unscaled step-down loses to underflow.
         let (alpha, beta, gamma, phi, m) = (0.636_961_687, 0.171_843_800, 0.014_874_959, 1.0, 12);
-        let mut p = vec![0.0; m + 2];
-        p[0] = phi * (1.0 - alpha - gamma);
-        p[1] = alpha + beta - alpha * phi + gamma - 1.0;
-        for c in p.iter_mut().take(m).skip(2) {
-            *c = alpha + beta - alpha * phi;
-        }
-        p[m] = alpha + beta - phi;
-        p[m + 1] = 1.0;
+        let p = characteristic(alpha, beta, gamma, phi, m);
         assert!(roots_within(&p, 1.0 + 1e-10));
     }
 

@@ -154,12 +154,14 @@ fn step(
     model: ThetaModel,
     alpha: f64,
     theta: f64,
-    y: Option<f64>,
+    observe: impl FnOnce(f64) -> f64,
 ) -> State {
     let decay = (1.0 - alpha).powi(i as i32);
     let mu = prev.level
         + (1.0 - 1.0 / theta) * (prev.a * decay + prev.b * (1.0 - decay * (1.0 - alpha)) / alpha);
-    let obs = y.unwrap_or(mu);
+    // The value the recursion continues with, given the forecast μ: the observation in
+    // sample, μ itself when forecasting, μ plus a shock when simulating.
+    let obs = observe(mu);
     let level = alpha * obs + (1.0 - alpha) * prev.level;
     let i_f = i as f64;
     let mean = (i_f * prev.mean + obs) / (i_f + 1.0);
@@ -217,7 +219,7 @@ fn pass(
     let mut s = initial_state(y, model, l0, alpha, theta);
     residuals.push(y[0] - s.mu);
     for (i, &obs) in y.iter().enumerate().skip(1) {
-        let next = step(&s, i, model, alpha, theta, Some(obs));
+        let next = step(&s, i, model, alpha, theta, |_| obs);
         residuals.push(obs - next.mu);
         s = next;
     }
@@ -306,7 +308,7 @@ impl FittedTheta {
         let mut s = c.last;
         (0..h)
             .map(|j| {
-                s = step(&s, c.n + j, c.model, c.alpha, c.theta, None);
+                s = step(&s, c.n + j, c.model, c.alpha, c.theta, |mu| mu);
                 s.mu
             })
             .collect()
@@ -345,11 +347,7 @@ impl FittedTheta {
                 .collect()
         };
         if let Some(season) = &self.season {
-            season.reseasonalise(&mut mean);
-            for iv in intervals.iter_mut() {
-                season.reseasonalise(&mut iv.lower);
-                season.reseasonalise(&mut iv.upper);
-            }
+            season.reseasonalise_forecast(&mut mean, &mut intervals);
         }
         Ok(Forecast {
             mean,
@@ -369,12 +367,9 @@ impl FittedTheta {
         for _ in 0..PATHS {
             let mut s = c.last;
             for (j, path) in paths.iter_mut().enumerate() {
-                let mut next = step(&s, c.n + j, c.model, c.alpha, c.theta, None);
                 let e: f64 = StandardNormal.sample(&mut rng);
-                let y = next.mu + sd * e;
-                next = step(&s, c.n + j, c.model, c.alpha, c.theta, Some(y));
-                path.push(y);
-                s = next;
+                s = step(&s, c.n + j, c.model, c.alpha, c.theta, |mu| mu + sd * e);
+                path.push(s.mu + sd * e);
             }
         }
         super::intervals_from_paths(&mut paths, levels)
