@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use occupa_engine::codice_fiscale::{TaxCode, TaxCodeKind};
+use occupa_engine::export::spreadsheet_safe;
 
 use crate::builtin::Builtin;
 use crate::hierarchy::Hierarchy;
@@ -310,7 +311,14 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
     let qi_pos: Vec<usize> = cols[..data.dims()].to_vec();
     write_atomic(&job.out, |w| {
         let mut wtr = csv::WriterBuilder::new().delimiter(sep).from_writer(w);
-        wtr.write_record(kept.iter().map(|&i| &header[i]))?;
+        // Cells that a spreadsheet would run as formulas are written as text.
+        let safe = |f: &[u8]| -> Vec<u8> {
+            match std::str::from_utf8(f) {
+                Ok(t) => spreadsheet_safe(t).into_owned().into_bytes(),
+                Err(_) => f.to_vec(),
+            }
+        };
+        wtr.write_record(kept.iter().map(|&i| safe(header[i].as_bytes())))?;
         let mut fields: Vec<&[u8]> = Vec::with_capacity(header.len());
         for (rec, &t) in records.iter().zip(&data.row_tuple) {
             let out = &released[t as usize];
@@ -322,7 +330,7 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
                     None => SUPPRESSED.as_bytes(),
                 };
             }
-            wtr.write_record(kept.iter().map(|&i| fields[i]))?;
+            wtr.write_record(kept.iter().map(|&i| safe(fields[i])))?;
         }
         wtr.flush()?;
         Ok(())

@@ -4,8 +4,13 @@
 //! - **conservation**: rows read = rows stored + rows quarantined, and every quarantined
 //!   row is in the quarantine file with its file, row, column and reason;
 //! - **privacy**: the tax code is replaced by its keyed pseudonym before anything is
-//!   written; names and contact columns are dropped; tax codes typed into free text are
-//!   removed; the quarantine file never holds an identifier;
+//!   written; names and contact columns are dropped (their name tokens, as keyed hashes,
+//!   join the tenant's name registry); identifiers typed into free text (tax codes in any
+//!   shape, long numbers, e-mail addresses, the row's and the tenant's names, listed
+//!   names) are removed; the quarantine file never quotes a free-text or identifying
+//!   column, nor any value that looks like an identifier, in its records or its reasons;
+//! - **one writer, one key**: a real file lock per tenant and table; the store's key
+//!   fingerprint must match, and the key file must live outside the store;
 //! - **atomicity**: the new Parquet part and quarantine file are staged, synced and then
 //!   renamed, so a crash at any point leaves the store as it was (leftover staging files
 //!   are invisible to readers and cleaned up by the next ingest);
@@ -14,17 +19,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::export::spreadsheet_safe;
+use crate::identifiers::{NameRegistry, Redactions, Scanner, name_tokens};
 use crate::instruments::Instruments;
 use crate::pseudonym::{Key, Pseudonymiser};
 use crate::read::{self, CsvFile, RawTable, RecordView};
-use crate::schema::{IDENTIFYING_HEADERS, Kind, Reject, RowContext, Schema, Table};
-use crate::store::{self, FrameBuilder, Store, TenantId, TenantScope};
+use crate::schema::{
+    IDENTIFYING_HEADERS, Kind, NAME_HEADERS, Reject, RowContext, RowScratch, Schema, Table,
+};
+use crate::store::{self, FileLock, FrameBuilder, Store, TenantId, TenantScope};
 use crate::{Error, Result};
 use polars::prelude::BatchedWriter;
 
@@ -47,6 +55,8 @@ pub struct IngestSummary {
     pub legacy_encoded_rows: usize,
     /// Tax codes removed from free-text fields.
     pub redacted_tax_codes: usize,
+    /// Every identifier removed from free-text fields, by kind.
+    pub redacted: Redactions,
     /// Identifying columns read and dropped (names, contacts, birth date).
     pub dropped_columns: Vec<String>,
     /// Columns not in the schema, ignored.
@@ -63,6 +73,8 @@ pub trait Progress: Sync {
     fn start(&self, total: u64);
     /// Rows processed since the last call.
     fn advance(&self, n: u64);
+    /// Something the user should know while waiting (another writer holds the lock).
+    fn message(&self, _msg: &str) {}
 }
 
 /// Progress that reports nothing.
@@ -70,49 +82,6 @@ pub struct NoProgress;
 impl Progress for NoProgress {
     fn start(&self, _: u64) {}
     fn advance(&self, _: u64) {}
-}
-
-struct Lock(PathBuf);
-
-impl Lock {
-    fn acquire(dir: &Path) -> Result<Lock> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let path = dir.join(".lock");
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(mut f) => {
-                use std::io::Write;
-                let _ = writeln!(f, "{}", std::process::id());
-                Ok(Lock(path))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let pid = std::fs::read_to_string(&path).unwrap_or_default();
-                let alive = pid
-                    .trim()
-                    .parse::<u32>()
-                    .is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists());
-                if !alive && Path::new("/proc/self").exists() {
-                    // The process that held it died (a crash): the lock is stale.
-                    std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-                    return Lock::acquire(dir);
-                }
-                Err(Error::Store {
-                    path,
-                    reason: "another ingest into this tenant and table is running; if none is, delete this lock file".into(),
-                })
-            }
-            Err(e) => Err(Error::io(&path, e)),
-        }
-    }
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// Finishes or discards what a crashed ingest left: a quarantine file whose Parquet part
@@ -168,6 +137,10 @@ struct ColumnMap {
     ignored: Vec<String>,
     /// Fields whose raw text must never be written anywhere (identifiers).
     sensitive: Vec<bool>,
+    /// Fields of free text: never quoted in the quarantine.
+    free_text: Vec<bool>,
+    /// Fields with the person's name (dropped, but looked for in the row's free text).
+    names: Vec<usize>,
 }
 
 fn map_columns(schema: &Schema, path: &Path, header: &[String]) -> Result<ColumnMap> {
@@ -218,16 +191,24 @@ fn map_columns(schema: &Schema, path: &Path, header: &[String]) -> Result<Column
         // Unknown columns may hold anything: never echo them.
         sensitive[hi] = true;
     }
+    let mut free_text = vec![false; header.len()];
     for (ci, c) in schema.columns.iter().enumerate() {
-        if let (Some(hi), Kind::PersonId | Kind::EmployerId) = (fields[ci], &c.kind) {
-            sensitive[hi] = true;
+        match (fields[ci], &c.kind) {
+            (Some(hi), Kind::PersonId | Kind::EmployerId) => sensitive[hi] = true,
+            (Some(hi), Kind::Text { .. }) => free_text[hi] = true,
+            _ => {}
         }
     }
+    let names = (0..header.len())
+        .filter(|&i| !used[i] && NAME_HEADERS.contains(&header[i].as_str()))
+        .collect();
     Ok(ColumnMap {
         fields,
         dropped,
         ignored,
         sensitive,
+        free_text,
+        names,
     })
 }
 
@@ -235,30 +216,26 @@ struct Quarantined {
     file: usize,
     row: usize,
     reject: Reject,
-    record: String,
+    /// The raw fields, kept in memory only until the file's names are all known.
+    record: Vec<String>,
 }
 
-fn masked_record(rec: &RecordView<'_>, sensitive: &[bool]) -> String {
+/// The record as the quarantine file shows it: identifying, unknown and free-text fields
+/// are never quoted; any other field only when [`Scanner::may_echo`] allows it.
+fn masked_record(rec: &[String], map: &ColumnMap, scanner: &Scanner<'_>) -> String {
     (0..rec.len())
         .map(|i| {
-            let f = rec.get(i).unwrap_or("");
-            if sensitive.get(i).copied().unwrap_or(true) {
+            let f = rec[i].trim();
+            if f.is_empty() {
+                String::new()
+            } else if map.sensitive.get(i).copied().unwrap_or(true) {
                 "<rimosso>".to_string()
+            } else if map.free_text.get(i).copied().unwrap_or(true) {
+                "<testo omesso>".to_string()
+            } else if scanner.may_echo(f) {
+                f.to_string()
             } else {
-                // Free text may hold a tax code typed by an operator.
-                f.split_inclusive(|c: char| !c.is_ascii_alphanumeric())
-                    .map(|tok| {
-                        let w = tok.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-                        if w.len() >= 11
-                            && w.bytes().any(|b| b.is_ascii_digit())
-                            && w.bytes().any(|b| b.is_ascii_uppercase())
-                        {
-                            format!("<rimosso>{}", &tok[w.len()..])
-                        } else {
-                            tok.to_string()
-                        }
-                    })
-                    .collect()
+                "<omesso>".to_string()
             }
         })
         .collect::<Vec<_>>()
@@ -266,7 +243,8 @@ fn masked_record(rec: &RecordView<'_>, sensitive: &[bool]) -> String {
 }
 
 /// Test hook: `OCCUPA_FAILPOINT=ingest-abort` kills the process after staging and before
-/// the commit; `ingest-error` fails the ingest there with an error.
+/// the commit; `ingest-error` fails the ingest there with an error; `ingest-after-commit`
+/// kills it after the commit, before the audit line is appended.
 fn failpoint() -> Result<()> {
     match std::env::var("OCCUPA_FAILPOINT").as_deref() {
         Ok("ingest-abort") => std::process::abort(),
@@ -348,8 +326,21 @@ impl std::hash::Hasher for KeyHasher {
 struct ChunkOut {
     frame: FrameBuilder,
     lines: Vec<usize>,
-    rejects: Vec<(usize, Reject, String)>,
+    rejects: Vec<(usize, Reject, Vec<String>)>,
     legacy: usize,
+    /// Keyed hashes of the name tokens seen in name columns.
+    names: Vec<u64>,
+}
+
+/// Test hook: `OCCUPA_HOLD_LOCK_MS=N` keeps the lock N milliseconds before working, so a
+/// test can start a second writer while the first holds it.
+fn hold_lock_for_test() {
+    if let Some(ms) = std::env::var("OCCUPA_HOLD_LOCK_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
 }
 
 fn file_name(p: &Path) -> String {
@@ -374,19 +365,27 @@ pub fn ingest(
             reason: "give at least one file to ingest".into(),
         });
     }
+    store.bind_key(key)?;
     let scope = store.scope(tenant);
     let tdir = scope.table_dir(table);
-    let _lock = Lock::acquire(&tdir)?;
+    let _lock = FileLock::acquire(&tdir.join(".lock"), || {
+        progress.message(&format!(
+            "waiting for another ingest into {tenant}/{} to finish",
+            table.name()
+        ))
+    })?;
+    hold_lock_for_test();
     recover(&scope, table)?;
 
     let schema = Schema::of(table, instruments);
     let pseudonymiser = Pseudonymiser::new(key);
-    let ctx = RowContext {
-        schema: &schema,
+    let registry = NameRegistry::new(pseudonymiser.clone(), scope.name_hashes()?);
+    let ctx = RowContext::new(
+        &schema,
         instruments,
-        pseudonymiser: &pseudonymiser,
-        redacted: AtomicUsize::new(0),
-    };
+        &pseudonymiser,
+        Scanner::with_registry(&registry),
+    );
 
     // Read and map every file before writing anything: a file-level error aborts cleanly.
     let mut sources = Vec::new();
@@ -430,6 +429,7 @@ pub fn ingest(
     let mut seen: HashMap<u64, (u32, u32), KeyHash> =
         HashMap::with_capacity_and_hasher(expected_rows, KeyHash);
     let mut quarantined: Vec<Quarantined> = Vec::new();
+    let mut new_names: Vec<u64> = Vec::new();
     let (mut legacy, mut total, mut stored, mut duplicates) = (0usize, 0usize, 0usize, 0usize);
     let mut dropped: Vec<String> = sources
         .iter()
@@ -459,18 +459,36 @@ pub fn ingest(
                             lines: Vec::with_capacity(16_384),
                             rejects: Vec::new(),
                             legacy: 0,
+                            names: Vec::new(),
                         };
                         let mut values = Vec::new();
+                        let mut scratch = RowScratch::default();
+                        let mut row_names: Vec<String> = Vec::new();
                         rows(&mut |line, rec, legacy| {
                             out.legacy += legacy as usize;
+                            row_names.clear();
+                            if let Ok(view) = &rec {
+                                for &i in &map.names {
+                                    let field = view.get(i).unwrap_or("");
+                                    row_names.extend(name_tokens(field, 2));
+                                    out.names.extend(
+                                        name_tokens(field, 3)
+                                            .iter()
+                                            .map(|t| ctx.pseudonymiser.name_hash(t)),
+                                    );
+                                }
+                            }
                             let res = match &rec {
                                 Err(reason) => Err(Reject {
                                     column: "*".into(),
                                     reason: reason.clone(),
+                                    plain: None,
                                 }),
                                 Ok(view) => ctx.convert_into(
                                     |ci| map.fields[ci].and_then(|i| view.get(i)),
+                                    &row_names,
                                     &mut values,
+                                    &mut scratch,
                                 ),
                             };
                             match res {
@@ -481,12 +499,17 @@ pub fn ingest(
                                 Err(rej) => {
                                     let record = rec
                                         .as_ref()
-                                        .map(|v| masked_record(v, &map.sensitive))
+                                        .map(|v| {
+                                            (0..v.len())
+                                                .map(|i| v.get(i).unwrap_or("").to_string())
+                                                .collect()
+                                        })
                                         .unwrap_or_default();
                                     out.rejects.push((line, rej, record));
                                 }
                             }
                         });
+                        scratch.flush(ctx);
                         out
                     };
                     match source {
@@ -552,6 +575,7 @@ pub fn ingest(
                            writer: &mut BatchedWriter<&mut std::io::BufWriter<std::fs::File>>|
          -> Result<()> {
             legacy += out.legacy;
+            new_names.append(&mut out.names);
             total += out.lines.len() + out.rejects.len();
             for (line, reject, record) in out.rejects.drain(..) {
                 quarantined.push(Quarantined {
@@ -582,8 +606,9 @@ pub fn ingest(
                             reject: Reject {
                                 column: key_label.clone(),
                                 reason,
+                                plain: None,
                             },
-                            record: String::new(),
+                            record: Vec::new(),
                         });
                         keep.push(false);
                     }
@@ -654,30 +679,94 @@ pub fn ingest(
 
     // The Parquet part is staged; stage the quarantine file, then commit both. The part's
     // rename is the commit point.
+    // Only now are all the file's names known: a value is quoted in the quarantine only
+    // if the scanner, with every name of the tenant and of these files, lets it be.
+    let redacted = ctx.redactions();
+    let mut all_names = registry.hashes().to_vec();
+    all_names.extend(new_names);
+    all_names.sort_unstable();
+    all_names.dedup();
+    let final_registry = NameRegistry::new(pseudonymiser.clone(), all_names);
+    let final_scanner = Scanner::with_registry(&final_registry);
+    let masked: Vec<String> = quarantined
+        .iter_mut()
+        .map(|q| {
+            let map = &sources[q.file].1;
+            if let Some((ci, _)) = &q.reject.plain {
+                let raw = map.fields[*ci]
+                    .and_then(|i| q.record.get(i))
+                    .map_or("", |f| f.trim());
+                if !final_scanner.may_echo(raw) {
+                    q.reject.without_value();
+                }
+            }
+            masked_record(&q.record, map, &final_scanner)
+        })
+        .collect();
     if nq > 0 {
         store::stage(&q_staging, |f| {
             let mut w = csv::Writer::from_writer(f);
             let io = |e: csv::Error| Error::io(&q_staging, std::io::Error::other(e));
             w.write_record(["file", "row", "column", "reason", "record"])
                 .map_err(io)?;
-            for q in &quarantined {
+            for (q, record) in quarantined.iter().zip(&masked) {
                 let name = file_name(sources[q.file].0.path());
-                w.write_record([
-                    name.as_str(),
-                    &q.row.to_string(),
-                    &q.reject.column,
-                    &q.reject.reason,
-                    &q.record,
-                ])
+                let row = q.row.to_string();
+                w.write_record(
+                    [
+                        name.as_str(),
+                        &row,
+                        &q.reject.column,
+                        &q.reject.reason,
+                        record,
+                    ]
+                    .map(|f| spreadsheet_safe(f).into_owned()),
+                )
                 .map_err(io)?;
             }
             w.flush().map_err(|e| Error::io(&q_staging, e))
         })?;
     }
+    let names = if final_registry.len() > registry.len() {
+        Some(scope.stage_name_hashes(final_registry.hashes())?)
+    } else {
+        None
+    };
+    // The audit line is written before the commit, with what proves the commit (the part,
+    // or the quarantine file when nothing is stored), and appended after it.
+    let evidence = if stored > 0 {
+        Some(part.as_path())
+    } else if nq > 0 {
+        Some(qfile.as_path())
+    } else {
+        None
+    };
+    let intent = store.audit_intent(
+        &ingest_id,
+        serde_json::json!({
+            "command": "ingest",
+            "tenant": tenant.as_str(),
+            "table": table.name(),
+            "ingest_id": ingest_id,
+            "files": file_digests,
+            "read": total,
+            "stored": stored,
+            "quarantined": nq,
+            "redacted": redacted,
+        }),
+        evidence,
+    )?;
     if let Err(e) = failpoint() {
         let _ = std::fs::remove_file(&part_staging);
         let _ = std::fs::remove_file(&q_staging);
+        if let Some((staging, _)) = &names {
+            let _ = std::fs::remove_file(staging);
+        }
+        let _ = store.abandon_audit(intent);
         return Err(e);
+    }
+    if let Some((staging, path)) = &names {
+        store::commit(staging, path)?;
     }
     if stored > 0 {
         store::commit(&part_staging, &part)?;
@@ -685,6 +774,10 @@ pub fn ingest(
     if nq > 0 {
         store::commit(&q_staging, &qfile)?;
     }
+    if std::env::var("OCCUPA_FAILPOINT").as_deref() == Ok("ingest-after-commit") {
+        std::process::abort();
+    }
+    store.complete_audit(intent)?;
 
     dropped.sort();
     dropped.dedup();
@@ -698,21 +791,12 @@ pub fn ingest(
         ingest_id: ingest_id.clone(),
         duplicates,
         legacy_encoded_rows: legacy,
-        redacted_tax_codes: ctx.redacted.load(Ordering::Relaxed),
+        redacted_tax_codes: redacted.tax_codes,
+        redacted,
         dropped_columns: dropped,
         ignored_columns: ignored,
         tenant: tenant.to_string(),
         table: table.name().to_string(),
     };
-    store.audit(serde_json::json!({
-        "command": "ingest",
-        "tenant": tenant.as_str(),
-        "table": table.name(),
-        "ingest_id": ingest_id,
-        "files": file_digests,
-        "read": total,
-        "stored": stored,
-        "quarantined": nq,
-    }))?;
     Ok(summary)
 }

@@ -3,11 +3,13 @@
 //!
 //! `engine/DATA.md` is the data dictionary generated from the same definitions.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
 use crate::codice_fiscale::{TaxCode, TaxCodeKind};
+use crate::identifiers::{Redactions, Scanner};
 use crate::instruments::Instruments;
 use crate::instruments::gol::{OverrideReason, Path, Section};
 use crate::pseudonym::{Domain, Pseudonymiser};
@@ -101,7 +103,8 @@ pub enum Kind {
     Bool,
     /// One of a list of codes (stored as given in the list).
     Code(&'static [&'static str]),
-    /// Free text; tax codes found inside are removed before storing.
+    /// Free text; identifiers found inside (tax codes, long numbers, e-mail addresses,
+    /// names) are removed before storing, see [`crate::identifiers`].
     Text {
         /// Longest accepted, in characters.
         max_len: usize,
@@ -190,6 +193,18 @@ pub const IDENTIFYING_HEADERS: &[&str] = &[
     "luogo_nascita",
     "birth_place",
     "iban",
+];
+
+/// Of [`IDENTIFYING_HEADERS`], the columns that carry a person's name: their tokens are
+/// looked for in the row's free text and added to the tenant's name registry.
+pub const NAME_HEADERS: &[&str] = &[
+    "nome",
+    "cognome",
+    "name",
+    "surname",
+    "first_name",
+    "last_name",
+    "nominativo",
 ];
 
 /// Service codes of the Piemonte standards (seed 003).
@@ -658,14 +673,29 @@ impl Schema {
 pub struct Reject {
     /// The column at fault (store name), or `*` for the whole row.
     pub column: String,
-    /// What is wrong, without echoing identifying values.
+    /// What is wrong. It may quote the value when the value was judged safe to show
+    /// ([`Scanner::may_echo`]); see `plain`.
     pub reason: String,
+    /// When the value was rejected on its own: the schema column it came from and the
+    /// reason without the value, for a caller that learns only later whether the value
+    /// may be shown (an ingest knows every name of the file only at its end).
+    pub plain: Option<(usize, String)>,
+}
+
+impl Reject {
+    /// Replaces the reason by the one that does not quote the value.
+    pub fn without_value(&mut self) {
+        if let Some((_, plain)) = &self.plain {
+            self.reason = plain.clone();
+        }
+    }
 }
 
 fn reject(column: &str, reason: impl Into<String>) -> Reject {
     Reject {
         column: column.to_string(),
         reason: reason.into(),
+        plain: None,
     }
 }
 
@@ -677,8 +707,51 @@ pub struct RowContext<'a> {
     pub instruments: &'a Instruments,
     /// Keyed pseudonymiser.
     pub pseudonymiser: &'a Pseudonymiser,
-    /// Counts tax codes removed from free text.
-    pub redacted: AtomicUsize,
+    /// Finds identifiers in free text (with the tenant's name registry).
+    pub scanner: Scanner<'a>,
+    /// Identifiers removed from free text so far.
+    pub redacted: Mutex<Redactions>,
+}
+
+impl<'a> RowContext<'a> {
+    /// A context with an empty tally.
+    pub fn new(
+        schema: &'a Schema,
+        instruments: &'a Instruments,
+        pseudonymiser: &'a Pseudonymiser,
+        scanner: Scanner<'a>,
+    ) -> Self {
+        RowContext {
+            schema,
+            instruments,
+            pseudonymiser,
+            scanner,
+            redacted: Mutex::new(Redactions::default()),
+        }
+    }
+
+    /// Identifiers removed so far.
+    pub fn redactions(&self) -> Redactions {
+        self.redacted.lock().map(|r| *r).unwrap_or_default()
+    }
+}
+
+/// Per-worker state reused from row to row: free texts repeat (providers, programmes,
+/// operator codes), so each distinct text is scanned once.
+#[derive(Default)]
+pub struct RowScratch {
+    texts: HashMap<String, (String, Redactions)>,
+    tally: Redactions,
+}
+
+impl RowScratch {
+    /// Adds this worker's tally to the context's and clears it.
+    pub fn flush(&mut self, ctx: &RowContext<'_>) {
+        if let Ok(mut r) = ctx.redacted.lock() {
+            r.merge(&self.tally);
+        }
+        self.tally = Redactions::default();
+    }
 }
 
 /// A converted row: stored values (input then derived columns) and its duplicate key.
@@ -712,20 +785,23 @@ fn is_occupation(s: &str) -> bool {
         && parts[0] != "0"
 }
 
-/// Removes tax codes that an operator typed into free text.
-fn redact(text: &str, ctx: &RowContext<'_>) -> String {
-    let mut out = String::with_capacity(text.len());
-    for token in text.split_inclusive(|c: char| !c.is_ascii_alphanumeric()) {
-        let word = token.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-        if word.len() == 16 && TaxCode::parse(word).is_ok() {
-            ctx.redacted.fetch_add(1, Ordering::Relaxed);
-            out.push_str("[codice fiscale rimosso]");
-            out.push_str(&token[word.len()..]);
-        } else {
-            out.push_str(token);
-        }
+/// What a column holds, for an error that cannot quote the value.
+fn what(kind: &Kind) -> String {
+    match kind {
+        Kind::PersonId => "a tax code".into(),
+        Kind::EmployerId => "a VAT number or tax code".into(),
+        Kind::Int { min, max } => format!("a whole number in {min}..={max}"),
+        Kind::Float { min, max } => format!("a number in {min}..={max}"),
+        Kind::Date => "a date (YYYY-MM-DD or DD/MM/YYYY)".into(),
+        Kind::Bool => "yes/no".into(),
+        Kind::Code(list) => format!("one of {}", list.join(", ")),
+        Kind::Text { max_len } => format!("text of at most {max_len} characters"),
+        Kind::Municipality => "a 6-digit ISTAT municipality code".into(),
+        Kind::Citizenship => "an ISO 3166-1 alpha-3 code".into(),
+        Kind::Ateco => "an ATECO 2007 code".into(),
+        Kind::Occupation => "a CP2011 occupation code".into(),
+        Kind::Answer(scale) => format!("an answer in {scale:?}"),
     }
-    out
 }
 
 impl RowContext<'_> {
@@ -733,21 +809,34 @@ impl RowContext<'_> {
     /// (`None` when the file lacks an optional column).
     pub fn convert(&self, cells: &[Option<&str>]) -> Result<Row, Reject> {
         let mut values = Vec::with_capacity(self.schema.columns.len() + self.schema.derived.len());
-        let key = self.convert_into(|i| cells.get(i).copied().flatten(), &mut values)?;
-        Ok(Row { values, key })
+        let mut scratch = RowScratch::default();
+        let key = self.convert_into(
+            |i| cells.get(i).copied().flatten(),
+            &[],
+            &mut values,
+            &mut scratch,
+        );
+        scratch.flush(self);
+        Ok(Row { values, key: key? })
     }
 
     /// As [`RowContext::convert`], with cell `i` given by `cell(i)`, into a reused buffer
     /// (cleared first); returns the row's duplicate key. No allocation per row other than
-    /// the stored strings.
+    /// the stored strings. `row_names` are the normalised name tokens of the person the
+    /// row is about (from its name columns), removed from its free text.
+    ///
+    /// A rejection quotes the value only when [`Scanner::may_echo`] allows it: a tax code
+    /// or a name typed into the wrong column is never written back into the quarantine.
     pub fn convert_into<'c>(
         &self,
         cell: impl Fn(usize) -> Option<&'c str>,
+        row_names: &[String],
         values: &mut Vec<Value>,
+        scratch: &mut RowScratch,
     ) -> Result<u64, Reject> {
         let schema = self.schema;
         values.clear();
-        let mut tax: Option<TaxCode> = None;
+        let tax: std::cell::RefCell<Option<TaxCode>> = std::cell::RefCell::new(None);
         for (ci, def) in schema.columns.iter().enumerate() {
             let raw = cell(ci).map(str::trim).unwrap_or("");
             if raw.is_empty() {
@@ -758,106 +847,147 @@ impl RowContext<'_> {
                 continue;
             }
             let name = def.name.as_str();
-            let v = match &def.kind {
-                Kind::PersonId => {
-                    let code = TaxCode::parse(raw)
-                        .map_err(|e| reject(name, format!("invalid tax code: {e}")))?;
-                    let p = self.pseudonymiser.pseudonym(Domain::Person, code.as_str());
-                    tax = Some(code);
-                    Value::Str(p)
-                }
-                Kind::EmployerId => {
-                    let code = TaxCode::parse(raw).map_err(|e| {
-                        reject(name, format!("invalid employer VAT number / tax code: {e}"))
-                    })?;
-                    Value::Str(
-                        self.pseudonymiser
-                            .pseudonym(Domain::Employer, code.as_str()),
-                    )
-                }
-                Kind::Int { min, max } => {
-                    let i = value::parse_int(raw).map_err(|e| reject(name, e))?;
-                    if i < *min || i > *max {
-                        return Err(reject(name, format!("{i} is outside {min}..={max}")));
+            let converted = (|| -> Result<Value, Reject> {
+                Ok(match &def.kind {
+                    Kind::PersonId => {
+                        let code = TaxCode::parse(raw)
+                            .map_err(|e| reject(name, format!("invalid tax code: {e}")))?;
+                        let p = self.pseudonymiser.pseudonym(Domain::Person, code.as_str());
+                        *tax.borrow_mut() = Some(code);
+                        Value::Str(p)
                     }
-                    Value::Int(i)
-                }
-                Kind::Answer(scale) => {
-                    let i = value::parse_int(raw).map_err(|e| reject(name, e))?;
-                    if scale.binary_search(&i).is_err() {
-                        return Err(reject(name, format!("answer {i} is not one of {scale:?}")));
+                    Kind::EmployerId => {
+                        let code = TaxCode::parse(raw).map_err(|e| {
+                            reject(name, format!("invalid employer VAT number / tax code: {e}"))
+                        })?;
+                        Value::Str(
+                            self.pseudonymiser
+                                .pseudonym(Domain::Employer, code.as_str()),
+                        )
                     }
-                    Value::Int(i)
-                }
-                Kind::Float { min, max } => {
-                    let f = value::parse_float(raw).map_err(|e| reject(name, e))?;
-                    if f < *min || f > *max {
-                        return Err(reject(name, format!("{f} is outside {min}..={max}")));
+                    Kind::Int { min, max } => {
+                        let i = value::parse_int(raw).map_err(|e| reject(name, e))?;
+                        if i < *min || i > *max {
+                            return Err(reject(name, format!("{i} is outside {min}..={max}")));
+                        }
+                        Value::Int(i)
                     }
-                    Value::Float(f)
-                }
-                Kind::Date => Value::Date(value::days(
-                    value::parse_date(raw).map_err(|e| reject(name, e))?,
-                )),
-                Kind::Bool => Value::Bool(value::parse_bool(raw).map_err(|e| reject(name, e))?),
-                Kind::Code(list) => {
-                    let found = list.iter().find(|c| c.eq_ignore_ascii_case(raw));
-                    Value::Code(found.ok_or_else(|| {
-                        reject(name, format!("{raw:?} is not one of {}", list.join(", ")))
-                    })?)
-                }
-                Kind::Text { max_len } => {
-                    if raw.chars().count() > *max_len {
-                        return Err(reject(name, format!("longer than {max_len} characters")));
+                    Kind::Answer(scale) => {
+                        let i = value::parse_int(raw).map_err(|e| reject(name, e))?;
+                        if scale.binary_search(&i).is_err() {
+                            return Err(reject(
+                                name,
+                                format!("answer {i} is not one of {scale:?}"),
+                            ));
+                        }
+                        Value::Int(i)
                     }
-                    Value::Str(redact(raw, self))
-                }
-                Kind::Municipality => {
-                    let code = if raw.len() < 6 && raw.bytes().all(|b| b.is_ascii_digit()) {
-                        format!("{raw:0>6}")
-                    } else {
-                        raw.to_string()
-                    };
-                    if Territory::get().province_of(&code).is_none() {
-                        return Err(reject(
-                            name,
-                            format!(
-                                "{raw:?} is not a 6-digit ISTAT municipality code of a known province"
-                            ),
-                        ));
+                    Kind::Float { min, max } => {
+                        let f = value::parse_float(raw).map_err(|e| reject(name, e))?;
+                        if f < *min || f > *max {
+                            return Err(reject(name, format!("{f} is outside {min}..={max}")));
+                        }
+                        Value::Float(f)
                     }
-                    Value::Str(code)
-                }
-                Kind::Citizenship => {
-                    let up = raw.to_ascii_uppercase();
-                    if up.len() != 3 || !up.bytes().all(|b| b.is_ascii_uppercase()) {
-                        return Err(reject(
-                            name,
-                            format!("{raw:?} is not an ISO 3166-1 alpha-3 code"),
-                        ));
+                    Kind::Date => Value::Date(value::days(
+                        value::parse_date(raw).map_err(|e| reject(name, e))?,
+                    )),
+                    Kind::Bool => Value::Bool(value::parse_bool(raw).map_err(|e| reject(name, e))?),
+                    Kind::Code(list) => {
+                        let found = list.iter().find(|c| c.eq_ignore_ascii_case(raw));
+                        Value::Code(found.ok_or_else(|| {
+                            reject(name, format!("{raw:?} is not one of {}", list.join(", ")))
+                        })?)
                     }
-                    Value::Str(up)
-                }
-                Kind::Ateco => {
-                    let up = raw.to_ascii_uppercase();
-                    if !is_ateco(&up) {
-                        return Err(reject(name, format!("{raw:?} is not an ATECO 2007 code")));
+                    Kind::Text { max_len } => {
+                        if raw.chars().count() > *max_len {
+                            return Err(reject(name, format!("longer than {max_len} characters")));
+                        }
+                        if row_names.is_empty()
+                            && let Some((text, found)) = scratch.texts.get(raw)
+                        {
+                            scratch.tally.merge(found);
+                            Value::Str(text.clone())
+                        } else {
+                            let mut found = Redactions::default();
+                            let text = self.scanner.redact(raw, row_names, &mut found).into_owned();
+                            scratch.tally.merge(&found);
+                            if row_names.is_empty() {
+                                if scratch.texts.len() > 100_000 {
+                                    scratch.texts.clear();
+                                }
+                                scratch.texts.insert(raw.to_string(), (text.clone(), found));
+                            }
+                            Value::Str(text)
+                        }
                     }
-                    Value::Str(up)
-                }
-                Kind::Occupation => {
-                    if !is_occupation(raw) {
-                        return Err(reject(
-                            name,
-                            format!("{raw:?} is not a CP2011 occupation code"),
-                        ));
+                    Kind::Municipality => {
+                        let code = if raw.len() < 6 && raw.bytes().all(|b| b.is_ascii_digit()) {
+                            format!("{raw:0>6}")
+                        } else {
+                            raw.to_string()
+                        };
+                        if Territory::get().province_of(&code).is_none() {
+                            return Err(reject(
+                                name,
+                                format!(
+                                    "{raw:?} is not a 6-digit ISTAT municipality code of a known province"
+                                ),
+                            ));
+                        }
+                        Value::Str(code)
                     }
-                    Value::Str(raw.to_string())
+                    Kind::Citizenship => {
+                        let up = raw.to_ascii_uppercase();
+                        if up.len() != 3 || !up.bytes().all(|b| b.is_ascii_uppercase()) {
+                            return Err(reject(
+                                name,
+                                format!("{raw:?} is not an ISO 3166-1 alpha-3 code"),
+                            ));
+                        }
+                        Value::Str(up)
+                    }
+                    Kind::Ateco => {
+                        let up = raw.to_ascii_uppercase();
+                        if !is_ateco(&up) {
+                            return Err(reject(name, format!("{raw:?} is not an ATECO 2007 code")));
+                        }
+                        Value::Str(up)
+                    }
+                    Kind::Occupation => {
+                        if !is_occupation(raw) {
+                            return Err(reject(
+                                name,
+                                format!("{raw:?} is not a CP2011 occupation code"),
+                            ));
+                        }
+                        Value::Str(raw.to_string())
+                    }
+                })
+            })();
+            let v = match converted {
+                Ok(v) => v,
+                Err(mut rej) => {
+                    rej.plain = Some((
+                        ci,
+                        format!(
+                            "not {} (the value is not shown: it may identify a person)",
+                            what(&def.kind)
+                        ),
+                    ));
+                    if !self.scanner.may_echo(raw)
+                        || row_names
+                            .iter()
+                            .any(|n| raw.to_lowercase().contains(n.as_str()))
+                    {
+                        rej.without_value();
+                    }
+                    return Err(rej);
                 }
             };
             values.push(v);
         }
-        self.check_and_derive(values, tax.as_ref())?;
+        self.check_and_derive(values, tax.borrow().as_ref())?;
         Ok(self.key(values))
     }
 
@@ -1152,12 +1282,7 @@ mod tests {
         inst: &'a Instruments,
         p: &'a Pseudonymiser,
     ) -> RowContext<'a> {
-        RowContext {
-            schema,
-            instruments: inst,
-            pseudonymiser: p,
-            redacted: AtomicUsize::new(0),
-        }
+        RowContext::new(schema, inst, p, Scanner::new())
     }
 
     #[test]
@@ -1230,9 +1355,66 @@ mod tests {
         let schema = Schema::of(Table::Services, &inst);
         let p = Pseudonymiser::new(&Key::from_bytes([3; 32]));
         let ctx = ctx_for(&schema, &inst, &p);
-        let out = redact("colloquio con RSSMRA85T10A562S, ok", &ctx);
-        assert_eq!(out, "colloquio con [codice fiscale rimosso], ok");
-        assert_eq!(ctx.redacted.load(Ordering::Relaxed), 1);
+        let mut cells: Vec<Option<&str>> = vec![None; schema.columns.len()];
+        let col = |n: &str| schema.columns.iter().position(|c| c.name == n).unwrap();
+        cells[col("person_id")] = Some("RSSMRA85T10A562S");
+        cells[col("service_code")] = Some("A.5");
+        cells[col("programme")] = Some("GOL");
+        cells[col("provider")] = Some("colloquio con RSS MRA 85T10 A562S, ok");
+        cells[col("operator")] = Some("Mario Rossi");
+        cells[col("start_date")] = Some("2024-05-02");
+        cells[col("hours")] = Some("3");
+        let row = ctx.convert(&cells).unwrap();
+        assert_eq!(
+            row.values[col("provider")],
+            Value::Str("colloquio con [codice fiscale rimosso], ok".into())
+        );
+        assert_eq!(
+            row.values[col("operator")],
+            Value::Str("[nome rimosso]".into())
+        );
+        let r = ctx.redactions();
+        assert_eq!((r.tax_codes, r.names), (1, 1));
+    }
+
+    #[test]
+    fn a_rejection_never_quotes_an_identifier() {
+        let inst = Instruments::builtin().unwrap();
+        let schema = Schema::of(Table::Persons, &inst);
+        let p = Pseudonymiser::new(&Key::from_bytes([3; 32]));
+        let ctx = ctx_for(&schema, &inst, &p);
+        let mut cells: Vec<Option<&str>> = [
+            "RSSMRA85T10A562S",
+            "1985",
+            "M",
+            "ita",
+            "1272",
+            "3",
+            "no",
+            "sì",
+            "0",
+            "01/02/2024",
+            "",
+        ]
+        .iter()
+        .map(|s| Some(*s))
+        .collect();
+        for planted in ["BNCLRA90C44F205Z", "bianchi", "laura.b@example.it"] {
+            cells[3] = Some(planted);
+            let err = ctx.convert(&cells).err().unwrap();
+            assert_eq!(err.column, "citizenship");
+            assert!(
+                !err.reason
+                    .to_lowercase()
+                    .contains(&planted.to_lowercase()[..6]),
+                "{}",
+                err.reason
+            );
+            assert!(err.reason.contains("not shown"), "{}", err.reason);
+        }
+        // A harmless value is still quoted, so the user can fix it.
+        cells[3] = Some("XX1");
+        assert!(ctx.convert(&cells).err().unwrap().reason.contains("XX1"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Renderers of the report model: HTML (self-contained), Typst markup for the PDF,
 //! XLSX and CSV. Suppressed values print as `x` everywhere.
 
+use occupa_engine::export::{csv_field, spreadsheet_safe};
 use std::fmt::Write as _;
 use std::sync::Once;
 
@@ -242,6 +243,7 @@ pub fn markup(r: &Report) -> (String, Vec<Asset>) {
 /// values as `x`, and a notes sheet.
 pub fn xlsx(r: &Report) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
     use rust_xlsxwriter::{Format, Workbook};
+    let safe = |s: &str| spreadsheet_safe(s).into_owned();
     let mut wb = Workbook::new();
     let bold = Format::new().set_bold();
     for s in &r.sections {
@@ -249,14 +251,14 @@ pub fn xlsx(r: &Report) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
             let ws = wb.add_worksheet();
             let name: String = t.id.chars().take(31).collect();
             ws.set_name(&name)?;
-            ws.write_string_with_format(0, 0, &t.title, &bold)?;
-            ws.write_string_with_format(2, 0, &t.label_header, &bold)?;
+            ws.write_string_with_format(0, 0, safe(&t.title), &bold)?;
+            ws.write_string_with_format(2, 0, safe(&t.label_header), &bold)?;
             for (c, h) in t.columns.iter().enumerate() {
-                ws.write_string_with_format(2, c as u16 + 1, h, &bold)?;
+                ws.write_string_with_format(2, c as u16 + 1, safe(h), &bold)?;
             }
             for (i, (label, vals)) in t.rows.iter().enumerate() {
                 let row = i as u32 + 3;
-                ws.write_string(row, 0, label)?;
+                ws.write_string(row, 0, safe(label))?;
                 for (c, v) in vals.iter().enumerate() {
                     match v {
                         Some(n) => ws.write_number(row, c as u16 + 1, *n as f64)?,
@@ -269,21 +271,15 @@ pub fn xlsx(r: &Report) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
     }
     let ws = wb.add_worksheet();
     ws.set_name(if r.lang == Lang::It { "note" } else { "notes" })?;
-    ws.write_string_with_format(0, 0, &r.title, &bold)?;
-    ws.write_string(1, 0, &r.subtitle)?;
-    ws.write_string(3, 0, &r.privacy_note)?;
+    ws.write_string_with_format(0, 0, safe(&r.title), &bold)?;
+    ws.write_string(1, 0, safe(&r.subtitle))?;
+    ws.write_string(3, 0, safe(&r.privacy_note))?;
     wb.save_to_buffer()
 }
 
 /// One table as CSV (UTF-8, comma-separated, hidden values as `x`).
 pub fn csv(t: &PubTable) -> String {
-    let q = |s: &str| {
-        if s.contains([',', '"', '\n']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_string()
-        }
-    };
+    let q = |s: &str| csv_field(s).into_owned();
     let mut out = String::new();
     out.push_str(&q(&t.label_header));
     for c in &t.columns {

@@ -224,7 +224,7 @@ fn write_labels(
         let mut header = String::from("row");
         if let Some(c) = id {
             header.push(',');
-            header.push_str(c);
+            header.push_str(&occupa_engine::export::csv_field(c));
         }
         header.push_str(",cluster");
         if posterior.is_some() {
@@ -238,7 +238,7 @@ fn write_labels(
             let mut line = format!("{}", i + 2);
             if let Some(ids) = &ids {
                 line.push(',');
-                line.push_str(&ids[i]);
+                line.push_str(&occupa_engine::export::csv_field(&ids[i]));
             }
             line.push(',');
             if let Some(l) = l {

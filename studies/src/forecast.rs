@@ -335,9 +335,5 @@ fn fmt_level(l: f64) -> String {
 }
 
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    occupa_engine::export::csv_field(s).into_owned()
 }

@@ -326,9 +326,13 @@ enum ReportCommand {
         /// it or en.
         #[arg(long, default_value = "it")]
         lang: String,
-        /// Smallest count published.
+        /// Smallest count published (at least 3 unless --allow-min-count-below-3).
         #[arg(long, default_value_t = 5)]
         min_count: u64,
+        /// Accept --min-count 1 or 2: counts of one or two persons would be published,
+        /// which statistical offices never do. Only for internal, non-published checks.
+        #[arg(long)]
+        allow_min_count_below_3: bool,
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
@@ -449,7 +453,8 @@ fn demo(a: DemoArgs) -> Result<()> {
             "created pseudonymisation key {} (mode 0600; keep it outside the store)",
             key_path.display()
         );
-        k
+        // Read back, so the store sees where the key lives.
+        Key::load(&key_path)?
     };
     let exports = a.out.join("simulated-exports");
     let cfg = a.population.config(a.dirty);
@@ -531,8 +536,16 @@ fn main() {
             tenant,
             lang,
             min_count,
+            allow_min_count_below_3,
             out,
         }) => (|| {
+            if min_count < 3 && !allow_min_count_below_3 {
+                bail!(
+                    "--min-count {min_count}: a threshold below 3 publishes counts of one or two \
+                     persons; use 3 or more (the default is 5), or add \
+                     --allow-min-count-below-3 for an internal check that will not be published"
+                );
+            }
             let q = Quarter::parse(&period)?;
             let store = Store::open(&data)?;
             let written = write_report(

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, a module per area.
 
 mod anonymiser;
+mod attacks;
 mod causal;
 mod cluster;
 mod forecast;
