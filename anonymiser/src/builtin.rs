@@ -9,6 +9,15 @@
 //! | `citizenship` | ISO 3166-1 alpha-3 → ISTAT area of citizenship → EU / non-EU → `*` |
 //! | `ordinal:MIN-MAX:W1,W2…` | score → intervals of width W1 → of W2 … → `*` |
 //! | `flat` | value → `*` (sex, yes/no flags: any category) |
+//! | `months` | months from taking charge → 3-month → 6-month → 12-month spans → `*` |
+//! | `timing` | days to a first service (`0-29`, `30-89`, `90-179`, `180+`, `never`) → `0-89`/`90+`/`never` → `ever`/`never` → `*` |
+//! | `contract` | contract type → stable / fixed-term / other → `*` |
+//! | `ateco` | ATECO 2007 code → division → section → `*` |
+//! | `cp2011` | CP2011 occupation → 3-digit group → major group → `*` |
+//! | `service` | service standard (`A.5`) → to persons / to employers (`A`, `B`) → `*` |
+//!
+//! In `months`, `timing` and `contract`, the values `""` (unknown, ongoing) and `none`
+//! are categories of their own up to `*`.
 //!
 //! Each is built over the values seen in the column (and, for ages and scores, the whole
 //! range, so that the loss metric sees the true domain); a value the kind cannot place is
@@ -34,6 +43,18 @@ pub enum Builtin {
     Citizenship,
     /// Any categories, released as they are or not at all.
     Flat,
+    /// Months relative to taking charge (negative before it).
+    Months,
+    /// Days to a first service, in the bands the release uses.
+    Timing,
+    /// Contract types of the mandatory communications.
+    Contract,
+    /// ATECO 2007 sectors.
+    Ateco,
+    /// CP2011 occupations.
+    Cp2011,
+    /// Service standards A.1–A.6, B.1–B.4.
+    Service,
     /// Integer scores in `min..=max`, grouped into intervals of increasing widths.
     Ordinal {
         /// Smallest score.
@@ -58,10 +79,17 @@ impl std::str::FromStr for Builtin {
             "municipality" => Builtin::Municipality,
             "citizenship" => Builtin::Citizenship,
             "flat" => Builtin::Flat,
+            "months" => Builtin::Months,
+            "timing" => Builtin::Timing,
+            "contract" => Builtin::Contract,
+            "ateco" => Builtin::Ateco,
+            "cp2011" => Builtin::Cp2011,
+            "service" => Builtin::Service,
             _ => {
                 let rest = s.strip_prefix("ordinal:").ok_or_else(|| {
                     bad(format!(
-                        "{s:?}: use age, date, municipality, citizenship, flat or ordinal:MIN-MAX:W1,W2"
+                        "{s:?}: use age, date, municipality, citizenship, flat, months, timing, \
+                         contract, ateco, cp2011, service or ordinal:MIN-MAX:W1,W2"
                     ))
                 })?;
                 let (range, widths) = rest.split_once(':').ok_or_else(|| {
@@ -97,10 +125,68 @@ impl std::str::FromStr for Builtin {
     }
 }
 
+/// The ATECO 2007 section of a division (01–99).
+pub fn ateco_section(division: u32) -> Option<&'static str> {
+    Some(match division {
+        1..=3 => "A",
+        5..=9 => "B",
+        10..=33 => "C",
+        35 => "D",
+        36..=39 => "E",
+        41..=43 => "F",
+        45..=47 => "G",
+        49..=53 => "H",
+        55..=56 => "I",
+        58..=63 => "J",
+        64..=66 => "K",
+        68 => "L",
+        69..=75 => "M",
+        77..=82 => "N",
+        84 => "O",
+        85 => "P",
+        86..=88 => "Q",
+        90..=93 => "R",
+        94..=96 => "S",
+        97..=98 => "T",
+        99 => "U",
+        _ => return None,
+    })
+}
+
 fn unplaceable(column: &str, value: &str, what: &str) -> Error {
     Error::Hierarchy {
         column: column.to_string(),
         reason: format!("value {value:?} is not {what}"),
+    }
+}
+
+/// `lo..hi` spans of `width` months (month 0 is the first after taking charge).
+fn span(v: i64, width: i64) -> String {
+    let lo = v.div_euclid(width) * width;
+    format!("{lo}..{}", lo + width - 1)
+}
+
+/// Values that are no measurement (unknown, ongoing, no contract): kept as they are up to
+/// the top level, so they never merge with a real value.
+fn special(v: &str, height: usize) -> Option<Vec<String>> {
+    matches!(v, "" | "none").then(|| {
+        let mut r = vec![v.to_string(); height - 1];
+        r.push("*".into());
+        r
+    })
+}
+
+/// Bands of days to a first service.
+pub const TIMING_BANDS: [&str; 5] = ["0-29", "30-89", "90-179", "180+", "never"];
+
+/// The timing band of `days` from taking charge (`None`: never).
+pub fn timing_band(days: Option<i64>) -> &'static str {
+    match days {
+        None => "never",
+        Some(d) if d < 30 => "0-29",
+        Some(d) if d < 90 => "30-89",
+        Some(d) if d < 180 => "90-179",
+        Some(_) => "180+",
     }
 }
 
@@ -166,6 +252,112 @@ impl Builtin {
             Builtin::Flat => {
                 for v in values {
                     push(vec![v.to_string(), "*".into()]);
+                }
+            }
+            Builtin::Months => {
+                for v in values {
+                    if let Some(r) = special(v, 5) {
+                        push(r);
+                        continue;
+                    }
+                    let m = parse_int(v)
+                        .ok()
+                        .filter(|m| (-1200..=1200).contains(m))
+                        .ok_or_else(|| unplaceable(column, v, "a number of months"))?;
+                    push(vec![
+                        v.to_string(),
+                        span(m, 3),
+                        span(m, 6),
+                        span(m, 12),
+                        "*".into(),
+                    ]);
+                }
+            }
+            Builtin::Timing => {
+                for v in TIMING_BANDS.iter().copied().chain(values.iter().copied()) {
+                    if let Some(r) = special(v, 4) {
+                        push(r);
+                        continue;
+                    }
+                    let (l1, l2) = match v {
+                        "0-29" | "30-89" => ("0-89", "ever"),
+                        "90-179" | "180+" => ("90+", "ever"),
+                        "never" => ("never", "never"),
+                        _ => {
+                            return Err(unplaceable(
+                                column,
+                                v,
+                                "a timing band (0-29, 30-89, 90-179, 180+, never)",
+                            ));
+                        }
+                    };
+                    push(vec![v.to_string(), l1.into(), l2.into(), "*".into()]);
+                }
+            }
+            Builtin::Contract => {
+                for v in values {
+                    if let Some(r) = special(v, 3) {
+                        push(r);
+                        continue;
+                    }
+                    let group = match v.to_ascii_lowercase().as_str() {
+                        "indeterminato" | "apprendistato" => "stabile",
+                        "determinato" | "somministrazione" | "intermittente" => "a termine",
+                        _ => "altro",
+                    };
+                    push(vec![v.to_string(), group.into(), "*".into()]);
+                }
+            }
+            Builtin::Ateco => {
+                for v in values {
+                    if let Some(r) = special(v, 4) {
+                        push(r);
+                        continue;
+                    }
+                    let division = v.get(..2).unwrap_or(v);
+                    let section = if v.len() == 1 {
+                        Some(v.to_string())
+                    } else {
+                        division
+                            .parse::<u32>()
+                            .ok()
+                            .and_then(ateco_section)
+                            .map(String::from)
+                    };
+                    let section =
+                        section.ok_or_else(|| unplaceable(column, v, "an ATECO 2007 code"))?;
+                    push(vec![
+                        v.to_string(),
+                        division.to_string(),
+                        section,
+                        "*".into(),
+                    ]);
+                }
+            }
+            Builtin::Cp2011 => {
+                for v in values {
+                    if let Some(r) = special(v, 4) {
+                        push(r);
+                        continue;
+                    }
+                    let parts: Vec<&str> = v.split('.').collect();
+                    if parts.is_empty() || parts[0].is_empty() {
+                        return Err(unplaceable(column, v, "a CP2011 occupation code"));
+                    }
+                    let group = parts[..parts.len().min(3)].join(".");
+                    push(vec![v.to_string(), group, parts[0].to_string(), "*".into()]);
+                }
+            }
+            Builtin::Service => {
+                for v in values {
+                    if let Some(r) = special(v, 3) {
+                        push(r);
+                        continue;
+                    }
+                    let side = v.get(..1).filter(|s| matches!(*s, "A" | "B"));
+                    let side =
+                        side.ok_or_else(|| unplaceable(column, v, "a service standard (A.1–B.4)"))?;
+                    push(vec![v.to_string(), side.to_string(), "*".into()]);
                 }
             }
             Builtin::Date => {
@@ -278,6 +470,45 @@ mod tests {
             "Africa settentrionale"
         );
         assert!(Builtin::Citizenship.build("cit", &["ZZZ"]).is_err());
+    }
+
+    #[test]
+    fn record_hierarchies_nest_and_keep_special_values() {
+        let labels = |b: Builtin, v: &str, values: &[&str]| -> Vec<String> {
+            let h = b.build("c", values).unwrap();
+            let row = h.row_of(v).unwrap();
+            (0..h.height())
+                .map(|l| h.label(row, l).to_string())
+                .collect()
+        };
+        assert_eq!(
+            labels(Builtin::Months, "7", &["7", "-2", ""]),
+            ["7", "6..8", "6..11", "0..11", "*"]
+        );
+        assert_eq!(
+            labels(Builtin::Months, "-2", &["-2"]),
+            ["-2", "-3..-1", "-6..-1", "-12..-1", "*"]
+        );
+        assert_eq!(labels(Builtin::Months, "", &[""]), ["", "", "", "", "*"]);
+        assert_eq!(
+            labels(Builtin::Timing, "30-89", &[]),
+            ["30-89", "0-89", "ever", "*"]
+        );
+        assert_eq!(
+            labels(Builtin::Contract, "apprendistato", &["apprendistato"]),
+            ["apprendistato", "stabile", "*"]
+        );
+        assert_eq!(
+            labels(Builtin::Ateco, "47.11", &["47.11"]),
+            ["47.11", "47", "G", "*"]
+        );
+        assert_eq!(
+            labels(Builtin::Cp2011, "5.1.2.2.0", &["5.1.2.2.0"]),
+            ["5.1.2.2.0", "5.1.2", "5", "*"]
+        );
+        assert_eq!(labels(Builtin::Service, "A.5", &["A.5"]), ["A.5", "A", "*"]);
+        assert!(Builtin::Ateco.build("c", &["00"]).is_err());
+        assert!(Builtin::Timing.build("c", &["soon"]).is_err());
     }
 
     #[test]

@@ -10,7 +10,6 @@ use std::time::Instant;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use occupa_engine::codice_fiscale::{TaxCode, TaxCodeKind};
 use occupa_engine::export::spreadsheet_safe;
 
 use crate::builtin::Builtin;
@@ -197,27 +196,7 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
     let kept: Vec<usize> = (0..header.len())
         .filter(|i| !job.drop.contains(&header[*i]))
         .collect();
-    // A column that is neither generalised nor dropped goes out as read: refuse one that
-    // holds tax codes (a direct identifier), whatever its name.
-    for &i in kept.iter().filter(|i| !cols.contains(i)) {
-        if let Some(row) = records.iter().take(1000).position(|r| {
-            std::str::from_utf8(&r[i]).is_ok_and(|v| {
-                matches!(
-                    TaxCode::parse(v.trim()).map(|t| t.kind()),
-                    Ok(TaxCodeKind::Personal { .. })
-                )
-            })
-        }) {
-            return Err(Error::Input(format!(
-                "{}: column {} holds tax codes (row {}), which would be released as \
-                 they are; leave it out with --drop {}",
-                job.input.display(),
-                header[i],
-                row + 2,
-                header[i]
-            )));
-        }
-    }
+    refuse_identifiers(job, &header, &records, &kept, &cols)?;
     let rows: Vec<Vec<&str>> = records
         .iter()
         .enumerate()
@@ -381,6 +360,66 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
         w.write_all(b"\n")
     })?;
     Ok(report)
+}
+
+/// Every released column is checked in every row (each distinct value once): a column
+/// named like a direct identifier, or holding a tax code in any shape, a long number (a
+/// temporary code, a VAT or phone number), an e-mail address, or, outside the
+/// quasi-identifiers, a person's name, is refused unless `--drop` leaves it out. A
+/// quasi-identifier goes out generalised, but at level 0 as read, so it is checked for
+/// everything but names (category labels such as `San Giovanni` are not people).
+fn refuse_identifiers(
+    job: &TableJob,
+    header: &[String],
+    records: &[csv::ByteRecord],
+    kept: &[usize],
+    generalised: &[usize],
+) -> Result<()> {
+    use occupa_engine::identifiers::{IdKind, Scanner};
+    use occupa_engine::schema::IDENTIFYING_HEADERS;
+    let scanner = Scanner::new();
+    let qi = &generalised[..job.qi.len()];
+    for &i in kept {
+        let name = occupa_engine::read::normalise_header(&header[i]);
+        if IDENTIFYING_HEADERS.contains(&name.as_str()) {
+            return Err(Error::Input(format!(
+                "{}: column {} identifies people directly and would be released; leave it \
+                 out with --drop {}",
+                job.input.display(),
+                header[i],
+                header[i]
+            )));
+        }
+        let mut seen: rustc_hash::FxHashSet<&[u8]> = rustc_hash::FxHashSet::default();
+        for (row, r) in records.iter().enumerate() {
+            let v = &r[i];
+            if !seen.insert(v) {
+                continue;
+            }
+            let text = String::from_utf8_lossy(v);
+            let found = scanner
+                .find(&text, &[])
+                .into_iter()
+                .find(|s| s.kind != IdKind::Name || !qi.contains(&i));
+            if let Some(s) = found {
+                let what = match s.kind {
+                    IdKind::TaxCode => "a tax code",
+                    IdKind::Number => "a long number (a temporary tax code, VAT or phone number)",
+                    IdKind::Email => "an e-mail address",
+                    IdKind::Name => "a person's name",
+                };
+                return Err(Error::Input(format!(
+                    "{}: column {} holds {what} (row {}), which would be released as it is; \
+                     leave it out with --drop {}",
+                    job.input.display(),
+                    header[i],
+                    row + 2,
+                    header[i]
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes through the engine's atomic write (staging file, fsync, rename), buffered.

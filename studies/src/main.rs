@@ -572,7 +572,15 @@ fn main() {
             use occupa_anonymiser::release::{Policy, research_release};
             let policy = Policy::from_file(&policy)?;
             let store = Store::open(&data)?;
-            let r = research_release(&store, &policy, &out)?;
+            let spin = ProgressBar::new_spinner();
+            spin.set_message("reading the store");
+            spin.enable_steady_tick(std::time::Duration::from_millis(120));
+            let r = research_release(&store, &policy, &out, &|nodes, loss| {
+                spin.set_message(format!(
+                    "searching: {nodes} generalisations tried, information loss {loss:.3}"
+                ));
+            })?;
+            spin.finish_and_clear();
             println!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({
@@ -582,8 +590,11 @@ fn main() {
                     "released_persons": r.released_persons,
                     "suppressed_persons": r.suppressed_persons,
                     "rows": r.rows,
-                    "levels": r.levels,
+                    "information_loss": r.information_loss,
                     "highest_risk": r.risk_after.highest,
+                    "risk_before": r.risk_before.highest,
+                    "k": r.k, "m": r.m, "l": r.l,
+                    "seconds": r.search.seconds,
                 }))?
             );
             Ok(())

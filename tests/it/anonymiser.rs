@@ -341,3 +341,208 @@ fn releases_verified_by_pycanon_are_reproduced_byte_for_byte() {
         }
     }
 }
+
+/// The Python that has pycanon (`OCCUPA_PYTHON`; `.ci/run` makes one), or `None` (the
+/// test is skipped) on a user's machine without it; under CI it must be there.
+pub(crate) fn pycanon_python() -> Option<std::path::PathBuf> {
+    match std::env::var_os("OCCUPA_PYTHON").map(std::path::PathBuf::from) {
+        Some(p) => Some(p),
+        None if std::env::var_os("CI").is_some() => {
+            panic!("OCCUPA_PYTHON must name a Python with pycanon under CI")
+        }
+        None => {
+            eprintln!(
+                "skipped: set OCCUPA_PYTHON to a Python with pycanon 1.3.5 to run this check"
+            );
+            None
+        }
+    }
+}
+
+/// pycanon's k and l of a released table (tests/fixtures/pycanon/verify.py).
+pub(crate) fn pycanon_verdict(
+    python: &Path,
+    release: &Path,
+    qi: &[String],
+    sensitive: &[String],
+) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pycanon/verify.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(release)
+        .arg(qi.join(","))
+        .arg(sensitive.join(","))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pycanon failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Every `anonymise-table` release the tests make is checked by pycanon, live: Adult with
+/// its ARX hierarchies (k, l, every metric, with and without local suppression) and a
+/// simulated persons export with the built-in hierarchies.
+#[test]
+fn every_anonymise_table_release_passes_pycanon() {
+    use occupa_anonymiser::builtin::Builtin;
+    use occupa_anonymiser::csvtable::{TableJob, anonymise_csv};
+    use occupa_anonymiser::privacy::LDiversity;
+    use occupa_anonymiser::risk::RiskPolicy;
+    let Some(python) = pycanon_python() else {
+        return;
+    };
+    let Some(dir) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let exports = tmp.path().join("exports");
+    occupa_engine::simulate::simulate(
+        &occupa_engine::simulate::SimConfig {
+            persons: 3000,
+            tenants: 1,
+            ..Default::default()
+        },
+        &occupa_engine::instruments::Instruments::builtin().unwrap(),
+        &exports,
+    )
+    .unwrap();
+    let adult_qi: Vec<String> = [
+        "sex",
+        "age",
+        "race",
+        "marital-status",
+        "education",
+        "native-country",
+        "workclass",
+        "occupation",
+    ]
+    .map(String::from)
+    .to_vec();
+    let persons_qi: Vec<String> = [
+        "anno_nascita",
+        "sesso",
+        "cittadinanza",
+        "comune_istat",
+        "titolo_studio",
+    ]
+    .map(String::from)
+    .to_vec();
+    let builtins: Vec<(String, Builtin)> = [
+        ("anno_nascita", "ordinal:1900-2030:5,10,20"),
+        ("sesso", "flat"),
+        ("cittadinanza", "citizenship"),
+        ("comune_istat", "municipality"),
+        ("titolo_studio", "ordinal:0-8:3,9"),
+    ]
+    .iter()
+    .map(|(c, k)| (c.to_string(), k.parse().unwrap()))
+    .collect();
+    struct Case {
+        input: std::path::PathBuf,
+        qi: Vec<String>,
+        sensitive: Option<String>,
+        k: usize,
+        l: Option<usize>,
+        metric: &'static str,
+        local: bool,
+        adult: bool,
+    }
+    let adult = dir.join("adult/adult.csv");
+    let persons = exports.join("t01/persons.csv");
+    let cases = [
+        Case {
+            input: adult.clone(),
+            qi: adult_qi.clone(),
+            sensitive: None,
+            k: 5,
+            l: None,
+            metric: "entropy",
+            local: false,
+            adult: true,
+        },
+        Case {
+            input: adult.clone(),
+            qi: adult_qi.clone(),
+            sensitive: Some("salary-class".into()),
+            k: 10,
+            l: Some(2),
+            metric: "loss",
+            local: false,
+            adult: true,
+        },
+        Case {
+            input: adult.clone(),
+            qi: adult_qi[..6].to_vec(),
+            sensitive: None,
+            k: 3,
+            l: None,
+            metric: "precision",
+            local: true,
+            adult: true,
+        },
+        Case {
+            input: persons.clone(),
+            qi: persons_qi.clone(),
+            sensitive: None,
+            k: 5,
+            l: None,
+            metric: "loss",
+            local: false,
+            adult: false,
+        },
+        Case {
+            input: persons.clone(),
+            qi: persons_qi.clone(),
+            sensitive: Some("sostegno_reddito".into()),
+            k: 5,
+            l: Some(2),
+            metric: "discernibility",
+            local: true,
+            adult: false,
+        },
+    ];
+    for (i, c) in cases.iter().enumerate() {
+        let mut privacy = PrivacyModel::k_anonymity(c.k).unwrap();
+        if let Some(l) = c.l {
+            privacy = privacy
+                .with_l_diversity(LDiversity::Distinct { l })
+                .unwrap();
+        }
+        let job = TableJob {
+            input: c.input.clone(),
+            qi: c.qi.clone(),
+            sensitive: c.sensitive.clone(),
+            hierarchies: c.adult.then(|| dir.join("adult/hierarchies")),
+            builtins: if c.adult {
+                Vec::new()
+            } else {
+                builtins.clone()
+            },
+            drop: if c.adult {
+                Vec::new()
+            } else {
+                ["codice_fiscale", "cognome", "nome"]
+                    .map(String::from)
+                    .to_vec()
+            },
+            spec: Anonymisation::new(privacy)
+                .max_suppression(0.05)
+                .unwrap()
+                .metric(c.metric.parse().unwrap()),
+            local_suppression: c.local,
+            policy: RiskPolicy::for_k(c.k),
+            out: tmp.path().join(format!("release{i}.csv")),
+            report: tmp.path().join(format!("report{i}.json")),
+        };
+        anonymise_csv(&job).unwrap();
+        let sensitive: Vec<String> = c.sensitive.iter().cloned().collect();
+        let v = pycanon_verdict(&python, &job.out, &c.qi, &sensitive);
+        // Local suppression releases records with one value `*`: pycanon sees them as
+        // their own classes, and they must still hold k records.
+        assert!(v["k"].as_u64().unwrap() >= c.k as u64, "case {i}: {v}");
+        if let Some(l) = c.l {
+            assert!(v["l"].as_u64().unwrap() >= l as u64, "case {i}: {v}");
+        }
+    }
+}
