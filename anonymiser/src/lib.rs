@@ -37,6 +37,7 @@ pub mod lattice;
 pub mod metric;
 pub mod microdata;
 pub mod privacy;
+pub mod publication;
 pub mod release;
 pub mod risk;
 pub mod search;

@@ -2,6 +2,12 @@
 //! breakdowns, the physical monitoring indicators of the Piemonte standards (seed 003)
 //! and GOL path counts. Counts here are exact; suppression of small cells happens when
 //! they are published (anonymiser), never here.
+//!
+//! Every count is kept as the set of [`Units`] it counts (persons, companies or
+//! assessments, as 64-bit keys): two published counts are related exactly as their sets
+//! are (a total is the union of its parts; this quarter's end stock is next quarter's
+//! start), which is what lets the anonymiser protect a whole publication, and every
+//! earlier one, jointly.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -104,6 +110,51 @@ pub struct StockFlow {
     pub stock_end: u64,
 }
 
+/// The units a count counts: keys of (tenant, kind, identifier), sorted, unique.
+pub type Units = Vec<u64>;
+
+/// What a unit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitKind {
+    /// A person (pseudonym).
+    Person,
+    /// A company (employer pseudonym).
+    Company,
+    /// An assessment or other event (its row key).
+    Event,
+}
+
+/// The key of a unit: FNV-1a over (tenant, kind, identifier), then a 64-bit finaliser.
+/// Stable across runs and versions (the publication ledger keeps these keys), and the
+/// same person in two tenants gives two units, as the tables count them.
+pub fn unit_key(tenant: &str, kind: UnitKind, id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let tag = match kind {
+        UnitKind::Person => b'p',
+        UnitKind::Company => b'c',
+        UnitKind::Event => b'e',
+    };
+    for &b in tenant
+        .as_bytes()
+        .iter()
+        .chain([0u8, tag, 0u8].iter())
+        .chain(id.as_bytes())
+    {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // splitmix64's finaliser: FNV's low bits are weak.
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+fn units(mut v: Vec<u64>) -> Units {
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 /// One physical indicator of seed 003.
 #[derive(Debug, Clone, Serialize)]
 pub struct Indicator {
@@ -117,6 +168,9 @@ pub struct Indicator {
     pub count: u64,
     /// Whether the count is of companies.
     pub companies: bool,
+    /// Who they are.
+    #[serde(skip)]
+    pub units: Units,
 }
 
 /// Definition: indicator → (service code, required outcome, counts companies).
@@ -280,8 +334,21 @@ const INDICATORS: &[(&str, &str, &str, &str, Option<&str>)] = &[
     ),
 ];
 
-/// Everything the quarterly report needs from one tenant.
-#[derive(Debug, Clone, Serialize)]
+/// Stock and flow as sets of persons.
+#[derive(Debug, Clone, Default)]
+pub struct StockFlowUnits {
+    /// In charge on the day before the quarter starts.
+    pub stock_start: Units,
+    /// Taken in charge during the quarter.
+    pub inflow: Units,
+    /// Left during the quarter.
+    pub outflow: Units,
+    /// In charge on the last day of the quarter.
+    pub stock_end: Units,
+}
+
+/// Everything the quarterly report needs from one tenant, each count with its units.
+#[derive(Debug, Clone)]
 pub struct TenantQuarter {
     /// Tenant.
     pub tenant: String,
@@ -289,22 +356,24 @@ pub struct TenantQuarter {
     pub quarter: Quarter,
     /// Stock and flow in the quarter.
     pub stock_flow: StockFlow,
+    /// The same, as persons.
+    pub flow_units: StockFlowUnits,
     /// Stock at the end of each of the last quarters, oldest first.
-    pub stock_history: Vec<(Quarter, u64)>,
+    pub stock_history: Vec<(Quarter, Units)>,
     /// Stock at the end by sex (M, F).
-    pub stock_by_sex: BTreeMap<String, u64>,
+    pub stock_by_sex: BTreeMap<String, Units>,
     /// Stock at the end by citizenship group.
-    pub stock_by_citizenship: BTreeMap<String, u64>,
+    pub stock_by_citizenship: BTreeMap<String, Units>,
     /// Stock at the end by province.
-    pub stock_by_province: BTreeMap<String, u64>,
-    /// Inflow by final GOL path (of assessments dated in the quarter).
-    pub gol_paths: BTreeMap<u8, u64>,
+    pub stock_by_province: BTreeMap<String, Units>,
+    /// Assessments dated in the quarter, by final GOL path.
+    pub gol_paths: BTreeMap<u8, Units>,
     /// Physical indicators.
     pub indicators: Vec<Indicator>,
     /// Persons in charge whose first job started in the quarter.
-    pub placed: u64,
+    pub placed: Units,
     /// Of those, on a permanent contract.
-    pub placed_permanent: u64,
+    pub placed_permanent: Units,
 }
 
 fn dates(df: &DataFrame, col: &str) -> Result<Vec<Option<i32>>> {
@@ -325,6 +394,35 @@ fn strings(df: &DataFrame, col: &str) -> Result<Vec<Option<String>>> {
         .into_iter()
         .map(|s| s.map(str::to_string))
         .collect())
+}
+
+/// Stock and flow as sets: `ids[i]` is the unit of person `i`.
+pub fn stock_flow_units(
+    intake: &[Option<i32>],
+    exit: &[Option<i32>],
+    ids: &[u64],
+    q: Quarter,
+) -> StockFlowUnits {
+    let (s, e) = (days(q.start()), days(q.end()));
+    let pick = |f: &dyn Fn(Option<i32>, Option<i32>) -> bool| -> Units {
+        units(
+            (0..intake.len())
+                .filter(|&i| f(intake[i], exit[i]))
+                .map(|i| ids[i])
+                .collect(),
+        )
+    };
+    let in_charge = |day: i32| {
+        move |i: Option<i32>, x: Option<i32>| {
+            i.is_some_and(|i| i <= day) && x.is_none_or(|x| x > day)
+        }
+    };
+    StockFlowUnits {
+        stock_start: pick(&in_charge(s - 1)),
+        inflow: pick(&|i, _| i.is_some_and(|i| i >= s && i <= e)),
+        outflow: pick(&|i, x| i.is_some() && x.is_some_and(|x| x >= s && x <= e)),
+        stock_end: pick(&in_charge(e)),
+    }
 }
 
 /// Stock and flow from intake and exit day numbers.
@@ -356,14 +454,21 @@ pub fn stock_flow(intake: &[Option<i32>], exit: &[Option<i32>], q: Quarter) -> S
 
 /// Computes a tenant's quarter.
 pub fn tenant_quarter(scope: &TenantScope, q: Quarter, history: usize) -> Result<TenantQuarter> {
+    let tenant = scope.tenant().to_string();
     let persons = scope.read(Table::Persons)?;
     let intake = dates(&persons, "intake_date")?;
     let exit = dates(&persons, "exit_date")?;
+    let person_ids = strings(&persons, "person_id")?;
+    let ids: Vec<u64> = person_ids
+        .iter()
+        .map(|p| unit_key(&tenant, UnitKind::Person, p.as_deref().unwrap_or("")))
+        .collect();
     let sf = stock_flow(&intake, &exit, q);
+    let flow_units = stock_flow_units(&intake, &exit, &ids, q);
     let mut stock_history = Vec::new();
     let mut hq = q;
     for _ in 0..history {
-        stock_history.push((hq, stock_flow(&intake, &exit, hq).stock_end));
+        stock_history.push((hq, stock_flow_units(&intake, &exit, &ids, hq).stock_end));
         hq = hq.prev();
     }
     stock_history.reverse();
@@ -374,9 +479,9 @@ pub fn tenant_quarter(scope: &TenantScope, q: Quarter, history: usize) -> Result
         .zip(&exit)
         .map(|(i, x)| i.is_some_and(|i| i <= end) && x.is_none_or(|x| x > end))
         .collect();
-    let mut by_sex = BTreeMap::new();
-    let mut by_cit = BTreeMap::new();
-    let mut by_prov = BTreeMap::new();
+    let mut by_sex: BTreeMap<String, Units> = BTreeMap::new();
+    let mut by_cit: BTreeMap<String, Units> = BTreeMap::new();
+    let mut by_prov: BTreeMap<String, Units> = BTreeMap::new();
     if persons.height() > 0 {
         let sex = strings(&persons, "sex")?;
         let cit = strings(&persons, "citizenship")?;
@@ -386,35 +491,49 @@ pub fn tenant_quarter(scope: &TenantScope, q: Quarter, history: usize) -> Result
             if !in_stock[i] {
                 continue;
             }
-            *by_sex
+            by_sex
                 .entry(sex[i].clone().unwrap_or_default())
-                .or_insert(0) += 1;
+                .or_default()
+                .push(ids[i]);
             let g = match CitizenshipGroup::of(cit[i].as_deref().unwrap_or("")) {
                 CitizenshipGroup::Italian => "italiana",
                 CitizenshipGroup::OtherEu => "UE",
                 CitizenshipGroup::NonEu => "extra UE",
             };
-            *by_cit.entry(g.to_string()).or_insert(0) += 1;
+            by_cit.entry(g.to_string()).or_default().push(ids[i]);
             let p = mun[i]
                 .as_deref()
                 .and_then(|m| territory.province_of(m))
                 .map_or("?".to_string(), |p| p.name.clone());
-            *by_prov.entry(p).or_insert(0) += 1;
+            by_prov.entry(p).or_default().push(ids[i]);
+        }
+    }
+    for m in [&mut by_sex, &mut by_cit, &mut by_prov] {
+        for v in m.values_mut() {
+            *v = units(std::mem::take(v));
         }
     }
 
     let (s, e) = (days(q.start()), days(q.end()));
     let in_q = |d: Option<i32>| d.is_some_and(|d| d >= s && d <= e);
 
-    let gol = scope.read_columns(Table::Gol, Some(&["date", "path"]))?;
-    let mut gol_paths = BTreeMap::new();
+    let gol = scope.read_columns(Table::Gol, Some(&["date", "path", "row_key"]))?;
+    let mut gol_paths: BTreeMap<u8, Units> = BTreeMap::new();
     if gol.height() > 0 {
         let gd = dates(&gol, "date")?;
         let gp: Vec<Option<i64>> = gol.column("path")?.i64()?.into_iter().collect();
-        for (d, p) in gd.into_iter().zip(gp) {
+        let keys: Vec<Option<u64>> = gol.column("row_key")?.u64()?.into_iter().collect();
+        for ((d, p), k) in gd.into_iter().zip(gp).zip(keys) {
             if let (true, Some(p)) = (in_q(d), p) {
-                *gol_paths.entry(p as u8).or_insert(0) += 1;
+                let id = k.unwrap_or(0).to_string();
+                gol_paths
+                    .entry(p as u8)
+                    .or_default()
+                    .push(unit_key(&tenant, UnitKind::Event, &id));
             }
+        }
+        for v in gol_paths.values_mut() {
+            *v = units(std::mem::take(v));
         }
     }
 
@@ -459,12 +578,19 @@ pub fn tenant_quarter(scope: &TenantScope, q: Quarter, history: usize) -> Result
                     }
                 }
             }
+            let kind = if companies {
+                UnitKind::Company
+            } else {
+                UnitKind::Person
+            };
+            let set = units(who.iter().map(|w| unit_key(&tenant, kind, w)).collect());
             indicators.push(Indicator {
                 id,
                 label_it: it,
                 label_en: en,
-                count: who.len() as u64,
+                count: set.len() as u64,
                 companies,
+                units: set,
             });
         }
     }
@@ -474,12 +600,9 @@ pub fn tenant_quarter(scope: &TenantScope, q: Quarter, history: usize) -> Result
         Table::Employment,
         Some(&["person_id", "start_date", "contract_type"]),
     )?;
-    let (mut placed, mut placed_permanent) = (0, 0);
+    let (mut placed, mut placed_permanent) = (Vec::new(), Vec::new());
     if emp.height() > 0 {
-        let known: HashSet<String> = strings(&persons, "person_id")?
-            .into_iter()
-            .flatten()
-            .collect();
+        let known: HashSet<String> = person_ids.iter().flatten().cloned().collect();
         let pid = strings(&emp, "person_id")?;
         let sd = dates(&emp, "start_date")?;
         let ct = strings(&emp, "contract_type")?;
@@ -496,25 +619,29 @@ pub fn tenant_quarter(scope: &TenantScope, q: Quarter, history: usize) -> Result
                 }
             }
         }
-        for (d, perm) in first.values() {
+        for (p, (d, perm)) in &first {
             if in_q(Some(*d)) {
-                placed += 1;
-                placed_permanent += *perm as u64;
+                let u = unit_key(&tenant, UnitKind::Person, p);
+                placed.push(u);
+                if *perm {
+                    placed_permanent.push(u);
+                }
             }
         }
     }
     Ok(TenantQuarter {
-        tenant: scope.tenant().to_string(),
+        tenant,
         quarter: q,
         stock_flow: sf,
+        flow_units,
         stock_history,
         stock_by_sex: by_sex,
         stock_by_citizenship: by_cit,
         stock_by_province: by_prov,
         gol_paths,
         indicators,
-        placed,
-        placed_permanent,
+        placed: units(placed),
+        placed_permanent: units(placed_permanent),
     })
 }
 
@@ -550,6 +677,17 @@ mod tests {
             let q = Quarter { year: 2023 + (qi / 4) as i32, q: qi % 4 + 1 };
             let sf = stock_flow(&intake, &exit, q);
             prop_assert_eq!(sf.stock_start + sf.inflow - sf.outflow, sf.stock_end);
+            // The sets agree with the counts, and the end stock is the start stock plus the
+            // inflow less the outflow as sets too.
+            let ids: Vec<u64> = (0..intake.len() as u64).collect();
+            let u = stock_flow_units(&intake, &exit, &ids, q);
+            prop_assert_eq!(u.stock_end.len() as u64, sf.stock_end);
+            prop_assert_eq!(u.stock_start.len() as u64, sf.stock_start);
+            let mut end: Vec<u64> = u.stock_start.iter().chain(&u.inflow).copied()
+                .filter(|x| u.outflow.binary_search(x).is_err()).collect();
+            end.sort_unstable();
+            end.dedup();
+            prop_assert_eq!(end, u.stock_end);
         }
     }
 }

@@ -5,12 +5,13 @@
 //! XLSX and CSV. Italian is the default language; English with [`Lang::En`].
 //!
 //! ```
-//! use occupa_engine::indicators::{Quarter, TenantQuarter};
+//! use occupa_anonymiser::{MinCount, publication::Rule};
+//! use occupa_engine::indicators::Quarter;
 //! use occupa_reports::{Lang, Report};
 //!
 //! let q = Quarter::parse("2026Q3")?;
-//! let report = Report::quarterly(q, &[], Lang::It, Default::default());
-//! assert!(report.title.contains("2026Q3"));
+//! let published = Report::quarterly(q, &[], Lang::It, Rule::new(MinCount::default()), &[], "pooled")?;
+//! assert!(published.report.title.contains("2026Q3"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -21,8 +22,8 @@ mod render;
 
 use std::path::{Path, PathBuf};
 
-use occupa_anonymiser::{Cell, CountTable, MinCount, Status, protect, protect_lines};
-use occupa_engine::indicators::{Quarter, TenantQuarter};
+use occupa_anonymiser::publication::{Draft, Prior, Protection, Rule, protect};
+use occupa_engine::indicators::{Quarter, TenantQuarter, Units};
 use serde::Serialize;
 
 pub use render::{chart_svg, html, markup};
@@ -93,47 +94,6 @@ pub struct PubTable {
     pub suppressed: usize,
 }
 
-fn from_protected(
-    id: &str,
-    title: String,
-    label_header: String,
-    total_label: &str,
-    p: &occupa_anonymiser::ProtectedTable,
-    with_row_totals: bool,
-    total_col: &str,
-) -> PubTable {
-    let mut columns = p.cols.clone();
-    if with_row_totals {
-        columns.push(total_col.to_string());
-    }
-    let mut rows: Vec<(String, Vec<Option<u64>>)> = p
-        .rows
-        .iter()
-        .enumerate()
-        .map(|(r, l)| {
-            let mut v: Vec<Option<u64>> = p.cells[r].iter().map(Cell::value).collect();
-            if with_row_totals {
-                v.push(p.row_totals[r].value());
-            }
-            (l.clone(), v)
-        })
-        .collect();
-    let mut tot: Vec<Option<u64>> = p.col_totals.iter().map(Cell::value).collect();
-    if with_row_totals {
-        tot.push(p.total.value());
-    }
-    rows.push((total_label.to_string(), tot));
-    PubTable {
-        id: id.into(),
-        title,
-        label_header,
-        columns,
-        rows,
-        has_total: true,
-        suppressed: p.suppressed_count(),
-    }
-}
-
 /// One section of the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Section {
@@ -145,15 +105,46 @@ pub struct Section {
     pub tables: Vec<PubTable>,
     /// An SVG chart.
     pub chart: Option<String>,
+    /// The chart's data, as published.
+    pub chart_data: Option<ChartData>,
+}
+
+/// A chart's id and points (label, value; `None` hidden).
+pub type ChartData = (String, Vec<(String, Option<u64>)>);
+
+/// What the protection of a report established, as the report states it (no value of a
+/// hidden count, only how many there are and that each is protected).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProtectionSummary {
+    /// Smallest count shown.
+    pub min_count: u64,
+    /// Protection range, as a share of the threshold.
+    pub range: f64,
+    /// Counts hidden, of which below the threshold.
+    pub hidden: usize,
+    /// Of the hidden, below the threshold.
+    pub primary: usize,
+    /// Earlier publications of the store this one was protected against.
+    pub prior_publications: usize,
+    /// Small counts of earlier publications checked again.
+    pub prior_checked: usize,
+    /// Whether the interval audit proved every small count covers its range.
+    pub all_protected: bool,
+    /// Linear programmes the audit solved.
+    pub audit_solves: usize,
 }
 
 /// The report model, independent of the output format.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// Stable id of the publication (`quarterly/2026Q3/pooled`).
+    pub id: String,
     /// Title.
     pub title: String,
     /// Subtitle (scope and date).
     pub subtitle: String,
+    /// The period.
+    pub period: String,
     /// Language.
     pub lang: Lang,
     /// Sections in order.
@@ -162,332 +153,458 @@ pub struct Report {
     pub privacy_note: String,
     /// Threshold used.
     pub min_count: u64,
+    /// What the protection established.
+    pub protection: ProtectionSummary,
 }
 
+/// A report with what it publishes and how it was protected: what the ledger records.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The report.
+    pub report: Report,
+    /// Every count it shows or hides.
+    pub draft: Draft,
+    /// Their protection.
+    pub protection: Protection,
+}
+
+/// A table laid out by count indices (`None`: no value at that place).
+struct Layout {
+    id: String,
+    title: String,
+    label_header: String,
+    columns: Vec<String>,
+    rows: Vec<(String, Vec<Option<usize>>)>,
+    has_total: bool,
+}
+
+impl Layout {
+    fn publish(&self, draft: &Draft, p: &Protection) -> PubTable {
+        let rows: Vec<(String, Vec<Option<u64>>)> = self
+            .rows
+            .iter()
+            .map(|(l, v)| {
+                (
+                    l.clone(),
+                    v.iter()
+                        .map(|c| c.and_then(|c| p.shown(draft, c)))
+                        .collect(),
+                )
+            })
+            .collect();
+        let suppressed = self
+            .rows
+            .iter()
+            .flat_map(|(_, v)| v.iter().flatten())
+            .filter(|&&c| p.shown(draft, c).is_none())
+            .count();
+        PubTable {
+            id: self.id.clone(),
+            title: self.title.clone(),
+            label_header: self.label_header.clone(),
+            columns: self.columns.clone(),
+            rows,
+            has_total: self.has_total,
+            suppressed,
+        }
+    }
+}
+
+fn union<'a>(sets: impl IntoIterator<Item = &'a Units>) -> Units {
+    let mut v: Units = sets.into_iter().flat_map(|s| s.iter().copied()).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Registers a tenant × category table with row totals (when `row_totals`) and column
+/// totals, and its lines.
+#[allow(clippy::too_many_arguments)]
 fn two_way(
+    draft: &mut Draft,
     lang: Lang,
     id: &str,
     title: String,
     tenants: &[TenantQuarter],
     cols: &[String],
-    get: impl Fn(&TenantQuarter, &str) -> u64,
-    min: MinCount,
-) -> PubTable {
-    let rows: Vec<String> = tenants.iter().map(|t| t.tenant.clone()).collect();
-    let cells = tenants
-        .iter()
-        .map(|t| cols.iter().map(|c| get(t, c)).collect())
-        .collect();
-    let table = CountTable::new(rows, cols.to_vec(), cells).unwrap_or_else(|_| {
-        CountTable::new(vec![], vec!["-".into()], vec![]).expect("empty table")
-    });
-    let p = protect(&table, min);
-    from_protected(
-        id,
+    col_labels: &[String],
+    get: impl Fn(&TenantQuarter, &str) -> Units,
+    row_totals: bool,
+) -> Layout {
+    let t = |it: &str, en: &str| lang.t(it, en).to_string();
+    let mut rows = Vec::new();
+    let mut grid: Vec<Vec<usize>> = Vec::new();
+    let mut sets: Vec<Vec<Units>> = Vec::new();
+    for tq in tenants {
+        let row_sets: Vec<Units> = cols.iter().map(|c| get(tq, c)).collect();
+        let mut idx: Vec<usize> = cols
+            .iter()
+            .zip(&row_sets)
+            .map(|(c, u)| draft.count(&format!("{id}/{}/{c}", tq.tenant), u.clone(), false))
+            .collect();
+        if row_totals {
+            let tot = draft.count(&format!("{id}/{}/total", tq.tenant), union(&row_sets), true);
+            idx.push(tot);
+            draft.line(idx.clone());
+        }
+        rows.push((tq.tenant.clone(), idx.iter().map(|&i| Some(i)).collect()));
+        grid.push(idx);
+        sets.push(row_sets);
+    }
+    let ncol = cols.len() + row_totals as usize;
+    let mut total_row = Vec::with_capacity(ncol);
+    for c in 0..ncol {
+        let u = if c < cols.len() {
+            union(sets.iter().map(|r| &r[c]))
+        } else {
+            union(sets.iter().flatten())
+        };
+        let key = if c < cols.len() {
+            cols[c].as_str()
+        } else {
+            "total"
+        };
+        let tot = draft.count(&format!("{id}/total/{key}"), u, true);
+        let mut line: Vec<usize> = grid.iter().map(|r| r[c]).collect();
+        line.push(tot);
+        draft.line(line);
+        total_row.push(tot);
+    }
+    if row_totals {
+        draft.line(total_row.clone());
+    }
+    rows.push((
+        t("Totale", "Total"),
+        total_row.into_iter().map(Some).collect(),
+    ));
+    let mut columns = col_labels.to_vec();
+    if row_totals {
+        columns.push(t("Totale", "Total"));
+    }
+    Layout {
+        id: id.into(),
         title,
-        lang.t("Ente", "Authority").into(),
-        lang.t("Totale", "Total"),
-        &p,
-        cols.len() > 1,
-        lang.t("Totale", "Total"),
-    )
+        label_header: t("Ente", "Authority"),
+        columns,
+        rows,
+        has_total: true,
+    }
 }
 
 impl Report {
-    /// Builds the quarterly report from the tenants' indicators.
-    pub fn quarterly(q: Quarter, tenants: &[TenantQuarter], lang: Lang, min: MinCount) -> Report {
+    /// Builds the quarterly report from the tenants' indicators, and protects everything
+    /// it publishes (tables, chart and sentences) jointly, against `prior` publications
+    /// too. `scope` names the report (`pooled`, or the tenant of a tenant's report).
+    pub fn quarterly(
+        q: Quarter,
+        tenants: &[TenantQuarter],
+        lang: Lang,
+        rule: Rule,
+        prior: &[Prior],
+        scope: &str,
+    ) -> Result<Published> {
         let t = |it: &str, en: &str| lang.t(it, en).to_string();
-        let mut sections = Vec::new();
+        let id = format!("quarterly/{q}/{scope}");
+        let mut draft = Draft::new(&id);
 
-        // 1. Stock and flow: stock_start + inflow − outflow = stock_end is a line per tenant.
-        {
-            let cols = [
-                t("In carico a inizio trimestre", "In charge at start"),
-                t("Ingressi", "Inflow"),
-                t("Uscite", "Outflow"),
-                t("In carico a fine trimestre", "In charge at end"),
-            ];
-            let n = tenants.len();
-            let mut values = Vec::new();
+        // 1. Stock and flow: start + inflow − outflow = end, a line per tenant and total.
+        let flow_cols = ["stock_start", "inflow", "outflow", "stock_end"];
+        let flow_layout = {
+            let mut rows = Vec::new();
+            let mut grid = Vec::new();
             for tq in tenants {
-                let sf = tq.stock_flow;
-                values.extend([sf.stock_start, sf.inflow, sf.outflow, sf.stock_end]);
+                let f = &tq.flow_units;
+                let sets = [&f.stock_start, &f.inflow, &f.outflow, &f.stock_end];
+                let idx: Vec<usize> = flow_cols
+                    .iter()
+                    .zip(sets)
+                    .map(|(c, u)| draft.count(&format!("flow/{}/{c}", tq.tenant), u.clone(), false))
+                    .collect();
+                draft.line(idx.clone());
+                rows.push((tq.tenant.clone(), idx.iter().map(|&i| Some(i)).collect()));
+                grid.push(idx);
             }
-            let totals: Vec<u64> = (0..4)
-                .map(|c| (0..n).map(|r| values[r * 4 + c]).sum())
-                .collect();
-            values.extend(&totals);
-            let mut lines: Vec<Vec<usize>> = (0..=n)
-                .map(|r| (0..4).map(|c| r * 4 + c).collect())
-                .collect();
-            for c in 0..4 {
-                lines.push((0..=n).map(|r| r * 4 + c).collect());
+            let mut total = Vec::new();
+            for (c, col) in flow_cols.iter().enumerate() {
+                let u = union(tenants.iter().map(|tq| match c {
+                    0 => &tq.flow_units.stock_start,
+                    1 => &tq.flow_units.inflow,
+                    2 => &tq.flow_units.outflow,
+                    _ => &tq.flow_units.stock_end,
+                }));
+                let i = draft.count(&format!("flow/total/{col}"), u, true);
+                let mut line: Vec<usize> = grid.iter().map(|r| r[c]).collect();
+                line.push(i);
+                draft.line(line);
+                total.push(i);
             }
-            let margin: Vec<bool> = (0..values.len()).map(|i| i / 4 == n).collect();
-            let status = protect_lines(&values, &lines, &margin, min);
-            let shown = |i: usize| (status[i] == Status::Safe).then_some(values[i]);
-            let mut rows: Vec<(String, Vec<Option<u64>>)> = tenants
-                .iter()
-                .enumerate()
-                .map(|(r, tq)| {
-                    (
-                        tq.tenant.clone(),
-                        (0..4).map(|c| shown(r * 4 + c)).collect(),
-                    )
-                })
-                .collect();
-            rows.push((
-                t("Totale", "Total"),
-                (0..4).map(|c| shown(n * 4 + c)).collect(),
-            ));
-            let suppressed = status.iter().filter(|s| **s != Status::Safe).count();
-            let stock_table = PubTable {
+            draft.line(total.clone());
+            rows.push((t("Totale", "Total"), total.into_iter().map(Some).collect()));
+            Layout {
                 id: "stock_flussi".into(),
                 title: t(
                     "Stock e flussi delle persone in carico",
                     "Stock and flow of persons in charge",
                 ),
                 label_header: t("Ente", "Authority"),
-                columns: cols.to_vec(),
+                columns: vec![
+                    t("In carico a inizio trimestre", "In charge at start"),
+                    t("Ingressi", "Inflow"),
+                    t("Uscite", "Outflow"),
+                    t("In carico a fine trimestre", "In charge at end"),
+                ],
                 rows,
                 has_total: true,
-                suppressed,
-            };
-            // History of the total stock for the chart (totals over tenants, each ≥ threshold or hidden).
-            let mut hist: Vec<(String, Option<u64>)> = Vec::new();
-            if let Some(first) = tenants.first() {
-                for (k, (hq, _)) in first.stock_history.iter().enumerate() {
-                    let total: u64 = tenants
-                        .iter()
-                        .map(|tq| tq.stock_history.get(k).map_or(0, |h| h.1))
-                        .sum();
-                    hist.push((
-                        hq.to_string(),
-                        (total == 0 || total >= min.get()).then_some(total),
-                    ));
-                }
             }
-            // The narrative quotes the protected totals, never the raw ones: a hidden total
-            // stays hidden in the text too.
-            let tot: Vec<String> = stock_table.rows.last().map_or_else(Vec::new, |r| {
-                r.1.iter().map(|v| render::fmt_count(*v)).collect()
-            });
-            let g = |i: usize| tot.get(i).cloned().unwrap_or_default();
-            let text = vec![if lang == Lang::It {
-                format!(
-                    "Nel trimestre {q} gli enti hanno preso in carico {} persone e ne hanno concluso la presa in carico di {}; a fine trimestre risultano in carico {} persone (erano {} all'inizio).",
-                    g(1),
-                    g(2),
-                    g(3),
-                    g(0)
-                )
-            } else {
-                format!(
-                    "In {q} the authorities took {} persons in charge and closed {}; {} persons were in charge at the end of the quarter ({} at the start).",
-                    g(1),
-                    g(2),
-                    g(3),
-                    g(0)
-                )
-            }];
-            sections.push(Section {
-                heading: t("Persone in carico", "Persons in charge"),
-                text,
-                tables: vec![stock_table],
-                chart: (!hist.is_empty()).then(|| {
-                    chart_svg(
-                        &t(
-                            "Persone in carico a fine trimestre",
-                            "Persons in charge at the end of each quarter",
-                        ),
-                        &hist,
-                    )
-                }),
-            });
+        };
+        // The chart: the total end stock of the last quarters.
+        let mut history: Vec<(String, usize)> = Vec::new();
+        if let Some(first) = tenants.first() {
+            for (k, (hq, _)) in first.stock_history.iter().enumerate() {
+                let u = union(
+                    tenants
+                        .iter()
+                        .filter_map(|tq| tq.stock_history.get(k).map(|h| &h.1)),
+                );
+                history.push((
+                    hq.to_string(),
+                    draft.count(&format!("stock_end/total@{hq}"), u, true),
+                ));
+            }
         }
 
         // 2. Who is in charge.
-        {
-            let sexes = vec!["F".to_string(), "M".to_string()];
-            let cits = vec![
-                "italiana".to_string(),
-                "UE".to_string(),
-                "extra UE".to_string(),
-            ];
-            let mut provinces: Vec<String> = tenants
-                .iter()
-                .flat_map(|tq| tq.stock_by_province.keys().cloned())
-                .collect();
-            provinces.sort();
-            provinces.dedup();
-            let cit_cols: Vec<String> = cits
-                .iter()
-                .map(|c| match (lang, c.as_str()) {
-                    (Lang::En, "italiana") => "Italian".into(),
-                    (Lang::En, "UE") => "other EU".into(),
-                    (Lang::En, _) => "non-EU".into(),
-                    _ => c.clone(),
-                })
-                .collect();
-            let mut by_cit = two_way(
-                lang,
-                "cittadinanza",
-                t(
-                    "In carico a fine trimestre per cittadinanza",
-                    "In charge at the end by citizenship",
-                ),
-                tenants,
-                &cits,
-                |tq, c| tq.stock_by_citizenship.get(c).copied().unwrap_or(0),
-                min,
-            );
-            by_cit.columns.splice(0..3, cit_cols);
-            sections.push(Section {
-                heading: t("Chi è in carico", "Who is in charge"),
-                text: vec![t(
-                    "Composizione delle persone in carico all'ultimo giorno del trimestre.",
-                    "Composition of the persons in charge on the last day of the quarter.",
-                )],
-                tables: vec![
-                    two_way(
-                        lang,
-                        "sesso",
-                        t(
-                            "In carico a fine trimestre per sesso",
-                            "In charge at the end by sex",
-                        ),
-                        tenants,
-                        &sexes,
-                        |tq, c| tq.stock_by_sex.get(c).copied().unwrap_or(0),
-                        min,
-                    ),
-                    by_cit,
-                    two_way(
-                        lang,
-                        "provincia",
-                        t(
-                            "In carico a fine trimestre per provincia di residenza",
-                            "In charge at the end by province of residence",
-                        ),
-                        tenants,
-                        &provinces,
-                        |tq, c| tq.stock_by_province.get(c).copied().unwrap_or(0),
-                        min,
-                    ),
-                ],
-                chart: None,
-            });
-        }
+        let sexes = vec!["F".to_string(), "M".to_string()];
+        let by_sex = two_way(
+            &mut draft,
+            lang,
+            "sesso",
+            t(
+                "In carico a fine trimestre per sesso",
+                "In charge at the end by sex",
+            ),
+            tenants,
+            &sexes,
+            &sexes,
+            |tq, c| tq.stock_by_sex.get(c).cloned().unwrap_or_default(),
+            true,
+        );
+        let cits = vec![
+            "italiana".to_string(),
+            "UE".to_string(),
+            "extra UE".to_string(),
+        ];
+        let cit_labels: Vec<String> = if lang == Lang::En {
+            vec!["Italian".into(), "other EU".into(), "non-EU".into()]
+        } else {
+            cits.clone()
+        };
+        let by_cit = two_way(
+            &mut draft,
+            lang,
+            "cittadinanza",
+            t(
+                "In carico a fine trimestre per cittadinanza",
+                "In charge at the end by citizenship",
+            ),
+            tenants,
+            &cits,
+            &cit_labels,
+            |tq, c| tq.stock_by_citizenship.get(c).cloned().unwrap_or_default(),
+            true,
+        );
+        let mut provinces: Vec<String> = tenants
+            .iter()
+            .flat_map(|tq| tq.stock_by_province.keys().cloned())
+            .collect();
+        provinces.sort();
+        provinces.dedup();
+        let by_prov = two_way(
+            &mut draft,
+            lang,
+            "provincia",
+            t(
+                "In carico a fine trimestre per provincia di residenza",
+                "In charge at the end by province of residence",
+            ),
+            tenants,
+            &provinces,
+            &provinces,
+            |tq, c| tq.stock_by_province.get(c).cloned().unwrap_or_default(),
+            true,
+        );
 
-        // 3. GOL paths and physical indicators.
-        {
-            let paths: Vec<String> = (1..=4).map(|p| format!("GOL {p}")).collect();
-            let gol = two_way(
-                lang,
-                "percorsi_gol",
-                t(
-                    "Assessment GOL del trimestre per percorso assegnato",
-                    "GOL assessments in the quarter by final path",
+        // 3. GOL paths, physical indicators and placements.
+        let paths: Vec<String> = (1..=4).map(|p| format!("GOL {p}")).collect();
+        let gol = two_way(
+            &mut draft,
+            lang,
+            "percorsi_gol",
+            t(
+                "Assessment GOL del trimestre per percorso assegnato",
+                "GOL assessments in the quarter by final path",
+            ),
+            tenants,
+            &paths,
+            &paths,
+            |tq, c| {
+                let p: u8 = c[4..].parse().unwrap_or(0);
+                tq.gol_paths.get(&p).cloned().unwrap_or_default()
+            },
+            true,
+        );
+        // Indicators are rows, tenants columns; each row with its total is a line. Different
+        // indicators are not additive: no column totals.
+        let indicators = tenants.first().map(|first| {
+            let mut rows = Vec::new();
+            for (k, ind) in first.indicators.iter().enumerate() {
+                let sets: Vec<&Units> = tenants.iter().map(|tq| &tq.indicators[k].units).collect();
+                let mut idx: Vec<usize> = tenants
+                    .iter()
+                    .zip(&sets)
+                    .map(|(tq, u)| {
+                        draft.count(
+                            &format!("indicator/{}/{}", ind.id, tq.tenant),
+                            (*u).clone(),
+                            false,
+                        )
+                    })
+                    .collect();
+                idx.push(draft.count(&format!("indicator/{}/total", ind.id), union(sets), true));
+                draft.line(idx.clone());
+                rows.push((
+                    format!("{} {}", ind.id, lang.t(ind.label_it, ind.label_en)),
+                    idx.into_iter().map(Some).collect(),
+                ));
+            }
+            let mut columns: Vec<String> = tenants.iter().map(|tq| tq.tenant.clone()).collect();
+            columns.push(t("Totale", "Total"));
+            Layout {
+                id: "indicatori".into(),
+                title: t(
+                    "Indicatori fisici (standard dei servizi, allegato indicatori)",
+                    "Physical indicators (service standards)",
                 ),
-                tenants,
-                &paths,
-                |tq, c| {
-                    let p: u8 = c[4..].parse().unwrap_or(0);
-                    tq.gol_paths.get(&p).copied().unwrap_or(0)
-                },
-                min,
-            );
-            let ids: Vec<String> = tenants
-                .first()
-                .map(|tq| {
-                    tq.indicators
-                        .iter()
-                        .map(|i| format!("{} {}", i.id, lang.t(i.label_it, i.label_en)))
-                        .collect()
-                })
-                .unwrap_or_default();
-            // Indicators are rows (persons or companies), tenants columns: each row with its total is a line.
-            let cells: Vec<Vec<u64>> = (0..ids.len())
-                .map(|k| tenants.iter().map(|tq| tq.indicators[k].count).collect())
-                .collect();
-            let tenant_names: Vec<String> = tenants.iter().map(|tq| tq.tenant.clone()).collect();
-            let mut tables = vec![gol];
-            if !tenant_names.is_empty()
-                && let Ok(table) = CountTable::new(ids, tenant_names, cells)
-            {
-                let mut p = protect(&table, min);
-                // Different indicators are not additive: the column totals are not published.
-                for c in p.col_totals.iter_mut() {
-                    *c = Cell::Secondary;
+                label_header: t("Indicatore", "Indicator"),
+                columns,
+                rows,
+                has_total: false,
+            }
+        });
+        // "Of whom permanent" is a subset, not an addend: no row totals.
+        let placed_cols = vec!["placed".to_string(), "permanent".to_string()];
+        let placed = two_way(
+            &mut draft,
+            lang,
+            "inserimenti",
+            t(
+                "Persone in carico avviate al lavoro nel trimestre (primo rapporto)",
+                "Persons in charge starting a job in the quarter (first contract)",
+            ),
+            tenants,
+            &placed_cols,
+            &[
+                t("Avviati", "Placed"),
+                t("di cui a tempo indeterminato", "of whom permanent"),
+            ],
+            |tq, c| {
+                if c == "placed" {
+                    tq.placed.clone()
+                } else {
+                    tq.placed_permanent.clone()
                 }
-                p.total = Cell::Secondary;
-                let mut pt = from_protected(
-                    "indicatori",
-                    t(
-                        "Indicatori fisici (standard dei servizi, allegato indicatori)",
-                        "Physical indicators (service standards)",
-                    ),
-                    t("Indicatore", "Indicator"),
-                    "",
-                    &p,
-                    true,
-                    lang.t("Totale", "Total"),
-                );
-                pt.rows.pop();
-                pt.has_total = false;
-                tables.push(pt);
-            }
-            let placed = two_way(
-                lang,
-                "inserimenti",
-                t(
-                    "Persone in carico avviate al lavoro nel trimestre (primo rapporto)",
-                    "Persons in charge starting a job in the quarter (first contract)",
-                ),
-                tenants,
-                &[
-                    t("Avviati", "Placed"),
-                    t("di cui a tempo indeterminato", "of whom permanent"),
-                ],
-                |tq, c| {
-                    if c.starts_with("Avv") || c.starts_with("Pla") {
-                        tq.placed
-                    } else {
-                        tq.placed_permanent
-                    }
-                },
-                min,
-            );
-            let mut placed = placed;
-            // "of whom" is a subset, not an addend: drop the meaningless row totals column.
-            for r in placed.rows.iter_mut() {
-                r.1.pop();
-            }
-            placed.columns.pop();
-            tables.push(placed);
-            sections.push(Section {
-                heading: t("Servizi erogati e risultati", "Services and results"),
-                text: vec![t(
-                    "Gli indicatori contano persone (o aziende) distinte con un servizio avviato nel trimestre; la definizione di ogni indicatore segue gli standard regionali dei servizi per il lavoro.",
-                    "Indicators count distinct persons (or companies) with a service started in the quarter, as defined by the regional service standards.",
-                )],
-                tables,
-                chart: None,
-            });
-        }
+            },
+            false,
+        );
 
-        let privacy_note = if lang == Lang::It {
+        let protection = protect(&draft, prior, rule)?;
+        let p = &protection;
+        let stock_table = flow_layout.publish(&draft, p);
+        // The narrative quotes the protected totals, never the raw ones.
+        let tot: Vec<String> = stock_table.rows.last().map_or_else(Vec::new, |r| {
+            r.1.iter().map(|v| render::fmt_count(*v)).collect()
+        });
+        let g = |i: usize| tot.get(i).cloned().unwrap_or_default();
+        let text = vec![if lang == Lang::It {
             format!(
-                "x = dato oscurato a tutela della riservatezza: i valori compresi tra 1 e {} non sono pubblicati (soppressione primaria) e, dove servirebbe a ricostruirli dai totali, lo è anche un valore della stessa riga o colonna (soppressione secondaria).",
-                min.get() - 1
+                "Nel trimestre {q} gli enti hanno preso in carico {} persone e ne hanno concluso la presa in carico di {}; a fine trimestre risultano in carico {} persone (erano {} all'inizio).",
+                g(1),
+                g(2),
+                g(3),
+                g(0)
             )
         } else {
             format!(
-                "x = value hidden for confidentiality: counts from 1 to {} are not published (primary suppression) and, where they could be recovered from the totals, neither is another value of the same row or column (secondary suppression).",
-                min.get() - 1
+                "In {q} the authorities took {} persons in charge and closed {}; {} persons were in charge at the end of the quarter ({} at the start).",
+                g(1),
+                g(2),
+                g(3),
+                g(0)
+            )
+        }];
+        let hist: Vec<(String, Option<u64>)> = history
+            .iter()
+            .map(|(label, c)| (label.clone(), p.shown(&draft, *c)))
+            .collect();
+        let chart_title = t(
+            "Persone in carico a fine trimestre",
+            "Persons in charge at the end of each quarter",
+        );
+        let mut sections = vec![Section {
+            heading: t("Persone in carico", "Persons in charge"),
+            text,
+            tables: vec![stock_table],
+            chart: (!hist.is_empty()).then(|| chart_svg(&chart_title, &hist)),
+            chart_data: (!hist.is_empty()).then(|| ("stock_end_history".to_string(), hist.clone())),
+        }];
+        sections.push(Section {
+            heading: t("Chi è in carico", "Who is in charge"),
+            text: vec![t(
+                "Composizione delle persone in carico all'ultimo giorno del trimestre.",
+                "Composition of the persons in charge on the last day of the quarter.",
+            )],
+            tables: vec![
+                by_sex.publish(&draft, p),
+                by_cit.publish(&draft, p),
+                by_prov.publish(&draft, p),
+            ],
+            chart: None,
+            chart_data: None,
+        });
+        let mut tables = vec![gol.publish(&draft, p)];
+        if let Some(ind) = &indicators {
+            tables.push(ind.publish(&draft, p));
+        }
+        tables.push(placed.publish(&draft, p));
+        sections.push(Section {
+            heading: t("Servizi erogati e risultati", "Services and results"),
+            text: vec![t(
+                "Gli indicatori contano persone (o aziende) distinte con un servizio avviato nel trimestre; la definizione di ogni indicatore segue gli standard regionali dei servizi per il lavoro.",
+                "Indicators count distinct persons (or companies) with a service started in the quarter, as defined by the regional service standards.",
+            )],
+            tables,
+            chart: None,
+            chart_data: None,
+        });
+
+        let a = &protection.audit;
+        let privacy_note = if lang == Lang::It {
+            format!(
+                "x = dato oscurato a tutela della riservatezza: i valori compresi tra 1 e {} non sono pubblicati (soppressione primaria) e, dove servirebbe a ricostruirli dai totali, dalle altre tabelle, dal grafico o dai rapporti già pubblicati, non lo è neppure un altro valore (soppressione secondaria). Una verifica per programmazione lineare su tutto ciò che è stato pubblicato ({} pubblicazioni precedenti) accerta che nessun valore oscurato sia ricostruibile entro ±{:.0}% della soglia.",
+                rule.min - 1,
+                a.prior_publications,
+                rule.range * 100.0
+            )
+        } else {
+            format!(
+                "x = value hidden for confidentiality: counts from 1 to {} are not published (primary suppression) and, where they could be recovered from totals, other tables, the chart or reports already published, neither is another value (secondary suppression). A linear-programming audit of everything published ({} earlier publications) checks that no hidden count can be narrowed to within ±{:.0}% of the threshold.",
+                rule.min - 1,
+                a.prior_publications,
+                rule.range * 100.0
             )
         };
-        Report {
+        let report = Report {
+            id,
             title: format!(
                 "{} {q}",
                 t(
@@ -502,11 +619,27 @@ impl Report {
                 t("generato il", "generated on"),
                 chrono::Utc::now().format("%Y-%m-%d")
             ),
+            period: q.to_string(),
             lang,
             sections,
             privacy_note,
-            min_count: min.get(),
-        }
+            min_count: rule.min,
+            protection: ProtectionSummary {
+                min_count: rule.min,
+                range: rule.range,
+                hidden: a.hidden,
+                primary: a.primary,
+                prior_publications: a.prior_publications,
+                prior_checked: a.prior_checked,
+                all_protected: a.all_protected,
+                audit_solves: a.solves,
+            },
+        };
+        Ok(Published {
+            report,
+            draft,
+            protection,
+        })
     }
 
     /// Writes report.html, report.pdf, report.xlsx and one CSV per table under `tables/`.
@@ -538,6 +671,9 @@ impl Report {
                 written.push(path);
             }
         }
+        let j = out.join("report.json");
+        write_atomic(&j, render::json(self).as_bytes())?;
+        written.push(j);
         Ok(written)
     }
 }
@@ -558,38 +694,74 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use occupa_engine::indicators::StockFlow;
+    use occupa_anonymiser::MinCount;
+    use occupa_engine::indicators::{StockFlow, StockFlowUnits};
 
-    fn tenant(name: &str, sf: StockFlow) -> TenantQuarter {
+    /// A tenant whose stock and flow are the given counts (persons numbered apart).
+    fn tenant(
+        name: &str,
+        start_stay: u64,
+        start_left: u64,
+        new_stay: u64,
+        new_left: u64,
+    ) -> TenantQuarter {
+        let mut next = 0u64;
+        let mut take = |n: u64| -> Units {
+            let v: Units = (next..next + n).collect();
+            next += n;
+            v
+        };
+        let (a, b, c, d) = (
+            take(start_stay),
+            take(start_left),
+            take(new_stay),
+            take(new_left),
+        );
+        let u = |x: &[&Units]| union(x.iter().copied());
+        let flow = StockFlowUnits {
+            stock_start: u(&[&a, &b]),
+            inflow: u(&[&c, &d]),
+            outflow: u(&[&b, &d]),
+            stock_end: u(&[&a, &c]),
+        };
         TenantQuarter {
             tenant: name.into(),
             quarter: Quarter::parse("2026Q3").unwrap(),
-            stock_flow: sf,
+            stock_flow: StockFlow {
+                stock_start: flow.stock_start.len() as u64,
+                inflow: flow.inflow.len() as u64,
+                outflow: flow.outflow.len() as u64,
+                stock_end: flow.stock_end.len() as u64,
+            },
+            flow_units: flow,
             stock_history: vec![],
             stock_by_sex: Default::default(),
             stock_by_citizenship: Default::default(),
             stock_by_province: Default::default(),
             gol_paths: Default::default(),
             indicators: vec![],
-            placed: 0,
-            placed_permanent: 0,
+            placed: vec![],
+            placed_permanent: vec![],
         }
+    }
+
+    fn report(tenants: &[TenantQuarter], lang: Lang) -> Report {
+        Report::quarterly(
+            Quarter::parse("2026Q3").unwrap(),
+            tenants,
+            lang,
+            Rule::new(MinCount::default()),
+            &[],
+            "pooled",
+        )
+        .unwrap()
+        .report
     }
 
     #[test]
     fn the_narrative_never_quotes_a_suppressed_count() {
-        let sf = StockFlow {
-            stock_start: 100,
-            inflow: 3,
-            outflow: 2,
-            stock_end: 101,
-        };
-        let r = Report::quarterly(
-            Quarter::parse("2026Q3").unwrap(),
-            &[tenant("t01", sf)],
-            Lang::It,
-            MinCount::default(),
-        );
+        // 100 at the start, 3 in, 2 out, 101 at the end.
+        let r = report(&[tenant("t01", 98, 2, 3, 0)], Lang::It);
         let text = &r.sections[0].text[0];
         assert!(text.contains("preso in carico x persone"), "{text}");
         assert!(!text.contains(" 3 ") && !text.contains(" 2;"), "{text}");
@@ -597,22 +769,12 @@ mod tests {
         // stocks would reveal inflow − outflow, so the stock line hides more than the primaries.
         let row = &r.sections[0].tables[0].rows[0].1;
         assert!(row.iter().filter(|v| v.is_none()).count() >= 2);
+        assert!(r.protection.all_protected);
     }
 
     #[test]
     fn english_labels() {
-        let sf = StockFlow {
-            stock_start: 100,
-            inflow: 30,
-            outflow: 20,
-            stock_end: 110,
-        };
-        let r = Report::quarterly(
-            Quarter::parse("2026Q3").unwrap(),
-            &[tenant("t01", sf)],
-            Lang::En,
-            MinCount::default(),
-        );
+        let r = report(&[tenant("t01", 80, 20, 30, 0)], Lang::En);
         assert!(r.sections[0].text[0].starts_with("In 2026Q3 the authorities took 30 persons"));
         assert_eq!(r.sections[0].tables[0].columns[1], "Inflow");
     }

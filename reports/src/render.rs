@@ -297,3 +297,54 @@ pub fn csv(t: &PubTable) -> String {
     }
     out
 }
+
+/// The report as JSON (DESIGN.md): period, language, every table with its columns and
+/// rows (hidden values `null`), and the provenance: the publication's id and what its
+/// protection established.
+pub fn json(r: &Report) -> String {
+    let tables: Vec<serde_json::Value> = r
+        .sections
+        .iter()
+        .flat_map(|s| &s.tables)
+        .map(|t| {
+            let mut columns = vec![t.label_header.clone()];
+            columns.extend(t.columns.iter().cloned());
+            serde_json::json!({
+                "id": t.id,
+                "title": t.title,
+                "columns": columns,
+                "rows": t.rows.iter().map(|(label, vals)| {
+                    let mut row = vec![serde_json::Value::from(label.clone())];
+                    row.extend(vals.iter().map(|v| v.map_or(serde_json::Value::Null, serde_json::Value::from)));
+                    row
+                }).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let charts: Vec<serde_json::Value> = r
+        .sections
+        .iter()
+        .filter_map(|s| s.chart_data.as_ref())
+        .map(|(id, points)| {
+            serde_json::json!({
+                "id": id,
+                "points": points.iter().map(|(l, v)| serde_json::json!([l, v])).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let v = serde_json::json!({
+        "period": r.period,
+        "lang": if r.lang == Lang::It { "it" } else { "en" },
+        "title": r.title,
+        "tables": tables,
+        "charts": charts,
+        "provenance": {
+            "publication": r.id,
+            "generated": r.subtitle,
+            "protection": r.protection,
+        },
+    });
+    let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
+    s.push('\n');
+    s
+}

@@ -406,6 +406,8 @@ fn write_report(
     min: MinCount,
     out: &Path,
 ) -> Result<Vec<PathBuf>> {
+    use occupa_anonymiser::publication::Rule;
+    use occupa_anonymiser::publication::ledger::Ledger;
     let tenants = match tenant {
         Some(t) => vec![TenantId::new(t)?],
         None => store.tenants()?,
@@ -420,9 +422,49 @@ fn write_report(
     for t in &tenants {
         tq.push(tenant_quarter(&store.scope(t), q, 8)?);
     }
-    let report = Report::quarterly(q, &tq, lang, min);
-    let written = report.write_all(out)?;
-    store.audit(serde_json::json!({"command": "report quarterly", "period": q.to_string(), "tenants": tenants.iter().map(|t| t.as_str()).collect::<Vec<_>>(), "out": out}))?;
+    // Everything this store has published before: the report is protected against it.
+    let ledger = Ledger::open(store.root())?;
+    let prior = ledger.priors()?;
+    let spin = ProgressBar::new_spinner();
+    spin.set_message(format!(
+        "protecting the report against itself and {} earlier publications",
+        prior.len()
+    ));
+    spin.enable_steady_tick(std::time::Duration::from_millis(120));
+    let scope = tenant.unwrap_or("pooled");
+    let published = Report::quarterly(q, &tq, lang, Rule::new(min), &prior, scope)?;
+    spin.finish_and_clear();
+    let audit = &published.protection.audit;
+    if !audit.all_protected {
+        bail!(
+            "the interval audit could not protect every small count (with the {} earlier \
+             publications of this store); nothing was written. Raise --min-count or publish \
+             fewer breakdowns",
+            prior.len()
+        );
+    }
+    // The ledger first: a crash before the files are written leaves it claiming a
+    // publication that did not happen, never the reverse. The audit line is part of the
+    // ledger's commit.
+    let staged = ledger.stage(&published.draft, &published.protection, Rule::new(min))?;
+    let intent = store.audit_intent(
+        &format!("report-{}", staged.name),
+        serde_json::json!({
+            "command": "report quarterly",
+            "publication": published.report.id,
+            "period": q.to_string(),
+            "tenants": tenants.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+            "out": out,
+            "hidden": audit.hidden,
+            "prior_publications": audit.prior_publications,
+            "all_protected": audit.all_protected,
+            "ledger": staged.name,
+        }),
+        Some(&staged.path),
+    )?;
+    ledger.commit(staged)?;
+    let written = published.report.write_all(out)?;
+    store.complete_audit(intent)?;
     Ok(written)
 }
 

@@ -95,7 +95,10 @@ fn indicators_match_counts_from_the_raw_exports_and_the_report_is_protected() {
         tqs.push(tq);
     }
 
-    let report = Report::quarterly(q, &tqs, Lang::It, MinCount::default());
+    let rule = occupa_anonymiser::publication::Rule::new(MinCount::default());
+    let published = Report::quarterly(q, &tqs, Lang::It, rule, &[], "pooled").unwrap();
+    assert!(published.protection.audit.all_protected);
+    let report = published.report;
     let out = tmp.path().join("out");
     let written = report.write_all(&out).unwrap();
     assert!(written.iter().any(|p| p.ends_with("report.pdf")));
@@ -125,6 +128,6 @@ fn indicators_match_counts_from_the_raw_exports_and_the_report_is_protected() {
             }
         }
     }
-    let en = Report::quarterly(q, &tqs, Lang::En, MinCount::default());
-    assert!(en.title.starts_with("Quarterly report"));
+    let en = Report::quarterly(q, &tqs, Lang::En, rule, &[], "pooled").unwrap();
+    assert!(en.report.title.starts_with("Quarterly report"));
 }

@@ -1,0 +1,538 @@
+//! Publications protected as a whole: every count of a report (its tables, charts and
+//! sentences, in every format) and every count published earlier from the same store.
+//!
+//! Each count is the set of units it counts ([`Units`]). Two counts are related exactly
+//! as their sets are: a total is the union of its parts, this quarter's end stock is the
+//! next quarter's start stock, a tenant's row in the pooled report is the same set as in
+//! its own report. The attacker's knowledge is therefore a linear system over the
+//! **atoms**, the groups of units that every count either contains whole or not at all:
+//! each published count fixes the sum of its atoms, and atoms are non-negative. What the
+//! attacker can derive about a hidden count is the interval between the least and the
+//! greatest sum of its atoms over that system, two linear programmes ([`system`]), as
+//! Tau-Argus's audit computes them for linked tables.
+//!
+//! [`protect`] applies the threshold rule (primary suppression of counts from 1 to the
+//! threshold less one), a first secondary pattern on the tables' lines (no line with a
+//! single hidden value; cells hidden by earlier publications hidden again), then the
+//! audit: every primary count, of this publication and of every earlier one in the
+//! ledger, must have an interval reaching its protection range ([`Rule::interval`]).
+//! Where one does not, the audit hides one more count of this publication, the one that
+//! restores the range at the least cost, and checks again. Hiding only widens intervals,
+//! so the loop ends; what it returns is proved by the audit it ran.
+
+pub mod ledger;
+pub mod system;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use occupa_engine::indicators::Units;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, MinCount, Result, Status};
+use system::System;
+
+/// The protection rule: the threshold, and how far an attacker's interval for a hidden
+/// small count must reach.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rule {
+    /// Smallest count published.
+    pub min: u64,
+    /// The protection range, as a share of the threshold (Tau-Argus's "safety range").
+    pub range: f64,
+}
+
+impl Rule {
+    /// The threshold rule with a protection range of 30 % of the threshold.
+    pub fn new(min: MinCount) -> Rule {
+        Rule {
+            min: min.get(),
+            range: 0.3,
+        }
+    }
+
+    /// The interval `[lo, hi]` an attacker's feasible range must cover for a count `v`
+    /// below the threshold: up to the threshold at least (they cannot tell that it is
+    /// small) and `range × threshold` above it; down by as much, or to 1.
+    ///
+    /// ```
+    /// use occupa_anonymiser::{MinCount, publication::Rule};
+    /// let r = Rule::new(MinCount::new(5)?);
+    /// assert_eq!(r.interval(1), (1, 5));
+    /// assert_eq!(r.interval(4), (2, 6));
+    /// # Ok::<(), occupa_anonymiser::Error>(())
+    /// ```
+    pub fn interval(&self, v: u64) -> (u64, u64) {
+        let r = ((self.range * self.min as f64).ceil() as u64).max(1);
+        let up = self.min.saturating_sub(v).max(r);
+        let down = r.min(v.saturating_sub(1));
+        (v - down, v + up)
+    }
+
+    /// Whether `v` is a primary (small, non-zero) count.
+    pub fn is_primary(&self, v: u64) -> bool {
+        v > 0 && v < self.min
+    }
+}
+
+/// A count to publish.
+#[derive(Debug, Clone)]
+pub struct Count {
+    /// A stable key (table, row, column, period): what the ledger records.
+    pub key: String,
+    /// What it counts.
+    pub units: Units,
+    /// A total (its parts are preferred for secondary suppression).
+    pub margin: bool,
+}
+
+impl Count {
+    /// Its value.
+    pub fn value(&self) -> u64 {
+        self.units.len() as u64
+    }
+}
+
+/// Everything one publication would show, before protection.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// The publication's id (`quarterly/2026Q3/pooled`).
+    pub id: String,
+    /// Its counts, one per distinct set of units: a count shown twice (a tenant's end
+    /// stock in four tables) is one count, hidden or shown everywhere alike.
+    pub counts: Vec<Count>,
+    /// Lines: groups of counts one of which is determined by the others (a row with its
+    /// total), for the first secondary pattern. The audit does not need them.
+    pub lines: Vec<Vec<usize>>,
+    by_units: HashMap<u64, Vec<usize>>,
+}
+
+fn set_hash(units: &[u64]) -> u64 {
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15 ^ units.len() as u64;
+    for &u in units {
+        h = (h ^ u).wrapping_mul(0x0100_0000_01b3).rotate_left(29);
+    }
+    h
+}
+
+impl Draft {
+    /// An empty publication.
+    pub fn new(id: &str) -> Draft {
+        Draft {
+            id: id.to_string(),
+            counts: Vec::new(),
+            lines: Vec::new(),
+            by_units: HashMap::new(),
+        }
+    }
+
+    /// Adds a count (or finds the one with the same units) and returns its index.
+    pub fn count(&mut self, key: &str, units: Units, margin: bool) -> usize {
+        let h = set_hash(&units);
+        if let Some(found) = self
+            .by_units
+            .get(&h)
+            .and_then(|v| v.iter().copied().find(|&i| self.counts[i].units == units))
+        {
+            self.counts[found].margin |= margin;
+            return found;
+        }
+        let i = self.counts.len();
+        self.counts.push(Count {
+            key: key.to_string(),
+            units,
+            margin,
+        });
+        self.by_units.entry(h).or_default().push(i);
+        i
+    }
+
+    /// Adds a line.
+    pub fn line(&mut self, members: Vec<usize>) {
+        let mut m = members;
+        m.sort_unstable();
+        m.dedup();
+        if m.len() > 1 {
+            self.lines.push(m);
+        }
+    }
+}
+
+/// A publication already made, as the ledger keeps it.
+#[derive(Debug, Clone)]
+pub struct Prior {
+    /// Its id.
+    pub id: String,
+    /// The rule it was protected with.
+    pub rule: Rule,
+    /// Its counts.
+    pub cells: Vec<PriorCell>,
+}
+
+/// One count of a prior publication.
+#[derive(Debug, Clone)]
+pub struct PriorCell {
+    /// Its key.
+    pub key: String,
+    /// What it counts.
+    pub units: Units,
+    /// Whether it was shown.
+    pub published: bool,
+    /// Whether it was a primary (small) count.
+    pub primary: bool,
+}
+
+/// The interval an attacker has for one hidden primary count.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CellRange {
+    /// The publication.
+    pub publication: String,
+    /// The count's key.
+    pub key: String,
+    /// Its value.
+    pub value: u64,
+    /// The least value consistent with everything published.
+    pub lower: f64,
+    /// The greatest (`None`: unbounded).
+    pub upper: Option<f64>,
+    /// The range it had to cover.
+    pub required: (u64, u64),
+}
+
+/// What the audit established.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditReport {
+    /// Counts of this publication hidden (primary + secondary).
+    pub hidden: usize,
+    /// Of which primary.
+    pub primary: usize,
+    /// Primary counts of this publication whose interval was computed.
+    pub checked: usize,
+    /// Primary counts of earlier publications checked again against this one.
+    pub prior_checked: usize,
+    /// Earlier publications taken into account.
+    pub prior_publications: usize,
+    /// Counts hidden by the audit beyond the first pattern.
+    pub added_by_audit: usize,
+    /// Atoms and distinct counts of the linear system.
+    pub atoms: usize,
+    /// Distinct counts (rows) of the system.
+    pub rows: usize,
+    /// Linear programmes solved.
+    pub solves: usize,
+    /// Every primary count covers its protection range.
+    pub all_protected: bool,
+    /// Small counts of this publication already shown by an earlier one (they cannot be
+    /// protected any more and are hidden here only for consistency).
+    pub already_published: usize,
+    /// Seconds.
+    pub seconds: f64,
+    /// The intervals of every checked primary count (kept in the ledger, never in a report).
+    pub ranges: Vec<CellRange>,
+}
+
+/// A protected publication.
+#[derive(Debug, Clone)]
+pub struct Protection {
+    /// Status of each count of the draft.
+    pub status: Vec<Status>,
+    /// What the audit established.
+    pub audit: AuditReport,
+}
+
+impl Protection {
+    /// The published value of count `i`, if shown.
+    pub fn shown(&self, draft: &Draft, i: usize) -> Option<u64> {
+        (self.status[i] == Status::Safe).then(|| draft.counts[i].value())
+    }
+}
+
+/// The first pattern: while some line has exactly one hidden count, hide its smallest
+/// shown non-zero count, preferring parts to totals.
+fn line_pattern(draft: &Draft, status: &mut [Status]) {
+    loop {
+        let mut changed = false;
+        for line in &draft.lines {
+            if line.iter().filter(|&&i| status[i] != Status::Safe).count() != 1 {
+                continue;
+            }
+            let pick = line
+                .iter()
+                .copied()
+                .filter(|&i| status[i] == Status::Safe && draft.counts[i].value() > 0)
+                .min_by_key(|&i| (draft.counts[i].margin as u8, draft.counts[i].value()));
+            if let Some(i) = pick {
+                status[i] = Status::Secondary;
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
+    }
+}
+
+/// Protects `draft` against itself and every prior publication.
+pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection> {
+    let t0 = Instant::now();
+    if rule.min == 0 {
+        return Err(Error::Param {
+            name: "min_count",
+            reason: "must be at least 1".into(),
+        });
+    }
+    let mut status: Vec<Status> = draft
+        .counts
+        .iter()
+        .map(|c| {
+            if rule.is_primary(c.value()) {
+                Status::Primary
+            } else {
+                Status::Safe
+            }
+        })
+        .collect();
+    // Consistency: what an earlier publication hid stays hidden.
+    let mut hidden_before: HashMap<u64, Vec<&Units>> = HashMap::new();
+    let mut shown_before: HashMap<u64, Vec<&Units>> = HashMap::new();
+    for p in prior {
+        for c in &p.cells {
+            let m = if c.published {
+                &mut shown_before
+            } else {
+                &mut hidden_before
+            };
+            m.entry(set_hash(&c.units)).or_default().push(&c.units);
+        }
+    }
+    let seen = |m: &HashMap<u64, Vec<&Units>>, u: &Units| {
+        m.get(&set_hash(u)).is_some_and(|v| v.contains(&u))
+    };
+    for (i, c) in draft.counts.iter().enumerate() {
+        if status[i] == Status::Safe && c.value() > 0 && seen(&hidden_before, &c.units) {
+            status[i] = Status::Secondary;
+        }
+    }
+    line_pattern(draft, &mut status);
+    let first_pattern: Vec<Status> = status.clone();
+
+    let mut sys = System::build(draft, &status, prior)?;
+    let mut ranges = Vec::new();
+    let mut already_published = 0;
+    // Every primary to check: this publication's, then the earlier ones'.
+    struct Target {
+        row: usize,
+        publication: String,
+        key: String,
+        value: u64,
+        required: (u64, u64),
+        current: bool,
+    }
+    let mut targets: Vec<Target> = Vec::new();
+    for (i, c) in draft.counts.iter().enumerate() {
+        if status[i] != Status::Primary {
+            continue;
+        }
+        if seen(&shown_before, &c.units) {
+            already_published += 1;
+            continue;
+        }
+        targets.push(Target {
+            row: sys.row_of_count(i),
+            publication: draft.id.clone(),
+            key: c.key.clone(),
+            value: c.value(),
+            required: rule.interval(c.value()),
+            current: true,
+        });
+    }
+    let mut prior_checked = 0;
+    for p in prior {
+        for c in &p.cells {
+            if c.primary
+                && !c.published
+                && !seen(&shown_before, &c.units)
+                && let Some(row) = sys.row_of_units(&c.units)
+            {
+                {
+                    prior_checked += 1;
+                    targets.push(Target {
+                        row,
+                        publication: p.id.clone(),
+                        key: c.key.clone(),
+                        value: c.units.len() as u64,
+                        required: p.rule.interval(c.units.len() as u64),
+                        current: false,
+                    });
+                }
+            }
+        }
+    }
+    let checked = targets.iter().filter(|t| t.current).count();
+    let mut added = 0;
+    let mut all_protected = true;
+    const EPS: f64 = 1e-6;
+    for t in &targets {
+        // Upward: the attacker must not rule out a value at the top of the range.
+        let mut upper = sys.bound(t.row, true)?;
+        while upper.is_some_and(|u| u < t.required.1 as f64 - EPS) {
+            match repair(
+                &mut sys,
+                draft,
+                &mut status,
+                t.row,
+                true,
+                t.required.1 as f64,
+            )? {
+                Some(u) => {
+                    added += 1;
+                    upper = u;
+                }
+                None => {
+                    all_protected = false;
+                    break;
+                }
+            }
+        }
+        // Downward, where the range asks for it (a count of 1 needs nothing).
+        let mut lower = if t.required.0 < t.value {
+            sys.bound(t.row, false)?.unwrap_or(0.0)
+        } else {
+            t.value as f64
+        };
+        while lower > t.required.0 as f64 + EPS {
+            match repair(
+                &mut sys,
+                draft,
+                &mut status,
+                t.row,
+                false,
+                t.required.0 as f64,
+            )? {
+                Some(l) => {
+                    added += 1;
+                    lower = l.unwrap_or(0.0);
+                }
+                None => {
+                    all_protected = false;
+                    break;
+                }
+            }
+        }
+        ranges.push(CellRange {
+            publication: t.publication.clone(),
+            key: t.key.clone(),
+            value: t.value,
+            lower,
+            upper,
+            required: t.required,
+        });
+    }
+    // Hiding for one target only widens the others' intervals: a second pass confirms
+    // every range holds in the final pattern.
+    if added > 0 {
+        for (t, r) in targets.iter().zip(ranges.iter_mut()) {
+            r.upper = sys.bound(t.row, true)?;
+            if t.required.0 < t.value {
+                r.lower = sys.bound(t.row, false)?.unwrap_or(0.0);
+            }
+            let ok = r.upper.is_none_or(|u| u >= t.required.1 as f64 - EPS)
+                && r.lower <= t.required.0 as f64 + EPS;
+            all_protected &= ok;
+        }
+    }
+    let hidden = status.iter().filter(|s| **s != Status::Safe).count();
+    let primary = status.iter().filter(|s| **s == Status::Primary).count();
+    debug_assert!(
+        added
+            >= status
+                .iter()
+                .zip(&first_pattern)
+                .filter(|(a, b)| a != b)
+                .count()
+    );
+    Ok(Protection {
+        status,
+        audit: AuditReport {
+            hidden,
+            primary,
+            checked,
+            prior_checked,
+            prior_publications: prior.len(),
+            added_by_audit: added,
+            atoms: sys.atoms(),
+            rows: sys.rows(),
+            solves: sys.solves(),
+            all_protected,
+            already_published,
+            seconds: t0.elapsed().as_secs_f64(),
+            ranges,
+        },
+    })
+}
+
+/// Hides one more count of this publication so that the interval of `row` reaches
+/// `target` (upward when `up`): among the shown counts sharing units with it, the one
+/// that reaches it at the least value, else the one that moves the bound most. Returns
+/// the new bound, or `None` when no single count helps.
+fn repair(
+    sys: &mut System,
+    draft: &Draft,
+    status: &mut [Status],
+    row: usize,
+    up: bool,
+    target: f64,
+) -> Result<Option<Option<f64>>> {
+    let before = sys.bound(row, up)?;
+    let mut candidates: Vec<usize> = sys
+        .neighbours(row)
+        .into_iter()
+        .filter(|&i| status[i] == Status::Safe && draft.counts[i].value() > 0)
+        .collect();
+    candidates.sort_by_key(|&i| (draft.counts[i].margin as u8, draft.counts[i].value(), i));
+    let meets = |b: Option<f64>| match (b, up) {
+        (None, true) => true,
+        (None, false) => false,
+        (Some(v), true) => v >= target - 1e-6,
+        (Some(v), false) => v <= target + 1e-6,
+    };
+    let gain = |b: Option<f64>| -> f64 {
+        match (b, before, up) {
+            (None, _, true) => f64::INFINITY,
+            (Some(v), Some(w), true) => v - w,
+            (Some(v), Some(w), false) => w - v,
+            (None, _, false) => -1.0,
+            (Some(_), None, _) => 0.0,
+        }
+    };
+    let mut best: Option<(usize, Option<f64>, f64)> = None;
+    for &c in candidates.iter().take(40) {
+        sys.set_shown(c, false)?;
+        let b = sys.bound(row, up)?;
+        if meets(b) {
+            status[c] = Status::Secondary;
+            return Ok(Some(b));
+        }
+        let g = gain(b);
+        if g > 1e-9 && best.as_ref().is_none_or(|(_, _, bg)| g > *bg) {
+            best = Some((c, b, g));
+        }
+        sys.set_shown(c, true)?;
+    }
+    // No single count moves the bound (two constraints each hold it): hide the cheapest
+    // and try again; every call hides one more count, so this ends.
+    let pick = best
+        .map(|(c, _, _)| c)
+        .or_else(|| candidates.first().copied());
+    match pick {
+        Some(c) => {
+            sys.set_shown(c, false)?;
+            status[c] = Status::Secondary;
+            Ok(Some(sys.bound(row, up)?))
+        }
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests;

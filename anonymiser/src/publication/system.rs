@@ -1,0 +1,254 @@
+//! The attacker's linear system: atoms (groups of units that every count contains whole
+//! or not at all) as non-negative variables, every distinct count as a row, fixed to its
+//! value when it is shown and free when it is hidden; bounds of a hidden count are two
+//! linear programmes, solved by lp_solve from the last basis (the rows stay, only the
+//! objective changes, so each bound after the first costs a few pivots).
+
+use std::collections::HashMap;
+
+use occupa_engine::indicators::Units;
+
+use super::{Draft, Prior, set_hash};
+use crate::{Error, Result, Status};
+
+/// lp_solve reports an unbounded variable's objective as its "infinity".
+const LP_INFINITY: f64 = 1e29;
+
+/// The system of one protection run.
+pub struct System {
+    /// Value of each distinct count.
+    value: Vec<u64>,
+    /// Row of each draft count.
+    row_of_count: Vec<usize>,
+    /// The draft count of each row, if it is one.
+    count_of_row: Vec<Option<usize>>,
+    /// Rows shown by an earlier publication: fixed whatever this one does.
+    shown_before: Vec<bool>,
+    /// Rows fixed now.
+    shown: Vec<bool>,
+    by_units: HashMap<u64, Vec<usize>>,
+    units_of_row: Vec<Units>,
+    row_atoms: Vec<Vec<u32>>,
+    atom_rows: Vec<Vec<u32>>,
+    lp: lpsolve::Problem,
+    solves: usize,
+}
+
+fn lp_err(e: impl std::fmt::Display) -> Error {
+    Error::Input(format!("the interval audit's linear programme failed: {e}"))
+}
+
+/// Row `r` fixed to `value`, or free. (lp_solve turns a free row back into `<=` when its
+/// right-hand side is set, so a fixed row gets its type first and its value after.)
+fn set_row(lp: &mut lpsolve::Problem, r: usize, fixed: bool, value: u64) -> Result<()> {
+    let row = r as i32 + 1;
+    if fixed {
+        lp.set_constraint_type(row, lpsolve::ConstraintType::Eq)
+            .map_err(lp_err)?;
+        lp.set_rh(row, value as f64).map_err(lp_err)
+    } else {
+        lp.set_constraint_type(row, lpsolve::ConstraintType::Free)
+            .map_err(lp_err)
+    }
+}
+
+impl System {
+    /// The system of `draft` (with `status`) and every prior publication.
+    pub fn build(draft: &Draft, status: &[Status], prior: &[Prior]) -> Result<System> {
+        let mut by_units: HashMap<u64, Vec<usize>> = HashMap::new();
+        let mut units_of_row: Vec<Units> = Vec::new();
+        let mut shown_before: Vec<bool> = Vec::new();
+        let mut shown: Vec<bool> = Vec::new();
+        let mut count_of_row: Vec<Option<usize>> = Vec::new();
+        let row_for = |units: &Units,
+                       by_units: &mut HashMap<u64, Vec<usize>>,
+                       units_of_row: &mut Vec<Units>,
+                       flags: (&mut Vec<bool>, &mut Vec<bool>, &mut Vec<Option<usize>>)|
+         -> usize {
+            let h = set_hash(units);
+            if let Some(&r) = by_units
+                .get(&h)
+                .and_then(|v| v.iter().find(|&&r| units_of_row[r] == *units))
+            {
+                return r;
+            }
+            let r = units_of_row.len();
+            units_of_row.push(units.clone());
+            flags.0.push(false);
+            flags.1.push(false);
+            flags.2.push(None);
+            by_units.entry(h).or_default().push(r);
+            r
+        };
+        for p in prior {
+            for c in &p.cells {
+                if c.units.is_empty() {
+                    continue;
+                }
+                let r = row_for(
+                    &c.units,
+                    &mut by_units,
+                    &mut units_of_row,
+                    (&mut shown_before, &mut shown, &mut count_of_row),
+                );
+                if c.published {
+                    shown_before[r] = true;
+                    shown[r] = true;
+                }
+            }
+        }
+        let mut row_of_count = Vec::with_capacity(draft.counts.len());
+        for (i, c) in draft.counts.iter().enumerate() {
+            let r = row_for(
+                &c.units,
+                &mut by_units,
+                &mut units_of_row,
+                (&mut shown_before, &mut shown, &mut count_of_row),
+            );
+            row_of_count.push(r);
+            if count_of_row[r].is_none() {
+                count_of_row[r] = Some(i);
+            }
+            if status[i] == Status::Safe {
+                shown[r] = true;
+            }
+        }
+        // Atoms: units grouped by the rows they are in.
+        let mut pairs: Vec<(u64, u32)> = Vec::new();
+        for (r, u) in units_of_row.iter().enumerate() {
+            pairs.extend(u.iter().map(|&x| (x, r as u32)));
+        }
+        pairs.sort_unstable();
+        let mut atom_of: HashMap<Vec<u32>, u32> = HashMap::new();
+        let mut atom_rows: Vec<Vec<u32>> = Vec::new();
+        let mut i = 0;
+        while i < pairs.len() {
+            let mut j = i;
+            let mut sig = Vec::new();
+            while j < pairs.len() && pairs[j].0 == pairs[i].0 {
+                sig.push(pairs[j].1);
+                j += 1;
+            }
+            sig.dedup();
+            if !atom_of.contains_key(&sig) {
+                atom_of.insert(sig.clone(), atom_rows.len() as u32);
+                atom_rows.push(sig);
+            }
+            i = j;
+        }
+        let mut row_atoms: Vec<Vec<u32>> = vec![Vec::new(); units_of_row.len()];
+        for (a, rows) in atom_rows.iter().enumerate() {
+            for &r in rows {
+                row_atoms[r as usize].push(a as u32);
+            }
+        }
+        let value: Vec<u64> = units_of_row.iter().map(|u| u.len() as u64).collect();
+        let nrows = units_of_row.len();
+        let mut lp = lpsolve::Problem::new(nrows as i32, 0)
+            .ok_or_else(|| lp_err("cannot allocate the model"))?;
+        lp.set_verbose(lpsolve::Verbosity::Critical);
+        for r in 0..nrows {
+            set_row(&mut lp, r, shown[r], value[r])?;
+        }
+        for rows in &atom_rows {
+            let mut idx: Vec<i32> = rows.iter().map(|&r| r as i32 + 1).collect();
+            let mut vals = vec![1.0; idx.len()];
+            lp.add_column_scatter(&mut vals, &mut idx).map_err(lp_err)?;
+        }
+        Ok(System {
+            value,
+            row_of_count,
+            count_of_row,
+            shown_before,
+            shown,
+            by_units,
+            units_of_row,
+            row_atoms,
+            atom_rows,
+            lp,
+            solves: 0,
+        })
+    }
+
+    /// The row of draft count `i`.
+    pub fn row_of_count(&self, i: usize) -> usize {
+        self.row_of_count[i]
+    }
+
+    /// The row counting exactly `units`, if any.
+    pub fn row_of_units(&self, units: &Units) -> Option<usize> {
+        self.by_units
+            .get(&set_hash(units))
+            .and_then(|v| v.iter().copied().find(|&r| self.units_of_row[r] == *units))
+    }
+
+    /// Atoms in the system.
+    pub fn atoms(&self) -> usize {
+        self.atom_rows.len()
+    }
+
+    /// Distinct counts in the system.
+    pub fn rows(&self) -> usize {
+        self.value.len()
+    }
+
+    /// Linear programmes solved so far.
+    pub fn solves(&self) -> usize {
+        self.solves
+    }
+
+    /// Shows (fixes) or hides a draft count. A count an earlier publication showed stays
+    /// fixed.
+    pub fn set_shown(&mut self, count: usize, shown: bool) -> Result<()> {
+        let r = self.row_of_count[count];
+        let fixed = shown || self.shown_before[r];
+        self.shown[r] = fixed;
+        set_row(&mut self.lp, r, fixed, self.value[r])
+    }
+
+    /// Draft counts shown now that share units with row `row`, not fixed by an earlier
+    /// publication: the candidates for hiding.
+    pub fn neighbours(&self, row: usize) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        for &a in &self.row_atoms[row] {
+            for &r in &self.atom_rows[a as usize] {
+                let r = r as usize;
+                if r != row
+                    && self.shown[r]
+                    && !self.shown_before[r]
+                    && let Some(c) = self.count_of_row[r]
+                {
+                    out.push(c);
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The greatest (`maximize`) or least value row `row` can take given every fixed row;
+    /// `None` when unbounded.
+    pub fn bound(&mut self, row: usize, maximize: bool) -> Result<Option<f64>> {
+        let ncols = self.atom_rows.len();
+        let mut obj = vec![0.0; ncols + 1];
+        for &a in &self.row_atoms[row] {
+            obj[a as usize + 1] = 1.0;
+        }
+        self.lp.set_objective_function(&mut obj).map_err(lp_err)?;
+        if maximize {
+            self.lp.set_maximize();
+        } else {
+            self.lp.set_minimize();
+        }
+        self.solves += 1;
+        match self.lp.solve() {
+            lpsolve::SolveStatus::Optimal | lpsolve::SolveStatus::Presolved => {
+                let v = self.lp.get_objective();
+                Ok((v < LP_INFINITY).then_some(v))
+            }
+            lpsolve::SolveStatus::Unbounded => Ok(None),
+            other => Err(lp_err(format!("solver status {other:?}"))),
+        }
+    }
+}
