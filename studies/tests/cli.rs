@@ -824,3 +824,146 @@ fn forecast_with_a_hierarchy_adds_up_and_refuses_a_series_in_two_places() {
         "{err}"
     );
 }
+
+/// Issue 13, through the binary: the key's defences, a threshold below 3, a research
+/// release, and a tenant's report protected against the pooled one through the ledger.
+#[test]
+fn the_store_and_its_publications_defend_themselves_from_the_command_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = occupa()
+        .current_dir(tmp.path())
+        .args(["demo", "--persons", "2500", "--tenants", "3"])
+        .output()
+        .unwrap();
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    let store = tmp.path().join("occupa-data");
+    let file = tmp
+        .path()
+        .join("occupa-out/simulated-exports/t01/persons.csv");
+    let ingest = |key: &std::path::Path| {
+        occupa()
+            .args(["ingest", "--data"])
+            .arg(&store)
+            .args(["--tenant", "t01", "--table", "persons", "--key-file"])
+            .arg(key)
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let one_line = |o: &std::process::Output, needle: &str| {
+        let msg = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "accepted: {msg}");
+        assert!(msg.contains(needle) && msg.lines().count() == 1, "{msg}");
+    };
+    // A key others can read.
+    let key = tmp.path().join("occupa-data.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    one_line(&ingest(&key), "chmod 600");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Another key: every person would be stored twice.
+    let other = tmp.path().join("other.key");
+    assert!(
+        occupa()
+            .args(["key", "new", "--out"])
+            .arg(&other)
+            .status()
+            .unwrap()
+            .success()
+    );
+    one_line(&ingest(&other), "another key");
+    // A key kept inside the store.
+    let inside = store.join("k.key");
+    assert!(
+        occupa()
+            .args(["key", "new", "--out"])
+            .arg(&inside)
+            .status()
+            .unwrap()
+            .success()
+    );
+    one_line(&ingest(&inside), "inside the store");
+    std::fs::remove_file(&inside).unwrap();
+    // The store's own key still works, and stores nothing twice.
+    let ok = ingest(&key);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(j["stored"], 0);
+
+    // A threshold below 3 needs the override.
+    let report = |extra: &[&str], out: &str| {
+        occupa()
+            .args(["report", "quarterly", "--data"])
+            .arg(&store)
+            .args(["--period", "2026Q3", "--out"])
+            .arg(tmp.path().join(out))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    one_line(
+        &report(&["--min-count", "2"], "r2"),
+        "--allow-min-count-below-3",
+    );
+    assert!(!tmp.path().join("r2").exists());
+    // A tenant's report after the pooled one (the demo's): protected against it.
+    let t = report(&["--tenant", "t02"], "r-t02");
+    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("r-t02/report.json")).unwrap())
+            .unwrap();
+    let p = &r["provenance"]["protection"];
+    assert!(p["prior_publications"].as_u64().unwrap() >= 1, "{p}");
+    assert_eq!(p["all_protected"], true);
+    assert!(
+        r["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == "stock_flussi")
+    );
+
+    // A research release with the shipped policy.
+    let policy = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../anonymiser/policies/service-effect.toml");
+    let rel = occupa()
+        .args(["anonymise", "--data"])
+        .arg(&store)
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--out")
+        .arg(tmp.path().join("release"))
+        .output()
+        .unwrap();
+    assert!(
+        rel.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rel.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&rel.stdout).unwrap();
+    assert!(j["highest_risk"].as_f64().unwrap() <= 0.2 + 1e-12);
+    for f in [
+        "persons.csv",
+        "services.csv",
+        "DICTIONARY.md",
+        "risk-report.json",
+    ] {
+        assert!(tmp.path().join("release").join(f).exists(), "{f}");
+    }
+    // Every line of the audit names the store's key.
+    let audit = std::fs::read_to_string(store.join("audit.jsonl")).unwrap();
+    let fp = &serde_json::from_str::<serde_json::Value>(audit.lines().next().unwrap()).unwrap()["key_fingerprint"];
+    assert!(fp.is_string());
+    assert!(audit.lines().all(|l| l.contains(fp.as_str().unwrap())));
+    for command in ["\"ingest\"", "\"report quarterly\"", "\"anonymise\""] {
+        assert!(audit.contains(command), "{command}");
+    }
+}
