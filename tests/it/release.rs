@@ -420,3 +420,36 @@ fn a_release_keeps_the_effect_of_a5_on_employment_at_12_months() {
         "the planted effect leaves the release's interval"
     );
 }
+
+#[test]
+fn a_persons_only_release_is_the_optimum_of_the_lattice_search() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exports = tmp.path().join("exports");
+    let inst = simulate_small(&exports, 2000, 1);
+    let store = Store::open(&tmp.path().join("store")).unwrap();
+    ingest_all(&store, &inst, &exports, &["t01"]);
+    let policy: Policy = toml::from_str(
+        r#"
+k = 5
+l = 2
+max_suppression = 0.04
+sensitive = ["income_support"]
+[quasi_identifiers]
+age = "age"
+sex = "flat"
+citizenship = "citizenship"
+education = "ordinal:0-8:3,9"
+employed_12m = "flat"
+"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("release");
+    let report = research_release(&store, &policy, &out, &|_, _| {}).unwrap();
+    assert!(
+        report.search.method.starts_with("optimal"),
+        "{}",
+        report.search.method
+    );
+    assert!(!out.join("employment.csv").exists() && !out.join("services.csv").exists());
+    smallest_class_seen_by_an_attacker(&out, 5, 2);
+}
