@@ -17,11 +17,15 @@ before="${TMPDIR:-/tmp}/occupa-before-529a4a1"
 mkdir -p "$work"
 
 if [ ! -x "$work/occupa-before" ]; then
+    git worktree remove --force "$before" 2>/dev/null || true
     rm -rf "$before"
+    git worktree prune
     git worktree add --detach "$before" 529a4a1 >/dev/null
     cargo build --release --quiet --manifest-path "$before/Cargo.toml" --target-dir target -p occupa-studies
     cp target/release/occupa "$work/occupa-before"
     git worktree remove --force "$before"
+    # Both trees' crates hash alike: clean them, or the next build would reuse the old ones.
+    cargo clean --release --quiet -p occupa-engine -p occupa-anonymiser -p occupa-reports -p occupa-studies
 fi
 cargo build --release --quiet -p occupa-studies
 cp target/release/occupa "$work/occupa-after"
@@ -40,10 +44,10 @@ fi
 
 run() {
     local label="$1"; shift
-    local out
-    out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1 )
-    printf '%-58s %8s s %8s MB\n' "$label" "$(echo "$out" | cut -d' ' -f1)" \
-        "$(( $(echo "$out" | cut -d' ' -f2) / 1024 ))"
+    /usr/bin/time -o "$work/time.txt" -f '%e %M' "$@" >"$work/last.out" 2>"$work/last.err" \
+        || { echo "$label: failed"; tail -3 "$work/last.err"; return 0; }
+    read -r secs kb < "$work/time.txt"
+    printf '%-64s %8s s %6s MB\n' "$label" "$secs" "$(( kb / 1024 ))"
 }
 
 git show 529a4a1:anonymiser/policies/research.toml > "$work/research-before.toml"

@@ -17,7 +17,7 @@
 //! - **idempotence**: a row whose key is already stored (or seen earlier in the same run)
 //!   is quarantined as a duplicate, so ingesting a file twice stores nothing twice.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -464,18 +464,30 @@ pub fn ingest(
                         let mut values = Vec::new();
                         let mut scratch = RowScratch::default();
                         let mut row_names: Vec<String> = Vec::new();
+                        // Names repeat from row to row: each distinct field is split into
+                        // tokens once per chunk, and each distinct token hashed once.
+                        let mut chunk_names: HashSet<String> = HashSet::new();
+                        let mut tokens_of: HashMap<String, Vec<String>> = HashMap::new();
                         rows(&mut |line, rec, legacy| {
                             out.legacy += legacy as usize;
                             row_names.clear();
                             if let Ok(view) = &rec {
                                 for &i in &map.names {
                                     let field = view.get(i).unwrap_or("");
-                                    row_names.extend(name_tokens(field, 2));
-                                    out.names.extend(
-                                        name_tokens(field, 3)
-                                            .iter()
-                                            .map(|t| ctx.pseudonymiser.name_hash(t)),
-                                    );
+                                    if let Some(tokens) = tokens_of.get(field) {
+                                        row_names.extend(tokens.iter().cloned());
+                                        continue;
+                                    }
+                                    let tokens = name_tokens(field, 2);
+                                    for t in &tokens {
+                                        if t.chars().count() >= 3 {
+                                            chunk_names.insert(t.clone());
+                                        }
+                                    }
+                                    row_names.extend(tokens.iter().cloned());
+                                    if tokens_of.len() < 100_000 {
+                                        tokens_of.insert(field.to_string(), tokens);
+                                    }
                                 }
                             }
                             let res = match &rec {
@@ -510,6 +522,10 @@ pub fn ingest(
                             }
                         });
                         scratch.flush(ctx);
+                        out.names = chunk_names
+                            .iter()
+                            .map(|t| ctx.pseudonymiser.name_hash(t))
+                            .collect();
                         out
                     };
                     match source {

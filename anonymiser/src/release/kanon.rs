@@ -239,26 +239,30 @@ impl Problem {
     }
 
     /// Dense class numbers of the entities of `owner` at `node`.
+    ///
+    /// Columns are combined as mixed-radix numbers (their label counts are known), so a
+    /// class is one `u64` and one hash per entity is enough, not one per column; when the
+    /// radix product would overflow, the combination so far is made dense first.
     fn classes(&self, owner: Owner, node: &[u8], n: usize) -> Vec<u32> {
-        let mut cls = vec![0u32; n];
-        let mut first = true;
+        let mut key = vec![0u64; n];
+        let mut radix: u64 = 1;
         for (d, dim) in self.dims.iter().enumerate() {
             if dim.owner != owner {
                 continue;
             }
-            let codes = &dim.codes[node[d] as usize];
-            if first {
-                cls.copy_from_slice(codes);
-                first = false;
-                continue;
+            let level = node[d] as usize;
+            let codes = &dim.codes[level];
+            let card = dim.loss[level].len().max(1) as u64;
+            if radix.checked_mul(card).is_none_or(|r| r > u64::MAX / 2) {
+                radix = densify(&mut key);
             }
-            let mut ids: FxHashMap<(u32, u32), u32> = FxHashMap::default();
-            for (c, &code) in cls.iter_mut().zip(codes) {
-                let next = ids.len() as u32;
-                *c = *ids.entry((*c, code)).or_insert(next);
+            for (k, &c) in key.iter_mut().zip(codes) {
+                *k = *k * card + u64::from(c);
             }
+            radix *= card;
         }
-        cls
+        densify(&mut key);
+        key.into_iter().map(|k| k as u32).collect()
     }
 
     /// Every class key of person `p` (its person class, then each combination of up to
@@ -327,62 +331,170 @@ impl Problem {
         let checked: Vec<usize> = (0..self.sensitive.len())
             .filter(|&s| all_sensitive || self.low_cardinality(s))
             .collect();
-        let mut suppressed = vec![false; self.persons];
-        let mut keys: Vec<Vec<Key>> = vec![Vec::new(); self.persons];
-        let mut buf = Vec::new();
-        for p in 0..self.persons {
-            self.keys_of(p, pc[p], &rc, &mut buf);
-            keys[p] = buf.clone();
+        // Every person's classes as dense ids, flat: one hash per key, then arrays.
+        let mut off: Vec<u32> = Vec::with_capacity(self.persons + 1);
+        let mut ids: Vec<u32> = Vec::with_capacity(self.persons * 3);
+        off.push(0);
+        let nk = {
+            // Person classes are dense already and keep their numbers; the combinations
+            // with records are numbered after them.
+            let npc = pc.iter().copied().max().map_or(0, |m| m + 1);
+            let mut index: FxHashMap<Key, u32> = FxHashMap::default();
+            let mut buf = Vec::new();
+            for (p, &c) in pc.iter().enumerate() {
+                self.keys_of(p, c, &rc, &mut buf);
+                ids.push(c);
+                for k in &buf[1..] {
+                    let next = npc + index.len() as u32;
+                    ids.push(*index.entry(*k).or_insert(next));
+                }
+                off.push(ids.len() as u32);
+            }
+            npc as usize + index.len()
+        };
+        let keys = |p: usize| &ids[off[p] as usize..off[p + 1] as usize];
+        let mut count = vec![0u32; nk];
+        for &id in &ids {
+            count[id as usize] += 1;
         }
-        let mut pressure = None;
-        loop {
-            let mut count: FxHashMap<Key, u32> = FxHashMap::default();
-            for p in (0..self.persons).filter(|&p| !suppressed[p]) {
-                for k in &keys[p] {
-                    *count.entry(*k).or_default() += 1;
+        let near = 2 * self.k as u32;
+        let pressure = (0..self.persons)
+            .filter(|&p| keys(p).iter().any(|&id| count[id as usize] < near))
+            .count();
+        // Where each class begins among the entries sorted by class.
+        let mut start = vec![0u32; nk + 1];
+        for &id in &ids {
+            start[id as usize + 1] += 1;
+        }
+        for i in 0..nk {
+            start[i + 1] += start[i];
+        }
+        let l = self.l.unwrap_or(0);
+        let diverse: Vec<&[u32]> = if l > 1 {
+            checked.iter().map(|&s| &self.sensitive[s].1[..]).collect()
+        } else {
+            Vec::new()
+        };
+        // The checked attributes' values of each person packed into one word where their
+        // bits fit (almost always: they have few values), so that the counting sort below
+        // carries them along with the person and they are read in order afterwards.
+        let widths: Vec<usize> = diverse
+            .iter()
+            .map(|v| v.iter().copied().max().map_or(1, |m| m as usize + 1))
+            .collect();
+        let bits: Vec<u32> = widths
+            .iter()
+            .map(|&w| usize::BITS - (w - 1).leading_zeros())
+            .collect();
+        let packed = !diverse.is_empty() && bits.iter().sum::<u32>() <= 64;
+        let word = |p: usize| -> u64 {
+            let mut w = 0u64;
+            if packed {
+                for (vals, &b) in diverse.iter().zip(&bits) {
+                    w = (w << b) | u64::from(vals[p]);
                 }
             }
-            if pressure.is_none() {
-                let near = 2 * self.k as u32;
-                pressure = Some(
-                    keys.iter()
-                        .filter(|ks| ks.iter().any(|k| count[k] < near))
-                        .count(),
-                );
-            }
-            let mut failing: FxHashMap<Key, ()> = count
-                .iter()
-                .filter(|(_, n)| (**n as usize) < self.k)
-                .map(|(k, _)| (*k, ()))
-                .collect();
-            if let Some(l) = self.l {
-                for &s in &checked {
-                    let vals = &self.sensitive[s].1;
-                    let mut distinct: FxHashMap<Key, Vec<u32>> = FxHashMap::default();
-                    for p in (0..self.persons).filter(|&p| !suppressed[p]) {
-                        for k in &keys[p] {
-                            let d = distinct.entry(*k).or_default();
-                            if d.len() < l && !d.contains(&vals[p]) {
-                                d.push(vals[p]);
-                            }
-                        }
-                    }
-                    for (k, d) in distinct {
-                        if d.len() < l {
-                            failing.insert(k, ());
-                        }
-                    }
-                }
-            }
-            let mut changed = false;
+            w
+        };
+        // Counting sort of the entries by class: the person (and packed values) at each
+        // position, and where each entry went.
+        let mut member = vec![(0u32, 0u64); ids.len()];
+        let mut position = vec![0u32; ids.len()];
+        {
+            let mut cursor = start.clone();
             for p in 0..self.persons {
-                if !suppressed[p] && keys[p].iter().any(|k| failing.contains_key(k)) {
-                    suppressed[p] = true;
-                    changed = true;
+                let w = word(p);
+                for j in off[p] as usize..off[p + 1] as usize {
+                    let id = ids[j] as usize;
+                    let pos = cursor[id] as usize;
+                    cursor[id] += 1;
+                    member[pos] = (p as u32, w);
+                    position[j] = pos as u32;
                 }
             }
-            if !changed {
-                break;
+        }
+        // l-diversity per checked attribute: how many persons of each class hold each
+        // value (a pair number per position), and the distinct values per class, counted
+        // class by class with a stamp per value (no hash of pairs: it missed the cache).
+        let mut diversity: Vec<Diversity> = Vec::with_capacity(diverse.len());
+        let mut shift: u32 = bits.iter().sum();
+        for ((vals, &width), &b) in diverse.iter().zip(&widths).zip(&bits) {
+            shift -= b;
+            let mask = if b == 0 { 0 } else { u64::MAX >> (64 - b) };
+            let value_at = |pos: usize| -> usize {
+                let (p, w) = member[pos];
+                if packed {
+                    ((w >> shift) & mask) as usize
+                } else {
+                    vals[p as usize] as usize
+                }
+            };
+            let mut stamp = vec![u32::MAX; width];
+            let mut local = vec![0u32; width];
+            let mut d = Diversity {
+                pair: vec![0u32; ids.len()],
+                held: Vec::new(),
+                distinct: vec![0u32; nk],
+            };
+            for id in 0..nk {
+                let base = d.held.len() as u32;
+                let mut n = 0u32;
+                for pos in start[id] as usize..start[id + 1] as usize {
+                    let v = value_at(pos);
+                    if stamp[v] != id as u32 {
+                        stamp[v] = id as u32;
+                        local[v] = n;
+                        n += 1;
+                        d.held.push(0);
+                    }
+                    let pid = base + local[v];
+                    d.held[pid as usize] += 1;
+                    d.pair[pos] = pid;
+                }
+                d.distinct[id] = n;
+            }
+            diversity.push(d);
+        }
+        let fails = |id: usize, count: &[u32], diversity: &[Diversity]| {
+            count[id] > 0
+                && ((count[id] as usize) < self.k
+                    || diversity.iter().any(|d| (d.distinct[id] as usize) < l))
+        };
+        // Suppressing a person shrinks their other classes, which may then fail in turn:
+        // a work list of failing classes until none is left (each person and each class
+        // is handled once; failing only grows as persons leave, so this is the fixpoint).
+        let mut suppressed = vec![false; self.persons];
+        let mut failing = vec![false; nk];
+        let mut queue: Vec<u32> = Vec::new();
+        for (id, f) in failing.iter_mut().enumerate() {
+            if fails(id, &count, &diversity) {
+                *f = true;
+                queue.push(id as u32);
+            }
+        }
+        while let Some(id) = queue.pop() {
+            let id = id as usize;
+            for &(p, _) in &member[start[id] as usize..start[id + 1] as usize] {
+                let p = p as usize;
+                if suppressed[p] {
+                    continue;
+                }
+                suppressed[p] = true;
+                for j in off[p] as usize..off[p + 1] as usize {
+                    let q = ids[j] as usize;
+                    count[q] -= 1;
+                    for d in diversity.iter_mut() {
+                        let h = &mut d.held[d.pair[position[j] as usize] as usize];
+                        *h -= 1;
+                        if *h == 0 {
+                            d.distinct[q] -= 1;
+                        }
+                    }
+                    if !failing[q] && fails(q, &count, &diversity) {
+                        failing[q] = true;
+                        queue.push(q as u32);
+                    }
+                }
             }
         }
         let n_suppressed = suppressed.iter().filter(|&&s| s).count();
@@ -426,7 +538,7 @@ impl Problem {
         Eval {
             suppressed,
             n_suppressed,
-            pressure: pressure.unwrap_or(0),
+            pressure,
             loss,
             dim_loss,
         }
@@ -507,6 +619,11 @@ impl Problem {
         // Two starts: by gain per slack spent, and column by column in order of weight
         // (what the study values most, as detailed as it can be, then the next); each is
         // improved by trades, and the release with less loss is kept.
+        // On large data one start only: the column-by-column one, which gave the lower
+        // loss on every release tried (see `benches/RESULTS.md`), at half the cost.
+        if self.large() {
+            return self.search_from(true, progress);
+        }
         let (a, ea, na) = self.search_from(false, progress)?;
         let (b, eb, nb) = self.search_from(true, progress)?;
         Ok(if eb.loss < ea.loss {
@@ -794,15 +911,57 @@ impl Problem {
         Ok((node, current, evaluated))
     }
 
+    /// Above this many persons an evaluation takes a large fraction of a second, and the
+    /// search is shortened: one start, fewer trades and repairs.
+    pub fn large(&self) -> bool {
+        self.persons > 200_000
+    }
+
     /// Repair attempts: each may evaluate every column a few times.
     fn max_repairs(&self) -> usize {
-        if self.persons > 200_000 { 8 } else { 60 }
+        if self.large() { 8 } else { 60 }
     }
 
     /// Passes of local improvement: each evaluates every pair of columns, so fewer on
     /// large data.
     fn max_swaps(&self) -> usize {
-        if self.persons > 200_000 { 3 } else { 12 }
+        if self.large() { 3 } else { 12 }
+    }
+}
+
+/// One sensitive attribute's values within the classes of a node.
+struct Diversity {
+    /// Pair (class, value) at each position of the entries sorted by class.
+    pair: Vec<u32>,
+    /// Persons not suppressed holding each pair.
+    held: Vec<u32>,
+    /// Values held in each class.
+    distinct: Vec<u32>,
+}
+
+/// Renumbers `key` densely (0, 1, ... in order of first appearance); returns how many
+/// distinct values there are. Small key ranges use an array, large ones a hash map.
+fn densify(key: &mut [u64]) -> u64 {
+    let max = key.iter().copied().max().unwrap_or(0);
+    if max < 4 * key.len() as u64 + 1024 {
+        let mut id = vec![u32::MAX; max as usize + 1];
+        let mut next = 0u32;
+        for k in key.iter_mut() {
+            let slot = &mut id[*k as usize];
+            if *slot == u32::MAX {
+                *slot = next;
+                next += 1;
+            }
+            *k = u64::from(*slot);
+        }
+        u64::from(next)
+    } else {
+        let mut ids: FxHashMap<u64, u32> = FxHashMap::default();
+        for k in key.iter_mut() {
+            let next = ids.len() as u32;
+            *k = u64::from(*ids.entry(*k).or_insert(next));
+        }
+        ids.len() as u64
     }
 }
 

@@ -321,12 +321,13 @@ pub fn research_release(
         Some((node, eval, n)) => (node, eval, n, "optimal lattice search (persons only)"),
         None => {
             let (node, eval, n) = prepared.problem.search(progress)?;
-            (
-                node,
-                eval,
-                n,
-                "greedy top-down specialisation, then trades and repairs",
-            )
+            let method = if prepared.problem.large() {
+                "greedy top-down specialisation column by column, then trades and repairs \
+                 (one start and fewer trades above 200,000 persons)"
+            } else {
+                "greedy top-down specialisation from two starts, then trades and repairs"
+            };
+            (node, eval, n, method)
         }
     };
     let seconds = t0.elapsed().as_secs_f64();
