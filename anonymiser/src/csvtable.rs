@@ -24,8 +24,10 @@ use crate::{Error, Result};
 /// One anonymisation of a CSV file.
 #[derive(Debug, Clone)]
 pub struct TableJob {
-    /// The input CSV (`,` or `;`, header line).
+    /// The input: CSV in any separator and encoding, a workbook, or Parquet (header row).
     pub input: PathBuf,
+    /// The sheet of a workbook (name or number from 1).
+    pub sheet: Option<String>,
     /// Quasi-identifier columns.
     pub qi: Vec<String>,
     /// Sensitive column, for l-diversity or t-closeness.
@@ -75,6 +77,8 @@ pub struct Timings {
 pub struct TableReport {
     /// Input file.
     pub input: String,
+    /// How it was read (format, separator, encoding or sheet).
+    pub read: occupa_engine::read::Format,
     /// Records read.
     pub records: u64,
     /// Records released.
@@ -133,32 +137,36 @@ pub(crate) fn io(path: &Path, e: impl std::fmt::Display) -> Error {
 pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
     let t0 = Instant::now();
     job.policy.validate()?;
-    let text = std::fs::read(&job.input).map_err(|e| io(&job.input, e))?;
-    let first = text.split(|&b| b == b'\n').next().unwrap_or(b"");
-    let sep = if first.iter().filter(|&&b| b == b';').count()
-        > first.iter().filter(|&&b| b == b',').count()
-    {
-        b';'
-    } else {
-        b','
-    };
-    let mut rdr = csv::ReaderBuilder::new()
-        .delimiter(sep)
-        .from_reader(text.as_slice());
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(|e| io(&job.input, e))?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
+    let table = occupa_engine::read::read_file_with(
+        &job.input,
+        &occupa_engine::read::ReadOptions {
+            sheet: job.sheet.clone(),
+        },
+    )
+    .map_err(|e| Error::Input(e.to_string()))?;
+    // The release keeps the input's separator, so that it opens where the input did.
+    let sep = table.separator().map_or(b',', |c| c as u8);
+    let header: Vec<String> = table.header_raw.clone();
     let find = |c: &str| {
-        header.iter().position(|h| h == c).ok_or_else(|| {
-            Error::Input(format!(
-                "{}: no column {c:?}; the header has {}",
-                job.input.display(),
-                header.join(", ")
-            ))
-        })
+        header
+            .iter()
+            .position(|h| h == c)
+            .or_else(|| {
+                let n = occupa_engine::read::normalise_header(c);
+                let mut it = table.header.iter().enumerate().filter(|(_, h)| **h == n);
+                match (it.next(), it.next()) {
+                    (Some((i, _)), None) => Some(i),
+                    _ => None,
+                }
+            })
+            .ok_or_else(|| {
+                Error::Input(format!(
+                    "{}: no column {c:?} ({}); the header has {}",
+                    job.input.display(),
+                    table.format,
+                    header.join(", ")
+                ))
+            })
     };
     if job.qi.is_empty() {
         return Err(Error::Param {
@@ -176,19 +184,29 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
         }
         cols.push(find(s)?);
     }
-    let mut records = Vec::new();
-    for (i, rec) in rdr.byte_records().enumerate() {
-        let rec = rec.map_err(|e| io(&job.input, format!("row {}: {e}", i + 2)))?;
-        if rec.len() != header.len() {
-            return Err(Error::Input(format!(
-                "{}: row {} has {} fields, the header {}",
-                job.input.display(),
-                i + 2,
-                rec.len(),
-                header.len()
-            )));
+    let mut records: Vec<csv::StringRecord> = Vec::with_capacity(table.rows.len());
+    for r in &table.rows {
+        match &r.fields {
+            Ok(f) if f.len() == header.len() => records.push(f.clone()),
+            Ok(f) => {
+                return Err(Error::Input(format!(
+                    "{}: row {} has {} fields, the header {} ({})",
+                    job.input.display(),
+                    r.row,
+                    f.len(),
+                    header.len(),
+                    table.format
+                )));
+            }
+            Err(reason) => {
+                return Err(Error::Input(format!(
+                    "{}: row {}: {reason} ({})",
+                    job.input.display(),
+                    r.row,
+                    table.format
+                )));
+            }
         }
-        records.push(rec);
     }
     for d in &job.drop {
         find(d)?;
@@ -196,25 +214,12 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
     let kept: Vec<usize> = (0..header.len())
         .filter(|i| !job.drop.contains(&header[*i]))
         .collect();
-    refuse_identifiers(job, &header, &records, &kept, &cols)?;
+    let lines: Vec<usize> = table.rows.iter().map(|r| r.row).collect();
+    refuse_identifiers(job, &header, &records, &lines, &kept, &cols)?;
     let rows: Vec<Vec<&str>> = records
         .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            cols.iter()
-                .map(|&c| {
-                    std::str::from_utf8(&r[c]).map(str::trim).map_err(|_| {
-                        Error::Input(format!(
-                            "{}: row {}, column {}: not UTF-8",
-                            job.input.display(),
-                            i + 2,
-                            header[c]
-                        ))
-                    })
-                })
-                .collect::<Result<Vec<&str>>>()
-        })
-        .collect::<Result<_>>()?;
+        .map(|r| cols.iter().map(|&c| r[c].trim()).collect())
+        .collect();
     let hierarchies: Vec<Hierarchy> = job
         .qi
         .iter()
@@ -291,22 +296,17 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
     write_atomic(&job.out, |w| {
         let mut wtr = csv::WriterBuilder::new().delimiter(sep).from_writer(w);
         // Cells that a spreadsheet would run as formulas are written as text.
-        let safe = |f: &[u8]| -> Vec<u8> {
-            match std::str::from_utf8(f) {
-                Ok(t) => spreadsheet_safe(t).into_owned().into_bytes(),
-                Err(_) => f.to_vec(),
-            }
-        };
-        wtr.write_record(kept.iter().map(|&i| safe(header[i].as_bytes())))?;
-        let mut fields: Vec<&[u8]> = Vec::with_capacity(header.len());
+        let safe = |f: &str| -> String { spreadsheet_safe(f).into_owned() };
+        wtr.write_record(kept.iter().map(|&i| safe(&header[i])))?;
+        let mut fields: Vec<&str> = Vec::with_capacity(header.len());
         for (rec, &t) in records.iter().zip(&data.row_tuple) {
             let out = &released[t as usize];
             fields.clear();
             fields.extend(rec.iter());
             for (j, &c) in qi_pos.iter().enumerate() {
                 fields[c] = match out {
-                    Some(v) => v[j].as_bytes(),
-                    None => SUPPRESSED.as_bytes(),
+                    Some(v) => v[j],
+                    None => SUPPRESSED,
                 };
             }
             wtr.write_record(kept.iter().map(|&i| safe(fields[i])))?;
@@ -317,6 +317,7 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
 
     let mut report = TableReport {
         input: job.input.display().to_string(),
+        read: table.format.clone(),
         records: data.len() as u64,
         released_records: risk_after.records,
         suppressed: fit.suppressed_records(),
@@ -371,7 +372,8 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
 fn refuse_identifiers(
     job: &TableJob,
     header: &[String],
-    records: &[csv::ByteRecord],
+    records: &[csv::StringRecord],
+    lines: &[usize],
     kept: &[usize],
     generalised: &[usize],
 ) -> Result<()> {
@@ -390,15 +392,14 @@ fn refuse_identifiers(
                 header[i]
             )));
         }
-        let mut seen: rustc_hash::FxHashSet<&[u8]> = rustc_hash::FxHashSet::default();
+        let mut seen: rustc_hash::FxHashSet<&str> = rustc_hash::FxHashSet::default();
         for (row, r) in records.iter().enumerate() {
             let v = &r[i];
             if !seen.insert(v) {
                 continue;
             }
-            let text = String::from_utf8_lossy(v);
             let found = scanner
-                .find(&text, &[])
+                .find(v, &[])
                 .into_iter()
                 .find(|s| s.kind != IdKind::Name || !qi.contains(&i));
             if let Some(s) = found {
@@ -409,11 +410,11 @@ fn refuse_identifiers(
                     IdKind::Name => "a person's name",
                 };
                 return Err(Error::Input(format!(
-                    "{}: column {} holds {what} (row {}), which would be released as it is; \
+                    "{}: column {} holds {what} (line {}), which would be released as it is; \
                      leave it out with --drop {}",
                     job.input.display(),
                     header[i],
-                    row + 2,
+                    lines[row],
                     header[i]
                 )));
             }

@@ -57,6 +57,8 @@ pub struct IngestSummary {
     pub redacted_tax_codes: usize,
     /// Every identifier removed from free-text fields, by kind.
     pub redacted: Redactions,
+    /// How each file was read (format, separator, encoding, sheet).
+    pub files: Vec<FileRead>,
     /// Identifying columns read and dropped (names, contacts, birth date).
     pub dropped_columns: Vec<String>,
     /// Columns not in the schema, ignored.
@@ -65,6 +67,16 @@ pub struct IngestSummary {
     pub tenant: String,
     /// Table name.
     pub table: String,
+}
+
+/// How one file was read.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileRead {
+    /// The file.
+    pub file: PathBuf,
+    /// Format, separator, encoding or sheet.
+    #[serde(flatten)]
+    pub how: read::Format,
 }
 
 /// Receives progress: total rows once known, then increments.
@@ -143,7 +155,12 @@ struct ColumnMap {
     names: Vec<usize>,
 }
 
-fn map_columns(schema: &Schema, path: &Path, header: &[String]) -> Result<ColumnMap> {
+fn map_columns(
+    schema: &Schema,
+    path: &Path,
+    header: &[String],
+    format: &read::Format,
+) -> Result<ColumnMap> {
     let mut fields = vec![None; schema.columns.len()];
     let mut used = vec![false; header.len()];
     for (ci, c) in schema.columns.iter().enumerate() {
@@ -168,10 +185,12 @@ fn map_columns(schema: &Schema, path: &Path, header: &[String]) -> Result<Column
             return Err(Error::BadFile {
                 path: path.to_path_buf(),
                 reason: format!(
-                    "missing required column {:?} for table {} (accepted headers: {}); see engine/DATA.md",
+                    "missing required column {:?} for table {} (accepted headers: {}); the file, \
+                     {format}, has the columns {}; see engine/DATA.md",
                     c.name,
                     schema.table.name(),
-                    accepted.join(", ")
+                    accepted.join(", "),
+                    header.join(", ")
                 ),
             });
         }
@@ -274,8 +293,23 @@ impl Source {
             Source::Table(t) => &t.header,
         }
     }
+    fn format(&self) -> read::Format {
+        match self {
+            Source::Csv(f) => f.format(),
+            Source::Table(t) => t.format.clone(),
+        }
+    }
     fn bytes(&self) -> std::borrow::Cow<'_, [u8]> {
         match self {
+            // The digest is of the file as delivered, not of its UTF-8 transcoding.
+            Source::Csv(f)
+                if matches!(
+                    f.encoding,
+                    read::Encoding::Utf16Le | read::Encoding::Utf16Be
+                ) =>
+            {
+                std::borrow::Cow::Owned(std::fs::read(&f.path).unwrap_or_default())
+            }
             Source::Csv(f) => std::borrow::Cow::Borrowed(f.bytes()),
             Source::Table(t) => std::borrow::Cow::Owned(std::fs::read(&t.path).unwrap_or_default()),
         }
@@ -359,6 +393,30 @@ pub fn ingest(
     files: &[PathBuf],
     progress: &dyn Progress,
 ) -> Result<IngestSummary> {
+    ingest_with(
+        store,
+        instruments,
+        key,
+        tenant,
+        table,
+        files,
+        &read::ReadOptions::default(),
+        progress,
+    )
+}
+
+/// [`ingest`] with read options (the sheet of a workbook).
+#[allow(clippy::too_many_arguments)]
+pub fn ingest_with(
+    store: &Store,
+    instruments: &Instruments,
+    key: &Key,
+    tenant: &TenantId,
+    table: Table,
+    files: &[PathBuf],
+    options: &read::ReadOptions,
+    progress: &dyn Progress,
+) -> Result<IngestSummary> {
     if files.is_empty() {
         return Err(Error::Param {
             name: "FILE",
@@ -389,17 +447,17 @@ pub fn ingest(
 
     // Read and map every file before writing anything: a file-level error aborts cleanly.
     let mut sources = Vec::new();
+    let mut files_read = Vec::new();
     for f in files {
-        let source = match f
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            Some("csv" | "txt" | "tsv") => Source::Csv(read::open_csv(f)?),
-            _ => Source::Table(read::read_file(f)?),
+        let source = match read::kind_of(f)? {
+            read::Kind::Text => Source::Csv(read::open_csv(f)?),
+            _ => Source::Table(read::read_file_with(f, options)?),
         };
-        let map = map_columns(&schema, source.path(), source.header())?;
+        let map = map_columns(&schema, source.path(), source.header(), &source.format())?;
+        files_read.push(FileRead {
+            file: f.to_path_buf(),
+            how: source.format(),
+        });
         sources.push((source, map));
     }
     progress.start(sources.iter().map(|(s, _)| s.size_hint()).sum::<usize>() as u64);
@@ -809,6 +867,7 @@ pub fn ingest(
         legacy_encoded_rows: legacy,
         redacted_tax_codes: redacted.tax_codes,
         redacted,
+        files: files_read,
         dropped_columns: dropped,
         ignored_columns: ignored,
         tenant: tenant.to_string(),

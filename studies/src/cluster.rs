@@ -8,13 +8,18 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use occupa_engine::cluster::gmm::Covariance;
 use occupa_engine::cluster::model::SavedModel;
-use occupa_engine::cluster::run::{ClusterReport, ClusterSpec, Method, assign_csv, cluster_csv};
+use occupa_engine::cluster::run::{ClusterReport, ClusterSpec, Method, assign_file, cluster_csv};
+use occupa_engine::read::ReadOptions;
 
 #[derive(Args)]
 pub struct ClusterArgs {
-    /// Input CSV with a header line: one row per person.
+    /// Input with a header line, one row per person: CSV (any separator and encoding,
+    /// decimal commas), XLSX/ODS or Parquet.
     #[arg(long)]
     input: PathBuf,
+    /// The sheet of a workbook input (name or number from 1; the first by default).
+    #[arg(long)]
+    sheet: Option<String>,
     /// Columns to cluster on, comma-separated.
     #[arg(long, value_delimiter = ',', required_unless_present = "model")]
     columns: Vec<String>,
@@ -117,11 +122,15 @@ pub fn run(a: ClusterArgs) -> Result<()> {
         covariance,
         stability: a.stability,
         standard_errors: !a.no_se,
+        sheet: a.sheet.clone(),
     };
     let report = cluster_csv(&a.input, &spec)?;
     if let Some(out) = &a.labels_out {
         write_labels(
             &a.input,
+            &ReadOptions {
+                sheet: a.sheet.clone(),
+            },
             a.id.as_deref(),
             &report.labels,
             report.posterior.as_ref(),
@@ -172,10 +181,19 @@ fn assign(a: &ClusterArgs, path: &std::path::Path) -> Result<()> {
             path.display()
         )
     })?;
-    let got = assign_csv(&a.input, &model)?;
+    let got = assign_file(
+        &a.input,
+        &model,
+        &ReadOptions {
+            sheet: a.sheet.clone(),
+        },
+    )?;
     if let Some(out) = &a.labels_out {
         write_labels(
             &a.input,
+            &ReadOptions {
+                sheet: a.sheet.clone(),
+            },
             a.id.as_deref(),
             &got.labels,
             got.posterior.as_ref(),
@@ -199,6 +217,7 @@ fn assign(a: &ClusterArgs, path: &std::path::Path) -> Result<()> {
 /// and p1..pk for gmm and lca.
 fn write_labels(
     input: &std::path::Path,
+    options: &ReadOptions,
     id: Option<&str>,
     labels: &[Option<usize>],
     posterior: Option<&ndarray::Array2<f64>>,
@@ -207,7 +226,7 @@ fn write_labels(
 ) -> Result<()> {
     let ids: Option<Vec<String>> = match id {
         Some(col) => {
-            let t = occupa_engine::columns::Table::read(input, &[col])?;
+            let t = occupa_engine::columns::Table::read_with(input, &[col], options)?;
             let (labels, codes) = t.categories(col)?;
             Some(
                 codes
@@ -263,6 +282,7 @@ fn write_labels(
 }
 
 fn print_summary(r: &ClusterReport) {
+    println!("input: {}", r.input);
     println!(
         "{:?}: k = {} ({}), {} of {} rows clustered ({} left out for missing values)",
         r.method, r.k, r.chosen_by, r.used, r.rows, r.dropped_missing

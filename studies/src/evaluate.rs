@@ -11,9 +11,13 @@ use occupa_engine::causal::table::SampleSpec;
 
 #[derive(Args)]
 pub struct EvaluateArgs {
-    /// Input CSV with a header line: one row per unit.
+    /// Input with a header line, one row per unit: CSV (any separator and encoding,
+    /// decimal commas), XLSX/ODS or Parquet.
     #[arg(long)]
     input: PathBuf,
+    /// The sheet of a workbook input (name or number from 1; the first by default).
+    #[arg(long)]
+    sheet: Option<String>,
     /// Treatment column (0/1 or false/true).
     #[arg(long)]
     treatment: String,
@@ -137,6 +141,7 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
             cluster: a.cluster,
             strata: Vec::new(),
             by: None,
+            sheet: a.sheet,
         },
         method,
         estimand,
@@ -199,6 +204,9 @@ fn print_summary(ev: &Evaluation) {
         Estimand::Att => "ATT",
         Estimand::Ate => "ATE",
     };
+    if let Some(input) = &ev.input {
+        println!("input: {input}");
+    }
     println!(
         "{} {est}: {:.4} (SE {:.4}, 95% CI {:.4} to {:.4}, p = {:.4})",
         ev.effect.method,
@@ -285,6 +293,7 @@ fn run_did(a: &EvaluateArgs) -> Result<()> {
         outcome: a.outcome.clone(),
         covariates: vec![time.clone()],
         cluster: Some(unit.clone()),
+        sheet: a.sheet.clone(),
         ..SampleSpec::default()
     };
     let loaded = load_csv(&a.input, &spec)?;
@@ -361,6 +370,7 @@ fn run_rdd(a: &EvaluateArgs) -> Result<()> {
         treatment: take_up,
         outcome: a.outcome.clone(),
         covariates: vec![running.clone()],
+        sheet: a.sheet.clone(),
         ..SampleSpec::default()
     };
     let loaded = load_csv(&a.input, &spec)?;

@@ -12,12 +12,17 @@ use occupa_engine::forecast::hierarchy::{
     Hierarchy, Reconciliation, clip_coherent, forecast_hierarchy,
 };
 use occupa_engine::forecast::input::SeriesSet;
+use occupa_engine::read::ReadOptions;
 
 #[derive(Args)]
 pub struct ForecastArgs {
-    /// Input CSV in long format: one row per series and period.
+    /// Input in long format, one row per series and period: CSV (any separator and
+    /// encoding, decimal commas), XLSX/ODS or Parquet.
     #[arg(long)]
     input: PathBuf,
+    /// The sheet of a workbook input (name or number from 1; the first by default).
+    #[arg(long)]
+    sheet: Option<String>,
     /// Periods to forecast (e.g. 12 months).
     #[arg(long)]
     horizon: usize,
@@ -107,7 +112,16 @@ pub fn run(a: ForecastArgs) -> Result<()> {
         }
     }
     let ids: Vec<&str> = a.id.iter().map(String::as_str).collect();
-    let set = SeriesSet::read_with_keys(&a.input, &ids, &a.time, &a.value, &key_columns)?;
+    let set = SeriesSet::read_file(
+        &a.input,
+        &ids,
+        &a.time,
+        &a.value,
+        &key_columns,
+        &ReadOptions {
+            sheet: a.sheet.clone(),
+        },
+    )?;
     if !set.unused_columns.is_empty() {
         eprintln!(
             "note: column(s) {} not used: the methods here take no regressors; only the \
@@ -180,6 +194,7 @@ pub fn run(a: ForecastArgs) -> Result<()> {
         bail!("no series could be forecast; first: {}", failed[0]);
     }
     let summary = serde_json::json!({
+        "input": set.source,
         "series": set.ids.len(),
         "forecast": set.ids.len() - failed.len(),
         "horizon": a.horizon,

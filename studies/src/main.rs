@@ -79,9 +79,12 @@ enum Command {
 
 #[derive(Args)]
 struct AnonymiseTableArgs {
-    /// Input CSV (`,` or `;` separated, with a header line).
+    /// Input with a header line: CSV (any separator and encoding), XLSX/ODS or Parquet.
     #[arg(long)]
     input: PathBuf,
+    /// The sheet of a workbook input (name or number from 1; the first by default).
+    #[arg(long)]
+    sheet: Option<String>,
     /// Quasi-identifier columns, comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     qi: Vec<String>,
@@ -186,6 +189,7 @@ fn anonymise_table(a: AnonymiseTableArgs) -> Result<()> {
     }
     let job = TableJob {
         input: a.input,
+        sheet: a.sheet,
         qi: a.qi,
         sensitive: a.sensitive,
         hierarchies: a.hierarchies,
@@ -300,9 +304,12 @@ struct IngestArgs {
     /// Table: persons, asso, isa, gol, services, employment, vacancies.
     #[arg(long)]
     table: String,
-    /// Files: CSV, XLSX or Parquet.
+    /// Files: CSV (any separator and encoding), XLSX/ODS or Parquet.
     #[arg(required = true)]
     files: Vec<PathBuf>,
+    /// The sheet of workbook files (name or number from 1; the first by default).
+    #[arg(long)]
+    sheet: Option<String>,
     /// Folder with instrument definitions overriding the shipped ones.
     #[arg(long)]
     instruments: Option<PathBuf>,
@@ -380,6 +387,7 @@ fn parse_lang(s: &str) -> Result<Lang> {
     Lang::parse(s).ok_or_else(|| anyhow!("--lang {s:?}: use it or en"))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_ingest(
     store: &Store,
     inst: &Instruments,
@@ -387,13 +395,23 @@ fn run_ingest(
     tenant: &TenantId,
     table: Table,
     files: &[PathBuf],
+    options: &occupa_engine::read::ReadOptions,
     quiet: bool,
 ) -> Result<IngestSummary> {
     let pb = bar(format!("{tenant}/{}", table.name()));
     if quiet {
         pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let s = ingest::ingest(store, inst, key, tenant, table, files, &Bar(pb.clone()))?;
+    let s = ingest::ingest_with(
+        store,
+        inst,
+        key,
+        tenant,
+        table,
+        files,
+        options,
+        &Bar(pb.clone()),
+    )?;
     pb.finish_and_clear();
     Ok(s)
 }
@@ -521,7 +539,16 @@ fn demo(a: DemoArgs) -> Result<()> {
         let tenant = TenantId::new(t)?;
         for table in Table::ALL {
             let file = exports.join(t).join(format!("{}.csv", table.name()));
-            let s = run_ingest(&store, &inst, &key, &tenant, table, &[file], false)?;
+            let s = run_ingest(
+                &store,
+                &inst,
+                &key,
+                &tenant,
+                table,
+                &[file],
+                &Default::default(),
+                false,
+            )?;
             read += s.read;
             stored += s.stored;
             quarantined += s.quarantined;
@@ -568,7 +595,12 @@ fn main() {
             let table = Table::parse(&a.table).ok_or_else(|| anyhow!("--table {:?}: use one of persons, asso, isa, gol, services, employment, vacancies", a.table))?;
             let tenant = TenantId::new(&a.tenant)?;
             let store = Store::open(&a.data)?;
-            let s = run_ingest(&store, &inst, &key, &tenant, table, &a.files, false)?;
+            let options = occupa_engine::read::ReadOptions {
+                sheet: a.sheet.clone(),
+            };
+            let s = run_ingest(
+                &store, &inst, &key, &tenant, table, &a.files, &options, false,
+            )?;
             println!("{}", serde_json::to_string(&s)?);
             Ok(())
         })(),

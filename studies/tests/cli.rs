@@ -967,3 +967,348 @@ fn the_store_and_its_publications_defend_themselves_from_the_command_line() {
         assert!(audit.contains(command), "{command}");
     }
 }
+
+/// The public-data folder, or `None` (test skipped) without it; under CI it must be there.
+fn data_dir() -> Option<std::path::PathBuf> {
+    match std::env::var_os("OCCUPA_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.exists())
+    {
+        Some(p) => Some(p),
+        None if std::env::var_os("CI").is_some() => {
+            panic!("OCCUPA_DATA_DIR must point to shared/data under CI")
+        }
+        None => None,
+    }
+}
+
+/// A copy of a plain CSV as Excel saves it in an Italian locale: `;` between fields,
+/// decimal commas, Windows-1252, CRLF line ends, and some headers renamed (to accented
+/// names).
+fn italian_copy(src: &std::path::Path, dst: &std::path::Path, rename: &[(&str, &str)]) {
+    let mut rdr = csv::Reader::from_path(src).unwrap();
+    let header: Vec<String> = rdr
+        .headers()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            rename
+                .iter()
+                .find(|(from, _)| *from == h)
+                .map_or(h.to_string(), |(_, to)| to.to_string())
+        })
+        .collect();
+    let cp1252 = |s: &str| -> Vec<u8> {
+        s.chars()
+            .map(|c| u8::try_from(u32::from(c)).expect("Latin-1 text"))
+            .collect()
+    };
+    let mut out: Vec<u8> = Vec::new();
+    out.extend(cp1252(&header.join(";")));
+    out.extend(b"\r\n");
+    for rec in rdr.records() {
+        let rec = rec.unwrap();
+        let fields: Vec<String> = rec
+            .iter()
+            .map(|f| {
+                if f.parse::<f64>().is_ok() {
+                    f.replace('.', ",")
+                } else {
+                    assert!(!f.contains(';') && !f.contains('"'), "{f}");
+                    f.to_string()
+                }
+            })
+            .collect();
+        out.extend(cp1252(&fields.join(";")));
+        out.extend(b"\r\n");
+    }
+    std::fs::write(dst, out).unwrap();
+}
+
+/// The JSON of a run without what legitimately differs between two inputs: timings, how
+/// the file was read, paths.
+fn numbers_only(mut v: serde_json::Value) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for k in ["seconds", "timings", "input", "read", "out", "report"] {
+                    m.remove(k);
+                }
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut v);
+    v
+}
+
+fn run_json(args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let out = occupa().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        args,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn an_italian_locale_copy_of_each_oracle_dataset_gives_the_same_numbers() {
+    let Some(data) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let path = |p: &std::path::Path| p.as_os_str().to_os_string();
+
+    // evaluate: LaLonde (MatchIt's copy), the three weighting and matching estimators.
+    let plain = data.join("lalonde/lalonde_matchit614.csv");
+    let it = tmp.path().join("lalonde_it.csv");
+    italian_copy(&plain, &it, &[("age", "età"), ("educ", "istruzione")]);
+    for method in ["aipw", "ipw", "psm"] {
+        let run = |file: &std::path::Path, age: &str, educ: &str| {
+            let args: Vec<std::ffi::OsString> = vec![
+                os("evaluate"),
+                os("--input"),
+                path(file),
+                os("--treatment"),
+                os("treat"),
+                os("--outcome"),
+                os("re78"),
+                os("--covariates"),
+                os(&format!("{age},{educ},race,married,nodegree,re74,re75")),
+                os("--method"),
+                os(method),
+                os("--json"),
+            ];
+            let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+            run_json(&refs)
+        };
+        let a = run(&plain, "age", "educ");
+        let b = run(&it, "età", "istruzione");
+        assert_eq!(b["input"]["separator"], ";", "{method}");
+        assert_eq!(
+            b["input"]["decimal_comma"],
+            serde_json::json!(["re74", "re75", "re78"])
+        );
+        // Covariate names follow the file's headers; the numbers must not move.
+        for k in ["estimate", "se", "ci95", "n_treated", "n_control"] {
+            assert_eq!(a[k], b[k], "{method} {k}");
+        }
+    }
+
+    // cluster: k-means on the same file's numeric columns (decimal commas among them).
+    let run = |file: &std::path::Path, age: &str| {
+        let args: Vec<std::ffi::OsString> = vec![
+            os("cluster"),
+            os("--input"),
+            path(file),
+            os("--columns"),
+            os(&format!("{age},re74,re75,re78")),
+            os("--method"),
+            os("kmeans"),
+            os("--k"),
+            os("3"),
+            os("--standardise"),
+            os("--json"),
+        ];
+        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        run_json(&refs)
+    };
+    let a = numbers_only(run(&plain, "age"));
+    let b = numbers_only(run(&it, "età"));
+    let rename = serde_json::to_string(&b).unwrap().replace("età", "age");
+    assert_eq!(
+        a,
+        serde_json::from_str::<serde_json::Value>(&rename).unwrap()
+    );
+
+    // forecast: the tourism competition's quarterly series, ETS.
+    let plain = data.join("tourism/long_quarterly_train.csv");
+    let it = tmp.path().join("tourism_it.csv");
+    italian_copy(&plain, &it, &[("unique_id", "località")]);
+    let mut outs = Vec::new();
+    for (file, id, name) in [(&plain, "unique_id", "a.csv"), (&it, "località", "b.csv")] {
+        let out = tmp.path().join(name);
+        let args: Vec<std::ffi::OsString> = vec![
+            os("forecast"),
+            os("--input"),
+            path(file),
+            os("--id"),
+            os(id),
+            os("--time"),
+            os("k"),
+            os("--value"),
+            os("y"),
+            os("--horizon"),
+            os("8"),
+            os("--model"),
+            os("ets"),
+            os("--quiet"),
+            os("--out"),
+            path(&out),
+        ];
+        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let j = run_json(&refs);
+        outs.push((numbers_only(j), std::fs::read_to_string(&out).unwrap()));
+    }
+    assert_eq!(outs[0].0, outs[1].0);
+    assert_eq!(outs[0].1, outs[1].1, "the forecasts, byte for byte");
+
+    // anonymise-table: Adult with ARX's hierarchies.
+    let plain = data.join("adult/adult.csv");
+    let it = tmp.path().join("adult_it.csv");
+    italian_copy(&plain, &it, &[("workclass", "attività")]);
+    let mut released = Vec::new();
+    for (file, name) in [(&plain, "a"), (&it, "b")] {
+        let out = tmp.path().join(format!("{name}-release.csv"));
+        let report = tmp.path().join(format!("{name}-risk.json"));
+        let args: Vec<std::ffi::OsString> = vec![
+            os("anonymise-table"),
+            os("--input"),
+            path(file),
+            os("--qi"),
+            os("sex,age,race,marital-status,education"),
+            os("--hierarchies"),
+            path(&data.join("adult/hierarchies")),
+            os("--k"),
+            os("5"),
+            os("--out"),
+            path(&out),
+            os("--report"),
+            path(&report),
+        ];
+        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let j = run_json(&refs);
+        let rows: Vec<Vec<String>> = csv::ReaderBuilder::new()
+            .delimiter(if name == "a" { b',' } else { b';' })
+            .from_path(&out)
+            .unwrap()
+            .records()
+            .map(|r| r.unwrap().iter().map(|f| f.replace(',', ".")).collect())
+            .collect();
+        released.push((numbers_only(j), rows));
+    }
+    assert_eq!(released[0].0, released[1].0);
+    assert_eq!(released[0].1, released[1].1, "the released rows");
+}
+
+#[test]
+fn a_utf16_file_a_workbook_sheet_and_parquet_give_the_numbers_of_the_plain_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = evaluation_csv(&(0..200).collect::<Vec<_>>());
+    let plain = tmp.path().join("e.csv");
+    std::fs::write(&plain, &text).unwrap();
+    // UTF-16 little-endian with its mark, tab-separated: Excel's "Unicode text".
+    let utf16 = tmp.path().join("e16.txt");
+    let tabbed = text.replace(',', "\t");
+    let mut bytes = vec![0xFF, 0xFE];
+    bytes.extend(tabbed.encode_utf16().flat_map(u16::to_le_bytes));
+    std::fs::write(&utf16, bytes).unwrap();
+    let run = |file: &std::path::Path, sheet: Option<&str>| {
+        let mut cmd = occupa();
+        cmd.args(["evaluate", "--input"])
+            .arg(file)
+            .args([
+                "--treatment",
+                "treat",
+                "--outcome",
+                "y",
+                "--covariates",
+                "x1,x2",
+            ])
+            .args(["--method", "aipw", "--json"]);
+        if let Some(s) = sheet {
+            cmd.args(["--sheet", s]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let a = run(&plain, None);
+    let b = run(&utf16, None);
+    assert_eq!(b["input"]["encoding"], "utf16-le");
+    assert_eq!(b["input"]["separator"], "tab");
+    assert_eq!(a["estimate"], b["estimate"]);
+    assert_eq!(a["se"], b["se"]);
+
+    // A workbook whose data are on its second sheet, numbers as numbers.
+    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = rdr.headers().unwrap().iter().map(str::to_string).collect();
+    let rows: Vec<Vec<String>> = rdr
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    let xlsx = tmp.path().join("e.xlsx");
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    wb.add_worksheet()
+        .set_name("Note")
+        .unwrap()
+        .write_string(0, 0, "dati nel foglio Dati")
+        .unwrap();
+    let ws = wb.add_worksheet().set_name("Dati").unwrap();
+    for (c, h) in header.iter().enumerate() {
+        ws.write_string(0, c as u16, h).unwrap();
+    }
+    for (r, row) in rows.iter().enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            match v.parse::<f64>() {
+                Ok(x) => ws.write_number(r as u32 + 1, c as u16, x).unwrap(),
+                Err(_) => ws.write_string(r as u32 + 1, c as u16, v).unwrap(),
+            };
+        }
+    }
+    wb.save(&xlsx).unwrap();
+    let c = run(&xlsx, Some("Dati"));
+    assert_eq!(c["input"]["sheet"], "Dati");
+    assert_eq!(a["estimate"], c["estimate"]);
+    assert_eq!(a["se"], c["se"]);
+    let d = run(&xlsx, Some("2"));
+    assert_eq!(a["estimate"], d["estimate"]);
+    let wrong = occupa()
+        .args(["evaluate", "--input"])
+        .arg(&xlsx)
+        .args([
+            "--sheet",
+            "Foglio9",
+            "--treatment",
+            "treat",
+            "--outcome",
+            "y",
+            "--method",
+            "ols",
+            "--covariates",
+            "x1",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        err.contains("no sheet \"Foglio9\"") && err.contains("\"Dati\""),
+        "{err}"
+    );
+
+    // Parquet with typed columns.
+    use polars::prelude::*;
+    let col = |j: usize| -> Vec<f64> { rows.iter().map(|r| r[j].parse().unwrap()).collect() };
+    let mut df = DataFrame::new(vec![
+        Column::new("treat".into(), col(1)),
+        Column::new("y".into(), col(2)),
+        Column::new("x1".into(), col(3)),
+        Column::new("x2".into(), col(4)),
+    ])
+    .unwrap();
+    let pq = tmp.path().join("e.parquet");
+    ParquetWriter::new(std::fs::File::create(&pq).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let e = run(&pq, None);
+    assert_eq!(e["input"]["format"], "parquet");
+    assert_eq!(a["estimate"], e["estimate"]);
+    assert_eq!(a["se"], e["se"]);
+}

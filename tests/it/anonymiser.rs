@@ -315,6 +315,7 @@ fn releases_verified_by_pycanon_are_reproduced_byte_for_byte() {
             .metric(case["metric"].as_str().unwrap().parse().unwrap());
         let job = TableJob {
             input: dir.join("adult/adult.csv"),
+            sheet: None,
             qi: strs(&case["qi"]),
             sensitive: case["sensitive"].as_str().map(str::to_string),
             hierarchies: Some(dir.join("adult/hierarchies")),
@@ -511,6 +512,7 @@ fn every_anonymise_table_release_passes_pycanon() {
         }
         let job = TableJob {
             input: c.input.clone(),
+            sheet: None,
             qi: c.qi.clone(),
             sensitive: c.sensitive.clone(),
             hierarchies: c.adult.then(|| dir.join("adult/hierarchies")),

@@ -512,3 +512,67 @@ fn a_crash_between_the_two_commits_is_completed_by_the_next_ingest() {
         s.quarantined
     );
 }
+
+#[test]
+fn a_stray_quote_in_an_unquoted_field_loses_no_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exports = tmp.path().join("exports");
+    let (inst, _) = small_dirty(&exports, 3000, 0.0);
+    // The services file as an office writes it by hand: some notes quoted over two lines,
+    // and inches typed as `"` in three unquoted fields (an odd number of stray quotes,
+    // which used to turn the chunker's idea of "inside quotes" upside down).
+    let text = std::fs::read_to_string(exports.join("t01/services.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let ente = header.split(',').position(|h| h == "ente").unwrap();
+    let mut out = format!("{header}\n");
+    let mut rows = 0usize;
+    for (i, line) in lines.enumerate() {
+        assert!(!line.contains('"'));
+        let mut f: Vec<String> = line.split(',').map(str::to_string).collect();
+        match i {
+            100 => f[ente] = "Sportello 5\" piano".into(),
+            2000 => f[ente] = "Centro \"Nord".into(),
+            5000 => f[ente] = "schermo 24\"".into(),
+            _ if i % 37 == 0 => f[ente] = format!("\"{}\nsede 2\"", f[ente]),
+            _ => {}
+        }
+        out.push_str(&f.join(","));
+        out.push('\n');
+        rows += 1;
+    }
+    let file = tmp.path().join("services.csv");
+    std::fs::write(&file, out).unwrap();
+    assert!(
+        std::fs::metadata(&file).unwrap().len() > 600_000,
+        "several chunks"
+    );
+    let store = Store::open(&tmp.path().join("store")).unwrap();
+    let tenant = TenantId::new("t01").unwrap();
+    let s = ingest(
+        &store,
+        &inst,
+        &key(),
+        &tenant,
+        Table::Services,
+        &[file],
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(s.read, rows);
+    assert_eq!(s.read, s.stored + s.quarantined);
+    assert_eq!(s.quarantined, 0, "every row is good");
+    let stored = store.scope(&tenant).read(Table::Services).unwrap();
+    assert_eq!(stored.height(), rows);
+    let ente: Vec<String> = stored
+        .column("provider")
+        .unwrap()
+        .str()
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .map(str::to_string)
+        .collect();
+    assert!(ente.iter().any(|e| e == "Centro \"Nord"));
+    assert!(ente.iter().any(|e| e.ends_with("\nsede 2")));
+}

@@ -110,6 +110,9 @@ pub struct Evaluation {
     /// method, estimand, estimate, se, ci95, p_value, se_kind, n_treated, n_control).
     #[serde(flatten)]
     pub effect: Effect,
+    /// How the input file was read (format, separator, encoding, decimal commas).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<crate::columns::SourceInfo>,
     /// Rows read, and rows left out for a missing value in a used column.
     pub rows: usize,
     /// Rows left out because a used column was empty.
@@ -285,6 +288,7 @@ pub fn evaluate_csv(path: &std::path::Path, spec: &EvaluateSpec) -> Result<Evalu
         });
     }
     ev.seconds.read = read;
+    ev.input = Some(loaded.source);
     Ok(ev)
 }
 
@@ -361,6 +365,7 @@ pub fn evaluate(
     };
     Ok(Evaluation {
         effect,
+        input: None,
         rows,
         dropped_missing,
         dropped_by_design: dropped,

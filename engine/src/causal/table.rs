@@ -28,6 +28,8 @@ pub struct SampleSpec {
     /// A column whose values define subgroups (each gets a sample of its own; a row
     /// without a value stays in the whole sample only).
     pub by: Option<String>,
+    /// The sheet of a workbook input (name or number from 1; the first by default).
+    pub sheet: Option<String>,
 }
 use crate::columns::Column;
 pub use crate::columns::Table;
@@ -44,6 +46,8 @@ pub struct Loaded {
     /// One sample per value of the `by` column, in sorted order of the values, or why
     /// that subgroup has none (e.g. no controls).
     pub subgroups: Vec<(String, Result<Sample>)>,
+    /// How the file was read.
+    pub source: crate::columns::SourceInfo,
 }
 
 /// The columns a term names: `a`, `a^2`, `a*b`, `a:b^2`.
@@ -62,7 +66,13 @@ impl Table {
         wanted.extend(spec.cluster.iter().map(String::as_str));
         wanted.extend(spec.strata.iter().map(String::as_str));
         wanted.extend(spec.by.iter().map(String::as_str));
-        Table::read(path, &wanted)
+        Table::read_with(
+            path,
+            &wanted,
+            &crate::read::ReadOptions {
+                sheet: spec.sheet.clone(),
+            },
+        )
     }
 
     /// Builds the sample `spec` asks for (the spec the table was read with, or one
@@ -223,6 +233,7 @@ impl Table {
             dropped_missing,
             rows: n,
             subgroups,
+            source: self.source().clone(),
         })
     }
 }

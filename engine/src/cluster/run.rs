@@ -81,6 +81,8 @@ pub struct ClusterSpec {
     pub stability: Option<usize>,
     /// LCA: compute standard errors.
     pub standard_errors: bool,
+    /// The sheet of a workbook input (name or number from 1; the first by default).
+    pub sheet: Option<String>,
 }
 
 impl Default for ClusterSpec {
@@ -96,6 +98,7 @@ impl Default for ClusterSpec {
             covariance: Covariance::Full,
             stability: None,
             standard_errors: true,
+            sheet: None,
         }
     }
 }
@@ -124,6 +127,8 @@ pub struct Candidate {
 /// The result of `occupa cluster`, as its JSON.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterReport {
+    /// How the input file was read (format, separator, encoding, decimal commas).
+    pub input: crate::columns::SourceInfo,
     /// The method.
     pub method: Method,
     /// The chosen number of clusters.
@@ -252,8 +257,15 @@ pub fn cluster_csv(path: &Path, spec: &ClusterSpec) -> Result<ClusterReport> {
         }
     }
     let wanted: Vec<&str> = spec.columns.iter().map(String::as_str).collect();
-    let table = Table::read(path, &wanted)?;
+    let table = Table::read_with(
+        path,
+        &wanted,
+        &crate::read::ReadOptions {
+            sheet: spec.sheet.clone(),
+        },
+    )?;
     let data = read_data(&table, spec, path)?;
+    let source = table.source().clone();
     drop(table);
     let mut timings = Timings {
         read: start.elapsed().as_secs_f64(),
@@ -294,6 +306,7 @@ pub fn cluster_csv(path: &Path, spec: &ClusterSpec) -> Result<ClusterReport> {
         labels[r] = Some(fit.labels[i]);
     }
     Ok(ClusterReport {
+        input: source,
         method: spec.method,
         k,
         rows: data.total,
@@ -690,9 +703,18 @@ pub struct Assignment {
 /// Assigns the rows of `path` to the clusters of a saved model (e.g. the next
 /// quarter's intake to last year's profiles).
 pub fn assign_csv(path: &Path, model: &SavedModel) -> Result<Assignment> {
+    assign_file(path, model, &crate::read::ReadOptions::default())
+}
+
+/// [`assign_csv`] for any file the reader takes (the sheet of a workbook in `options`).
+pub fn assign_file(
+    path: &Path,
+    model: &SavedModel,
+    options: &crate::read::ReadOptions,
+) -> Result<Assignment> {
     let columns = model.columns();
     let wanted: Vec<&str> = columns.iter().map(String::as_str).collect();
-    let table = Table::read(path, &wanted)?;
+    let table = Table::read_with(path, &wanted, options)?;
     let (labels, posterior) = model.assign(&table)?;
     let k = model.k();
     let mut sizes = vec![0usize; k];

@@ -46,6 +46,8 @@ pub struct SeriesSet {
     pub format: TimeFormat,
     /// Step between periods: 1 (index or monthly), 3 (quarterly) or 12 (yearly) months.
     pub step: i64,
+    /// How the file was read.
+    pub source: crate::columns::SourceInfo,
 }
 
 impl SeriesSet {
@@ -103,10 +105,30 @@ impl SeriesSet {
         value: &str,
         keys: &[&str],
     ) -> Result<Self> {
+        Self::read_file(
+            path,
+            id_columns,
+            time,
+            value,
+            keys,
+            &crate::read::ReadOptions::default(),
+        )
+    }
+
+    /// [`SeriesSet::read_with_keys`] for any file the reader takes (the sheet of a
+    /// workbook in `options`).
+    pub fn read_file(
+        path: &Path,
+        id_columns: &[&str],
+        time: &str,
+        value: &str,
+        keys: &[&str],
+        options: &crate::read::ReadOptions,
+    ) -> Result<Self> {
         let mut wanted: Vec<&str> = id_columns.to_vec();
         wanted.extend([time, value]);
         wanted.extend(keys);
-        let table = Table::read(path, &wanted)?;
+        let table = Table::read_with(path, &wanted, options)?;
         let id = id_columns.join("/");
         let id = id.as_str();
         let id_parts: Vec<(Vec<String>, Vec<Option<u32>>)> = id_columns
@@ -220,6 +242,7 @@ impl SeriesSet {
             };
         }
         let mut set = SeriesSet {
+            source: table.source().clone(),
             unused_columns: table
                 .headers()
                 .iter()
