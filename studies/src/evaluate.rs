@@ -207,6 +207,18 @@ fn print_summary(ev: &Evaluation) {
     if let Some(input) = &ev.input {
         println!("input: {input}");
     }
+    if !ev.aliased.is_empty() {
+        println!(
+            "left out, aliased with the intercept and the terms before them (R's lm gives NA): {}",
+            ev.aliased.join(", ")
+        );
+    }
+    if !ev.aliased_in_outcome_models.is_empty() {
+        println!(
+            "left out of an outcome regression, aliased there: {}",
+            ev.aliased_in_outcome_models.join(", ")
+        );
+    }
     println!(
         "{} {est}: {:.4} (SE {:.4}, 95% CI {:.4} to {:.4}, p = {:.4})",
         ev.effect.method,

@@ -877,3 +877,82 @@ fn the_bootstrap_agrees_with_the_sandwich_and_cautions_against_matching() {
     let caution = ev.bootstrap.unwrap().caution.unwrap();
     assert!(caution.contains("Abadie and Imbens 2008"), "{caution}");
 }
+
+/// R's `lm` on a design with aliased terms (`tests/fixtures/aliasing/make.R`).
+fn aliasing_fixture() -> (std::path::PathBuf, Value) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/aliasing");
+    let expected =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    (dir.join("data.csv"), expected)
+}
+
+#[test]
+fn aliased_covariates_are_dropped_and_named_as_r_lm_does() {
+    use occupa_engine::causal::evaluate::{EvaluateSpec, Method, evaluate_csv};
+    let (data, want) = aliasing_fixture();
+    let spec = EvaluateSpec {
+        columns: SampleSpec {
+            treatment: "treat".into(),
+            outcome: "y".into(),
+            covariates: ["x1", "x2", "x3", "empty", "area"]
+                .map(String::from)
+                .to_vec(),
+            ..SampleSpec::default()
+        },
+        method: Method::Ols,
+        estimand: Estimand::Ate,
+        cov: CovType::Hc1,
+        ..EvaluateSpec::default()
+    };
+    let ev = evaluate_csv(&data, &spec).unwrap();
+    let names: Vec<&str> = want["ols_aliased"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(ev.aliased, names);
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+    assert!(
+        close(ev.effect.estimate, want["ols_estimate"].as_f64().unwrap()),
+        "{} against R's {}",
+        ev.effect.estimate,
+        want["ols_estimate"]
+    );
+    assert!(
+        close(ev.effect.se, want["ols_se_hc1"].as_f64().unwrap()),
+        "{} against R's {}",
+        ev.effect.se,
+        want["ols_se_hc1"]
+    );
+}
+
+#[test]
+fn a_covariate_aliased_among_the_treated_leaves_their_outcome_model_as_r_lm_does() {
+    use occupa_engine::causal::evaluate::{EvaluateSpec, Method, evaluate_csv};
+    let (data, want) = aliasing_fixture();
+    let spec = EvaluateSpec {
+        columns: SampleSpec {
+            treatment: "treat".into(),
+            outcome: "y".into(),
+            covariates: ["x1", "x2", "z", "area"].map(String::from).to_vec(),
+            ..SampleSpec::default()
+        },
+        method: Method::Aipw,
+        estimand: Estimand::Ate,
+        ..EvaluateSpec::default()
+    };
+    let ev = evaluate_csv(&data, &spec).unwrap();
+    assert!(ev.aliased.is_empty());
+    assert_eq!(
+        ev.aliased_in_outcome_models,
+        vec!["z (treated)".to_string()]
+    );
+    let r = want["aipw_estimate"].as_f64().unwrap();
+    assert!(
+        (ev.effect.estimate - r).abs() < 1e-7,
+        "{} against R's {r}",
+        ev.effect.estimate
+    );
+    assert!(ev.effect.se.is_finite() && ev.effect.se > 0.0);
+}

@@ -113,6 +113,14 @@ pub struct Evaluation {
     /// How the input file was read (format, separator, encoding, decimal commas).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input: Option<crate::columns::SourceInfo>,
+    /// Covariate terms left out because they are aliased (linear combinations of the
+    /// intercept and the terms before them), as R's `lm` and `glm` leave them out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliased: Vec<String>,
+    /// Terms aliased within one group only, left out of that group's outcome regression
+    /// (their coefficient is zero there, as R's `predict` takes an `NA` one).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliased_in_outcome_models: Vec<String>,
     /// Rows read, and rows left out for a missing value in a used column.
     pub rows: usize,
     /// Rows left out because a used column was empty.
@@ -300,6 +308,11 @@ pub fn evaluate(
     dropped_missing: usize,
 ) -> Result<Evaluation> {
     let start = std::time::Instant::now();
+    let reduced = sample.without_aliased()?;
+    let (sample, aliased) = match &reduced {
+        Some((s, names)) => (s, names.clone()),
+        None => (sample, Vec::new()),
+    };
     let Adjusted {
         effect,
         weights,
@@ -309,6 +322,7 @@ pub fn evaluate(
         caliper,
         pom,
         pair_diffs,
+        aliased_in_outcome_models,
     } = adjust(sample, spec)?;
     let balance_rows = balance(sample, weights.view());
     let ess = [
@@ -366,6 +380,8 @@ pub fn evaluate(
     Ok(Evaluation {
         effect,
         input: None,
+        aliased,
+        aliased_in_outcome_models,
         rows,
         dropped_missing,
         dropped_by_design: dropped,
@@ -447,6 +463,7 @@ fn adjust(sample: &Sample, spec: &EvaluateSpec) -> Result<Adjusted> {
                 caliper: m.caliper,
                 pom: None,
                 pair_diffs: Some(pair_diffs),
+                aliased_in_outcome_models: Vec::new(),
             }
         }
         Method::Ipw | Method::Aipw | Method::Ra => {
@@ -488,6 +505,7 @@ fn adjust(sample: &Sample, spec: &EvaluateSpec) -> Result<Adjusted> {
                 caliper: None,
                 pom: Some(f.pom),
                 pair_diffs: None,
+                aliased_in_outcome_models: f.aliased_in_arms,
             }
         }
         Method::Ols => {
@@ -497,6 +515,24 @@ fn adjust(sample: &Sample, spec: &EvaluateSpec) -> Result<Adjusted> {
                 1 => f64::from(sample.d()[i]),
                 _ => sample.x()[[i, j - 2]],
             });
+            // Covariates aliased with the treatment (given the others) are left out, as
+            // `lm(y ~ d + x)` leaves them out; the treatment itself must stay.
+            let keep = super::linalg::independent_columns(design.view());
+            let aliased: Vec<String> = (0..p)
+                .filter(|&j| !keep[j + 2])
+                .map(|j| format!("{} (aliased with the treatment)", sample.names()[j]))
+                .collect();
+            let cols: Vec<usize> = (0..p + 2).filter(|&j| keep[j]).collect();
+            if !keep[1] {
+                return Err(Error::Estimation {
+                    method: "ols",
+                    reason: "the treatment is a linear combination of the covariates: no \
+                             effect can be told apart from them; leave out the covariate \
+                             that repeats the treatment"
+                        .into(),
+                });
+            }
+            let design = design.select(ndarray::Axis(1), &cols);
             let mut ols = Ols::new(spec.cov);
             if let Some(c) = sample.cluster() {
                 ols = ols.clusters(c.to_vec());
@@ -520,6 +556,7 @@ fn adjust(sample: &Sample, spec: &EvaluateSpec) -> Result<Adjusted> {
                 caliper: None,
                 pom: None,
                 pair_diffs: None,
+                aliased_in_outcome_models: aliased,
             }
         }
     })
@@ -536,6 +573,8 @@ struct Adjusted {
     pom: Option<[f64; 2]>,
     /// Matching: each matched treated unit's outcome minus its controls' mean.
     pair_diffs: Option<Vec<f64>>,
+    /// Covariates left out of one arm's outcome regression.
+    aliased_in_outcome_models: Vec<String>,
 }
 
 fn power(sample: &Sample, effect: &Effect) -> Power {

@@ -98,6 +98,91 @@ pub fn collinear_column(x: ArrayView2<f64>) -> Option<usize> {
         .map(|j| j - 1)
 }
 
+/// Relative norm below which a column counts as aliased: R's `lm` and `glm` (`qr(tol = 1e-7)`).
+pub const ALIAS_TOL: f64 = 1e-7;
+
+/// Which columns of `x` are kept, in order, as R's `lm` keeps them: a column whose norm,
+/// after the kept columns before it are projected out, falls below [`ALIAS_TOL`] of its
+/// own norm is aliased (R's pivoted QR, `dqrdc2`, moves it to the end and reports its
+/// coefficient as `NA`). An all-zero column is aliased too. Gram–Schmidt twice, on unit
+/// columns, which is as exact as Householder for this decision.
+pub fn independent_columns(x: ArrayView2<f64>) -> Vec<bool> {
+    let (n, p) = x.dim();
+    let mut basis: Vec<Array1<f64>> = Vec::new();
+    let mut keep = vec![false; p];
+    for j in 0..p {
+        let norm = x.column(j).iter().map(|v| v * v).sum::<f64>().sqrt();
+        if norm == 0.0 || !norm.is_finite() || basis.len() >= n {
+            continue;
+        }
+        let mut v = x.column(j).mapv(|t| t / norm);
+        for _ in 0..2 {
+            for q in &basis {
+                let c = q.dot(&v);
+                v.scaled_add(-c, q);
+            }
+        }
+        let r = v.dot(&v).sqrt();
+        if r > ALIAS_TOL {
+            keep[j] = true;
+            basis.push(v / r);
+        }
+    }
+    keep
+}
+
+/// The same decision from a Gram matrix `x'x` (weighted or not), by a Cholesky that skips
+/// aliased columns: the squared residual norm of a column is its Schur complement. The
+/// Gram squares the condition number, so the threshold is the square of 1e-6 rather than
+/// of [`ALIAS_TOL`]: exact aliasing (a dummy held by no unit of the group, dummies adding
+/// up to the intercept) is far below either.
+pub fn independent_in_gram(g: &Array2<f64>) -> Vec<bool> {
+    let p = g.nrows();
+    let mut l = Array2::<f64>::zeros((p, p));
+    let mut keep = vec![false; p];
+    for j in 0..p {
+        let gjj = g[[j, j]];
+        if gjj <= 0.0 || !gjj.is_finite() {
+            continue;
+        }
+        let r = gjj
+            - (0..j)
+                .filter(|&k| keep[k])
+                .map(|k| l[[j, k]] * l[[j, k]])
+                .sum::<f64>();
+        if r <= 1e-12 * gjj {
+            continue;
+        }
+        keep[j] = true;
+        let ljj = r.sqrt();
+        l[[j, j]] = ljj;
+        for i in j + 1..p {
+            let s = g[[i, j]]
+                - (0..j)
+                    .filter(|&k| keep[k])
+                    .map(|k| l[[i, k]] * l[[j, k]])
+                    .sum::<f64>();
+            l[[i, j]] = s / ljj;
+        }
+    }
+    keep
+}
+
+/// Solves `a x = b` for a positive semi-definite `a` on the columns `keep` marks, the
+/// others' unknowns set to zero (R's `NA` coefficients, which predict as zero).
+pub fn solve_spd_kept(a: &Array2<f64>, b: &Array1<f64>, keep: &[bool]) -> Option<Array1<f64>> {
+    let idx: Vec<usize> = (0..keep.len()).filter(|&j| keep[j]).collect();
+    let m = idx.len();
+    let sub = Array2::from_shape_fn((m, m), |(r, c)| a[[idx[r], idx[c]]]);
+    let rhs = Array1::from_shape_fn(m, |r| b[idx[r]]);
+    let x = solve_spd(&sub, &rhs)?;
+    let mut out = Array1::<f64>::zeros(keep.len());
+    for (r, &j) in idx.iter().enumerate() {
+        out[j] = x[r];
+    }
+    Some(out)
+}
+
 /// `x'x` summed over fixed blocks of rows on all cores (the same sums whatever the number
 /// of threads). For millions of rows this is the costly step of a sandwich or of the
 /// normal equations, and the matrix-product kernel does it far faster than a loop.

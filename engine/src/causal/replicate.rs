@@ -148,8 +148,11 @@ impl<'s> Replicates<'s> {
                 Some(a) => a,
                 None => self.pass(w, beta.as_deref(), false, true)?.arms?,
             };
+            // Aliased covariates of a resampled arm are left out of it, as in the fit.
             let solve = |(g, b): &(Vec<f64>, Vec<f64>)| {
-                linalg::solve_spd(&full_symmetric(g, k), &Array1::from(b.clone()))
+                let a = full_symmetric(g, k);
+                let kept = linalg::independent_in_gram(&a);
+                linalg::solve_spd_kept(&a, &Array1::from(b.clone()), &kept)
             };
             Some([solve(&arms[0])?, solve(&arms[1])?])
         } else {

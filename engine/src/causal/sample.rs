@@ -164,6 +164,37 @@ impl Sample {
         }
     }
 
+    /// The sample without the covariates aliased with the intercept and the covariates
+    /// before them (a constant column, a dummy no unit holds, dummies adding up to
+    /// another), as R's `lm` and `glm` drop them and report `NA`; with their names.
+    /// `None` when no covariate is aliased. What is identified is estimated unchanged:
+    /// the fitted values and the treatment effect do not depend on an aliased column.
+    pub fn without_aliased(&self) -> Result<Option<(Sample, Vec<String>)>> {
+        let (n, p) = self.x.dim();
+        let mut design = Array2::<f64>::ones((n, p + 1));
+        design.slice_mut(ndarray::s![.., 1..]).assign(&self.x);
+        let keep = super::linalg::independent_columns(design.view());
+        let kept: Vec<usize> = (0..p).filter(|&j| keep[j + 1]).collect();
+        if kept.len() == p {
+            return Ok(None);
+        }
+        let dropped = (0..p)
+            .filter(|&j| !keep[j + 1])
+            .map(|j| self.names[j].clone())
+            .collect();
+        let x = self.x.select(ndarray::Axis(1), &kept);
+        let names = kept.iter().map(|&j| self.names[j].clone()).collect();
+        let s = Sample::grouped(
+            self.y.to_vec(),
+            self.d.clone(),
+            x,
+            names,
+            self.cluster.clone(),
+            self.strata.clone(),
+        )?;
+        Ok(Some((s, dropped)))
+    }
+
     /// The units at `rows` (repeats allowed), in that order: a bootstrap resample or a
     /// subgroup. Fails if one group would be empty.
     pub fn subset(&self, rows: &[usize]) -> Result<Sample> {

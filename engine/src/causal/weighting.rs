@@ -82,6 +82,9 @@ pub struct FittedWeighting {
     pub weights: Array1<f64>,
     /// Units dropped by trimming.
     pub trimmed: usize,
+    /// Covariates aliased within one arm and left out of its outcome regression, as
+    /// `name (treated)` or `name (controls)`.
+    pub aliased_in_arms: Vec<String>,
 }
 
 impl WeightingSpec {
@@ -193,32 +196,57 @@ impl WeightingSpec {
                 ),
             });
         }
-        // Outcome regressions by arm (RA, AIPW), on the kept units.
-        let arm_fit = |arm: f64| -> Result<Array1<f64>> {
+        // Outcome regressions by arm (RA, AIPW), on the kept units. A covariate aliased
+        // within one arm (a dummy no treated unit holds, dummies that add up among the
+        // treated) is left out of that arm's regression, as R's `lm` does; its
+        // coefficient is zero, as `predict` takes R's `NA`, and the arm's fitted values
+        // are those of any least-squares solution.
+        let mut aliased_in_arms = Vec::new();
+        let mut arm_fit = |arm: f64| -> Result<(Array1<f64>, Vec<bool>)> {
             let sel: Array1<f64> =
                 Array1::from_shape_fn(n, |i| if d[i] == arm { keep[i] } else { 0.0 });
             let rows = sel.iter().filter(|&&w| w > 0.0).count();
             // The design is standardised, so the (weighted) normal equations are accurate.
             let xtx = mean_weighted_gram(z, &sel);
             let xty = z.t().dot(&(&sel * y)) / n as f64;
-            linalg::solve_spd(&xtx, &xty).ok_or_else(|| Error::Estimation {
+            let kept = linalg::independent_in_gram(&xtx);
+            let group = if arm > 0.0 { "treated" } else { "controls" };
+            for (j, &k) in kept.iter().enumerate() {
+                if !k {
+                    let name = match j {
+                        0 => "(intercept)".to_string(),
+                        _ => sample.names()[j - 1].clone(),
+                    };
+                    aliased_in_arms.push(format!("{name} ({group})"));
+                }
+            }
+            let g = linalg::solve_spd_kept(&xtx, &xty, &kept).ok_or_else(|| Error::Estimation {
                 method: "outcome regression",
                 reason: format!(
-                    "the covariates are collinear among the {} ({} units); leave some out",
-                    if arm > 0.0 { "treated" } else { "controls" },
-                    rows
+                    "the outcome regression among the {group} ({rows} units) cannot be \
+                         solved"
                 ),
-            })
+            })?;
+            Ok((g, kept))
         };
         let stacked = match self.method {
             Weighting::Ipw => ipw_moments(z, &d, y.view(), &ps, &keep, self.estimand, with_se)?,
             Weighting::Ra => {
-                let (g1, g0) = (arm_fit(1.0)?, arm_fit(0.0)?);
-                ra_moments(z, &d, y.view(), &keep, &g1, &g0, self.estimand, with_se)?
+                let ((g1, k1), (g0, k0)) = (arm_fit(1.0)?, arm_fit(0.0)?);
+                ra_moments(
+                    z,
+                    &d,
+                    y.view(),
+                    &keep,
+                    [&g1, &g0],
+                    [&k1, &k0],
+                    self.estimand,
+                    with_se,
+                )?
             }
             Weighting::Aipw => {
-                let (g1, g0) = (arm_fit(1.0)?, arm_fit(0.0)?);
-                aipw_moments(z, &d, y.view(), &ps, &keep, &g1, &g0, with_se)?
+                let ((g1, k1), (g0, k0)) = (arm_fit(1.0)?, arm_fit(0.0)?);
+                aipw_moments(z, &d, y.view(), &ps, &keep, [&g1, &g0], [&k1, &k0], with_se)?
             }
         };
         let q = stacked.theta.len();
@@ -259,6 +287,7 @@ impl WeightingSpec {
             propensity,
             weights,
             trimmed,
+            aliased_in_arms,
         })
     }
 }
@@ -299,6 +328,8 @@ pub(crate) fn standardised(sample: &Sample) -> Result<Array2<f64>> {
 pub(crate) enum Part {
     /// k columns: the row zᵢ of the design times a per-unit scalar.
     Scaled(Array1<f64>),
+    /// The same with the columns not marked kept set to zero (pinned coefficients).
+    ScaledKept(Array1<f64>, Vec<bool>),
     /// One column.
     Column(Array1<f64>),
 }
@@ -321,7 +352,7 @@ impl Stacked<'_> {
         self.parts
             .iter()
             .map(|p| match p {
-                Part::Scaled(_) => self.z.ncols(),
+                Part::Scaled(_) | Part::ScaledKept(..) => self.z.ncols(),
                 Part::Column(_) => 1,
             })
             .sum()
@@ -340,6 +371,17 @@ impl Stacked<'_> {
                         let zr = self.z.row(i);
                         let mut o = out.row_mut(i - a);
                         for j in 0..k {
+                            o[col + j] = zr[j] * si;
+                        }
+                    }
+                    col += k;
+                }
+                Part::ScaledKept(s, kept) => {
+                    for i in a..b {
+                        let si = s[i];
+                        let zr = self.z.row(i);
+                        let mut o = out.row_mut(i - a);
+                        for j in (0..k).filter(|&j| kept[j]) {
                             o[col + j] = zr[j] * si;
                         }
                     }
@@ -506,8 +548,8 @@ fn ra_moments<'z>(
     d: &Array1<f64>,
     y: ArrayView1<f64>,
     keep: &Array1<f64>,
-    g1: &Array1<f64>,
-    g0: &Array1<f64>,
+    [g1, g0]: [&Array1<f64>; 2],
+    kept: [&[bool]; 2],
     estimand: Estimand,
     with_se: bool,
 ) -> Result<Stacked<'z>> {
@@ -524,7 +566,7 @@ fn ra_moments<'z>(
     let mu1 = pop.dot(&m1) / pop.sum();
     let mu0 = pop.dot(&m0) / pop.sum();
     let mut jac = Array2::<f64>::zeros((q, q));
-    let mut parts = arm_blocks(z, d, y, keep, g1, g0, &mut jac, with_se);
+    let mut parts = arm_blocks(z, d, y, keep, [g1, g0], kept, &mut jac, with_se);
     parts.push(Part::Column(Array1::from_shape_fn(n, |i| {
         pop[i] * (m1[i] - mu1)
     })));
@@ -557,23 +599,32 @@ fn arm_blocks(
     d: &Array1<f64>,
     y: ArrayView1<f64>,
     keep: &Array1<f64>,
-    g1: &Array1<f64>,
-    g0: &Array1<f64>,
+    [g1, g0]: [&Array1<f64>; 2],
+    [k1, k0]: [&[bool]; 2],
     jac: &mut Array2<f64>,
     with_se: bool,
 ) -> Vec<Part> {
     let (n, k) = z.dim();
     let mut parts = Vec::new();
-    for (arm, g, off) in [(1.0, g1, 0), (0.0, g0, k)] {
+    for (arm, g, kept, off) in [(1.0, g1, k1, 0), (0.0, g0, k0, k)] {
         let sel: Array1<f64> =
             Array1::from_shape_fn(n, |i| keep[i] * if d[i] == arm { 1.0 } else { 0.0 });
         let fitted = z.dot(g);
-        parts.push(Part::Scaled(Array1::from_shape_fn(n, |i| {
-            sel[i] * (y[i] - fitted[i])
-        })));
+        let score = Array1::from_shape_fn(n, |i| sel[i] * (y[i] - fitted[i]));
+        // An aliased coefficient is pinned at zero: its equation is γⱼ = 0, with no
+        // score, so it adds no variance to the means.
+        parts.push(if kept.iter().all(|&t| t) {
+            Part::Scaled(score)
+        } else {
+            Part::ScaledKept(score, kept.to_vec())
+        });
         if with_se {
-            jac.slice_mut(s![off..off + k, off..off + k])
-                .assign(&(-mean_weighted_gram(z, &sel)));
+            let mut block = -mean_weighted_gram(z, &sel);
+            for j in (0..k).filter(|&j| !kept[j]) {
+                block.row_mut(j).fill(0.0);
+                block[[j, j]] = -1.0;
+            }
+            jac.slice_mut(s![off..off + k, off..off + k]).assign(&block);
         }
     }
     parts
@@ -588,8 +639,8 @@ fn aipw_moments<'z>(
     y: ArrayView1<f64>,
     ps: &Array1<f64>,
     keep: &Array1<f64>,
-    g1: &Array1<f64>,
-    g0: &Array1<f64>,
+    [g1, g0]: [&Array1<f64>; 2],
+    arm_kept: [&[bool]; 2],
     with_se: bool,
 ) -> Result<Stacked<'z>> {
     let (n, k) = z.dim();
@@ -608,7 +659,7 @@ fn aipw_moments<'z>(
     let (lpart, ljac) = logit_block(z, d, ps, with_se);
     jac.slice_mut(s![..k, ..k]).assign(&ljac);
     let mut arm_jac = Array2::<f64>::zeros((2 * k, 2 * k));
-    let arm_parts = arm_blocks(z, d, y, keep, g1, g0, &mut arm_jac, with_se);
+    let arm_parts = arm_blocks(z, d, y, keep, [g1, g0], arm_kept, &mut arm_jac, with_se);
     jac.slice_mut(s![k..3 * k, k..3 * k]).assign(&arm_jac);
     let (c1, c0) = (3 * k, 3 * k + 1);
     // ∂ψ_μ₁/∂β = keep · d (y − m₁) · (−(1−p)/p) z; ∂ψ_μ₁/∂γ₁ = keep (1 − d/p) z.
