@@ -54,7 +54,8 @@ pub struct EvaluateArgs {
     /// rdd: variance, nn (3 neighbours, default) or hc0..hc3.
     #[arg(long, default_value = "nn")]
     vce: String,
-    /// att or ate (default: att for psm, ate otherwise).
+    /// att, atc or ate (default: att for psm, ate otherwise); psm matches in both
+    /// directions for the ATE, ipw and ra reweight for any of the three, aipw is for the ATE.
     #[arg(long)]
     estimand: Option<String>,
     /// Cluster column for cluster-robust standard errors (e.g. tenant or job centre).
@@ -202,6 +203,7 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
 fn print_summary(ev: &Evaluation) {
     let est = match ev.effect.estimand {
         Estimand::Att => "ATT",
+        Estimand::Atc => "ATC",
         Estimand::Ate => "ATE",
     };
     if let Some(input) = &ev.input {

@@ -956,3 +956,66 @@ fn a_covariate_aliased_among_the_treated_leaves_their_outcome_model_as_r_lm_does
     );
     assert!(ev.effect.se.is_finite() && ev.effect.se > 0.0);
 }
+
+#[test]
+fn matching_for_the_ate_and_the_atc_and_weighting_for_the_atc_match_r() {
+    use occupa_engine::causal::matching::MatchingSpec;
+    let Some(dir) = data_dir() else { return };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/matching/ate_expected.json");
+    let exp: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let spec = SampleSpec {
+        treatment: "treat".into(),
+        outcome: "re78".into(),
+        covariates: COVARIATES.iter().map(|s| s.to_string()).collect(),
+        ..SampleSpec::default()
+    };
+    let s = load_csv(&dir.join("lalonde/nsw_psid.csv"), &spec)
+        .unwrap()
+        .sample;
+    let runs = exp["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 10);
+    for r in runs {
+        let estimand = Estimand::parse(r["estimand"].as_str().unwrap()).unwrap();
+        let method = r["method"].as_str().unwrap();
+        if method != "psm" {
+            // The ATC by weighting, the mirror of the ATT.
+            let m = if method == "ipw" {
+                Weighting::Ipw
+            } else {
+                Weighting::Ra
+            };
+            let fit = WeightingSpec::new(m, estimand).fit(&s).unwrap();
+            close(
+                &format!("{method} ATC"),
+                fit.effect.estimate,
+                num(&r["est"]),
+                1e-7,
+            );
+            continue;
+        }
+        let name = format!("{} M={} Var.calc={}", r["estimand"], r["M"], r["Var_calc"]);
+        let fit = MatchingSpec::new()
+            .estimand(estimand)
+            .ratio(num(&r["M"]) as usize)
+            .unwrap()
+            .variance_matches(num(&r["Var_calc"]) as usize)
+            .tie_tolerance(1e-5)
+            .unwrap()
+            .caliper(None)
+            .unwrap()
+            .fit(&s)
+            .unwrap();
+        close(
+            &format!("{name} estimate"),
+            fit.effect.estimate,
+            num(&r["est"]),
+            1e-9,
+        );
+        close(
+            &format!("{name} Abadie-Imbens SE"),
+            fit.effect.se,
+            num(&r["se"]),
+            1e-9,
+        );
+    }
+}

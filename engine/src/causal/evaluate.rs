@@ -424,15 +424,8 @@ fn adjust(sample: &Sample, spec: &EvaluateSpec) -> Result<Adjusted> {
     let ones = Array1::<f64>::ones(n);
     Ok(match spec.method {
         Method::Psm => {
-            if spec.estimand != Estimand::Att {
-                return Err(Error::Param {
-                    name: "estimand",
-                    reason: "matching estimates the ATT here; use --estimand att, or ipw/aipw \
-                             for the ATE"
-                        .into(),
-                });
-            }
             let m = MatchingSpec::new()
+                .estimand(spec.estimand)
                 .ratio(spec.ratio)?
                 .replace(spec.replace)
                 .caliper(spec.caliper)?
@@ -442,23 +435,32 @@ fn adjust(sample: &Sample, spec: &EvaluateSpec) -> Result<Adjusted> {
                     Distance::PropensityLogit
                 })
                 .fit(sample)?;
-            let reason = (m.unmatched_treated > 0).then(|| {
+            let lost = m.unmatched_treated + m.unmatched_controls;
+            let reason = (lost > 0).then(|| {
+                let mut parts = Vec::new();
+                if m.unmatched_treated > 0 {
+                    parts.push(format!(
+                        "{} treated units had no control",
+                        m.unmatched_treated
+                    ));
+                }
+                if m.unmatched_controls > 0 {
+                    parts.push(format!(
+                        "{} controls had no treated unit",
+                        m.unmatched_controls
+                    ));
+                }
                 format!(
-                    "{} treated units had no control within the caliper (or in their stratum)",
-                    m.unmatched_treated
+                    "{} within the caliper (or in their stratum)",
+                    parts.join(" and ")
                 )
             });
-            let y = sample.y();
-            let pair_diffs = m
-                .matches
-                .iter()
-                .map(|(t, near)| y[*t] - near.iter().map(|&(c, w)| w * y[c]).sum::<f64>())
-                .collect();
+            let pair_diffs = m.pair_diffs.clone();
             Adjusted {
                 effect: m.effect,
                 weights: m.weights,
                 propensity: Some(m.propensity),
-                dropped: m.unmatched_treated,
+                dropped: lost,
                 reason,
                 caliper: m.caliper,
                 pom: None,
@@ -743,6 +745,7 @@ fn grade(
     });
     let comparison = match effect.estimand {
         Estimand::Att => ess[1],
+        Estimand::Atc => ess[0],
         Estimand::Ate => ess[0].min(ess[1]),
     };
     let effective_sample_size = Check {

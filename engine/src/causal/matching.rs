@@ -1,4 +1,5 @@
-//! Nearest-neighbour matching for the effect on the treated (ATT): 1:k on the logit of
+//! Nearest-neighbour matching for the effect on the treated (ATT), on the controls (ATC)
+//! or on everyone (ATE, matching in both directions): 1:k on the logit of
 //! the propensity score (or Mahalanobis distance on the covariates), with or without
 //! replacement, a caliper, and exact matching within strata; Abadie–Imbens standard
 //! errors.
@@ -18,6 +19,9 @@ use super::ols::dense_labels;
 use super::sample::Sample;
 use super::{Effect, Estimand, linalg};
 use crate::{Error, Result};
+
+/// A matched unit and its matches in the other group, with weights summing to 1.
+type Matched = (usize, Vec<(usize, f64)>);
 
 /// How closeness is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +50,7 @@ pub enum Distance {
 /// ```
 #[derive(Debug, Clone)]
 pub struct MatchingSpec {
+    estimand: Estimand,
     ratio: usize,
     replace: bool,
     caliper: Option<f64>,
@@ -63,22 +68,29 @@ impl Default for MatchingSpec {
 /// A fitted matching estimator.
 #[derive(Debug, Clone)]
 pub struct FittedMatching {
-    /// The ATT, its Abadie–Imbens standard error and interval.
+    /// The effect, its Abadie–Imbens standard error and interval.
     pub effect: Effect,
     /// The propensity model.
     pub propensity: FittedLogit,
-    /// Each unit's weight in the matched comparison (canonical order): 1 for a matched
-    /// treated unit, the number of times (shares of) a control is used, 0 otherwise.
+    /// Each unit's weight in the matched comparison (canonical order): 1 if it is matched,
+    /// plus the number of times (shares of) it serves as a match.
     pub weights: Array1<f64>,
-    /// Treated units without a control within the caliper (left out of the ATT).
+    /// Treated units without a control within the caliper (left out of the ATT or ATE).
     pub unmatched_treated: usize,
-    /// Distinct controls used.
+    /// Controls without a treated unit within the caliper (left out of the ATC or ATE).
+    pub unmatched_controls: usize,
+    /// Controls in the matched comparison (matched, or used as a match).
     pub controls_used: usize,
+    /// Treated units in the matched comparison (matched, or used as a match).
+    pub treated_used: usize,
+    /// Each matched unit's outcome against its matches' mean, treated minus control (in
+    /// the order of `matches`).
+    pub pair_diffs: Vec<f64>,
     /// The caliper as a distance on the logit of the propensity score, and the standard
     /// deviation it is a multiple of.
     pub caliper: Option<Caliper>,
-    /// Matches of each matched treated unit: (treated, [(control, weight)]), canonical
-    /// indices, weights summing to 1.
+    /// Matches of each matched unit: (unit, [(match in the other group, weight)]),
+    /// canonical indices, weights summing to 1.
     pub matches: Vec<(usize, Vec<(usize, f64)>)>,
 }
 
@@ -99,6 +111,7 @@ impl MatchingSpec {
     /// for the conditional variances of the standard error.
     pub fn new() -> Self {
         MatchingSpec {
+            estimand: Estimand::Att,
             ratio: 1,
             replace: true,
             caliper: Some(0.2),
@@ -108,7 +121,15 @@ impl MatchingSpec {
         }
     }
 
-    /// Controls per treated unit (k of 1:k).
+    /// What to estimate: the effect on the treated (each treated unit matched to
+    /// controls), on the controls (each control matched to treated units), or on everyone
+    /// (both; with replacement), as R's Matching and Stata's `teffects psmatch`.
+    pub fn estimand(mut self, e: Estimand) -> Self {
+        self.estimand = e;
+        self
+    }
+
+    /// Matches per unit (k of 1:k).
     pub fn ratio(mut self, k: usize) -> Result<Self> {
         if k == 0 {
             return Err(Error::Param {
@@ -169,7 +190,7 @@ impl MatchingSpec {
         Ok(self)
     }
 
-    /// Matches and estimates the ATT.
+    /// Matches and estimates the effect.
     pub fn fit(&self, sample: &Sample) -> Result<FittedMatching> {
         let ps = Logit::new().fit_named(sample.x(), sample.d(), Some(sample.names()))?;
         let lp = ps.linear_predictor().clone();
@@ -197,88 +218,80 @@ impl MatchingSpec {
             Some(s) => dense_labels(s).0,
             None => vec![0; n],
         };
-        let groups = strata.iter().max().map_or(1, |m| m + 1);
+        if self.estimand == Estimand::Ate && !self.replace {
+            return Err(Error::Param {
+                name: "estimand",
+                reason: "the ATE matches every unit to the other group, which needs \
+                         replacement (as in R's Matching and Stata's teffects psmatch); drop \
+                         --no-replacement, or estimate the ATT or the ATC"
+                    .into(),
+            });
+        }
+        // The directions the estimand needs: treated to controls (their missing Y(0)),
+        // controls to treated (their missing Y(1)).
+        let directions: &[bool] = match self.estimand {
+            Estimand::Att => &[true],
+            Estimand::Atc => &[false],
+            Estimand::Ate => &[true, false],
+        };
         let mut matches: Vec<(usize, Vec<(usize, f64)>)> = Vec::new();
-        let mut unmatched = 0;
-        for g in 0..groups {
-            let treated: Vec<usize> = (0..n).filter(|&i| strata[i] == g && d[i]).collect();
-            let mut controls: Vec<usize> = (0..n).filter(|&i| strata[i] == g && !d[i]).collect();
-            controls.sort_by(|&a, &b| lp[a].total_cmp(&lp[b]).then(a.cmp(&b)));
-            if treated.is_empty() {
-                continue;
-            }
-            if controls.is_empty() {
-                unmatched += treated.len();
-                continue;
-            }
-            // The controls' scores side by side: the searches then stay in cache.
-            let clp: Vec<f64> = controls.iter().map(|&c| lp[c]).collect();
-            let found = if self.replace {
-                treated
-                    .iter()
-                    .map(|&t| {
-                        let near = nearest_with_ties(
-                            &lp,
-                            &clp,
-                            &controls,
-                            t,
-                            self.ratio,
-                            width,
-                            mahalanobis.as_ref(),
-                            ties,
-                        );
-                        (t, near)
-                    })
-                    .collect::<Vec<_>>()
-            } else {
-                greedy_without_replacement(
-                    &lp,
-                    &controls,
-                    &treated,
-                    self.ratio,
-                    width,
-                    mahalanobis.as_ref(),
-                )
-            };
-            for (t, near) in found {
-                if near.is_empty() {
-                    unmatched += 1;
-                } else {
-                    let w = 1.0 / near.len() as f64;
-                    matches.push((t, near.into_iter().map(|c| (c, w)).collect()));
-                }
-            }
+        let mut unmatched = [0usize; 2];
+        for &from_treated in directions {
+            let (found, lost) = self.match_direction(
+                from_treated,
+                &lp,
+                d,
+                &strata,
+                width,
+                mahalanobis.as_ref(),
+                ties,
+            );
+            matches.extend(found);
+            unmatched[usize::from(!from_treated)] += lost;
         }
         matches.sort_by_key(|m| m.0);
         if matches.is_empty() {
             return Err(Error::Estimation {
                 method: "matching",
-                reason: "no treated unit has a control within the caliper; widen the caliper \
-                         or check the overlap of the propensity scores"
+                reason: "no unit has a match within the caliper; widen the caliper or check \
+                         the overlap of the propensity scores"
                     .into(),
             });
         }
-        let mut weights = Array1::<f64>::zeros(n);
-        for (t, near) in &matches {
-            weights[*t] = 1.0;
-            for &(c, w) in near {
-                weights[c] += w;
+        // K: the (shares of) times each unit serves as a match; K': the same squared.
+        let mut k1 = Array1::<f64>::zeros(n);
+        let mut k2 = Array1::<f64>::zeros(n);
+        let mut matched = vec![false; n];
+        for (i, near) in &matches {
+            matched[*i] = true;
+            for &(j, w) in near {
+                k1[j] += w;
+                k2[j] += w * w;
             }
         }
+        let weights = Array1::from_shape_fn(n, |i| f64::from(u8::from(matched[i])) + k1[i]);
         let y = sample.y();
-        let n1 = matches.len() as f64;
+        // Each matched unit's effect, treated minus control whichever side is imputed.
         let diffs: Vec<f64> = matches
             .iter()
-            .map(|(t, near)| y[*t] - near.iter().map(|&(c, w)| w * y[c]).sum::<f64>())
+            .map(|(i, near)| {
+                let imputed = near.iter().map(|&(j, w)| w * y[j]).sum::<f64>();
+                if d[*i] {
+                    y[*i] - imputed
+                } else {
+                    imputed - y[*i]
+                }
+            })
             .collect();
-        let tau = diffs.iter().sum::<f64>() / n1;
+        let nm = matches.len() as f64;
+        let tau = diffs.iter().sum::<f64>() / nm;
         let sigma2 = if self.variance_matches == 0 {
             // One variance for all: half the weighted variance of the matched pair
             // differences around the estimate (R Matching, Var.calc = 0).
             let (mut sw, mut ss) = (0.0, 0.0);
-            for (t, near) in &matches {
-                for &(c, w) in near {
-                    let r = y[*t] - y[c] - tau;
+            for (i, near) in &matches {
+                for &(j, w) in near {
+                    let r = if d[*i] { y[*i] - y[j] } else { y[j] - y[*i] } - tau;
                     sw += w;
                     ss += w * r * r;
                 }
@@ -287,25 +300,28 @@ impl MatchingSpec {
         } else {
             conditional_variances(sample, &lp, &strata, self.variance_matches, ties)
         };
-        // Abadie–Imbens (2006): V = (1/N₁²) [Σ_treated (yᵢ − ŷᵢ(0) − τ)²
-        //   + Σ_controls (Kⱼ² − Kⱼ') σ̂²ⱼ], Kⱼ = Σ weights of j, Kⱼ' = Σ squared weights.
-        let mut k2 = Array1::<f64>::zeros(n);
-        for (_, near) in &matches {
-            for &(c, w) in near {
-                k2[c] += w * w;
-            }
-        }
-        let mut v = diffs.iter().map(|dt| (dt - tau) * (dt - tau)).sum::<f64>();
+        // Abadie–Imbens (2006) with ties: V = (1/N²) [Σ_matched (τᵢ − τ)² + Σⱼ cⱼ σ̂²ⱼ]. A
+        // unit's outcome enters the estimate with weight (1{matched} + Kⱼ)/N, and the first
+        // sum already holds 1{matched} + K'ⱼ of its variance: cⱼ = Kⱼ² + 2 Kⱼ 1{matched}
+        // − K'ⱼ (for the ATT, Kⱼ² − K'ⱼ on the controls; for the ATE without ties and M
+        // matches, (K/M)² + (2M−1)/M · K/M, their equation (14)).
+        let mut v = diffs.iter().map(|t| (t - tau) * (t - tau)).sum::<f64>();
         for j in 0..n {
-            if !d[j] && weights[j] > 0.0 {
-                v += (weights[j] * weights[j] - k2[j]) * sigma2[j];
+            if k1[j] > 0.0 {
+                let own = if matched[j] { 2.0 * k1[j] } else { 0.0 };
+                v += (k1[j] * k1[j] + own - k2[j]) * sigma2[j];
             }
         }
-        let se = (v / (n1 * n1)).max(0.0).sqrt();
-        let controls_used = (0..n).filter(|&j| !d[j] && weights[j] > 0.0).count();
+        let se = (v / (nm * nm)).max(0.0).sqrt();
+        let used = |treated: bool| {
+            (0..n)
+                .filter(|&j| d[j] == treated && weights[j] > 0.0)
+                .count()
+        };
+        let (treated_used, controls_used) = (used(true), used(false));
         let effect = Effect::new(
             "psm",
-            Estimand::Att,
+            self.estimand,
             tau,
             se,
             match self.variance_matches {
@@ -317,18 +333,88 @@ impl MatchingSpec {
                     if j == 1 { "" } else { "es" }
                 ),
             },
-            matches.len(),
+            treated_used,
             controls_used,
         );
         Ok(FittedMatching {
             effect,
             propensity: ps,
             weights,
-            unmatched_treated: unmatched,
+            unmatched_treated: unmatched[0],
+            unmatched_controls: unmatched[1],
             controls_used,
+            treated_used,
             caliper,
+            pair_diffs: diffs,
             matches,
         })
+    }
+
+    /// Matches the units of one group (the treated when `from_treated`) to the other,
+    /// stratum by stratum: the matches of each matched unit, and how many found none
+    /// within the caliper.
+    #[allow(clippy::too_many_arguments)]
+    fn match_direction(
+        &self,
+        from_treated: bool,
+        lp: &Array1<f64>,
+        d: &[bool],
+        strata: &[usize],
+        width: Option<f64>,
+        mahalanobis: Option<&Array2<f64>>,
+        ties: Ties,
+    ) -> (Vec<Matched>, usize) {
+        let n = d.len();
+        let groups = strata.iter().max().map_or(1, |m| m + 1);
+        let mut out = Vec::new();
+        let mut unmatched = 0;
+        for g in 0..groups {
+            let sources: Vec<usize> = (0..n)
+                .filter(|&i| strata[i] == g && d[i] == from_treated)
+                .collect();
+            let mut targets: Vec<usize> = (0..n)
+                .filter(|&i| strata[i] == g && d[i] != from_treated)
+                .collect();
+            targets.sort_by(|&a, &b| lp[a].total_cmp(&lp[b]).then(a.cmp(&b)));
+            if sources.is_empty() {
+                continue;
+            }
+            if targets.is_empty() {
+                unmatched += sources.len();
+                continue;
+            }
+            // The targets' scores side by side: the searches then stay in cache.
+            let tlp: Vec<f64> = targets.iter().map(|&c| lp[c]).collect();
+            let found = if self.replace {
+                sources
+                    .iter()
+                    .map(|&t| {
+                        let near = nearest_with_ties(
+                            lp,
+                            &tlp,
+                            &targets,
+                            t,
+                            self.ratio,
+                            width,
+                            mahalanobis,
+                            ties,
+                        );
+                        (t, near)
+                    })
+                    .collect::<Vec<_>>()
+            } else {
+                greedy_without_replacement(lp, &targets, &sources, self.ratio, width, mahalanobis)
+            };
+            for (t, near) in found {
+                if near.is_empty() {
+                    unmatched += 1;
+                } else {
+                    let w = 1.0 / near.len() as f64;
+                    out.push((t, near.into_iter().map(|c| (c, w)).collect()));
+                }
+            }
+        }
+        (out, unmatched)
     }
 }
 

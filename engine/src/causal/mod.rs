@@ -49,17 +49,20 @@ pub enum Estimand {
     Ate,
     /// Average treatment effect on the treated.
     Att,
+    /// Average treatment effect on the controls (matching).
+    Atc,
 }
 
 impl Estimand {
-    /// Parses `ate` or `att`.
+    /// Parses `ate`, `att` or `atc`.
     pub fn parse(s: &str) -> crate::Result<Self> {
         match s.to_ascii_lowercase().as_str() {
             "ate" => Ok(Estimand::Ate),
             "att" => Ok(Estimand::Att),
+            "atc" => Ok(Estimand::Atc),
             other => Err(crate::Error::Param {
                 name: "estimand",
-                reason: format!("unknown estimand '{other}'; use att or ate"),
+                reason: format!("unknown estimand '{other}'; use att, atc or ate"),
             }),
         }
     }

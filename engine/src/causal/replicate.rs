@@ -269,13 +269,17 @@ impl<'s> Replicates<'s> {
                             (Estimand::Ate, false) => 1.0 / (1.0 - p),
                             (Estimand::Att, true) => 1.0,
                             (Estimand::Att, false) => p / (1.0 - p),
+                            (Estimand::Atc, true) => (1.0 - p) / p,
+                            (Estimand::Atc, false) => 1.0,
                         };
                         let j = if t { 0 } else { 2 };
                         part[j] += wi * wt * y;
                         part[j + 1] += wi * wt;
                     }
                     (Weighting::Ra, Some([g1, g0])) => {
-                        if self.estimand == Estimand::Att && !t {
+                        if (self.estimand == Estimand::Att && !t)
+                            || (self.estimand == Estimand::Atc && t)
+                        {
                             continue;
                         }
                         part[0] += wi * dot(zr, g1.as_slice()?);
@@ -387,8 +391,8 @@ mod tests {
         for (n, seed) in [(20_000, 1), (150, 2)] {
             let s = sample(n, seed);
             for method in [Weighting::Ipw, Weighting::Ra, Weighting::Aipw] {
-                for estimand in [Estimand::Ate, Estimand::Att] {
-                    if method == Weighting::Aipw && estimand == Estimand::Att {
+                for estimand in [Estimand::Ate, Estimand::Att, Estimand::Atc] {
+                    if method == Weighting::Aipw && estimand != Estimand::Ate {
                         continue;
                     }
                     for trim in [None, Some((0.1, 0.9))] {

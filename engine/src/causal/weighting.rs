@@ -145,10 +145,12 @@ impl WeightingSpec {
     }
 
     fn fit_inner(&self, sample: &Sample, with_se: bool) -> Result<FittedWeighting> {
-        if self.method == Weighting::Aipw && self.estimand == Estimand::Att {
+        if self.method == Weighting::Aipw && self.estimand != Estimand::Ate {
             return Err(Error::Param {
                 name: "estimand",
-                reason: "AIPW is implemented for the ATE; use ipw or ra for the ATT".into(),
+                reason: "AIPW is implemented for the ATE; use ipw, ra or psm for the ATT or \
+                         the ATC"
+                    .into(),
             });
         }
         let n = sample.len();
@@ -292,13 +294,16 @@ impl WeightingSpec {
     }
 }
 
-/// Inverse probability weights of the estimand: ATE 1/p and 1/(1−p); ATT 1 and p/(1−p).
+/// Inverse probability weights of the estimand: ATE 1/p and 1/(1−p); ATT 1 and p/(1−p);
+/// ATC (1−p)/p and 1.
 pub fn ipw_weights(d: &[bool], ps: &Array1<f64>, estimand: Estimand) -> Array1<f64> {
     Array1::from_shape_fn(d.len(), |i| match estimand {
         Estimand::Ate if d[i] => 1.0 / ps[i],
         Estimand::Ate => 1.0 / (1.0 - ps[i]),
         Estimand::Att if d[i] => 1.0,
         Estimand::Att => ps[i] / (1.0 - ps[i]),
+        Estimand::Atc if d[i] => (1.0 - ps[i]) / ps[i],
+        Estimand::Atc => 1.0,
     })
 }
 
@@ -512,6 +517,13 @@ fn ipw_moments<'z>(
             ps.mapv(|p| p / (1.0 - p)),
             ps.mapv(|p| p / (1.0 - p)),
         ),
+        // ATC: (1−p)/p and 1; ∂((1−p)/p) = −(1−p)/p · z.
+        Estimand::Atc => (
+            ps.mapv(|p| (1.0 - p) / p),
+            ps.mapv(|p| -(1.0 - p) / p),
+            Array1::ones(n),
+            Array1::zeros(n),
+        ),
     };
     let a1: Array1<f64> = Array1::from_shape_fn(n, |i| keep[i] * d[i] * w1[i]);
     let a0: Array1<f64> = Array1::from_shape_fn(n, |i| keep[i] * (1.0 - d[i]) * w0[i]);
@@ -562,6 +574,7 @@ fn ra_moments<'z>(
     let pop: Array1<f64> = match estimand {
         Estimand::Ate => keep.clone(),
         Estimand::Att => keep * d,
+        Estimand::Atc => keep * &d.mapv(|t| 1.0 - t),
     };
     let mu1 = pop.dot(&m1) / pop.sum();
     let mu0 = pop.dot(&m0) / pop.sum();
