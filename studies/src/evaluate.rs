@@ -58,6 +58,11 @@ pub struct EvaluateArgs {
     /// directions for the ATE, ipw and ra reweight for any of the three, aipw is for the ATE.
     #[arg(long)]
     estimand: Option<String>,
+    /// When a covariate separates treated from controls (the propensity likelihood has no
+    /// maximum): auto (maximum likelihood where it exists, else Firth's penalised
+    /// likelihood, and say so), firth (always), or refuse.
+    #[arg(long, default_value = "auto")]
+    separation: String,
     /// Cluster column for cluster-robust standard errors (e.g. tenant or job centre).
     #[arg(long)]
     cluster: Option<String>,
@@ -156,6 +161,7 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
         smd_bound: a.smd_bound,
         bootstrap: a.bootstrap.map(|b| (b, a.seed)),
         by: a.by,
+        separation: occupa_engine::causal::logit::Separation::parse(&a.separation)?,
     };
     let ev = evaluate_csv(&a.input, &spec)?;
     if a.require_pass && ev.diagnostics.overall == Grade::Fail {
@@ -214,6 +220,9 @@ fn print_summary(ev: &Evaluation) {
             "left out, aliased with the intercept and the terms before them (R's lm gives NA): {}",
             ev.aliased.join(", ")
         );
+    }
+    if let Some(why) = &ev.firth_propensity {
+        println!("propensity score by Firth's penalised likelihood: {why}");
     }
     if !ev.aliased_in_outcome_models.is_empty() {
         println!(

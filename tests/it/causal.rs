@@ -1019,3 +1019,105 @@ fn matching_for_the_ate_and_the_atc_and_weighting_for_the_atc_match_r() {
         );
     }
 }
+
+/// Firth's logit against brglm2 (`tests/fixtures/firth/make.R`).
+fn firth_fixture() -> (std::path::PathBuf, Value) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/firth");
+    let expected =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    (dir.join("data.csv"), expected)
+}
+
+#[test]
+fn firth_logit_equals_brglm2_with_and_without_separation() {
+    let (data, want) = firth_fixture();
+    for (key, covs) in [
+        ("separated", vec!["x1", "x2", "rare"]),
+        ("not_separated", vec!["x1", "x2"]),
+    ] {
+        let spec = SampleSpec {
+            treatment: "treat".into(),
+            outcome: "y".into(),
+            covariates: covs.iter().map(|s| s.to_string()).collect(),
+            ..SampleSpec::default()
+        };
+        let s = load_csv(&data, &spec).unwrap().sample;
+        let fit = Logit::new().firth(true).fit(s.x(), s.d()).unwrap();
+        let theirs: Vec<f64> = want[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(fit.coef().len(), theirs.len());
+        for (j, (a, b)) in fit.coef().iter().zip(&theirs).enumerate() {
+            assert!(
+                (a - b).abs() < 1e-6,
+                "{key} coefficient {j}: {a} against brglm2's {b}"
+            );
+        }
+    }
+    // Maximum likelihood refuses the separated design, naming the covariate.
+    let spec = SampleSpec {
+        treatment: "treat".into(),
+        outcome: "y".into(),
+        covariates: ["x1", "x2", "rare"].map(String::from).to_vec(),
+        ..SampleSpec::default()
+    };
+    let s = load_csv(&data, &spec).unwrap().sample;
+    let err = Logit::new()
+        .fit_named(s.x(), s.d(), Some(s.names()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rare"), "{err}");
+}
+
+#[test]
+fn a_category_held_by_two_controls_runs_by_default_and_says_firth_was_used() {
+    use occupa_engine::causal::evaluate::{EvaluateSpec, Method, evaluate_csv};
+    use occupa_engine::causal::logit::Separation;
+    let (data, want) = firth_fixture();
+    for method in [Method::Ipw, Method::Aipw, Method::Psm] {
+        let spec = EvaluateSpec {
+            columns: SampleSpec {
+                treatment: "treat".into(),
+                outcome: "y".into(),
+                covariates: ["x1", "x2", "rare"].map(String::from).to_vec(),
+                ..SampleSpec::default()
+            },
+            method,
+            estimand: if method == Method::Psm {
+                Estimand::Att
+            } else {
+                Estimand::Ate
+            },
+            ..EvaluateSpec::default()
+        };
+        let ev = evaluate_csv(&data, &spec).unwrap();
+        let why = ev.firth_propensity.as_deref().unwrap_or_default();
+        assert!(why.contains("rare"), "{method:?}: {why}");
+        // The weighting estimates on that propensity score are R's.
+        let r = match method {
+            Method::Ipw => want["ipw_ate"].as_f64(),
+            Method::Aipw => want["aipw_ate"].as_f64(),
+            _ => None,
+        };
+        if let Some(r) = r {
+            assert!(
+                (ev.effect.estimate - r).abs() < 1e-6,
+                "{method:?}: {} against R's {r}",
+                ev.effect.estimate
+            );
+        }
+        assert!(ev.effect.se.is_finite() && ev.effect.se > 0.0);
+        // Asked to refuse, it refuses.
+        let refused = evaluate_csv(
+            &data,
+            &EvaluateSpec {
+                separation: Separation::Refuse,
+                ..spec.clone()
+            },
+        );
+        assert!(refused.is_err(), "{method:?}");
+    }
+}

@@ -59,8 +59,10 @@ pub struct EvaluateSpec {
     pub columns: SampleSpec,
     /// The estimator.
     pub method: Method,
-    /// ATT or ATE (matching estimates the ATT only).
+    /// ATT, ATC or ATE.
     pub estimand: Estimand,
+    /// What to do when the propensity model's likelihood has no maximum.
+    pub separation: super::logit::Separation,
     /// Matching: controls per treated unit.
     pub ratio: usize,
     /// Matching: with replacement.
@@ -99,6 +101,7 @@ impl Default for EvaluateSpec {
             smd_bound: 0.1,
             bootstrap: None,
             by: None,
+            separation: super::logit::Separation::Auto,
         }
     }
 }
@@ -121,6 +124,9 @@ pub struct Evaluation {
     /// (their coefficient is zero there, as R's `predict` takes an `NA` one).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub aliased_in_outcome_models: Vec<String>,
+    /// Why the propensity score is Firth's penalised-likelihood fit, if it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firth_propensity: Option<String>,
     /// Rows read, and rows left out for a missing value in a used column.
     pub rows: usize,
     /// Rows left out because a used column was empty.
@@ -339,6 +345,19 @@ pub fn evaluate(
     );
     let power = power(sample, &effect);
     let sensitivity = sensitivity(sample, &effect, pair_diffs.as_deref())?;
+    if spec.bootstrap.is_some()
+        && let Some(why) = propensity.as_ref().and_then(|p| p.penalised())
+    {
+        return Err(Error::Param {
+            name: "bootstrap",
+            reason: format!(
+                "the propensity score is Firth's penalised fit ({why}); the bootstrap refits \
+                 it by maximum likelihood, which need not exist in a resample: use the \
+                 sandwich standard error (drop --bootstrap), or leave out the separating \
+                 covariate"
+            ),
+        });
+    }
     let ps_start = propensity.as_ref().map(|p| p.coef().clone());
     let bootstrap = match spec.bootstrap {
         Some((b, seed)) => {
@@ -382,6 +401,9 @@ pub fn evaluate(
         input: None,
         aliased,
         aliased_in_outcome_models,
+        firth_propensity: propensity
+            .as_ref()
+            .and_then(|p| p.penalised().map(str::to_string)),
         rows,
         dropped_missing,
         dropped_by_design: dropped,
@@ -411,7 +433,7 @@ fn weighting_spec(spec: &EvaluateSpec) -> Result<Option<WeightingSpec>> {
         Method::Ra => Weighting::Ra,
         _ => return Ok(None),
     };
-    let w = WeightingSpec::new(method, spec.estimand);
+    let w = WeightingSpec::new(method, spec.estimand).separation(spec.separation);
     Ok(Some(match spec.trim {
         Some((lo, hi)) => w.trim(lo, hi)?,
         None => w,
@@ -426,6 +448,7 @@ fn adjust(sample: &Sample, spec: &EvaluateSpec) -> Result<Adjusted> {
         Method::Psm => {
             let m = MatchingSpec::new()
                 .estimand(spec.estimand)
+                .separation(spec.separation)
                 .ratio(spec.ratio)?
                 .replace(spec.replace)
                 .caliper(spec.caliper)?
@@ -487,10 +510,12 @@ fn adjust(sample: &Sample, spec: &EvaluateSpec) -> Result<Adjusted> {
             let (weights, ps) = match f.propensity {
                 Some(ps) => (f.weights.clone(), Some(ps)),
                 None => {
-                    let ps = super::logit::Logit::new().fit_named(
+                    let ps = super::logit::fit_propensity(
+                        &super::logit::Logit::new(),
                         sample.x(),
                         sample.d(),
                         Some(sample.names()),
+                        spec.separation,
                     )?;
                     (
                         ipw_weights(sample.d(), ps.fitted(), spec.estimand),

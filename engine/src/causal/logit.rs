@@ -1,5 +1,8 @@
 //! The propensity score: logistic regression by iteratively reweighted least squares
-//! (Newton–Raphson on the log-likelihood), with convergence and separation checks.
+//! (Newton–Raphson on the log-likelihood), with convergence and separation checks, or
+//! Firth's penalised likelihood (Firth 1993; R's `logistf`, `brglm2` with `AS_mean`), which
+//! has a finite maximum even when a covariate separates the groups: the log-likelihood plus
+//! ½ log det I(β), maximised by the modified score Z'(y − p + h(½ − p)), h the leverages.
 
 use ndarray::{Array1, Array2, ArrayView2};
 
@@ -25,6 +28,7 @@ pub struct Logit {
     tol: f64,
     start: Option<Array1<f64>>,
     weights: Option<Array1<f64>>,
+    firth: bool,
 }
 
 impl Default for Logit {
@@ -51,6 +55,69 @@ pub struct FittedLogit {
     linear: Array1<f64>,
     loglik: f64,
     iterations: usize,
+    /// Firth's fit: each unit's leverage h, which enters the modified score.
+    pub(crate) firth_h: Option<Array1<f64>>,
+    /// Why Firth's penalised likelihood was used, if it was.
+    pub(crate) penalised: Option<String>,
+}
+
+/// What to do when the likelihood of the propensity model has no maximum (a covariate,
+/// often a rare category, separates the treated from the controls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Separation {
+    /// Maximum likelihood where it exists, Firth's penalised likelihood where it does
+    /// not, and say so (the default: R's `glm` would warn and return infinite-ish
+    /// coefficients instead).
+    #[default]
+    Auto,
+    /// Firth's penalised likelihood always (`logistf`).
+    Firth,
+    /// Maximum likelihood only: a separated design is an error naming the covariate.
+    Refuse,
+}
+
+impl Separation {
+    /// Parses `auto`, `firth` or `refuse`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Separation::Auto),
+            "firth" => Ok(Separation::Firth),
+            "refuse" => Ok(Separation::Refuse),
+            other => Err(Error::Param {
+                name: "separation",
+                reason: format!("unknown choice '{other}'; use auto, firth or refuse"),
+            }),
+        }
+    }
+}
+
+/// Fits a propensity model as `policy` says (see [`Separation`]).
+pub fn fit_propensity(
+    logit: &Logit,
+    x: ArrayView2<f64>,
+    d: &[bool],
+    names: Option<&[String]>,
+    policy: Separation,
+) -> Result<FittedLogit> {
+    match policy {
+        Separation::Refuse => logit.fit_named(x, d, names),
+        Separation::Firth => {
+            let mut f = logit.clone().firth(true).fit_named(x, d, names)?;
+            f.penalised = Some("asked for (--separation firth)".into());
+            Ok(f)
+        }
+        Separation::Auto => match logit.fit_named(x, d, names) {
+            Ok(f) => Ok(f),
+            Err(mle) => match logit.clone().firth(true).fit_named(x, d, names) {
+                Ok(mut f) => {
+                    f.penalised = Some(format!("maximum likelihood failed: {mle}"));
+                    Ok(f)
+                }
+                Err(_) => Err(mle),
+            },
+        },
+    }
 }
 
 impl Logit {
@@ -62,7 +129,14 @@ impl Logit {
             tol: 1e-10,
             start: None,
             weights: None,
+            firth: false,
         }
+    }
+
+    /// Firth's penalised likelihood instead of the likelihood.
+    pub fn firth(mut self, on: bool) -> Self {
+        self.firth = on;
+        self
     }
 
     /// The largest number of Newton steps.
@@ -173,8 +247,17 @@ impl Logit {
                 beta[j + 1] = c[j + 1] * sd[j];
             }
         }
-        // One pass over the rows gives the log-likelihood, score and information.
-        let mut cur = newton_terms(&z, &y, &beta, self.weights.as_ref());
+        // One pass over the rows gives the log-likelihood, score and information (for
+        // Firth's fit: penalised, modified, and the leverages).
+        let terms = |b: &Array1<f64>| {
+            let t = newton_terms(&z, &y, b, self.weights.as_ref());
+            if self.firth {
+                firth_terms(&z, b, self.weights.as_ref(), t)
+            } else {
+                (t, None)
+            }
+        };
+        let (mut cur, mut h) = terms(&beta);
         let mut converged = None;
         for it in 1..=self.max_iter {
             let Some(step) = linalg::solve_spd(&cur.info, &cur.grad) else {
@@ -199,19 +282,20 @@ impl Logit {
             // Step halving keeps every iteration an ascent step.
             let mut t = 1.0;
             let mut next_beta = &beta + &step;
-            let mut next = newton_terms(&z, &y, &next_beta, self.weights.as_ref());
+            let (mut next, mut next_h) = terms(&next_beta);
             while (next.ll.is_nan() || next.ll < cur.ll - 1e-12 * cur.ll.abs()) && t > 1e-6 {
                 t *= 0.5;
                 next_beta = &beta + &(&step * t);
-                next = newton_terms(&z, &y, &next_beta, self.weights.as_ref());
+                (next, next_h) = terms(&next_beta);
             }
             let moved = (&next_beta - &beta)
                 .iter()
                 .fold(0.0f64, |m, v| m.max(v.abs()));
             beta = next_beta;
             cur = next;
+            h = next_h;
             let ll = cur.ll;
-            if ll > -1e-9 {
+            if !self.firth && ll > -1e-9 {
                 return Err(fail(separation_hint(
                     x,
                     d,
@@ -237,7 +321,12 @@ impl Logit {
                 ),
             )));
         };
-        let ll = cur.ll;
+        // The log-likelihood itself (without the penalty) is what is reported.
+        let ll = if self.firth {
+            newton_terms(&z, &y, &beta, self.weights.as_ref()).ll
+        } else {
+            cur.ll
+        };
         let cov_std = linalg::inverse(&cur.info).ok_or_else(|| {
             fail(separation_hint(
                 x,
@@ -268,11 +357,18 @@ impl Logit {
             linear,
             loglik: ll,
             iterations,
+            firth_h: h,
+            penalised: None,
         })
     }
 }
 
 impl FittedLogit {
+    /// Why Firth's penalised likelihood was used, if it was.
+    pub fn penalised(&self) -> Option<&str> {
+        self.penalised.as_deref()
+    }
+
     /// Intercept, then one coefficient per covariate.
     pub fn coef(&self) -> &Array1<f64> {
         &self.coef
@@ -386,6 +482,44 @@ fn newton_terms(
         out.info += &i;
     }
     out
+}
+
+/// Firth's terms from the plain ones: the penalised log-likelihood ll + ½ log det I, the
+/// modified score Z'(w(y − p) + h(½ − p)) with h the leverages of W^½ Z I⁻¹ Z' W^½, and
+/// the information (the Newton step of `logistf`). `None` leverages if I is singular.
+fn firth_terms(
+    z: &Array2<f64>,
+    beta: &Array1<f64>,
+    weights: Option<&Array1<f64>>,
+    plain: NewtonTerms,
+) -> (NewtonTerms, Option<Array1<f64>>) {
+    let Some(chol) = linalg::cholesky(&plain.info) else {
+        return (plain, None);
+    };
+    let logdet: f64 = 2.0 * (0..chol.nrows()).map(|i| chol[[i, i]].ln()).sum::<f64>();
+    let Some(inv) = linalg::inverse(&plain.info) else {
+        return (plain, None);
+    };
+    let eta = z.dot(beta);
+    let n = z.nrows();
+    let mut h = Array1::<f64>::zeros(n);
+    let mut grad = plain.grad.clone();
+    for i in 0..n {
+        let p = sigmoid(eta[i]);
+        let w = weights.map_or(1.0, |w| w[i]) * p * (1.0 - p);
+        let zi = z.row(i);
+        let q = zi.dot(&inv.dot(&zi));
+        h[i] = w * q;
+        grad.scaled_add(h[i] * (0.5 - p), &zi);
+    }
+    (
+        NewtonTerms {
+            ll: plain.ll + 0.5 * logdet,
+            grad,
+            info: plain.info,
+        },
+        Some(h),
+    )
 }
 
 /// What to say when the fit fails: a covariate whose values in one group all lie at or

@@ -14,7 +14,7 @@
 
 use ndarray::{Array1, Array2};
 
-use super::logit::{FittedLogit, Logit};
+use super::logit::{FittedLogit, Logit, Separation, fit_propensity};
 use super::ols::dense_labels;
 use super::sample::Sample;
 use super::{Effect, Estimand, linalg};
@@ -51,6 +51,7 @@ pub enum Distance {
 #[derive(Debug, Clone)]
 pub struct MatchingSpec {
     estimand: Estimand,
+    separation: Separation,
     ratio: usize,
     replace: bool,
     caliper: Option<f64>,
@@ -112,6 +113,7 @@ impl MatchingSpec {
     pub fn new() -> Self {
         MatchingSpec {
             estimand: Estimand::Att,
+            separation: Separation::Auto,
             ratio: 1,
             replace: true,
             caliper: Some(0.2),
@@ -126,6 +128,12 @@ impl MatchingSpec {
     /// (both; with replacement), as R's Matching and Stata's `teffects psmatch`.
     pub fn estimand(mut self, e: Estimand) -> Self {
         self.estimand = e;
+        self
+    }
+
+    /// What to do when the propensity model's likelihood has no maximum.
+    pub fn separation(mut self, s: Separation) -> Self {
+        self.separation = s;
         self
     }
 
@@ -192,7 +200,13 @@ impl MatchingSpec {
 
     /// Matches and estimates the effect.
     pub fn fit(&self, sample: &Sample) -> Result<FittedMatching> {
-        let ps = Logit::new().fit_named(sample.x(), sample.d(), Some(sample.names()))?;
+        let ps = fit_propensity(
+            &Logit::new(),
+            sample.x(),
+            sample.d(),
+            Some(sample.names()),
+            self.separation,
+        )?;
         let lp = ps.linear_predictor().clone();
         let n = sample.len();
         let sd = {

@@ -11,7 +11,7 @@ use ndarray::{Array1, Array2, ArrayView1, Axis, s};
 use serde::Serialize;
 
 use super::linalg;
-use super::logit::{FittedLogit, Logit};
+use super::logit::{FittedLogit, Logit, Separation, fit_propensity};
 use super::ols::dense_labels;
 use super::sample::Sample;
 use super::{Effect, Estimand};
@@ -66,6 +66,7 @@ pub struct WeightingSpec {
     clustered: bool,
     start: Option<Array1<f64>>,
     weights: Option<Array1<f64>>,
+    separation: Separation,
 }
 
 /// A fitted weighting estimator.
@@ -98,7 +99,14 @@ impl WeightingSpec {
             clustered: true,
             start: None,
             weights: None,
+            separation: Separation::Auto,
         }
+    }
+
+    /// What to do when the propensity model's likelihood has no maximum.
+    pub fn separation(mut self, s: Separation) -> Self {
+        self.separation = s;
+        self
     }
 
     /// Drops units whose propensity score is outside `[lo, hi]` from the effect (the
@@ -166,7 +174,13 @@ impl WeightingSpec {
                 if let Some(w) = &self.weights {
                     logit = logit.weights(w.clone());
                 }
-                Some(logit.fit_named(sample.x(), sample.d(), Some(sample.names()))?)
+                Some(fit_propensity(
+                    &logit,
+                    sample.x(),
+                    sample.d(),
+                    Some(sample.names()),
+                    self.separation,
+                )?)
             }
         };
         // Standardised covariates with an intercept: the propensity fit's, or built here.
@@ -178,6 +192,12 @@ impl WeightingSpec {
         let ps: Array1<f64> = propensity
             .as_ref()
             .map_or_else(|| Array1::from_elem(n, 0.5), |f| f.fitted().clone());
+        // The propensity model's estimating equation in the stack: the score Z'(d − p),
+        // or Firth's modified score Z'(d − p + h(½ − p)) with the leverages held fixed.
+        let logit_y: Array1<f64> = match propensity.as_ref().and_then(|f| f.firth_h.as_ref()) {
+            Some(h) => Array1::from_shape_fn(n, |i| d[i] + h[i] * (0.5 - ps[i])),
+            None => d.clone(),
+        };
         let mut keep: Array1<f64> = match self.trim {
             Some((lo, hi)) => ps.mapv(|p| f64::from(p >= lo && p <= hi)),
             None => Array1::ones(n),
@@ -232,7 +252,16 @@ impl WeightingSpec {
             Ok((g, kept))
         };
         let stacked = match self.method {
-            Weighting::Ipw => ipw_moments(z, &d, y.view(), &ps, &keep, self.estimand, with_se)?,
+            Weighting::Ipw => ipw_moments(
+                z,
+                &d,
+                &logit_y,
+                y.view(),
+                &ps,
+                &keep,
+                self.estimand,
+                with_se,
+            )?,
             Weighting::Ra => {
                 let ((g1, k1), (g0, k0)) = (arm_fit(1.0)?, arm_fit(0.0)?);
                 ra_moments(
@@ -248,7 +277,17 @@ impl WeightingSpec {
             }
             Weighting::Aipw => {
                 let ((g1, k1), (g0, k0)) = (arm_fit(1.0)?, arm_fit(0.0)?);
-                aipw_moments(z, &d, y.view(), &ps, &keep, [&g1, &g0], [&k1, &k0], with_se)?
+                aipw_moments(
+                    z,
+                    &d,
+                    &logit_y,
+                    y.view(),
+                    &ps,
+                    &keep,
+                    [&g1, &g0],
+                    [&k1, &k0],
+                    with_se,
+                )?
             }
         };
         let q = stacked.theta.len();
@@ -491,9 +530,11 @@ fn logit_block(
     (Part::Scaled(d - ps), jac)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn ipw_moments<'z>(
     z: &'z Array2<f64>,
     d: &Array1<f64>,
+    logit_y: &Array1<f64>,
     y: ArrayView1<f64>,
     ps: &Array1<f64>,
     keep: &Array1<f64>,
@@ -529,7 +570,7 @@ fn ipw_moments<'z>(
     let a0: Array1<f64> = Array1::from_shape_fn(n, |i| keep[i] * (1.0 - d[i]) * w0[i]);
     let mu1 = a1.dot(&y) / a1.sum();
     let mu0 = a0.dot(&y) / a0.sum();
-    let (lpart, ljac) = logit_block(z, d, ps, with_se);
+    let (lpart, ljac) = logit_block(z, logit_y, ps, with_se);
     let q = k + 2;
     let mut jac = Array2::<f64>::zeros((q, q));
     jac.slice_mut(s![..k, ..k]).assign(&ljac);
@@ -649,6 +690,7 @@ fn arm_blocks(
 fn aipw_moments<'z>(
     z: &'z Array2<f64>,
     d: &Array1<f64>,
+    logit_y: &Array1<f64>,
     y: ArrayView1<f64>,
     ps: &Array1<f64>,
     keep: &Array1<f64>,
@@ -669,7 +711,7 @@ fn aipw_moments<'z>(
     let mu1 = t1.sum() / kept;
     let mu0 = t0.sum() / kept;
     let mut jac = Array2::<f64>::zeros((q, q));
-    let (lpart, ljac) = logit_block(z, d, ps, with_se);
+    let (lpart, ljac) = logit_block(z, logit_y, ps, with_se);
     jac.slice_mut(s![..k, ..k]).assign(&ljac);
     let mut arm_jac = Array2::<f64>::zeros((2 * k, 2 * k));
     let arm_parts = arm_blocks(z, d, y, keep, [g1, g0], arm_kept, &mut arm_jac, with_se);
