@@ -283,6 +283,9 @@ fn write_labels(
 
 fn print_summary(r: &ClusterReport) {
     println!("input: {}", r.input);
+    if !r.left_out.is_empty() {
+        println!("left out: {}", r.left_out.join(", "));
+    }
     println!(
         "{:?}: k = {} ({}), {} of {} rows clustered ({} left out for missing values)",
         r.method, r.k, r.chosen_by, r.used, r.rows, r.dropped_missing

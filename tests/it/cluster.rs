@@ -535,3 +535,39 @@ fn an_unidentified_latent_class_model_is_refused_with_the_reason() {
     // One class is a plain table of margins: fine.
     assert!(Lca::new(1).unwrap().fit(&items).is_ok());
 }
+
+#[test]
+fn a_constant_and_an_empty_column_are_left_out_named_and_change_nothing() {
+    use occupa_engine::cluster::run::{ClusterSpec, Method, cluster_csv};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut plain = String::from("a,b\n");
+    let mut extra = String::from("a,b,region,notes\n");
+    for i in 0..200 {
+        let g = if i % 2 == 0 { 0.0 } else { 5.0 };
+        let (a, b) = (g + (i % 7) as f64 / 10.0, g + (i % 5) as f64 / 10.0);
+        plain.push_str(&format!("{a},{b}\n"));
+        extra.push_str(&format!("{a},{b},1,\n"));
+    }
+    let (p, q) = (tmp.path().join("p.csv"), tmp.path().join("q.csv"));
+    std::fs::write(&p, plain).unwrap();
+    std::fs::write(&q, extra).unwrap();
+    for method in [Method::Kmeans, Method::Gmm] {
+        let spec = |cols: &[&str]| ClusterSpec {
+            columns: cols.iter().map(|s| s.to_string()).collect(),
+            method,
+            k: (2, 2),
+            standardise: true,
+            standard_errors: false,
+            ..ClusterSpec::default()
+        };
+        let a = cluster_csv(&p, &spec(&["a", "b"])).unwrap();
+        let b = cluster_csv(&q, &spec(&["a", "region", "b", "notes"])).unwrap();
+        assert_eq!(
+            b.left_out,
+            vec!["region (a single value)", "notes (all missing)"],
+            "{method:?}"
+        );
+        assert_eq!(b.used, 200, "{method:?}: no row lost to the empty column");
+        assert_eq!(a.labels, b.labels, "{method:?}");
+    }
+}

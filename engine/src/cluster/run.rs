@@ -129,6 +129,9 @@ pub struct Candidate {
 pub struct ClusterReport {
     /// How the input file was read (format, separator, encoding, decimal commas).
     pub input: crate::columns::SourceInfo,
+    /// Columns left out because they cannot tell rows apart (all missing, one value).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
     /// The method.
     pub method: Method,
     /// The chosen number of clusters.
@@ -230,6 +233,8 @@ struct Data {
     /// Input row of each used row.
     rows: Vec<usize>,
     total: usize,
+    /// Columns left out, with why (all missing, or a single value).
+    left_out: Vec<String>,
 }
 
 /// Reads `path` and runs the clustering `spec` describes.
@@ -307,6 +312,7 @@ pub fn cluster_csv(path: &Path, spec: &ClusterSpec) -> Result<ClusterReport> {
     }
     Ok(ClusterReport {
         input: source,
+        left_out: data.left_out.clone(),
         method: spec.method,
         k,
         rows: data.total,
@@ -360,9 +366,42 @@ fn argbest(c: &[Candidate], score: impl Fn(&Candidate) -> Option<f64>) -> usize 
 
 fn read_data(table: &Table, spec: &ClusterSpec, path: &Path) -> Result<Data> {
     let n = table.len();
+    // A column with no value, or with one value only, cannot tell rows apart: it is left
+    // out and named (it would otherwise drop every row, or divide by a zero spread).
+    let mut left_out = Vec::new();
+    let mut informative = |c: &String| -> Result<bool> {
+        let (levels, _) = table.categories(c)?;
+        let why = match levels.len() {
+            0 => Some("all missing"),
+            1 => Some("a single value"),
+            _ => None,
+        };
+        if let Some(why) = why {
+            left_out.push(format!("{c} ({why})"));
+            return Ok(false);
+        }
+        Ok(true)
+    };
+    let mut columns = Vec::new();
+    for c in &spec.columns {
+        if informative(c)? {
+            columns.push(c.clone());
+        }
+    }
+    if columns.is_empty() {
+        return Err(Error::BadFile {
+            path: path.to_path_buf(),
+            reason: format!("no column can tell rows apart: {}", left_out.join(", ")),
+        });
+    }
     let cat_names: Vec<String> = match spec.method {
-        Method::Lca => spec.columns.clone(),
-        Method::Kprototypes => spec.categorical.clone(),
+        Method::Lca => columns.clone(),
+        Method::Kprototypes => spec
+            .categorical
+            .iter()
+            .filter(|c| columns.contains(c))
+            .cloned()
+            .collect(),
         _ => Vec::new(),
     };
     if spec.method == Method::Kprototypes && cat_names.is_empty() {
@@ -373,10 +412,9 @@ fn read_data(table: &Table, spec: &ClusterSpec, path: &Path) -> Result<Data> {
                 .into(),
         });
     }
-    let num_names: Vec<String> = spec
-        .columns
+    let num_names: Vec<String> = columns
         .iter()
-        .filter(|c| !cat_names.contains(c))
+        .filter(|c| !cat_names.contains(c) && !spec.categorical.contains(c))
         .cloned()
         .collect();
     let num_cols: Vec<&[f64]> = num_names
@@ -421,6 +459,7 @@ fn read_data(table: &Table, spec: &ClusterSpec, path: &Path) -> Result<Data> {
         z,
         rows,
         total: n,
+        left_out,
     })
 }
 
