@@ -242,15 +242,12 @@ impl Table {
 
     /// From Parquet: numeric and boolean columns are taken as numbers directly.
     fn from_parquet(path: &Path, wanted: &[&str]) -> Result<Self> {
-        use polars::prelude::{DataType, ParquetReader, SerReader};
+        use polars::prelude::DataType;
         let bad = |reason: String| Error::BadFile {
             path: path.to_path_buf(),
             reason,
         };
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let df = ParquetReader::new(file)
-            .finish()
-            .map_err(|e| bad(format!("cannot read Parquet: {e}")))?;
+        let df = read::open_parquet(path)?;
         let headers: Vec<String> = df
             .get_column_names()
             .iter()

@@ -787,16 +787,25 @@ fn read_spreadsheet(path: &Path, sheet: Option<&str>) -> Result<RawTable> {
     ))
 }
 
+/// A Parquet file as a data frame, errors naming the file.
+pub(crate) fn open_parquet(path: &Path) -> Result<polars::prelude::DataFrame> {
+    use polars::prelude::{ParquetReader, SerReader};
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    ParquetReader::new(file)
+        .finish()
+        .map_err(|e| Error::BadFile {
+            path: path.to_path_buf(),
+            reason: format!("cannot read Parquet: {e}"),
+        })
+}
+
 fn read_parquet(path: &Path) -> Result<RawTable> {
     use polars::prelude::*;
     let bad = |reason: String| Error::BadFile {
         path: path.to_path_buf(),
         reason,
     };
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let df = ParquetReader::new(file)
-        .finish()
-        .map_err(|e| bad(format!("cannot read Parquet: {e}")))?;
+    let df = open_parquet(path)?;
     let header_raw: Vec<String> = df
         .get_column_names()
         .iter()
