@@ -60,9 +60,16 @@ pub struct EvaluateArgs {
     estimand: Option<String>,
     /// When a covariate separates treated from controls (the propensity likelihood has no
     /// maximum): auto (maximum likelihood where it exists, else Firth's penalised
-    /// likelihood, and say so), firth (always), or refuse.
+    /// likelihood, and say so), firth (always), merge (pool the levels fewer than
+    /// --merge-below treated or controls hold, then auto), trim (drop the units outside the
+    /// overlap: Crump et al.'s optimal bounds for the ATE, the common support for the ATT
+    /// and ATC, or the --trim bounds; refit on the rest), or refuse.
     #[arg(long, default_value = "auto")]
     separation: String,
+    /// With --separation merge: a level held by fewer treated or fewer controls than this
+    /// is rare.
+    #[arg(long, default_value_t = 5)]
+    merge_below: usize,
     /// Cluster column for cluster-robust standard errors (e.g. tenant or job centre).
     #[arg(long)]
     cluster: Option<String>,
@@ -162,12 +169,13 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
         bootstrap: a.bootstrap.map(|b| (b, a.seed)),
         by: a.by,
         separation: occupa_engine::causal::logit::Separation::parse(&a.separation)?,
+        merge_below: a.merge_below,
     };
     let ev = evaluate_csv(&a.input, &spec)?;
     if a.require_pass && ev.diagnostics.overall == Grade::Fail {
         bail!(
             "diagnostics fail (balance {:?} at max |SMD| {:.3}, overlap {}, effective sample \
-             size {:?} at {:.1}); the estimate is withheld: improve the model or the sample, \
+             size {:?} at {:.1}, kept share {:?} at {:.0}%); the estimate is withheld: improve the model or the sample, \
              or run without --require-pass to see it with its diagnostics",
             ev.diagnostics.balance.grade,
             ev.diagnostics.balance.value,
@@ -180,6 +188,8 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
                 )),
             ev.diagnostics.effective_sample_size.grade,
             ev.diagnostics.effective_sample_size.value,
+            ev.diagnostics.kept.grade,
+            100.0 * ev.diagnostics.kept.value,
         );
     }
     if let Some(dir) = &a.plots {
@@ -221,6 +231,31 @@ fn print_summary(ev: &Evaluation) {
             ev.aliased.join(", ")
         );
     }
+    for m in &ev.merged {
+        let rare: Vec<String> = m
+            .rare
+            .iter()
+            .map(|(l, c)| format!("{l} ({} treated, {} controls)", c[0], c[1]))
+            .collect();
+        match &m.into {
+            Some(into) => println!(
+                "merged rare levels of {}: {} became {into}",
+                m.covariate,
+                rare.join(", ")
+            ),
+            None => println!(
+                "left out {}: merging its rare levels ({}) leaves a single level",
+                m.covariate,
+                rare.join(", ")
+            ),
+        }
+    }
+    if let Some(t) = &ev.trimmed {
+        println!(
+            "trimmed to the overlap: {} treated and {} controls dropped; {}; the estimate is for {}",
+            t.treated, t.controls, t.rule, t.population
+        );
+    }
     if let Some(why) = &ev.firth_propensity {
         println!("propensity score by Firth's penalised likelihood: {why}");
     }
@@ -255,7 +290,7 @@ fn print_summary(ev: &Evaluation) {
     }
     let d = &ev.diagnostics;
     println!(
-        "  diagnostics: {:?} (balance {:?}, max |SMD| {:.3}; overlap {}; effective sample size {:?}, {:.1})",
+        "  diagnostics: {:?} (balance {:?}, max |SMD| {:.3}; overlap {}; effective sample size {:?}, {:.1}; kept {:?}, {:.0}% of the {})",
         d.overall,
         d.balance.grade,
         d.balance.value,
@@ -264,7 +299,14 @@ fn print_summary(ev: &Evaluation) {
             c.grade, c.value
         )),
         d.effective_sample_size.grade,
-        d.effective_sample_size.value
+        d.effective_sample_size.value,
+        d.kept.grade,
+        100.0 * d.kept.value,
+        match ev.effect.estimand {
+            Estimand::Att => "treated",
+            Estimand::Atc => "controls",
+            Estimand::Ate => "units",
+        }
     );
     println!(
         "  power: minimum detectable effect {:.4} at 80% power (design-stage {:.4}); power at the estimate {:.2}",

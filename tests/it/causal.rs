@@ -1121,3 +1121,262 @@ fn a_category_held_by_two_controls_runs_by_default_and_says_firth_was_used() {
         assert!(refused.is_err(), "{method:?}");
     }
 }
+
+/// `--separation trim` against R (`tests/fixtures/support/make.R`): for the ATT the units
+/// outside the common support are MatchIt's `discard = "both"`, for the ATE Crump et
+/// al.'s optimal α; the propensity is refitted on the rest and the IPW estimate equals R's.
+#[test]
+fn trimming_to_the_overlap_equals_matchit_and_crumps_rule_in_r() {
+    use occupa_engine::causal::evaluate::{EvaluateSpec, Method, evaluate_csv};
+    use occupa_engine::causal::logit::Separation;
+    let Some(dir) = data_dir() else { return };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/support/expected.json");
+    let want: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    for (key, estimand) in [("att", Estimand::Att), ("ate", Estimand::Ate)] {
+        let spec = EvaluateSpec {
+            columns: SampleSpec {
+                treatment: "treat".into(),
+                outcome: "re78".into(),
+                covariates: COVARIATES.map(String::from).to_vec(),
+                ..SampleSpec::default()
+            },
+            method: Method::Ipw,
+            estimand,
+            separation: Separation::Trim,
+            ..EvaluateSpec::default()
+        };
+        let ev = evaluate_csv(&dir.join("lalonde/nsw_psid.csv"), &spec).unwrap();
+        let t = ev.trimmed.as_ref().expect("trimming reported");
+        let r = &want[key];
+        assert_eq!(
+            t.treated as f64,
+            num(&r["treated"]),
+            "{key}: treated dropped"
+        );
+        assert_eq!(
+            t.controls as f64,
+            num(&r["controls"]),
+            "{key}: controls dropped"
+        );
+        if key == "ate" {
+            close("Crump's alpha", t.bounds[0], num(&r["alpha"]), 1e-9);
+            // The estimate describes 11 % of the units: the kept-share check fails.
+            assert_eq!(
+                ev.diagnostics.kept.grade,
+                occupa_engine::causal::evaluate::Grade::Fail
+            );
+        }
+        close(
+            &format!("{key} IPW after trimming"),
+            ev.effect.estimate,
+            num(&r["ipw"]),
+            1e-9,
+        );
+        assert_eq!(ev.dropped_by_design, t.treated + t.controls);
+    }
+}
+
+/// The three principled answers to a category held by two controls and no treated unit
+/// all run, each saying what it did, and the grades tell the truth about it.
+#[test]
+fn separation_by_a_rare_category_is_handled_by_firth_merging_or_trimming_as_asked() {
+    use occupa_engine::causal::evaluate::{EvaluateSpec, Grade, Method, evaluate_csv};
+    use occupa_engine::causal::logit::Separation;
+    let (data, _) = firth_fixture();
+    let base = EvaluateSpec {
+        columns: SampleSpec {
+            treatment: "treat".into(),
+            outcome: "y".into(),
+            covariates: ["x1", "x2", "rare"].map(String::from).to_vec(),
+            ..SampleSpec::default()
+        },
+        method: Method::Aipw,
+        estimand: Estimand::Ate,
+        ..EvaluateSpec::default()
+    };
+    // Auto: Firth's fit, and overlap cannot pass on a separated design.
+    let auto = evaluate_csv(&data, &base).unwrap();
+    assert!(auto.firth_propensity.is_some());
+    assert_ne!(
+        auto.diagnostics.overlap.as_ref().unwrap().grade,
+        Grade::Pass
+    );
+    assert!(auto.merged.is_empty() && auto.trimmed.is_none());
+    // Merge: the rare value joins the common one, so `rare` leaves the model, maximum
+    // likelihood exists, and the balance table still shows `rare`.
+    let merged = evaluate_csv(
+        &data,
+        &EvaluateSpec {
+            separation: Separation::Merge,
+            ..base.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(merged.merged.len(), 1);
+    assert_eq!(merged.merged[0].covariate, "rare");
+    assert_eq!(merged.merged[0].rare, vec![("1".to_string(), [0, 2])]);
+    assert!(merged.firth_propensity.is_none());
+    assert!(merged.balance.iter().any(|b| b.covariate == "rare"));
+    // The same estimate as leaving `rare` out.
+    let without = evaluate_csv(
+        &data,
+        &EvaluateSpec {
+            columns: SampleSpec {
+                covariates: ["x1", "x2"].map(String::from).to_vec(),
+                ..base.columns.clone()
+            },
+            ..base.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(merged.effect.estimate, without.effect.estimate);
+    // Trim: the two controls are dropped with the units outside Crump's bounds, and what
+    // is left is fitted by maximum likelihood.
+    let trimmed = evaluate_csv(
+        &data,
+        &EvaluateSpec {
+            separation: Separation::Trim,
+            ..base.clone()
+        },
+    )
+    .unwrap();
+    let t = trimmed.trimmed.as_ref().unwrap();
+    assert!(
+        t.rule.contains("rare=1 (held by 2 controls only)"),
+        "{}",
+        t.rule
+    );
+    assert!(t.controls >= 2);
+    assert!(trimmed.firth_propensity.is_none());
+    assert_eq!(
+        trimmed.effect.n_treated + trimmed.effect.n_control + t.treated + t.controls,
+        300
+    );
+    assert!(
+        (trimmed.diagnostics.kept.value - (1.0 - (t.treated + t.controls) as f64 / 300.0)).abs()
+            < 1e-12
+    );
+}
+
+/// The simulator's data with planted sparse levels (a category two controls hold, one
+/// that one treated unit and two controls hold, one that two treated units hold): by
+/// default every estimator runs, says Firth's penalty was needed, and its interval covers
+/// the planted effect of A.4 on employment at 6 months; merging runs and covers too.
+#[test]
+fn planted_sparse_levels_in_the_simulators_data_do_not_stop_the_default_and_it_covers() {
+    use occupa_engine::causal::evaluate::{EvaluateSpec, Method, evaluate_csv};
+    use occupa_engine::causal::logit::Separation;
+    use occupa_engine::instruments::Instruments;
+    use occupa_engine::simulate::{SimConfig, simulate};
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = SimConfig {
+        persons: 4000,
+        tenants: 1,
+        seed: 11,
+        dirty_rate: 0.0,
+        ..SimConfig::default()
+    };
+    simulate(&cfg, &Instruments::builtin().unwrap(), tmp.path()).unwrap();
+    let mut rd = csv::Reader::from_path(tmp.path().join("truth-persons.csv")).unwrap();
+    let head = rd.headers().unwrap().clone();
+    let col = |name: &str| head.iter().position(|h| h == name).unwrap();
+    let covs = [
+        "age",
+        "low_education",
+        "italian",
+        "disability",
+        "social_care",
+        "gol_a",
+        "gol_b",
+        "gol_cd",
+    ];
+    let mut out = String::from("treat,employed_6m,path,area,");
+    out.push_str(&covs.join(","));
+    out.push('\n');
+    let (mut effects, mut planted) = (Vec::new(), [0usize; 2]);
+    for r in rd.records() {
+        let r = r.unwrap();
+        let service = &r[col("service")];
+        if !(service == "A.4" || service == "none")
+            || r[col("months_observed")].parse::<u32>().unwrap() < 7
+        {
+            continue;
+        }
+        let treated = service == "A.4";
+        // Four common areas, and the planted sparse ones on the first units met.
+        let area = match (treated, planted) {
+            (false, [_, 0..=1]) => "Z1",
+            (false, [_, 2..=3]) | (true, [0, _]) => "Z2",
+            (true, [1..=2, _]) => "Z3",
+            _ => ["A", "B", "C", "D"][effects.len() % 4],
+        };
+        planted[usize::from(!treated)] += 1;
+        effects.push(
+            r[col("p6_a4")].parse::<f64>().unwrap() - r[col("p6_none")].parse::<f64>().unwrap(),
+        );
+        out.push_str(&format!(
+            "{},{},p{},{area}",
+            u8::from(treated),
+            &r[col("employed_6m")],
+            &r[col("gol_path")]
+        ));
+        for c in covs {
+            out.push(',');
+            out.push_str(&r[col(c)]);
+        }
+        out.push('\n');
+    }
+    let truth = effects.iter().sum::<f64>() / effects.len() as f64;
+    let data = tmp.path().join("analysis.csv");
+    std::fs::write(&data, out).unwrap();
+    let mut covariates: Vec<String> = vec!["path".into(), "area".into()];
+    covariates.extend(covs.iter().map(|c| c.to_string()));
+    for (method, separation) in [
+        (Method::Aipw, Separation::Auto),
+        (Method::Ipw, Separation::Auto),
+        (Method::Psm, Separation::Auto),
+        (Method::Aipw, Separation::Merge),
+    ] {
+        let spec = EvaluateSpec {
+            columns: SampleSpec {
+                treatment: "treat".into(),
+                outcome: "employed_6m".into(),
+                covariates: covariates.clone(),
+                ..SampleSpec::default()
+            },
+            method,
+            estimand: Estimand::Ate,
+            separation,
+            caliper: None,
+            ..EvaluateSpec::default()
+        };
+        let ev =
+            evaluate_csv(&data, &spec).unwrap_or_else(|e| panic!("{method:?} {separation:?}: {e}"));
+        match separation {
+            Separation::Auto => assert!(
+                ev.firth_propensity
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("area"),
+                "{:?}",
+                ev.firth_propensity
+            ),
+            _ => {
+                let m = &ev.merged[0];
+                assert_eq!(m.covariate, "area");
+                // The pool (3 treated, 4 controls) is still rare: it joins the largest level.
+                let into = m.into.as_deref().unwrap_or_default();
+                assert!(
+                    ["Z1", "Z2", "Z3"].iter().all(|z| into.contains(z)) && into.len() > 8,
+                    "{m:?}"
+                );
+            }
+        }
+        let [lo, hi] = ev.effect.ci95;
+        assert!(
+            lo <= truth && truth <= hi,
+            "{method:?} {separation:?}: [{lo}, {hi}] misses the planted {truth} (estimate {})",
+            ev.effect.estimate
+        );
+    }
+}

@@ -7,12 +7,13 @@ use serde::Serialize;
 
 use super::balance::{Balance, balance, effective_sample_size};
 use super::bootstrap::{Bootstrap, BootstrapResult};
-use super::logit::FittedLogit;
+use super::logit::{FittedLogit, Separation};
 use super::matching::{Caliper, Distance, MatchingSpec};
 use super::ols::{CovType, Ols};
 use super::replicate::Replicates;
 use super::sample::Sample;
 use super::sensitivity::{EValue, RosenbaumBound, SignedRanks, e_value_continuous};
+use super::support::{Merged, Trimmed, merge_rare_levels, one_group_levels, support_bounds};
 use super::table::{SampleSpec, load_csv};
 use super::weighting::{Weighting, WeightingSpec, ipw_weights};
 use super::{Effect, Estimand, z_quantile};
@@ -63,6 +64,9 @@ pub struct EvaluateSpec {
     pub estimand: Estimand,
     /// What to do when the propensity model's likelihood has no maximum.
     pub separation: super::logit::Separation,
+    /// `--separation merge`: a level held by fewer treated or fewer controls than this
+    /// is rare and merged.
+    pub merge_below: usize,
     /// Matching: controls per treated unit.
     pub ratio: usize,
     /// Matching: with replacement.
@@ -102,6 +106,7 @@ impl Default for EvaluateSpec {
             bootstrap: None,
             by: None,
             separation: super::logit::Separation::Auto,
+            merge_below: 5,
         }
     }
 }
@@ -127,6 +132,12 @@ pub struct Evaluation {
     /// Why the propensity score is Firth's penalised-likelihood fit, if it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub firth_propensity: Option<String>,
+    /// Rare levels merged (`--separation merge`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merged: Vec<Merged>,
+    /// Units dropped outside the overlap before estimating (`--separation trim`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trimmed: Option<Trimmed>,
     /// Rows read, and rows left out for a missing value in a used column.
     pub rows: usize,
     /// Rows left out because a used column was empty.
@@ -273,7 +284,11 @@ pub struct Diagnostics {
     pub overlap: Option<Check>,
     /// Effective sample size of the adjusted comparison group.
     pub effective_sample_size: Check,
-    /// The worst of the three.
+    /// Share of the estimand's population (the treated for the ATT, the controls for the
+    /// ATC, every unit for the ATE) that the estimate describes, after trimming and
+    /// unmatched units.
+    pub kept: Check,
+    /// The worst of the four.
     pub overall: Grade,
 }
 
@@ -313,12 +328,101 @@ pub fn evaluate(
     rows: usize,
     dropped_missing: usize,
 ) -> Result<Evaluation> {
+    use std::borrow::Cow;
     let start = std::time::Instant::now();
-    let reduced = sample.without_aliased()?;
-    let (sample, aliased) = match &reduced {
-        Some((s, names)) => (s, names.clone()),
-        None => (sample, Vec::new()),
+    let (mut base, mut aliased) = match sample.without_aliased()? {
+        Some((s, names)) => (Cow::Owned(s), names),
+        None => (Cow::Borrowed(sample), Vec::new()),
     };
+    // The sample the estimator sees: `base` with rare levels merged, or without the units
+    // outside the overlap; `base` keeps the user's covariates for the balance table, which
+    // must show what merging hid.
+    let mut work = base.clone();
+    let mut merged = Vec::new();
+    if spec.separation == Separation::Merge {
+        let (m, report) = merge_rare_levels(&base, spec.merge_below);
+        if !report.is_empty() {
+            merged = report;
+            work = match m.without_aliased()? {
+                Some((s, names)) => {
+                    aliased.extend(names.into_iter().map(|n| format!("{n} (after merging)")));
+                    Cow::Owned(s)
+                }
+                None => Cow::Owned(m),
+            };
+        }
+    }
+    let target_before = target_count(&work, spec.estimand);
+    let mut trimmed = None;
+    if spec.separation == Separation::Trim {
+        // First the units in a level only one group holds (no counterpart can exist),
+        // then those whose propensity, fitted on the rest, is outside the bounds.
+        let (lonely, levels) = one_group_levels(&work);
+        let mut keep: Vec<usize> = (0..work.len()).filter(|&i| !lonely[i]).collect();
+        let first = work.subset(&keep).map_err(|e| Error::Estimation {
+            method: "trim",
+            reason: format!(
+                "the levels only one group holds ({}) leave no comparison: {e}",
+                levels.join(", ")
+            ),
+        })?;
+        let first = match first.without_aliased()? {
+            Some((s, _)) => s,
+            None => first,
+        };
+        let ps = super::logit::fit_propensity(
+            &super::logit::Logit::new(),
+            first.x(),
+            first.d(),
+            Some(first.names()),
+            Separation::Auto,
+        )?;
+        let p = ps.fitted().to_vec();
+        let (b, mut rule) = support_bounds(&p, first.d(), spec.estimand, spec.trim);
+        keep = keep
+            .iter()
+            .zip(&p)
+            .filter(|(_, v)| **v >= b[0] && **v <= b[1])
+            .map(|(i, _)| *i)
+            .collect();
+        if !levels.is_empty() {
+            rule = format!(
+                "levels held by one group only: {}; then {rule}",
+                levels.join(", ")
+            );
+        }
+        let gone = |arm: bool| {
+            work.d().iter().filter(|&&t| t == arm).count()
+                - keep.iter().filter(|&&i| work.d()[i] == arm).count()
+        };
+        let (t, c) = (gone(true), gone(false));
+        if keep.len() < work.len() {
+            let kept = work.subset(&keep).map_err(|e| Error::Estimation {
+                method: "trim",
+                reason: format!("{rule} leaves no comparison: {e}"),
+            })?;
+            base = Cow::Owned(base.subset(&keep)?);
+            work = match kept.without_aliased()? {
+                Some((s, names)) => {
+                    aliased.extend(names.into_iter().map(|n| format!("{n} (after trimming)")));
+                    Cow::Owned(s)
+                }
+                None => Cow::Owned(kept),
+            };
+        }
+        trimmed = Some(Trimmed {
+            population: match spec.estimand {
+                Estimand::Ate => "the units within the overlap (not every unit)".into(),
+                Estimand::Att => "the treated units within the common support".into(),
+                Estimand::Atc => "the controls within the common support".into(),
+            },
+            rule,
+            bounds: b,
+            treated: t,
+            controls: c,
+        });
+    }
+    let sample: &Sample = &work;
     let Adjusted {
         effect,
         weights,
@@ -329,19 +433,28 @@ pub fn evaluate(
         pom,
         pair_diffs,
         aliased_in_outcome_models,
+        lost_target,
     } = adjust(sample, spec)?;
-    let balance_rows = balance(sample, weights.view());
+    let balance_rows = balance(&base, weights.view());
     let ess = [
         effective_sample_size(sample, weights.view(), true),
         effective_sample_size(sample, weights.view(), false),
     ];
     let propensity_summary = propensity.as_ref().map(|ps| summary(sample, ps));
+    let trimmed_target = target_count(sample, spec.estimand);
+    let kept = if target_before == 0 {
+        1.0
+    } else {
+        trimmed_target.saturating_sub(lost_target) as f64 / target_before as f64
+    };
     let diagnostics = grade(
         spec,
         &balance_rows,
         propensity_summary.as_ref(),
+        propensity.as_ref().is_some_and(FittedLogit::separated),
         &effect,
         ess,
+        kept,
     );
     let power = power(sample, &effect);
     let sensitivity = sensitivity(sample, &effect, pair_diffs.as_deref())?;
@@ -404,10 +517,24 @@ pub fn evaluate(
         firth_propensity: propensity
             .as_ref()
             .and_then(|p| p.penalised().map(str::to_string)),
+        dropped_by_design: dropped + trimmed.as_ref().map_or(0, |t| t.treated + t.controls),
+        dropped_reason: match (&trimmed, reason) {
+            (Some(t), r) if t.treated + t.controls > 0 => Some(
+                [format!(
+                    "{} treated and {} controls outside the overlap ({})",
+                    t.treated, t.controls, t.rule
+                )]
+                .into_iter()
+                .chain(r)
+                .collect::<Vec<_>>()
+                .join("; "),
+            ),
+            (_, r) => r,
+        },
+        merged,
+        trimmed,
         rows,
         dropped_missing,
-        dropped_by_design: dropped,
-        dropped_reason: reason,
         caliper,
         balance: balance_rows,
         propensity: propensity_summary,
@@ -434,9 +561,10 @@ fn weighting_spec(spec: &EvaluateSpec) -> Result<Option<WeightingSpec>> {
         _ => return Ok(None),
     };
     let w = WeightingSpec::new(method, spec.estimand).separation(spec.separation);
+    // With `--separation trim` the bounds were applied before the fit.
     Ok(Some(match spec.trim {
-        Some((lo, hi)) => w.trim(lo, hi)?,
-        None => w,
+        Some((lo, hi)) if spec.separation != Separation::Trim => w.trim(lo, hi)?,
+        _ => w,
     }))
 }
 
@@ -479,7 +607,13 @@ fn adjust(sample: &Sample, spec: &EvaluateSpec) -> Result<Adjusted> {
                 )
             });
             let pair_diffs = m.pair_diffs.clone();
+            let lost_target = match spec.estimand {
+                Estimand::Att => m.unmatched_treated,
+                Estimand::Atc => m.unmatched_controls,
+                Estimand::Ate => lost,
+            };
             Adjusted {
+                lost_target,
                 effect: m.effect,
                 weights: m.weights,
                 propensity: Some(m.propensity),
@@ -498,6 +632,12 @@ fn adjust(sample: &Sample, spec: &EvaluateSpec) -> Result<Adjusted> {
                     reason: "internal: not a weighting method".into(),
                 })?
                 .fit(sample)?;
+            let lost_target =
+                target_count(sample, spec.estimand).saturating_sub(match spec.estimand {
+                    Estimand::Att => f.effect.n_treated,
+                    Estimand::Atc => f.effect.n_control,
+                    Estimand::Ate => f.effect.n_treated + f.effect.n_control,
+                });
             let reason = (f.trimmed > 0).then(|| {
                 let (lo, hi) = spec.trim.unwrap_or((0.0, 1.0));
                 format!(
@@ -533,6 +673,7 @@ fn adjust(sample: &Sample, spec: &EvaluateSpec) -> Result<Adjusted> {
                 pom: Some(f.pom),
                 pair_diffs: None,
                 aliased_in_outcome_models: f.aliased_in_arms,
+                lost_target,
             }
         }
         Method::Ols => {
@@ -584,6 +725,7 @@ fn adjust(sample: &Sample, spec: &EvaluateSpec) -> Result<Adjusted> {
                 pom: None,
                 pair_diffs: None,
                 aliased_in_outcome_models: aliased,
+                lost_target: 0,
             }
         }
     })
@@ -602,6 +744,18 @@ struct Adjusted {
     pair_diffs: Option<Vec<f64>>,
     /// Covariates left out of one arm's outcome regression.
     aliased_in_outcome_models: Vec<String>,
+    /// Units of the estimand's population the estimator could not use (unmatched within
+    /// the caliper, trimmed).
+    lost_target: usize,
+}
+
+/// The units the estimand averages over: the treated (ATT), the controls (ATC), all (ATE).
+fn target_count(sample: &Sample, estimand: Estimand) -> usize {
+    match estimand {
+        Estimand::Att => sample.n_treated(),
+        Estimand::Atc => sample.n_control(),
+        Estimand::Ate => sample.len(),
+    }
 }
 
 fn power(sample: &Sample, effect: &Effect) -> Power {
@@ -734,12 +888,18 @@ fn summary(sample: &Sample, ps: &FittedLogit) -> PropensitySummary {
 /// least half the units in equipoise passes, a quarter warns. Effective sample size of the
 /// comparison group (controls for the ATT, the smaller arm for the ATE): 100 or more
 /// passes, 30 or more warns.
+///
+/// Overlap cannot pass when the propensity likelihood had no maximum (some units have a
+/// covariate pattern the other group lacks). Kept share of the estimand's population: 0.9
+/// or more passes, 0.75 or more warns (below, the estimate describes another population).
 fn grade(
     spec: &EvaluateSpec,
     rows: &[Balance],
     ps: Option<&PropensitySummary>,
+    separated: bool,
     effect: &Effect,
     ess: [f64; 2],
+    kept: f64,
 ) -> Diagnostics {
     let worst = rows
         .iter()
@@ -757,16 +917,31 @@ fn grade(
         value: worst,
         rule: format!("max |SMD| after adjustment: pass ≤ {b}, warn ≤ {}", 2.0 * b),
     };
-    let overlap = ps.map(|s| Check {
-        grade: if s.equipoise >= 0.5 {
+    let overlap = ps.map(|s| {
+        let by_equipoise = if s.equipoise >= 0.5 {
             Grade::Pass
         } else if s.equipoise >= 0.25 {
             Grade::Warn
         } else {
             Grade::Fail
-        },
-        value: s.equipoise,
-        rule: "share of units with preference score in [0.3, 0.7]: pass ≥ 0.5, warn ≥ 0.25".into(),
+        };
+        let mut rule =
+            "share of units with preference score in [0.3, 0.7]: pass ≥ 0.5, warn ≥ 0.25"
+                .to_string();
+        let grade = if separated && by_equipoise == Grade::Pass {
+            rule.push_str(
+                "; at most warn: the propensity likelihood has no maximum (a covariate \
+                 pattern only one group has)",
+            );
+            Grade::Warn
+        } else {
+            by_equipoise
+        };
+        Check {
+            grade,
+            value: s.equipoise,
+            rule,
+        }
     });
     let comparison = match effect.estimand {
         Estimand::Att => ess[1],
@@ -784,10 +959,30 @@ fn grade(
         value: comparison,
         rule: "effective sample size of the comparison group: pass ≥ 100, warn ≥ 30".into(),
     };
+    let kept = Check {
+        grade: if kept >= 0.9 {
+            Grade::Pass
+        } else if kept >= 0.75 {
+            Grade::Warn
+        } else {
+            Grade::Fail
+        },
+        value: kept,
+        rule: format!(
+            "share of the {} the estimate describes (after trimming and unmatched units): \
+             pass ≥ 0.9, warn ≥ 0.75",
+            match effect.estimand {
+                Estimand::Att => "treated",
+                Estimand::Atc => "controls",
+                Estimand::Ate => "units",
+            }
+        ),
+    };
     let overall = [
         Some(balance.grade),
         overlap.as_ref().map(|c| c.grade),
         Some(effective_sample_size.grade),
+        Some(kept.grade),
     ]
     .into_iter()
     .flatten()
@@ -801,6 +996,7 @@ fn grade(
         balance,
         overlap,
         effective_sample_size,
+        kept,
         overall,
     }
 }

@@ -59,6 +59,8 @@ pub struct FittedLogit {
     pub(crate) firth_h: Option<Array1<f64>>,
     /// Why Firth's penalised likelihood was used, if it was.
     pub(crate) penalised: Option<String>,
+    /// Whether the likelihood had no maximum (separation), so that Firth was needed.
+    pub(crate) separated: bool,
 }
 
 /// What to do when the likelihood of the propensity model has no maximum (a covariate,
@@ -75,18 +77,27 @@ pub enum Separation {
     Firth,
     /// Maximum likelihood only: a separated design is an error naming the covariate.
     Refuse,
+    /// Merge the levels of categorical (and 0/1) covariates that fewer than a minimum
+    /// number of treated or controls hold, then fit as `Auto` does.
+    Merge,
+    /// Drop the units outside the overlap of the two groups' propensities (Crump et al.'s
+    /// optimal bounds for the ATE, the common support for the ATT and ATC), refit on the
+    /// rest, and estimate the effect on them.
+    Trim,
 }
 
 impl Separation {
-    /// Parses `auto`, `firth` or `refuse`.
+    /// Parses `auto`, `firth`, `merge`, `trim` or `refuse`.
     pub fn parse(s: &str) -> Result<Self> {
         match s.to_ascii_lowercase().as_str() {
             "auto" => Ok(Separation::Auto),
             "firth" => Ok(Separation::Firth),
             "refuse" => Ok(Separation::Refuse),
+            "merge" => Ok(Separation::Merge),
+            "trim" => Ok(Separation::Trim),
             other => Err(Error::Param {
                 name: "separation",
-                reason: format!("unknown choice '{other}'; use auto, firth or refuse"),
+                reason: format!("unknown choice '{other}'; use auto, firth, merge, trim or refuse"),
             }),
         }
     }
@@ -105,18 +116,24 @@ pub fn fit_propensity(
         Separation::Firth => {
             let mut f = logit.clone().firth(true).fit_named(x, d, names)?;
             f.penalised = Some("asked for (--separation firth)".into());
+            // Whether the likelihood has a maximum still decides the overlap grade.
+            f.separated = logit.fit_named(x, d, names).is_err();
             Ok(f)
         }
-        Separation::Auto => match logit.fit_named(x, d, names) {
-            Ok(f) => Ok(f),
-            Err(mle) => match logit.clone().firth(true).fit_named(x, d, names) {
-                Ok(mut f) => {
-                    f.penalised = Some(format!("maximum likelihood failed: {mle}"));
-                    Ok(f)
-                }
-                Err(_) => Err(mle),
-            },
-        },
+        // Merging and trimming happen before the fit; what is left is fitted as by `Auto`.
+        Separation::Auto | Separation::Merge | Separation::Trim => {
+            match logit.fit_named(x, d, names) {
+                Ok(f) => Ok(f),
+                Err(mle) => match logit.clone().firth(true).fit_named(x, d, names) {
+                    Ok(mut f) => {
+                        f.penalised = Some(format!("maximum likelihood failed: {mle}"));
+                        f.separated = true;
+                        Ok(f)
+                    }
+                    Err(_) => Err(mle),
+                },
+            }
+        }
     }
 }
 
@@ -359,11 +376,17 @@ impl Logit {
             iterations,
             firth_h: h,
             penalised: None,
+            separated: false,
         })
     }
 }
 
 impl FittedLogit {
+    /// Whether the likelihood had no maximum (separation).
+    pub fn separated(&self) -> bool {
+        self.separated
+    }
+
     /// Why Firth's penalised likelihood was used, if it was.
     pub fn penalised(&self) -> Option<&str> {
         self.penalised.as_deref()

@@ -35,6 +35,7 @@ pub mod rdd;
 mod replicate;
 pub mod sample;
 pub mod sensitivity;
+pub mod support;
 pub mod table;
 pub mod weighting;
 

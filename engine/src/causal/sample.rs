@@ -19,6 +19,19 @@ pub struct Sample {
     names: Vec<String>,
     cluster: Option<Vec<u32>>,
     strata: Option<Vec<u32>>,
+    /// For each covariate, the level of a categorical column it is the dummy of.
+    levels: Vec<Option<Level>>,
+}
+
+/// A covariate that is the dummy of one level of a categorical column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Level {
+    /// The categorical column.
+    pub factor: String,
+    /// The level this dummy marks.
+    pub level: String,
+    /// The reference level (the one with no dummy).
+    pub reference: String,
 }
 
 impl Sample {
@@ -111,6 +124,7 @@ impl Sample {
                 n - treated
             )));
         }
+        let levels = vec![None; names.len()];
         let mut s = Sample {
             y: Array1::from(y),
             d,
@@ -118,6 +132,7 @@ impl Sample {
             names,
             cluster,
             strata,
+            levels,
         };
         s.canonicalise();
         Ok(s)
@@ -182,17 +197,61 @@ impl Sample {
             .filter(|&j| !keep[j + 1])
             .map(|j| self.names[j].clone())
             .collect();
-        let x = self.x.select(ndarray::Axis(1), &kept);
-        let names = kept.iter().map(|&j| self.names[j].clone()).collect();
-        let s = Sample::grouped(
-            self.y.to_vec(),
-            self.d.clone(),
+        Ok(Some((self.with_columns(&kept), dropped)))
+    }
+
+    /// The sample with only the covariates at `cols`, units in the same order (an order
+    /// that still depends on the values only).
+    pub(crate) fn with_columns(&self, cols: &[usize]) -> Sample {
+        Sample {
+            y: self.y.clone(),
+            d: self.d.clone(),
+            x: self.x.select(ndarray::Axis(1), cols),
+            names: cols.iter().map(|&j| self.names[j].clone()).collect(),
+            cluster: self.cluster.clone(),
+            strata: self.strata.clone(),
+            levels: cols.iter().map(|&j| self.levels[j].clone()).collect(),
+        }
+    }
+
+    /// The sample with new covariates, units in the same order.
+    pub(crate) fn with_covariates(
+        &self,
+        x: Array2<f64>,
+        names: Vec<String>,
+        levels: Vec<Option<Level>>,
+    ) -> Sample {
+        Sample {
+            y: self.y.clone(),
+            d: self.d.clone(),
             x,
             names,
-            self.cluster.clone(),
-            self.strata.clone(),
-        )?;
-        Ok(Some((s, dropped)))
+            cluster: self.cluster.clone(),
+            strata: self.strata.clone(),
+            levels,
+        }
+    }
+
+    /// Marks covariates as dummies of a categorical column's levels (one entry per
+    /// covariate), so that rare levels can be merged (`--separation merge`).
+    pub fn with_levels(mut self, levels: Vec<Option<Level>>) -> Result<Self> {
+        if levels.len() != self.names.len() {
+            return Err(Error::Param {
+                name: "sample",
+                reason: format!(
+                    "{} level labels for {} covariates",
+                    levels.len(),
+                    self.names.len()
+                ),
+            });
+        }
+        self.levels = levels;
+        Ok(self)
+    }
+
+    /// Which level of which categorical column each covariate is the dummy of.
+    pub fn levels(&self) -> &[Option<Level>] {
+        &self.levels
     }
 
     /// The units at `rows` (repeats allowed), in that order: a bootstrap resample or a
@@ -220,6 +279,7 @@ impl Sample {
             names: self.names.clone(),
             cluster: pick(&self.cluster),
             strata: pick(&self.strata),
+            levels: self.levels.clone(),
         })
     }
 

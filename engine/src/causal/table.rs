@@ -100,6 +100,7 @@ impl Table {
         }
         // Covariate columns, term by term; NaN marks a missing value.
         let mut names = Vec::new();
+        let mut levels_of: Vec<Option<super::sample::Level>> = Vec::new();
         let mut cols: Vec<Vec<f64>> = Vec::new();
         for term in &spec.covariates {
             let term = term.trim();
@@ -111,8 +112,17 @@ impl Table {
                 let c = self.column(term)?;
                 let labels: Vec<Option<String>> = (0..n).map(|i| c.label(i)).collect();
                 let levels: BTreeSet<&str> = labels.iter().flatten().map(String::as_str).collect();
+                let reference = levels
+                    .iter()
+                    .next()
+                    .map_or(String::new(), |l| l.to_string());
                 for level in levels.iter().skip(1) {
                     names.push(format!("{term}={level}"));
+                    levels_of.push(Some(super::sample::Level {
+                        factor: term.to_string(),
+                        level: level.to_string(),
+                        reference: reference.clone(),
+                    }));
                     cols.push(
                         labels
                             .iter()
@@ -156,6 +166,7 @@ impl Table {
                 }
             }
             names.push(term.to_string());
+            levels_of.push(None);
             cols.push(values);
         }
         for col in &cols {
@@ -223,11 +234,14 @@ impl Table {
                     varying.iter().map(|&j| names[j].clone()).collect(),
                     pick(&cluster),
                     pick(&strata),
-                );
+                )
+                .and_then(|s| {
+                    s.with_levels(varying.iter().map(|&j| levels_of[j].clone()).collect())
+                });
                 subgroups.push((format!("{by}={v}"), sub));
             }
         }
-        let sample = Sample::grouped(y, d, x, names, cluster, strata)?;
+        let sample = Sample::grouped(y, d, x, names, cluster, strata)?.with_levels(levels_of)?;
         Ok(Loaded {
             sample,
             dropped_missing,
