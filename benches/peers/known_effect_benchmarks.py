@@ -18,8 +18,8 @@ dependencies are needed):
   every covariate (0 on the intercept), mu1 = X beta - omega with omega such that the mean
   effect on the treated is 4 (as econml's ihdp_surface_B); y0, y1 = mu0, mu1 + N(0, 1).
   No package on a reachable registry ships the NPCI/CEVAE replication files themselves
-  (catenets, causaltune, justcause, dowhy, causalml download them at run time), so these are
-  replications of the same design, not the same draws.
+  (catenets, cmgp, ganite, causaltune, JustCause, naturalexperiments fetch them at run time),
+  so these are replications of the same design, not the same draws.
 - ACIC 2016 (Dorie, Hill, Shalit, Scott, Cervone 2019, Statistical Science 34:43): 4,802
   units, 58 covariates of the Collaborative Perinatal Project (x_2, x_21, x_24 are text and
   enter as dummies), one replication of each of 10 of the 77 designs, as shipped by
@@ -29,7 +29,7 @@ dependencies are needed):
 The truth is the sample ATE of the noiseless surfaces, mean(mu1 - mu0), over all units; the
 table also gives mean(y1 - y0) (with noise). Each replication runs `occupa evaluate --json
 --estimand ate` with --method aipw, ipw and psm at default settings. Twins (Louizos et al.
-2017) is not included: no reachable package ships it (catenets and ganite download it).
+2017) is not included: no reachable package ships it (the same packages fetch it at run time).
 
 Usage: python3 benches/peers/known_effect_benchmarks.py [--ihdp-reps 10] [--acic-reps 10]
        [--cache ~/.cache/occupa-bench] [--occupa target/release/occupa] [--markdown out.md]
@@ -75,7 +75,7 @@ def read_csv(z: zipfile.ZipFile, name):
 
 
 def ihdp(cache, reps, tmp: Path):
-    """Yields (replication, csv path, truth, mean(y1 - y0), covariates) for IHDP surface B."""
+    """Yields (rep, csv path, treatment, outcome, truth, mean(y1 - y0), covariates), IHDP B."""
     rows = read_csv(wheel(*ECONML, cache), "econml/data/ihdp/sim.csv")
     rows = [r for r in rows if not (r["treat"] == "1" and r["momwhite"] == "0")]
     t = [int(r["treat"]) for r in rows]

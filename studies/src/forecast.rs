@@ -129,6 +129,15 @@ pub fn run(a: ForecastArgs) -> Result<()> {
             set.unused_columns.join(", ")
         );
     }
+    for (id, why) in &set.left_out {
+        eprintln!("note: series '{id}' left out: {why}");
+    }
+    for (i, v) in set.constant_series() {
+        eprintln!(
+            "note: series '{}' is {v} in every period: forecast as {v}, with intervals of zero width",
+            set.ids[i]
+        );
+    }
     let season = a.season.unwrap_or_else(|| set.natural_season());
     let batch = Batch {
         method,
@@ -195,6 +204,8 @@ pub fn run(a: ForecastArgs) -> Result<()> {
     }
     let summary = serde_json::json!({
         "input": set.source,
+        "left_out": left_out(&set),
+        "constant": constant(&set),
         "series": set.ids.len(),
         "forecast": set.ids.len() - failed.len(),
         "horizon": a.horizon,
@@ -285,6 +296,9 @@ fn run_hierarchy(
             .map(|(l, f)| (l, f, last)),
     )?;
     let summary = serde_json::json!({
+        "input": set.source,
+        "left_out": left_out(set),
+        "constant": constant(set),
         "series": set.ids.len(),
         "nodes": h.len(),
         "horizon": a.horizon,
@@ -300,6 +314,29 @@ fn run_hierarchy(
     });
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
+}
+
+/// The series with no value, named with why (they are not forecast).
+fn left_out(set: &SeriesSet) -> Vec<serde_json::Value> {
+    set.left_out
+        .iter()
+        .map(|(id, why)| serde_json::json!({"id": id, "reason": why}))
+        .collect()
+}
+
+/// The series that never varied: forecast as their value, with intervals of zero width
+/// (nothing in their past says how they could vary).
+fn constant(set: &SeriesSet) -> Vec<serde_json::Value> {
+    set.constant_series()
+        .into_iter()
+        .map(|(i, v)| {
+            serde_json::json!({
+                "id": set.ids[i],
+                "value": v,
+                "note": "the same value in every period: forecast as that value, with intervals of zero width",
+            })
+        })
+        .collect()
 }
 
 /// Writes the forecast rows atomically (temporary file, then rename).

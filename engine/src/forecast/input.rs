@@ -48,9 +48,22 @@ pub struct SeriesSet {
     pub step: i64,
     /// How the file was read.
     pub source: crate::columns::SourceInfo,
+    /// Series left out, with why (no value in any period).
+    pub left_out: Vec<(String, String)>,
 }
 
 impl SeriesSet {
+    /// The series that take a single value in every period, with that value: they are
+    /// forecast as that value, with intervals of zero width, which the caller should say.
+    pub fn constant_series(&self) -> Vec<(usize, f64)> {
+        self.values
+            .iter()
+            .enumerate()
+            .filter(|(_, y)| y.len() > 1 && y.iter().all(|v| *v == y[0]))
+            .map(|(i, y)| (i, y[0]))
+            .collect()
+    }
+
     /// The season length the calendar implies: 12 for monthly, 4 for quarterly, else 1.
     pub fn natural_season(&self) -> usize {
         match (self.format, self.step) {
@@ -256,6 +269,7 @@ impl SeriesSet {
             filled: Vec::new(),
             format,
             step,
+            left_out: Vec::new(),
         };
         for code in order {
             let rows = &rows_of[&code];
@@ -304,6 +318,14 @@ impl SeriesSet {
                 y[((p - first) / step) as usize] = *v;
             }
             let filled = fill_gaps(&mut y);
+            if y.iter().all(|v| !v.is_finite()) {
+                // Nothing to forecast from: named, not forecast as NaN.
+                set.left_out.push((
+                    id_levels[code as usize].clone(),
+                    format!("no value in any of its {len} period(s)"),
+                ));
+                continue;
+            }
             for (j, (levels, codes)) in key_parts.iter().enumerate() {
                 let first_row = points[0].2;
                 let k = codes[first_row];
@@ -326,6 +348,15 @@ impl SeriesSet {
             set.values.push(y);
             set.start.push(first);
             set.filled.push(filled);
+        }
+        if set.ids.is_empty() {
+            return Err(Error::BadFile {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "no series has a value in column '{value}' ({} series, all empty)",
+                    set.left_out.len()
+                ),
+            });
         }
         Ok(set)
     }
@@ -404,6 +435,25 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(text.as_bytes()).unwrap();
         f
+    }
+
+    #[test]
+    fn a_series_with_no_value_is_left_out_and_named_and_a_constant_one_is_found() {
+        let f = write(
+            "id;month;value\na;2026-01;1,5\na;2026-02;2\nb;2026-01;\nb;2026-02;NA\n\
+             c;2026-01;7\nc;2026-02;7\n",
+        );
+        let s = SeriesSet::read(f.path(), "id", "month", "value").unwrap();
+        assert_eq!(s.ids, vec!["a", "c"]);
+        assert_eq!(s.values.len(), 2);
+        assert_eq!(s.left_out.len(), 1);
+        assert_eq!(s.left_out[0].0, "b");
+        assert!(s.left_out[0].1.contains("no value"), "{:?}", s.left_out);
+        assert_eq!(s.constant_series(), vec![(1, 7.0)]);
+        // Nothing to forecast at all is an error naming the column.
+        let f = write("id,month,value\na,2026-01,\na,2026-02,\n");
+        let e = SeriesSet::read(f.path(), "id", "month", "value").unwrap_err();
+        assert!(e.to_string().contains("'value'"), "{e}");
     }
 
     #[test]
