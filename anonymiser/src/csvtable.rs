@@ -48,6 +48,11 @@ pub struct TableJob {
     pub out: PathBuf,
     /// Risk report (JSON).
     pub report: PathBuf,
+    /// Where to list the rows whose quasi-identifier a built-in hierarchy cannot place
+    /// (an impossible date, an unknown municipality): they are left out of the release
+    /// and listed by line, column and reason, never by value. Without it such rows are an
+    /// error naming them.
+    pub quarantine: Option<PathBuf>,
 }
 
 /// The level chosen for one quasi-identifier.
@@ -79,8 +84,10 @@ pub struct TableReport {
     pub input: String,
     /// How it was read (format, separator, encoding or sheet).
     pub read: occupa_engine::read::Format,
-    /// Records read.
+    /// Records read and anonymised (the rows read less those quarantined).
     pub records: u64,
+    /// Rows left out because a built-in hierarchy could not place one of their values.
+    pub quarantined: u64,
     /// Records released.
     pub released_records: u64,
     /// Records suppressed whole (every quasi-identifier `*`).
@@ -214,8 +221,9 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
     let kept: Vec<usize> = (0..header.len())
         .filter(|i| !job.drop.contains(&header[*i]))
         .collect();
-    let lines: Vec<usize> = table.rows.iter().map(|r| r.row).collect();
+    let mut lines: Vec<usize> = table.rows.iter().map(|r| r.row).collect();
     refuse_identifiers(job, &header, &records, &lines, &kept, &cols)?;
+    let quarantined = quarantine_unplaceable(job, &cols, &mut records, &mut lines)?;
     let rows: Vec<Vec<&str>> = records
         .iter()
         .map(|r| cols.iter().map(|&c| r[c].trim()).collect())
@@ -319,6 +327,7 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
         input: job.input.display().to_string(),
         read: table.format.clone(),
         records: data.len() as u64,
+        quarantined,
         released_records: risk_after.records,
         suppressed: fit.suppressed_records(),
         suppressed_values: fit.suppressed_values(&data),
@@ -424,6 +433,80 @@ fn refuse_identifiers(
 }
 
 /// Writes through the engine's atomic write (staging file, fsync, rename), buffered.
+/// Leaves out the rows with a quasi-identifier value that its built-in hierarchy cannot
+/// place, listing them in `job.quarantine` (line, column, reason; no value, since the
+/// input may identify people), or refuses naming the first of them when no quarantine file
+/// is given. Returns how many rows were left out.
+fn quarantine_unplaceable(
+    job: &TableJob,
+    cols: &[usize],
+    records: &mut Vec<csv::StringRecord>,
+    lines: &mut Vec<usize>,
+) -> Result<u64> {
+    let mut bad: Vec<(usize, &str, String)> = Vec::new(); // (row index, column, reason)
+    for (j, c) in job.qi.iter().enumerate() {
+        let Some((_, b)) = job.builtins.iter().find(|(col, _)| col == c) else {
+            continue;
+        };
+        let mut verdict: FxHashMap<&str, Option<String>> = FxHashMap::default();
+        for (i, r) in records.iter().enumerate() {
+            let v = r[cols[j]].trim();
+            // The reason without the value (the input may identify people).
+            let why = verdict.entry(v).or_insert_with(|| {
+                b.build(c, &[v]).err().map(|e| {
+                    let e = e.to_string();
+                    let e = e.split_once(": ").map_or(e.as_str(), |x| x.1);
+                    e.replace(&format!("{v:?}"), "")
+                        .replace(v, "")
+                        .replace("value  ", "value ")
+                })
+            });
+            if let Some(why) = why {
+                bad.push((i, c.as_str(), why.clone()));
+            }
+        }
+    }
+    if bad.is_empty() {
+        return Ok(0);
+    }
+    bad.sort_by_key(|b| b.0);
+    let Some(path) = &job.quarantine else {
+        let rows: std::collections::BTreeSet<usize> = bad.iter().map(|b| b.0).collect();
+        let first = &bad[0];
+        return Err(Error::Input(format!(
+            "{}: line {}, column {}: {} ({} row(s) in all have a value their built-in \
+             hierarchy cannot place); correct them, or pass --quarantine FILE to leave them \
+             out of the release and list them there",
+            job.input.display(),
+            lines[first.0],
+            first.1,
+            first.2,
+            rows.len()
+        )));
+    };
+    write_atomic(path, |w| {
+        let mut wtr = csv::Writer::from_writer(w);
+        wtr.write_record(["line", "column", "reason"])?;
+        for (i, c, why) in &bad {
+            wtr.write_record([lines[*i].to_string().as_str(), c, why.as_str()])?;
+        }
+        wtr.flush()?;
+        Ok(())
+    })?;
+    let drop: std::collections::BTreeSet<usize> = bad.iter().map(|b| b.0).collect();
+    let mut k = 0;
+    records.retain(|_| {
+        k += 1;
+        !drop.contains(&(k - 1))
+    });
+    let mut k = 0;
+    lines.retain(|_| {
+        k += 1;
+        !drop.contains(&(k - 1))
+    });
+    Ok(drop.len() as u64)
+}
+
 fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> std::io::Result<()>,

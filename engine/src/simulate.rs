@@ -1108,6 +1108,9 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
         reason: e.to_string(),
     })?;
     let mut demand = Vec::new();
+    // Monthly hires by province and sector, as a regional labour observatory publishes
+    // them from the compulsory notices (the long table `occupa forecast` reads).
+    let mut monthly: BTreeMap<(String, String, String, &str), i64> = BTreeMap::new();
     for (ti, t) in tenants.iter_mut().enumerate() {
         let mut agg: HashMap<(String, NaiveDate, usize, String), i64> = HashMap::new();
         for (si, sector) in SECTORS.iter().enumerate() {
@@ -1135,6 +1138,14 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
                 let y = Poisson::new(lam.max(1e-9))
                     .map(|p| p.sample(&mut rng) as i64)
                     .unwrap_or(0);
+                *monthly
+                    .entry((
+                        d.format("%Y-%m").to_string(),
+                        t.province.to_string(),
+                        String::new(),
+                        sector,
+                    ))
+                    .or_insert(0) += y;
                 let mut left = y;
                 while left > 0 {
                     let c = left.min(rng.random_range(1..=4));
@@ -1249,6 +1260,29 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
         "demand": demand,
         "dirty": {"rate": cfg.dirty_rate, "by_tenant": dirty, "expected_quarantined": expected_q},
     });
+    let hp = out.join("hires.csv");
+    {
+        let territory = crate::territory::Territory::get();
+        let mut w =
+            csv::Writer::from_path(&hp).map_err(|e| Error::io(&hp, std::io::Error::other(e)))?;
+        let io = |e: csv::Error| Error::io(&hp, std::io::Error::other(e));
+        w.write_record(["mese", "provincia", "regione", "settore", "assunzioni"])
+            .map_err(io)?;
+        for ((month, province, _, sector), y) in &monthly {
+            let (p_name, r_name) = territory
+                .province(province)
+                .map(|p| {
+                    let r = territory
+                        .region(&p.region_code)
+                        .map_or(p.region_code.clone(), |r| r.name.clone());
+                    (p.name.clone(), r)
+                })
+                .unwrap_or_else(|| (province.clone(), String::new()));
+            w.write_record([month.as_str(), &p_name, &r_name, sector, &y.to_string()])
+                .map_err(io)?;
+        }
+        w.flush().map_err(|e| Error::io(&hp, e))?;
+    }
     let tp = out.join("truth.json");
     std::fs::write(&tp, serde_json::to_vec_pretty(&truth)?).map_err(|e| Error::io(&tp, e))?;
     let pp = out.join("truth-persons.csv");

@@ -142,6 +142,11 @@ struct AnonymiseTableArgs {
     /// Risk report (JSON).
     #[arg(long)]
     report: PathBuf,
+    /// Leave out the rows with a value a built-in hierarchy cannot place (an impossible
+    /// date, an unknown municipality) and list them here by line, column and reason (no
+    /// values); without it such rows are an error.
+    #[arg(long)]
+    quarantine: Option<PathBuf>,
 }
 
 fn anonymise_table(a: AnonymiseTableArgs) -> Result<()> {
@@ -209,6 +214,7 @@ fn anonymise_table(a: AnonymiseTableArgs) -> Result<()> {
         policy,
         out: a.out,
         report: a.report,
+        quarantine: a.quarantine,
     };
     let r = anonymise_csv(&job)?;
     println!(
@@ -218,6 +224,8 @@ fn anonymise_table(a: AnonymiseTableArgs) -> Result<()> {
             "information_loss": r.information_loss,
             "metric": r.metric,
             "records": r.records,
+            "quarantined": r.quarantined,
+            "quarantine_file": job.quarantine,
             "suppressed": r.suppressed,
             "suppressed_values": r.suppressed_values,
             "highest_risk": r.risk_after.highest,

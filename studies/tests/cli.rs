@@ -1312,3 +1312,75 @@ fn a_utf16_file_a_workbook_sheet_and_parquet_give_the_numbers_of_the_plain_file(
     assert_eq!(a["estimate"], e["estimate"]);
     assert_eq!(a["se"], e["se"]);
 }
+
+/// The README's command block runs as written, from the repository root, with `occupa`
+/// on the PATH (as `cargo install --path studies` puts it): every file it names exists
+/// in the repository or is written by a line before it.
+#[test]
+fn the_readme_commands_run_as_written() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme.find("## Commands").expect("a Commands section");
+    let open = start + readme[start..].find("```sh\n").expect("an sh block") + 6;
+    let block = &readme[open..open + readme[open..].find("```").unwrap()];
+    // Outputs go to a scratch folder that sees the repository's files it names.
+    let tmp = tempfile::tempdir().unwrap();
+    for d in ["tests", "anonymiser"] {
+        std::os::unix::fs::symlink(root.join(d), tmp.path().join(d)).unwrap();
+    }
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_occupa"), bin.join("occupa")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("sh")
+        .args(["-e", "-x", "-c", block])
+        .current_dir(tmp.path())
+        .env("PATH", path)
+        .env_remove("OCCUPA_KEY_FILE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the README's commands failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "report/report.html",
+        "release-2026q3/persons.csv",
+        "persons-k5.csv",
+        "classes.csv",
+        "forecast.csv",
+        "forecast-regions.csv",
+    ] {
+        assert!(tmp.path().join(f).exists(), "{f} was not written");
+    }
+    // anonymise-table: rows read = rows released (suppressed ones as `*`) + quarantined,
+    // and the quarantine names lines and columns, never values.
+    let lines = |f: &str| {
+        std::fs::read_to_string(tmp.path().join(f))
+            .unwrap()
+            .lines()
+            .count()
+            - 1
+    };
+    let quarantined = lines("persons-quarantine.csv");
+    assert!(quarantined > 0, "the dirty export has impossible dates");
+    assert_eq!(
+        lines("exports/t01/persons.csv"),
+        lines("persons-k5.csv") + quarantined
+    );
+    let q = std::fs::read_to_string(tmp.path().join("persons-quarantine.csv")).unwrap();
+    assert!(
+        q.lines()
+            .skip(1)
+            .all(|l| l.ends_with(",data_presa_in_carico,value is not a date") || !l.contains('-')),
+        "{q}"
+    );
+}

@@ -325,6 +325,7 @@ fn releases_verified_by_pycanon_are_reproduced_byte_for_byte() {
             local_suppression: false,
             policy: RiskPolicy::for_k(k),
             out: tmp.path().join("release.csv"),
+            quarantine: None,
             report: tmp.path().join("risk-report.json"),
         };
         anonymise_csv(&job).unwrap();
@@ -535,6 +536,7 @@ fn every_anonymise_table_release_passes_pycanon() {
             local_suppression: c.local,
             policy: RiskPolicy::for_k(c.k),
             out: tmp.path().join(format!("release{i}.csv")),
+            quarantine: None,
             report: tmp.path().join(format!("report{i}.json")),
         };
         anonymise_csv(&job).unwrap();

@@ -148,13 +148,24 @@ impl Policy {
         Ok(())
     }
 
-    fn expand_sensitive(&self, columns: &[String]) -> Result<Vec<String>> {
+    /// The sensitive columns the policy names, with notes on the families (`gol_*`) the
+    /// data has none of: a general policy may name scores of an instrument this store
+    /// never recorded, which is not an error; a plain name that matches nothing is (a typo).
+    fn expand_sensitive(&self, columns: &[String]) -> Result<(Vec<String>, Vec<String>)> {
         let mut out = Vec::new();
+        let mut notes = Vec::new();
         for s in &self.sensitive {
             let matched: Vec<&String> = match s.strip_suffix('*') {
                 Some(prefix) => columns.iter().filter(|c| c.starts_with(prefix)).collect(),
                 None => columns.iter().filter(|c| *c == s).collect(),
             };
+            if matched.is_empty() && s.ends_with('*') {
+                notes.push(format!(
+                    "policy: no column matches the sensitive family {s:?} (the store has no \
+                     such scores); nothing of it is released"
+                ));
+                continue;
+            }
             if matched.is_empty() {
                 return Err(Error::Input(format!(
                     "policy: sensitive column {s:?} is not a person column ({})",
@@ -172,7 +183,7 @@ impl Policy {
                 }
             }
         }
-        Ok(out)
+        Ok((out, notes))
     }
 }
 
@@ -272,6 +283,9 @@ pub struct ReleaseReport {
     pub search: SearchReport,
     /// The policy applied.
     pub policy: Policy,
+    /// What the policy named and the data does not have.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// The search's work.
@@ -436,6 +450,7 @@ pub fn research_release(
             seconds,
         },
         policy: policy.clone(),
+        notes: prepared.notes.clone(),
     };
     let mut f = occupa_engine::store::create_private(&staging.join("risk-report.json"))
         .map_err(|e| Error::Input(e.to_string()))?;
@@ -477,6 +492,8 @@ pub(crate) struct Prepared {
     pub kinds: Vec<String>,
     /// Sensitive person columns, expanded.
     pub sensitive: Vec<String>,
+    /// What the policy named and the data does not have.
+    pub notes: Vec<String>,
 }
 
 pub(crate) fn prepare(data: &ReleaseData, policy: &Policy) -> Result<Prepared> {
@@ -522,7 +539,7 @@ pub(crate) fn prepare(data: &ReleaseData, policy: &Policy) -> Result<Prepared> {
             kinds.push(kind.clone());
         }
     }
-    let sensitive = policy.expand_sensitive(&data.person_columns)?;
+    let (sensitive, notes) = policy.expand_sensitive(&data.person_columns)?;
     let sens_values: Vec<(String, Vec<&str>)> = sensitive
         .iter()
         .map(|s| {
@@ -550,6 +567,7 @@ pub(crate) fn prepare(data: &ReleaseData, policy: &Policy) -> Result<Prepared> {
         tables,
         kinds,
         sensitive,
+        notes,
     })
 }
 
