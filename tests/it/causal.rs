@@ -1072,6 +1072,54 @@ fn firth_logit_equals_brglm2_with_and_without_separation() {
     assert!(err.contains("rare"), "{err}");
 }
 
+/// A level held by a single control among 550 units (what trimming leaves of a rare
+/// category): full quasi-Newton steps on Firth's likelihood fell into a 2-cycle and never
+/// converged; damped at each reversal they reach brglm2's estimate.
+#[test]
+fn firth_converges_where_one_unit_holds_a_level_and_equals_brglm2() {
+    use occupa_engine::causal::evaluate::{EvaluateSpec, Method, evaluate_csv};
+    use occupa_engine::causal::logit::Separation;
+    let (data, want) = firth_fixture();
+    let data = data.with_file_name("lone.csv");
+    let mut covs: Vec<String> = (1..=22).map(|j| format!("x{j}")).collect();
+    covs.push("lone".into());
+    let spec = SampleSpec {
+        treatment: "treat".into(),
+        outcome: "y".into(),
+        covariates: covs,
+        ..SampleSpec::default()
+    };
+    // The fit is on the canonical order, which does not change the coefficients.
+    let s = load_csv(&data, &spec).unwrap().sample;
+    let fit = Logit::new().firth(true).fit(s.x(), s.d()).unwrap();
+    let theirs = want["lone"].as_array().unwrap();
+    assert_eq!(fit.coef().len(), theirs.len());
+    for (j, (a, b)) in fit.coef().iter().zip(theirs).enumerate() {
+        let b = b.as_f64().unwrap();
+        assert!(
+            (a - b).abs() < 1e-6,
+            "coefficient {j}: {a} against brglm2's {b}"
+        );
+    }
+    let ev = evaluate_csv(
+        &data,
+        &EvaluateSpec {
+            columns: spec,
+            method: Method::Ipw,
+            estimand: Estimand::Ate,
+            separation: Separation::Firth,
+            ..EvaluateSpec::default()
+        },
+    )
+    .unwrap();
+    close(
+        "IPW on Firth's score",
+        ev.effect.estimate,
+        num(&want["lone_ipw_ate"]),
+        1e-8,
+    );
+}
+
 #[test]
 fn a_category_held_by_two_controls_runs_by_default_and_says_firth_was_used() {
     use occupa_engine::causal::evaluate::{EvaluateSpec, Method, evaluate_csv};

@@ -276,7 +276,19 @@ impl Logit {
         };
         let (mut cur, mut h) = terms(&beta);
         let mut converged = None;
-        for it in 1..=self.max_iter {
+        // Firth's steps use the Fisher information, not the penalised Hessian: near a
+        // quasi-separated optimum they converge linearly, so they get more iterations.
+        let max_iter = if self.firth {
+            self.max_iter * 10
+        } else {
+            self.max_iter
+        };
+        // A step that reverses the previous one is a 2-cycle around the optimum (Firth's
+        // quasi-Newton steps overshoot where the penalty curves): from then on steps are
+        // damped, halved at each reversal, which keeps the fixed point and converges.
+        let mut damp = 1.0f64;
+        let mut previous: Option<Array1<f64>> = None;
+        for it in 1..=max_iter {
             let Some(step) = linalg::solve_spd(&cur.info, &cur.grad) else {
                 // At the start the weights are all equal: a singular information matrix
                 // is a collinear design; later, a sign of separation.
@@ -296,6 +308,13 @@ impl Logit {
                     "the information matrix became singular",
                 )));
             };
+            if let Some(p) = &previous
+                && p.dot(&step) < 0.0
+            {
+                damp = (damp * 0.5).max(1.0 / 1024.0);
+            }
+            previous = Some(step.clone());
+            let step = step * damp;
             // Step halving keeps every iteration an ascent step.
             let mut t = 1.0;
             let mut next_beta = &beta + &step;
@@ -332,10 +351,7 @@ impl Logit {
                 d,
                 &beta,
                 &name,
-                &format!(
-                    "Newton's method did not converge in {} iterations",
-                    self.max_iter
-                ),
+                &format!("Newton's method did not converge in {max_iter} iterations"),
             )));
         };
         // The log-likelihood itself (without the penalty) is what is reported.
