@@ -18,9 +18,10 @@ pub struct EvaluateArgs {
     /// The sheet of a workbook input (name or number from 1; the first by default).
     #[arg(long)]
     sheet: Option<String>,
-    /// Treatment column (0/1 or false/true).
+    /// Treatment column (0/1 or false/true). Not needed by a sharp regression
+    /// discontinuity, whose treatment is the side of the cut-off.
     #[arg(long)]
-    treatment: String,
+    treatment: Option<String>,
     /// Outcome column.
     #[arg(long)]
     outcome: String,
@@ -135,6 +136,10 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
     if a.covariates.is_empty() {
         bail!("--covariates is required for --method {}", a.method);
     }
+    let treatment = a
+        .treatment
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("--treatment COL is required for --method {}", a.method))?;
     let method = Method::parse(&a.method)?;
     let estimand = match &a.estimand {
         Some(e) => Estimand::parse(e)?,
@@ -148,7 +153,7 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
     };
     let spec = EvaluateSpec {
         columns: SampleSpec {
-            treatment: a.treatment,
+            treatment,
             outcome: a.outcome,
             covariates: a.covariates,
             cluster: a.cluster,
@@ -353,8 +358,11 @@ fn run_did(a: &EvaluateArgs) -> Result<()> {
     let (Some(time), Some(unit)) = (&a.time, &a.unit) else {
         bail!("--method did needs --time COL and --unit COL");
     };
+    let treatment = a.treatment.clone().ok_or_else(|| {
+        anyhow::anyhow!("--method did needs --treatment COL (treated in that period, 0/1)")
+    })?;
     let spec = SampleSpec {
-        treatment: a.treatment.clone(),
+        treatment,
         outcome: a.outcome.clone(),
         covariates: vec![time.clone()],
         cluster: Some(unit.clone()),
@@ -390,6 +398,16 @@ fn run_did(a: &EvaluateArgs) -> Result<()> {
     );
     for c in &fit.event_study {
         println!("  k = {:>3}: {:>10.4} (SE {:.4})", c.k, c.estimate, c.se);
+    }
+    if !fit.event_study_aliased.is_empty() {
+        println!(
+            "  left out, collinear with the fixed effects and the periods before them (R's lm gives NA): {}",
+            fit.event_study_aliased
+                .iter()
+                .map(|k| format!("k = {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     match &cs {
         Some(Ok(c)) => {
@@ -428,28 +446,56 @@ fn run_rdd(a: &EvaluateArgs) -> Result<()> {
         "hc3" => Vce::Hc3,
         other => bail!("--vce {other}: use nn, hc0, hc1, hc2 or hc3"),
     };
-    // The running variable rides as the only covariate; the treatment column is the
-    // side of the cut-off (sharp) or the take-up (fuzzy) and is re-read below.
-    let take_up = a.fuzzy.clone().unwrap_or_else(|| a.treatment.clone());
-    let spec = SampleSpec {
-        treatment: take_up,
-        outcome: a.outcome.clone(),
-        covariates: vec![running.clone()],
-        sheet: a.sheet.clone(),
-        ..SampleSpec::default()
+    // Sharp: the treatment is the side of the cut-off, so only the running variable and
+    // the outcome are read. Fuzzy: the take-up column rides as the treatment.
+    let (x, y, take_up, rows, dropped_missing) = match &a.fuzzy {
+        Some(take_up) => {
+            let spec = SampleSpec {
+                treatment: take_up.clone(),
+                outcome: a.outcome.clone(),
+                covariates: vec![running.clone()],
+                sheet: a.sheet.clone(),
+                ..SampleSpec::default()
+            };
+            let loaded = load_csv(&a.input, &spec)?;
+            let s = &loaded.sample;
+            let t: Vec<f64> = s.d().iter().map(|&v| f64::from(v)).collect();
+            (
+                s.x().column(0).to_vec(),
+                s.y().to_vec(),
+                Some(t),
+                loaded.rows,
+                loaded.dropped_missing,
+            )
+        }
+        None => {
+            let table = occupa_engine::columns::Table::read_with(
+                &a.input,
+                &[running.as_str(), a.outcome.as_str()],
+                &occupa_engine::read::ReadOptions {
+                    sheet: a.sheet.clone(),
+                },
+            )?;
+            let (xs, ys) = (table.numeric(running)?, table.numeric(&a.outcome)?);
+            let keep: Vec<usize> = (0..xs.len())
+                .filter(|&i| xs[i].is_finite() && ys[i].is_finite())
+                .collect();
+            (
+                keep.iter().map(|&i| xs[i]).collect(),
+                keep.iter().map(|&i| ys[i]).collect(),
+                None,
+                xs.len(),
+                xs.len() - keep.len(),
+            )
+        }
     };
-    let loaded = load_csv(&a.input, &spec)?;
-    let s = &loaded.sample;
-    let x: Vec<f64> = s.x().column(0).to_vec();
-    let y: Vec<f64> = s.y().to_vec();
     let mut rd = RdSpec::new(cutoff).vce(vce);
     if let Some(h) = a.bandwidth {
         rd = rd.bandwidth(h, None)?;
     }
     let start = std::time::Instant::now();
-    let fit = if a.fuzzy.is_some() {
-        let t: Vec<f64> = s.d().iter().map(|&v| f64::from(v)).collect();
-        rd.fit_fuzzy(&x, &y, &t)?
+    let fit = if let Some(t) = &take_up {
+        rd.fit_fuzzy(&x, &y, t)?
     } else {
         rd.fit(&x, &y)?
     };
@@ -463,8 +509,8 @@ fn run_rdd(a: &EvaluateArgs) -> Result<()> {
             Ok(d) => serde_json::to_value(d)?,
             Err(e) => serde_json::json!({"error": e.to_string()}),
         };
-        v["rows"] = loaded.rows.into();
-        v["dropped_missing"] = loaded.dropped_missing.into();
+        v["rows"] = rows.into();
+        v["dropped_missing"] = dropped_missing.into();
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }

@@ -582,6 +582,36 @@ fn difference_in_differences_matches_statsmodels_lsdv_with_cluster_errors() {
     }
 }
 
+/// Without never-treated units some leads and lags are collinear with the fixed effects:
+/// they are left out and named as R's `lm` leaves them out, and the others equal lm's
+/// (`tests/fixtures/did/aliased.R`), where the event study used to come out empty.
+#[test]
+fn an_event_study_without_never_treated_units_drops_and_names_the_aliased_periods_as_r() {
+    use occupa_engine::causal::did::did;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/did/aliased_expected.json");
+    let exp: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let fit = did(&panel(|_, _, f| f != 0)).unwrap();
+    let ints = |v: &Value| -> Vec<i64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as i64)
+            .collect()
+    };
+    assert_eq!(fit.event_study_aliased, ints(&exp["aliased"]));
+    let ks: Vec<i64> = fit.event_study.iter().map(|c| c.k).collect();
+    assert_eq!(ks, ints(&exp["k"]));
+    for (j, c) in fit.event_study.iter().enumerate() {
+        close(
+            &format!("k={}", c.k),
+            c.estimate,
+            num(&exp["estimate"][j]),
+            1e-9,
+        );
+        close(&format!("k={} SE", c.k), c.se, num(&exp["se"][j]), 1e-9);
+    }
+}
+
 #[test]
 fn callaway_santanna_matches_csdid() {
     use occupa_engine::causal::did::callaway_santanna;

@@ -61,6 +61,12 @@ pub struct FittedDid {
     /// Event-study coefficients (k = −1 is the reference and is left out); empty for a
     /// 2×2 panel.
     pub event_study: Vec<EventCoef>,
+    /// Relative periods left out of the event study because their dummy is collinear
+    /// with the fixed effects and the dummies before it (without never-treated units the
+    /// most distant leads or lags are not identified), as R's `lm` and `fixest` leave them
+    /// out and name them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub event_study_aliased: Vec<i64>,
     /// Units and periods.
     pub units: usize,
     /// Distinct periods.
@@ -145,6 +151,7 @@ pub fn did(sample: &Sample) -> Result<FittedDid> {
         return Ok(FittedDid {
             effect,
             event_study: Vec::new(),
+            event_study_aliased: Vec::new(),
             units: n_units,
             periods: 2,
             cohorts,
@@ -163,27 +170,37 @@ pub fn did(sample: &Sample) -> Result<FittedDid> {
     ks.sort_unstable();
     ks.dedup();
     let xe = Array2::from_shape_fn((n, ks.len()), |(i, j)| f64::from(rel[i] == Some(ks[j])));
+    // A dummy in the span of the fixed effects and the dummies before it is aliased: after
+    // the fixed effects are absorbed (Frisch–Waugh), it is in the span of the earlier
+    // absorbed dummies, which R's rule on the absorbed columns decides.
+    let mut absorbed = xe.clone();
+    demean_two_way(&mut absorbed, &unit_idx, &t_idx, fe.0, fe.1);
+    let keep = linalg::independent_columns_given(absorbed.view(), xe.view());
+    let kept: Vec<usize> = (0..ks.len()).filter(|&j| keep[j]).collect();
+    let event_study_aliased: Vec<i64> =
+        (0..ks.len()).filter(|&j| !keep[j]).map(|j| ks[j]).collect();
+    let xe = xe.select(Axis(1), &kept);
     let event_study = match twfe(&xe, y, &unit_idx, &t_idx, fe) {
-        Ok((b, se, _)) => ks
+        Ok((b, se, _)) => kept
             .iter()
             .enumerate()
-            .map(|(j, &k)| {
+            .map(|(j, &c)| {
                 let z = z_quantile(0.975);
                 EventCoef {
-                    k,
+                    k: ks[c],
                     estimate: b[j],
                     se: se[j],
                     ci95: [b[j] - z * se[j], b[j] + z * se[j]],
                 }
             })
             .collect(),
-        // Without never-treated units the most distant leads and lags are not all
-        // identified; the static effect still is.
+        // Nothing identified beyond what was left out: the static effect still is.
         Err(_) => Vec::new(),
     };
     Ok(FittedDid {
         effect,
         event_study,
+        event_study_aliased,
         units: n_units,
         periods: periods.len(),
         cohorts,

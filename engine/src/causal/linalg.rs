@@ -107,15 +107,26 @@ pub const ALIAS_TOL: f64 = 1e-7;
 /// coefficient as `NA`). An all-zero column is aliased too. Gram–Schmidt twice, on unit
 /// columns, which is as exact as Householder for this decision.
 pub fn independent_columns(x: ArrayView2<f64>) -> Vec<bool> {
-    let (n, p) = x.dim();
+    independent_columns_given(x, x)
+}
+
+/// [`independent_columns`] for columns from which other regressors (fixed effects) have
+/// already been projected out: `residual` holds them after that projection, `original`
+/// before it, whose norms R's rule measures against (`lm(y ~ factor(unit) + factor(time)
+/// + d1 + d2)` with the dummies after the fixed effects).
+pub fn independent_columns_given(
+    residual: ArrayView2<f64>,
+    original: ArrayView2<f64>,
+) -> Vec<bool> {
+    let (n, p) = residual.dim();
     let mut basis: Vec<Array1<f64>> = Vec::new();
     let mut keep = vec![false; p];
     for j in 0..p {
-        let norm = x.column(j).iter().map(|v| v * v).sum::<f64>().sqrt();
+        let norm = original.column(j).iter().map(|v| v * v).sum::<f64>().sqrt();
         if norm == 0.0 || !norm.is_finite() || basis.len() >= n {
             continue;
         }
-        let mut v = x.column(j).mapv(|t| t / norm);
+        let mut v = residual.column(j).mapv(|t| t / norm);
         for _ in 0..2 {
             for q in &basis {
                 let c = q.dot(&v);
