@@ -528,6 +528,13 @@ fn run_rdd(a: &EvaluateArgs) -> Result<()> {
         "  bandwidth h = {:.4}, b = {:.4}; observations within h: {} left, {} right",
         fit.h[0], fit.b[0], fit.n_h[0], fit.n_h[1]
     );
+    if fit.mass_points {
+        println!(
+            "  mass points: {running} takes {} distinct values left of the cut-off and {} right; \
+             the pilot bandwidths reach at least 10 of them per side, or all where fewer (rdrobust's masspoints = adjust)",
+            fit.distinct[0], fit.distinct[1]
+        );
+    }
     match &density {
         Ok(d) => println!(
             "  manipulation test (density of {running} at the cut-off): T = {:.3}, p = {:.4}{}",

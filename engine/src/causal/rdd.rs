@@ -72,6 +72,13 @@ pub struct FittedRd {
     pub n_b: [usize; 2],
     /// Observations on each side.
     pub n: [usize; 2],
+    /// Distinct values of the running variable on each side.
+    pub distinct: [usize; 2],
+    /// Whether the running variable has mass points (on a side, at least a fifth of the
+    /// observations repeat a value: integer scores), in which case the pilot and bias
+    /// bandwidths hold at least 10 distinct values per side (rdrobust's default
+    /// `masspoints = "adjust"`, `bwcheck = 10`).
+    pub mass_points: bool,
 }
 
 impl RdSpec {
@@ -153,10 +160,27 @@ impl RdSpec {
                 self.q + 2
             )));
         }
+        // Distinct values per side, nearest the cut-off first (the cut-off itself belongs
+        // to the right side, at distance 0).
+        let uniq: [Vec<f64>; 2] = [0, 1].map(|s| {
+            let mut d: Vec<f64> = sides[s].iter().map(|o| o.0.abs()).collect();
+            d.sort_by(f64::total_cmp);
+            d.dedup();
+            d
+        });
+        let distinct = [uniq[0].len(), uniq[1].len()];
+        let mass_points = (0..2).any(|s| 1.0 - distinct[s] as f64 / sides[s].len() as f64 >= 0.2);
         let (h, b) = match self.h {
             Some(h) => ([h; 2], [self.b.unwrap_or(h); 2]),
             None => {
-                let (h, b) = mserd(&sides, self.p, self.q, self.vce, t.is_some())?;
+                let bw_min = mass_points.then(|| {
+                    let floor = |s: usize| {
+                        let k = MASS_POINT_VALUES.min(uniq[s].len());
+                        uniq[s][k - 1] * (1.0 + f64::EPSILON.sqrt())
+                    };
+                    floor(0).max(floor(1))
+                });
+                let (h, b) = mserd(&sides, self.p, self.q, self.vce, t.is_some(), bw_min)?;
                 ([h; 2], [b; 2])
             }
         };
@@ -214,6 +238,8 @@ impl RdSpec {
             n_h: [count(0, h[0]), count(1, h[1])],
             n_b: [count(0, b[0]), count(1, b[1])],
             n: [sides[0].len(), sides[1].len()],
+            distinct,
+            mass_points,
         })
     }
 }
@@ -428,12 +454,20 @@ fn side_fit(
 
 /// rdrobust's `mserd`: one MSE-optimal bandwidth h for both sides and one b for the bias
 /// correction, computed on the standardised running variable and outcome.
+/// With mass points, the pilot and bias-correction bandwidths reach at least this many
+/// distinct values of the running variable on each side (rdrobust's `bwcheck` default).
+const MASS_POINT_VALUES: usize = 10;
+
+/// `bw_min`: with mass points, the distance (unstandardised) to the 10th distinct value on
+/// the side where it is farther; rdrobust raises the pilot `c_bw` and the first step `d`
+/// to it (never `b` or `h`).
 fn mserd(
     sides: &[Vec<(f64, f64, f64)>; 2],
     p: usize,
     q: usize,
     vce: Vce,
     fuzzy: bool,
+    bw_min: Option<f64>,
 ) -> Result<(f64, f64)> {
     let all_x: Vec<f64> = sides.iter().flatten().map(|o| o.0).collect();
     let all_y: Vec<f64> = sides.iter().flatten().map(|o| o.1).collect();
@@ -459,7 +493,11 @@ fn mserd(
         scaled[1].iter().map(|o| o.0.abs()).fold(0.0, f64::max),
     ];
     let bw_max = bw_max_side[0].max(bw_max_side[1]);
+    // The pilot uses the number of distinct values (rdrobust's masspoints = "adjust"), then
+    // the floor, after the cap, as rdrobust orders them.
+    let bw_min = bw_min.map(|m| m / sx);
     let c_bw = (2.576 * bwp * (distinct.len() as f64).powf(-0.2)).min(bw_max);
+    let c_bw = bw_min.map_or(c_bw, |m| c_bw.max(m));
     let cols = if fuzzy { 2 } else { 1 };
     let step = |o: usize, nu: usize, ob: usize, hb: [f64; 2], scale: f64| -> Result<f64> {
         let mut parts = [(0.0, 0.0, 0.0); 2];
@@ -478,6 +516,7 @@ fn mserd(
         bw_max_side[1] * (1.0 + f64::EPSILON.sqrt()),
     ];
     let d = step(q + 1, q + 1, q + 2, range, 0.0)?;
+    let d = bw_min.map_or(d, |m| d.max(m));
     let b = step(q, p + 1, q + 1, [d, d], 1.0)?;
     let h = step(p, 0, q, [b, b], 1.0)?;
     Ok((h * sx, b * sx))
