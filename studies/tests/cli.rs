@@ -1384,3 +1384,282 @@ fn the_readme_commands_run_as_written() {
         "{q}"
     );
 }
+
+/// The JSON every method prints, frozen: a refactor of how the commands reach the
+/// estimators must not change a number or a field. Timings and temporary paths are left
+/// out. `OCCUPA_BLESS=1 cargo test --release -p occupa-studies --test cli golden` rewrites
+/// `tests/fixtures/golden/` after a deliberate change (review the diff).
+#[test]
+fn golden_json_of_every_method_is_unchanged() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let fixtures = root.join("tests/fixtures");
+    let golden = fixtures.join("golden");
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = tmp.path().join("sim");
+    let out = occupa()
+        .args(["simulate", "--out"])
+        .arg(&sim)
+        .args(["--persons", "1500", "--tenants", "2", "--seed", "5"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let f = |p: &str| fixtures.join(p).display().to_string();
+    let s = |p: &str| sim.join(p).display().to_string();
+    let fc = tmp.path().join("fc.csv").display().to_string();
+    let labels = tmp.path().join("labels.csv").display().to_string();
+    let lalonde_like = f("firth/data.csv");
+    let ev = |method: &str, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "evaluate",
+            "--input",
+            &lalonde_like,
+            "--treatment",
+            "treat",
+            "--outcome",
+            "y",
+            "--covariates",
+            "x1,x2,x1^2,rare",
+            "--method",
+            method,
+            "--json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let runs: Vec<(&str, Vec<String>)> = vec![
+        ("evaluate_psm", ev("psm", &[])),
+        (
+            "evaluate_psm_ate",
+            ev("psm", &["--estimand", "ate", "--ratio", "2"]),
+        ),
+        ("evaluate_ipw_att", ev("ipw", &["--estimand", "att"])),
+        ("evaluate_aipw", ev("aipw", &[])),
+        (
+            "evaluate_aipw_merge",
+            ev("aipw", &["--separation", "merge"]),
+        ),
+        ("evaluate_aipw_trim", ev("aipw", &["--separation", "trim"])),
+        ("evaluate_ra_atc", ev("ra", &["--estimand", "atc"])),
+        ("evaluate_ols", ev("ols", &["--se", "hc3"])),
+        (
+            "evaluate_ipw_bootstrap",
+            ev(
+                "ipw",
+                &["--separation", "merge", "--bootstrap", "50", "--seed", "3"],
+            ),
+        ),
+        (
+            "evaluate_aliasing_by",
+            strs(&[
+                "evaluate",
+                "--input",
+                &f("aliasing/data.csv"),
+                "--treatment",
+                "treat",
+                "--outcome",
+                "y",
+                "--covariates",
+                "x1,x2,x3,empty,z,area",
+                "--method",
+                "aipw",
+                "--by",
+                "area",
+                "--json",
+            ]),
+        ),
+        (
+            "evaluate_did",
+            strs(&[
+                "evaluate",
+                "--input",
+                &f("did/panel.csv"),
+                "--treatment",
+                "treated",
+                "--outcome",
+                "y",
+                "--method",
+                "did",
+                "--time",
+                "time",
+                "--unit",
+                "unit",
+                "--json",
+            ]),
+        ),
+        (
+            "evaluate_rdd",
+            strs(&[
+                "evaluate",
+                "--input",
+                &f("rdd/rdd.csv"),
+                "--outcome",
+                "y",
+                "--running",
+                "x",
+                "--cutoff",
+                "0",
+                "--method",
+                "rdd",
+                "--json",
+            ]),
+        ),
+        (
+            "evaluate_rdd_fuzzy",
+            strs(&[
+                "evaluate",
+                "--input",
+                &f("rdd/rdd.csv"),
+                "--outcome",
+                "yf",
+                "--running",
+                "x",
+                "--cutoff",
+                "0",
+                "--fuzzy",
+                "t",
+                "--method",
+                "rdd",
+                "--json",
+            ]),
+        ),
+        (
+            "cluster_kmeans",
+            strs(&[
+                "cluster",
+                "--input",
+                &s("t01/asso.csv"),
+                "--columns",
+                "q01,q02,q03,q04,q05,q06",
+                "--method",
+                "kmeans",
+                "--k-range",
+                "2..4",
+                "--seed",
+                "2",
+                "--json",
+            ]),
+        ),
+        (
+            "cluster_lca",
+            strs(&[
+                "cluster",
+                "--input",
+                &s("t01/asso.csv"),
+                "--columns",
+                "q01,q02,q03,q04,q05,q06",
+                "--method",
+                "lca",
+                "--k",
+                "3",
+                "--seed",
+                "2",
+                "--labels-out",
+                &labels,
+                "--json",
+            ]),
+        ),
+        (
+            "forecast_auto",
+            strs(&[
+                "forecast",
+                "--input",
+                &s("hires.csv"),
+                "--id",
+                "provincia,settore",
+                "--time",
+                "mese",
+                "--value",
+                "assunzioni",
+                "--horizon",
+                "6",
+                "--out",
+                &fc,
+                "--quiet",
+            ]),
+        ),
+        (
+            "forecast_hierarchy",
+            strs(&[
+                "forecast",
+                "--input",
+                &s("hires.csv"),
+                "--id",
+                "provincia,settore",
+                "--time",
+                "mese",
+                "--value",
+                "assunzioni",
+                "--hierarchy",
+                "regione;settore",
+                "--horizon",
+                "6",
+                "--out",
+                &fc,
+                "--quiet",
+            ]),
+        ),
+    ];
+    let bless = std::env::var_os("OCCUPA_BLESS").is_some();
+    let tmp_str = tmp.path().display().to_string();
+    let fix_str = fixtures.display().to_string();
+    let mut failures = Vec::new();
+    for (name, args) in runs {
+        let out = occupa().args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{name}: not JSON ({e})"));
+        scrub(&mut v, &tmp_str, &fix_str);
+        let mut text = serde_json::to_string_pretty(&v).unwrap();
+        text.push('\n');
+        // The forecast CSV too: the numbers a planner receives.
+        if name.starts_with("forecast") {
+            text.push_str(&std::fs::read_to_string(&fc).unwrap());
+        }
+        let path = golden.join(format!("{name}.json"));
+        if bless {
+            std::fs::create_dir_all(&golden).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            failures.push(name);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "the output of {failures:?} changed (compare with tests/fixtures/golden/; \
+         OCCUPA_BLESS=1 rewrites them after a deliberate change)"
+    );
+}
+
+/// Drops timings and replaces temporary and fixture paths, so that the golden files hold
+/// only what a refactor must not change.
+fn scrub(v: &mut serde_json::Value, tmp: &str, fixtures: &str) {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            m.retain(|k, _| !(k == "seconds" || k == "timings" || k.ends_with("_seconds")));
+            for x in m.values_mut() {
+                scrub(x, tmp, fixtures);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| scrub(x, tmp, fixtures)),
+        Value::String(s) if s.contains(tmp) || s.contains(fixtures) => {
+            *s = s.replace(tmp, "<tmp>").replace(fixtures, "<fixtures>");
+        }
+        _ => {}
+    }
+}
