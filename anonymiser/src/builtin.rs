@@ -385,8 +385,12 @@ impl Builtin {
             Builtin::Municipality => {
                 let t = Territory::get();
                 for v in values {
+                    // Excel drops the leading zeros of ISTAT codes (001272 becomes 1272).
+                    let padded =
+                        (v.len() < 6 && !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                            .then(|| format!("{v:0>6}"));
                     let p = t
-                        .province_of(v)
+                        .province_of(padded.as_deref().unwrap_or(v))
                         .ok_or_else(|| unplaceable(column, v, "an ISTAT municipality code"))?;
                     let r = t
                         .region(&p.region_code)

@@ -38,6 +38,11 @@ pub struct TableJob {
     pub builtins: Vec<(String, Builtin)>,
     /// Columns left out of the release.
     pub drop: Vec<String>,
+    /// Columns released as they are. `Some`: every column must be a quasi-identifier,
+    /// the sensitive one, dropped or kept, so that a date or a municipality nobody thought
+    /// of cannot go out untouched (the command line's rule); `None`: every other column is
+    /// released as it is (ARX's insensitive attributes).
+    pub keep: Option<Vec<String>>,
     /// What to search for.
     pub spec: Anonymisation,
     /// Whether to release suppressed records with one value hidden where that is safe.
@@ -223,7 +228,44 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
         .collect();
     let mut lines: Vec<usize> = table.rows.iter().map(|r| r.row).collect();
     refuse_identifiers(job, &header, &records, &lines, &kept, &cols)?;
-    let quarantined = quarantine_unplaceable(job, &cols, &mut records, &mut lines)?;
+    if let Some(keep) = &job.keep {
+        for k in keep {
+            find(k)?;
+        }
+        let declared = |h: &String| {
+            job.qi.contains(h)
+                || job.sensitive.as_ref() == Some(h)
+                || job.drop.contains(h)
+                || keep.contains(h)
+        };
+        let undeclared: Vec<&String> = header.iter().filter(|h| !declared(h)).collect();
+        if !undeclared.is_empty() {
+            return Err(Error::Input(format!(
+                "{}: column(s) {} are not declared: name each as a quasi-identifier (--qi), \
+                 the sensitive column (--sensitive), left out (--drop) or released as it is \
+                 (--keep); a column released as it is can identify people (a date, a \
+                 municipality); nothing written",
+                job.input.display(),
+                undeclared
+                    .iter()
+                    .map(|h| h.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    let quarantine = quarantine_unplaceable(job, &cols, &mut records, &mut lines)?;
+    let quarantined = quarantine.len() as u64;
+    if records.is_empty() {
+        return Err(Error::Input(format!(
+            "{}: every row has a value its built-in hierarchy cannot place (the first: line \
+             {}, column {}: {}); nothing written",
+            job.input.display(),
+            quarantine[0].0,
+            quarantine[0].1,
+            quarantine[0].2
+        )));
+    }
     let rows: Vec<Vec<&str>> = records
         .iter()
         .map(|r| cols.iter().map(|&c| r[c].trim()).collect())
@@ -369,6 +411,7 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
         serde_json::to_writer_pretty(&mut *w, &report).map_err(std::io::Error::other)?;
         w.write_all(b"\n")
     })?;
+    write_quarantine(job, &quarantine)?;
     Ok(report)
 }
 
@@ -442,7 +485,7 @@ fn quarantine_unplaceable(
     cols: &[usize],
     records: &mut Vec<csv::StringRecord>,
     lines: &mut Vec<usize>,
-) -> Result<u64> {
+) -> Result<Vec<(usize, String, String)>> {
     let mut bad: Vec<(usize, &str, String)> = Vec::new(); // (row index, column, reason)
     for (j, c) in job.qi.iter().enumerate() {
         let Some((_, b)) = job.builtins.iter().find(|(col, _)| col == c) else {
@@ -467,10 +510,10 @@ fn quarantine_unplaceable(
         }
     }
     if bad.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     bad.sort_by_key(|b| b.0);
-    let Some(path) = &job.quarantine else {
+    if job.quarantine.is_none() {
         let rows: std::collections::BTreeSet<usize> = bad.iter().map(|b| b.0).collect();
         let first = &bad[0];
         return Err(Error::Input(format!(
@@ -483,16 +526,14 @@ fn quarantine_unplaceable(
             first.2,
             rows.len()
         )));
-    };
-    write_atomic(path, |w| {
-        let mut wtr = csv::Writer::from_writer(w);
-        wtr.write_record(["line", "column", "reason"])?;
-        for (i, c, why) in &bad {
-            wtr.write_record([lines[*i].to_string().as_str(), c, why.as_str()])?;
+    }
+    // One entry per row (its first unplaceable value), by line.
+    let mut listed: Vec<(usize, String, String)> = Vec::new();
+    for (i, c, why) in &bad {
+        if listed.last().is_none_or(|l| l.0 != lines[*i]) {
+            listed.push((lines[*i], c.to_string(), why.clone()));
         }
-        wtr.flush()?;
-        Ok(())
-    })?;
+    }
     let drop: std::collections::BTreeSet<usize> = bad.iter().map(|b| b.0).collect();
     let mut k = 0;
     records.retain(|_| {
@@ -504,7 +545,23 @@ fn quarantine_unplaceable(
         k += 1;
         !drop.contains(&(k - 1))
     });
-    Ok(drop.len() as u64)
+    Ok(listed)
+}
+
+/// Writes the quarantine list (line, column, reason; never a value), after the release.
+fn write_quarantine(job: &TableJob, listed: &[(usize, String, String)]) -> Result<()> {
+    let Some(path) = &job.quarantine else {
+        return Ok(());
+    };
+    write_atomic(path, |w| {
+        let mut wtr = csv::Writer::from_writer(w);
+        wtr.write_record(["line", "column", "reason"])?;
+        for (line, c, why) in listed {
+            wtr.write_record([line.to_string().as_str(), c, why.as_str()])?;
+        }
+        wtr.flush()?;
+        Ok(())
+    })
 }
 
 fn write_atomic(

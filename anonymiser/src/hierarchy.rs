@@ -72,10 +72,11 @@ impl Hierarchy {
 
     /// Reads `DIR/<column>.csv` style files (`,` or `;` separated, no header).
     pub fn from_csv(column: &str, path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Hierarchy {
+        let bytes = std::fs::read(path).map_err(|e| Error::Hierarchy {
             column: column.to_string(),
             reason: format!("{}: {e}", path.display()),
         })?;
+        let text = occupa_engine::read::text_utf8_or_1252(&bytes);
         let first = text.lines().next().unwrap_or("");
         let sep = if first.matches(';').count() > first.matches(',').count() {
             b';'

@@ -36,6 +36,21 @@ pub struct SourceInfo {
     pub windows_1252_rows: usize,
     /// Columns read with a decimal comma.
     pub decimal_comma: Vec<String>,
+    /// Columns whose numbers group thousands with a point (`1.700`, `1.234,56`), read as
+    /// Italian Excel writes them in a file separated by `;`, tab or `|`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub thousands_separator: Vec<String>,
+    /// Cells read as missing because they hold a mark of a missing value (`n.d.`, `-`,
+    /// `N/A`, `#N/D`, `null`, `?`), by mark.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub missing_marks: std::collections::BTreeMap<String, usize>,
+    /// Rows with every field empty (as spreadsheets export them), skipped.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub empty_rows_skipped: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl std::fmt::Display for SourceInfo {
@@ -46,6 +61,19 @@ impl std::fmt::Display for SourceInfo {
         }
         if !self.decimal_comma.is_empty() {
             write!(f, "; decimal commas in {}", self.decimal_comma.join(", "))?;
+        }
+        if !self.thousands_separator.is_empty() {
+            write!(
+                f,
+                "; thousands grouped with a point in {}",
+                self.thousands_separator.join(", ")
+            )?;
+        }
+        for (mark, n) in &self.missing_marks {
+            write!(f, "; {n} cells '{mark}' read as missing")?;
+        }
+        if self.empty_rows_skipped > 0 {
+            write!(f, "; {} empty rows skipped", self.empty_rows_skipped)?;
         }
         Ok(())
     }
@@ -61,6 +89,8 @@ pub(crate) struct Column {
     /// The first row whose number was written with a decimal point (a decimal comma
     /// elsewhere in the column would make it ambiguous).
     dot_row: Option<usize>,
+    /// Missing-value marks met, with their counts.
+    marks: Vec<(String, usize)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -86,8 +116,14 @@ impl TextCells {
 impl Column {
     /// Adds the cell of row `row` (the rows before it are already in).
     fn push(&mut self, cell: Cell<'_>, row: usize) {
+        if let Cell::Marked(m) = cell {
+            match self.marks.iter_mut().find(|(k, _)| k == m) {
+                Some((_, n)) => *n += 1,
+                None => self.marks.push((m.to_string(), 1)),
+            }
+        }
         match cell {
-            Cell::Missing | Cell::Number(..) => {
+            Cell::Missing | Cell::Marked(_) | Cell::Number(..) => {
                 self.num.push(match cell {
                     Cell::Number(v, dot) => {
                         if dot && self.dot_row.is_none() {
@@ -117,6 +153,12 @@ impl Column {
     fn append(&mut self, other: Column, before: usize) {
         if self.dot_row.is_none() {
             self.dot_row = other.dot_row.map(|r| r + before);
+        }
+        for (m, n) in other.marks {
+            match self.marks.iter_mut().find(|(k, _)| *k == m) {
+                Some((_, c)) => *c += n,
+                None => self.marks.push((m, n)),
+            }
         }
         self.num.extend(other.num);
         match other.text {
@@ -183,7 +225,7 @@ impl Table {
         let parts: Vec<Result<Block>> = chunks
             .into_par_iter()
             .map(|(line, chunk)| {
-                let mut block = Block::new(&positions);
+                let mut block = Block::new(&positions, file.separator != b',');
                 let mut failed = None;
                 file.parse_chunk(line, chunk, |line, rec, legacy| {
                     if failed.is_some() {
@@ -221,7 +263,7 @@ impl Table {
     /// From a workbook sheet (or any text records).
     fn from_raw(raw: read::RawTable, wanted: &[&str]) -> Result<Self> {
         let positions = resolve(&raw.path, &raw.header_raw, wanted, &raw.format)?;
-        let mut block = Block::new(&positions);
+        let mut block = Block::new(&positions, false);
         for r in &raw.rows {
             let fields = r.fields.as_ref().map_err(|reason| Error::BadFile {
                 path: raw.path.clone(),
@@ -264,6 +306,7 @@ impl Table {
                 num: Vec::with_capacity(n),
                 text: None,
                 dot_row: None,
+                marks: Vec::new(),
             };
             let dtype = series.dtype();
             if dtype.is_primitive_numeric() || dtype.is_bool() {
@@ -278,7 +321,7 @@ impl Table {
                     .map_err(|e| bad(format!("column {name}: {e}")))?;
                 let t = t.str().map_err(|e| bad(e.to_string()))?;
                 for (i, v) in t.iter().enumerate() {
-                    col.push(v.map_or(Cell::Missing, parse_cell), i);
+                    col.push(v.map_or(Cell::Missing, |v| parse_cell(v, false)), i);
                 }
             }
             columns.push(col);
@@ -296,6 +339,9 @@ impl Table {
                 format: Format::Parquet,
                 windows_1252_rows: 0,
                 decimal_comma: Vec::new(),
+                thousands_separator: Vec::new(),
+                missing_marks: Default::default(),
+                empty_rows_skipped: 0,
             },
         })
     }
@@ -315,13 +361,16 @@ impl Table {
                 num: Vec::new(),
                 text: None,
                 dot_row: None,
+                marks: Vec::new(),
             })
             .collect();
         let mut rows = 0usize;
         let mut lines = Vec::new();
         let mut legacy = 0usize;
+        let mut empty = 0usize;
         for part in parts {
             let block = part?;
+            empty += block.empty;
             for (col, c) in columns.iter_mut().zip(block.columns) {
                 col.append(c, rows);
             }
@@ -345,8 +394,16 @@ impl Table {
                 format,
                 windows_1252_rows: legacy,
                 decimal_comma: Vec::new(),
+                thousands_separator: Vec::new(),
+                missing_marks: Default::default(),
+                empty_rows_skipped: empty,
             },
         };
+        for c in &table.columns {
+            for (m, n) in &c.marks {
+                *table.source.missing_marks.entry(m.clone()).or_insert(0) += n;
+            }
+        }
         if decimal_comma_allowed {
             table.read_decimal_commas()?;
         }
@@ -360,10 +417,13 @@ impl Table {
             let Some(t) = &col.text else {
                 continue;
             };
-            let values: Option<Vec<f64>> = t.levels.iter().map(|l| decimal_comma(l)).collect();
+            let values: Option<Vec<(f64, bool)>> =
+                t.levels.iter().map(|l| italian_number(l)).collect();
             let Some(values) = values else {
                 continue;
             };
+            let grouped = values.iter().any(|v| v.1);
+            let values: Vec<f64> = values.into_iter().map(|v| v.0).collect();
             if let Some(r) = col.dot_row {
                 let first_comma = t.code.iter().position(|&k| k != u32::MAX).unwrap_or(0);
                 return Err(Error::BadFile {
@@ -384,10 +444,16 @@ impl Table {
                 .map(|(&v, &k)| if k == u32::MAX { v } else { values[k as usize] })
                 .collect();
             let name = col.name.clone();
+            let has_comma = t.levels.iter().any(|l| l.contains(','));
             let col = &mut self.columns[c];
             col.num = num;
             col.text = None;
-            self.source.decimal_comma.push(name);
+            if has_comma {
+                self.source.decimal_comma.push(name.clone());
+            }
+            if grouped {
+                self.source.thousands_separator.push(name);
+            }
         }
         // In the file's order of columns.
         let at = |n: &String| {
@@ -397,6 +463,7 @@ impl Table {
                 .unwrap_or(usize::MAX)
         };
         self.source.decimal_comma.sort_by_key(at);
+        self.source.thousands_separator.sort_by_key(at);
         Ok(())
     }
 
@@ -475,6 +542,53 @@ impl Table {
         Ok(self.column(name)?.text.is_some())
     }
 
+    /// A column read as text whose cells are mostly numbers: a few stray marks (`n.d.`,
+    /// `1 700`, `>5`) in a numeric column, which as a categorical covariate would turn every
+    /// number into a dummy. `Err` naming the first such cell and the count.
+    pub(crate) fn refuse_stray_text(&self, name: &str) -> Result<()> {
+        let c = self.column(name)?;
+        let Some(t) = &c.text else {
+            return Ok(());
+        };
+        // Texts that are numbers with a decimal comma or grouped thousands count as numbers
+        // (the column stayed text only because of the stray cells).
+        let numeric_level: Vec<bool> = t
+            .levels
+            .iter()
+            .map(|l| italian_number(l).is_some())
+            .collect();
+        let numbers = (0..self.rows)
+            .filter(|&i| match t.code[i] {
+                u32::MAX => !c.num[i].is_nan(),
+                k => numeric_level[k as usize],
+            })
+            .count();
+        let texts: Vec<usize> = (0..self.rows)
+            .filter(|&i| t.code[i] != u32::MAX && !numeric_level[t.code[i] as usize])
+            .collect();
+        if numbers >= texts.len() && numbers > 0 && !texts.is_empty() {
+            let i = texts[0];
+            let value = &t.levels[t.code[i] as usize];
+            return Err(self.bad(
+                i,
+                name,
+                format!(
+                    "'{value}' is not a number, in a column of numbers ({} cells of {} are \
+                     not numbers); write a missing value as an empty cell or NA, or correct \
+                     the cells",
+                    texts.len(),
+                    texts.len() + numbers
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a column has no value at all.
+    pub(crate) fn all_missing(&self, name: &str) -> Result<bool> {
+        Ok((0..self.rows).all(|i| self.column(name).map(|c| c.is_missing(i)).unwrap_or(true)))
+    }
+
     /// The values of a column as categories: the distinct values (numbers in numeric
     /// order, then texts in sorted order) and, per row, the index of its value (`None`
     /// where missing).
@@ -523,11 +637,17 @@ struct Block {
     columns: Vec<Column>,
     lines: Vec<u32>,
     legacy: usize,
+    /// Whether points may group thousands (a file not separated by commas).
+    grouping: bool,
+    /// Rows with every field empty, skipped.
+    empty: usize,
 }
 
 impl Block {
-    fn new(positions: &[(usize, String)]) -> Self {
+    fn new(positions: &[(usize, String)], grouping: bool) -> Self {
         Block {
+            grouping,
+            empty: 0,
             columns: positions
                 .iter()
                 .map(|(_, name)| Column {
@@ -535,6 +655,7 @@ impl Block {
                     num: Vec::new(),
                     text: None,
                     dot_row: None,
+                    marks: Vec::new(),
                 })
                 .collect(),
             lines: Vec::new(),
@@ -549,9 +670,13 @@ impl Block {
         line: usize,
         legacy: bool,
     ) {
+        if (0..rec.len()).all(|i| rec.get(i).is_none_or(|f| f.trim().is_empty())) {
+            self.empty += 1;
+            return;
+        }
         let row = self.lines.len();
         for ((p, _), col) in positions.iter().zip(&mut self.columns) {
-            col.push(parse_cell(rec.get(*p).unwrap_or("")), row);
+            col.push(parse_cell(rec.get(*p).unwrap_or(""), self.grouping), row);
         }
         self.lines.push(line as u32);
         self.legacy += legacy as usize;
@@ -568,6 +693,25 @@ fn resolve(
 ) -> Result<Vec<(usize, String)>> {
     let mut positions: Vec<(usize, String)> = Vec::new();
     for &w in wanted {
+        // A name given twice in the header is ambiguous: R would rename the second, a
+        // command here would silently read the first.
+        let same: Vec<usize> = (0..headers.len())
+            .filter(|&i| read::normalise_header(&headers[i]) == read::normalise_header(w))
+            .collect();
+        if same.len() > 1 && same.iter().filter(|&&i| headers[i] == w).count() != 1 {
+            return Err(Error::BadFile {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "column '{w}' appears {} times in the header (columns {}); rename all \
+                     but one ({format})",
+                    same.len(),
+                    same.iter()
+                        .map(|i| (i + 1).to_string())
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ),
+            });
+        }
         let p = headers.iter().position(|h| h == w).or_else(|| {
             let nw = read::normalise_header(w);
             let mut it = headers
@@ -595,6 +739,54 @@ fn resolve(
     Ok(positions)
 }
 
+/// A number as Italian Excel writes it: a decimal comma (`-1,5`), thousands grouped with
+/// points or spaces (`1.700`, `1.234,56`, `1 700,33`), or both; with whether it was
+/// grouped.
+fn italian_number(s: &str) -> Option<(f64, bool)> {
+    let t = s.trim();
+    let (int, frac) = match t.split_once(',') {
+        Some((i, f)) => (i, Some(f)),
+        None => (t, None),
+    };
+    let sep = if int.contains('.') {
+        Some('.')
+    } else if int.contains([' ', '\u{a0}', '\u{202f}']) {
+        Some(' ')
+    } else {
+        None
+    };
+    let plain_int = match sep {
+        Some(sep) => {
+            let norm: String = int
+                .chars()
+                .map(|c| {
+                    if c == '\u{a0}' || c == '\u{202f}' {
+                        ' '
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            let dotted = norm.replace(sep, ".");
+            if !grouped_integer(&dotted) {
+                return None;
+            }
+            dotted.replace('.', "")
+        }
+        None => int.to_string(),
+    };
+    let text = match frac {
+        Some(f) => format!("{plain_int},{f}"),
+        None if sep.is_some() => plain_int.clone(),
+        None => return None,
+    };
+    let v = match frac {
+        Some(_) => decimal_comma(&text)?,
+        None => text.parse::<f64>().ok().filter(|v| v.is_finite())?,
+    };
+    Some((v, sep.is_some()))
+}
+
 /// A number written with a decimal comma and no point (`-1,5`, `3,0`, `,5`).
 fn decimal_comma(s: &str) -> Option<f64> {
     let t = s.trim();
@@ -615,15 +807,49 @@ fn decimal_comma(s: &str) -> Option<f64> {
 
 enum Cell<'a> {
     Missing,
+    /// A mark of a missing value other than an empty cell or `NA`.
+    Marked(&'a str),
     /// The value, and whether it was written with a decimal point.
     Number(f64, bool),
     Text(&'a str),
 }
 
-fn parse_cell(raw: &str) -> Cell<'_> {
+/// Marks of a missing value that offices' exports and Italian Excel write (`#N/D` is
+/// Excel's `#N/A` in Italian), compared without case.
+const MISSING_MARKS: [&str; 11] = [
+    "n.d.", "n.d", "nd", "n/d", "n/a", "#n/d", "#n/a", "null", "-", "?", "na",
+];
+
+/// `1.700`, `-12.345.678`: an integer grouped by thousands with points (the first group
+/// 1–3 digits, not starting with 0, then groups of exactly three).
+fn grouped_integer(t: &str) -> bool {
+    let body = t.strip_prefix(['-', '+']).unwrap_or(t);
+    let mut groups = body.split('.');
+    let first = groups.next().unwrap_or("");
+    let digits = |g: &str| g.bytes().all(|b| b.is_ascii_digit());
+    let mut rest = 0;
+    for g in groups {
+        if g.len() != 3 || !digits(g) {
+            return false;
+        }
+        rest += 1;
+    }
+    rest > 0 && (1..=3).contains(&first.len()) && digits(first) && !first.starts_with('0')
+}
+
+/// A cell. `grouping`: in a file separated by `;`, tab or `|` (Italian Excel's), an
+/// integer grouped by thousands with points stays text, to be read by
+/// [`italian_number`] with its column, never as a decimal number (`1.700` is 1700 there).
+fn parse_cell(raw: &str, grouping: bool) -> Cell<'_> {
     let t = raw.trim();
     if t.is_empty() || t == "NA" || t == "." || t.eq_ignore_ascii_case("nan") {
         return Cell::Missing;
+    }
+    if MISSING_MARKS.iter().any(|m| t.eq_ignore_ascii_case(m)) {
+        return Cell::Marked(t);
+    }
+    if grouping && grouped_integer(t) {
+        return Cell::Text(t);
     }
     if t.eq_ignore_ascii_case("true") {
         return Cell::Number(1.0, false);
@@ -703,9 +929,13 @@ mod tests {
     fn a_column_mixing_decimal_commas_and_points_is_refused_naming_both_lines() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.csv");
-        std::fs::write(&p, "a;b\n1,5;1\n1.234;2\n").unwrap();
+        std::fs::write(&p, "a;b\n1,5;1\n1.25;2\n").unwrap();
         let err = Table::read(&p, &["a", "b"]).unwrap_err().to_string();
         assert!(err.contains("line 2") && err.contains("line 3"), "{err}");
+        // `1.234` beside `1,5` is Italian throughout: a thousands point.
+        std::fs::write(&p, "a;b\n1,5;1\n1.234;2\n").unwrap();
+        let t = Table::read(&p, &["a", "b"]).unwrap();
+        assert_eq!(t.numeric("a").unwrap(), [1.5, 1234.0]);
         // With `,` as the separator a decimal comma can only be quoted, and is not read.
         std::fs::write(&p, "a,b\n\"1,5\",1\n").unwrap();
         let t = Table::read(&p, &["a", "b"]).unwrap();
@@ -725,6 +955,88 @@ mod tests {
         assert!(
             err.contains("no column 'w'") && err.contains("separated by ';'"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn thousands_grouped_with_points_are_read_as_italian_excel_writes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("h.csv");
+        // The grouped values only start late (a chunk of their own would not know).
+        let mut text = String::from("prov;v;w\n");
+        for i in 0..50 {
+            text.push_str(&format!("TO;{};{}\n", 900 + i, "0,5"));
+        }
+        text.push_str("TO;1.010;1.234,5\nTO;12.345.678;-2,25\n;;\n");
+        std::fs::write(&p, text).unwrap();
+        let t = Table::read(&p, &["v", "w"]).unwrap();
+        assert_eq!(t.len(), 52, "the empty row is skipped");
+        assert_eq!(t.source().empty_rows_skipped, 1);
+        let v = t.numeric("v").unwrap();
+        assert_eq!(v[50], 1010.0);
+        assert_eq!(v[51], 12_345_678.0);
+        assert_eq!(t.numeric("w").unwrap()[50], 1234.5);
+        assert_eq!(t.source().thousands_separator, ["v", "w"]);
+        // In a comma-separated file a point is a decimal point.
+        let p = dir.path().join("c.csv");
+        std::fs::write(&p, "v\n1.010\n2\n").unwrap();
+        assert_eq!(
+            Table::read(&p, &["v"]).unwrap().numeric("v").unwrap()[0],
+            1.01
+        );
+        // Grouped thousands and decimal points in one column: refused, not guessed.
+        let p = dir.path().join("m.csv");
+        std::fs::write(&p, "v;x\n1.010;1\n2.5;2\n").unwrap();
+        assert!(Table::read(&p, &["v"]).is_err());
+    }
+
+    #[test]
+    fn marks_of_missing_values_are_missing_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.csv");
+        std::fs::write(&p, "a;b\n1,5;2\nn.d.;3\n#N/D;-\n4;?\n").unwrap();
+        let t = Table::read(&p, &["a", "b"]).unwrap();
+        let a = t.numeric("a").unwrap();
+        assert_eq!(a[0], 1.5);
+        assert!(a[1].is_nan() && a[2].is_nan());
+        assert!(t.numeric("b").unwrap()[2].is_nan());
+        let marks = &t.source().missing_marks;
+        assert_eq!(marks.get("n.d."), Some(&1));
+        assert_eq!(marks.get("#N/D"), Some(&1));
+        assert_eq!(marks.get("-"), Some(&1));
+        assert_eq!(marks.get("?"), Some(&1));
+    }
+
+    #[test]
+    fn a_column_named_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.csv");
+        std::fs::write(&p, "id;esito;esito\n1;2;3\n").unwrap();
+        let e = Table::read(&p, &["esito"]).unwrap_err().to_string();
+        assert!(
+            e.contains("appears 2 times") && e.contains("columns 2 and 3"),
+            "{e}"
+        );
+        // A column not asked for may repeat.
+        assert!(Table::read(&p, &["id"]).is_ok());
+    }
+
+    #[test]
+    fn a_stray_text_in_a_numeric_column_is_refused_at_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.csv");
+        std::fs::write(&p, "x;k\n1,5;a\n2,5;b\n>5;c\n3,5;d\n").unwrap();
+        let t = Table::read(&p, &["x"]).unwrap();
+        let e = t.refuse_stray_text("x").unwrap_err().to_string();
+        assert!(e.contains("line 4") && e.contains("'>5'"), "{e}");
+        // A text column is text.
+        let p = dir.path().join("t.csv");
+        std::fs::write(&p, "x;k\nnord;a\nsud;b\n5;c\n").unwrap();
+        assert!(
+            Table::read(&p, &["x"])
+                .unwrap()
+                .refuse_stray_text("x")
+                .is_ok()
         );
     }
 }

@@ -548,6 +548,16 @@ pub fn open_csv(path: &Path) -> Result<CsvFile> {
     })
 }
 
+/// A small text file (a hierarchy, a list) as UTF-8, or as Windows-1252 where it is not
+/// (what Excel saves in an Italian locale); a UTF-8 byte-order mark is dropped.
+pub fn text_utf8_or_1252(bytes: &[u8]) -> String {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => bytes.iter().map(|&b| cp1252(b)).collect(),
+    }
+}
+
 fn decode(rec: &csv::ByteRecord) -> (csv::StringRecord, bool) {
     match csv::StringRecord::from_byte_record(rec.clone()) {
         Ok(s) => (s, false),

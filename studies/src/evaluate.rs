@@ -2,12 +2,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use occupa_engine::causal::Estimand;
-use occupa_engine::causal::evaluate::{EvaluateSpec, Evaluation, Grade, Method, evaluate_csv};
-use occupa_engine::causal::ols::CovType;
-use occupa_engine::causal::table::SampleSpec;
+use occupa_engine::causal::evaluate::{Evaluation, Grade};
+use occupa_engine::causal::runner::{
+    Design, DidOutput, EvaluationOutput, EvaluationSpec, Outcome, RdOutput,
+};
 
 #[derive(Args)]
 pub struct EvaluateArgs {
@@ -93,7 +94,7 @@ pub struct EvaluateArgs {
     #[arg(long)]
     mahalanobis: bool,
     /// Weighting: drop units with a propensity outside LO,HI (e.g. 0.05,0.95).
-    #[arg(long, value_delimiter = ',', num_args = 2)]
+    #[arg(long, value_delimiter = ',', num_args = 1..=2)]
     trim: Option<Vec<f64>>,
     /// OLS covariance: classical, hc0, hc1, hc2, hc3 (cluster-robust with --cluster).
     #[arg(long, default_value = "hc1")]
@@ -126,57 +127,80 @@ pub struct EvaluateArgs {
     json: bool,
 }
 
-pub fn run(a: EvaluateArgs) -> Result<()> {
-    if a.method.eq_ignore_ascii_case("did") {
-        return run_did(&a);
-    }
-    if a.method.eq_ignore_ascii_case("rdd") {
-        return run_rdd(&a);
-    }
-    if a.covariates.is_empty() {
-        bail!("--covariates is required for --method {}", a.method);
-    }
-    let treatment = a
-        .treatment
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("--treatment COL is required for --method {}", a.method))?;
-    let method = Method::parse(&a.method)?;
-    let estimand = match &a.estimand {
-        Some(e) => Estimand::parse(e)?,
-        None if method == Method::Psm => Estimand::Att,
-        None => Estimand::Ate,
-    };
-    let trim = match a.trim.as_deref() {
-        Some([lo, hi]) => Some((*lo, *hi)),
+/// The flags as an evaluation spec: the one mapping from the command line to the engine.
+fn spec_of(a: &EvaluateArgs) -> Result<EvaluationSpec> {
+    let mut spec = EvaluationSpec::new(
+        Design::parse(&a.method)?,
+        a.treatment.as_deref(),
+        &a.outcome,
+    );
+    spec.covariates = a.covariates.clone();
+    spec.estimand = a.estimand.clone();
+    spec.separation = a.separation.clone();
+    spec.merge_below = a.merge_below;
+    spec.cluster = a.cluster.clone();
+    spec.exact = a.exact.clone();
+    spec.ratio = a.ratio;
+    spec.replace = !a.no_replacement;
+    spec.caliper = if a.no_caliper { 0.0 } else { a.caliper };
+    spec.mahalanobis = a.mahalanobis;
+    spec.trim = match a.trim.as_deref() {
+        Some([lo, hi]) => Some([*lo, *hi]),
         Some(_) => bail!("--trim takes two numbers, LO,HI"),
         None => None,
     };
-    let spec = EvaluateSpec {
-        columns: SampleSpec {
-            treatment,
-            outcome: a.outcome,
-            covariates: a.covariates,
-            cluster: a.cluster,
-            strata: Vec::new(),
-            by: None,
-            sheet: a.sheet,
-        },
-        method,
-        estimand,
-        ratio: a.ratio,
-        replace: !a.no_replacement,
-        caliper: (!a.no_caliper).then_some(a.caliper),
-        mahalanobis: a.mahalanobis,
-        exact: a.exact,
-        trim,
-        cov: CovType::parse(&a.se)?,
-        smd_bound: a.smd_bound,
-        bootstrap: a.bootstrap.map(|b| (b, a.seed)),
-        by: a.by,
-        separation: occupa_engine::causal::logit::Separation::parse(&a.separation)?,
-        merge_below: a.merge_below,
-    };
-    let ev = evaluate_csv(&a.input, &spec)?;
+    spec.se = a.se.clone();
+    spec.smd_bound = a.smd_bound;
+    spec.bootstrap = a.bootstrap;
+    spec.seed = a.seed;
+    spec.by = a.by.clone();
+    spec.time = a.time.clone();
+    spec.unit = a.unit.clone();
+    spec.running = a.running.clone();
+    spec.cutoff = a.cutoff;
+    spec.fuzzy = a.fuzzy.clone();
+    spec.bandwidth = a.bandwidth;
+    spec.vce = a.vce.clone();
+    spec.sheet = a.sheet.clone();
+    Ok(spec)
+}
+
+pub fn run(a: EvaluateArgs) -> Result<()> {
+    if a.method.eq_ignore_ascii_case("did") && (a.time.is_none() || a.unit.is_none()) {
+        bail!("--method did needs --time COL and --unit COL");
+    }
+    if a.method.eq_ignore_ascii_case("rdd") && (a.running.is_none() || a.cutoff.is_none()) {
+        bail!("--method rdd needs --running COL and --cutoff X");
+    }
+    let spec = spec_of(&a)?;
+    let valid = spec.check().map_err(|e| match e {
+        occupa_engine::Error::Param { name, reason } => {
+            anyhow!("--{}: {reason}", name.replace('_', "-"))
+        }
+        other => other.into(),
+    })?;
+    match valid.run_file(&a.input)? {
+        EvaluationOutput::Adjusted(ev) => adjusted(&a, &ev),
+        EvaluationOutput::Did(d) => {
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                print_did(&d);
+            }
+            Ok(())
+        }
+        EvaluationOutput::Rdd(r) => {
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print_rdd(&a, &r);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn adjusted(a: &EvaluateArgs, ev: &Evaluation) -> Result<()> {
     if a.require_pass && ev.diagnostics.overall == Grade::Fail {
         bail!(
             "diagnostics fail (balance {:?} at max |SMD| {:.3}, overlap {}, effective sample \
@@ -214,9 +238,9 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
         }
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&ev)?);
+        println!("{}", serde_json::to_string_pretty(ev)?);
     } else {
-        print_summary(&ev);
+        print_summary(ev);
     }
     Ok(())
 }
@@ -352,41 +376,8 @@ fn print_summary(ev: &Evaluation) {
     println!("  (--json for balance per covariate and the full diagnostics)");
 }
 
-fn run_did(a: &EvaluateArgs) -> Result<()> {
-    use occupa_engine::causal::did::{callaway_santanna, did};
-    use occupa_engine::causal::table::load_csv;
-    let (Some(time), Some(unit)) = (&a.time, &a.unit) else {
-        bail!("--method did needs --time COL and --unit COL");
-    };
-    let treatment = a.treatment.clone().ok_or_else(|| {
-        anyhow::anyhow!("--method did needs --treatment COL (treated in that period, 0/1)")
-    })?;
-    let spec = SampleSpec {
-        treatment,
-        outcome: a.outcome.clone(),
-        covariates: vec![time.clone()],
-        cluster: Some(unit.clone()),
-        sheet: a.sheet.clone(),
-        ..SampleSpec::default()
-    };
-    let loaded = load_csv(&a.input, &spec)?;
-    let fit = did(&loaded.sample)?;
-    // Staggered adoption: the two-way regression mixes already-treated units into the
-    // comparison; Callaway–Sant'Anna does not (it needs never-treated units and a
-    // balanced panel, and says why when it cannot run).
-    let cs = (fit.periods > 2).then(|| callaway_santanna(&loaded.sample));
-    if a.json {
-        let mut v = serde_json::to_value(&fit)?;
-        v["rows"] = loaded.rows.into();
-        v["dropped_missing"] = loaded.dropped_missing.into();
-        match &cs {
-            Some(Ok(c)) => v["callaway_santanna"] = serde_json::to_value(c)?,
-            Some(Err(e)) => v["callaway_santanna"] = serde_json::json!({"error": e.to_string()}),
-            None => {}
-        }
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
-    }
+fn print_did(d: &DidOutput) {
+    let fit = &d.fit;
     let e = &fit.effect;
     println!(
         "did ({}): {:.4} (SE {:.4} clustered by unit, 95% CI {:.4} to {:.4})",
@@ -394,7 +385,7 @@ fn run_did(a: &EvaluateArgs) -> Result<()> {
     );
     println!(
         "  panel: {} units, {} periods, {} rows ({} left out for missing values); cohorts {:?}",
-        fit.units, fit.periods, loaded.rows, loaded.dropped_missing, fit.cohorts
+        fit.units, fit.periods, d.rows, d.dropped_missing, fit.cohorts
     );
     for c in &fit.event_study {
         println!("  k = {:>3}: {:>10.4} (SE {:.4})", c.k, c.estimate, c.se);
@@ -409,8 +400,8 @@ fn run_did(a: &EvaluateArgs) -> Result<()> {
                 .join(", ")
         );
     }
-    match &cs {
-        Some(Ok(c)) => {
+    match &d.callaway_santanna {
+        Some(Outcome::Done(c)) => {
             println!(
                 "Callaway-Sant'Anna (never-treated controls): overall ATT {:.4} (SE {:.4}); \
                  by event time, e >= 0: {:.4} (SE {:.4})",
@@ -425,104 +416,24 @@ fn run_did(a: &EvaluateArgs) -> Result<()> {
                 );
             }
         }
-        Some(Err(e)) => println!("Callaway-Sant'Anna not run: {e}"),
+        Some(Outcome::Failed { error }) => println!("Callaway-Sant'Anna not run: {error}"),
         None => {}
     }
-    Ok(())
 }
 
-fn run_rdd(a: &EvaluateArgs) -> Result<()> {
-    use occupa_engine::causal::density::density_test;
-    use occupa_engine::causal::rdd::{RdSpec, Vce};
-    use occupa_engine::causal::table::load_csv;
-    let (Some(running), Some(cutoff)) = (&a.running, a.cutoff) else {
-        bail!("--method rdd needs --running COL and --cutoff X");
-    };
-    let vce = match a.vce.to_ascii_lowercase().as_str() {
-        "nn" => Vce::Nn(3),
-        "hc0" => Vce::Hc0,
-        "hc1" => Vce::Hc1,
-        "hc2" => Vce::Hc2,
-        "hc3" => Vce::Hc3,
-        other => bail!("--vce {other}: use nn, hc0, hc1, hc2 or hc3"),
-    };
-    // Sharp: the treatment is the side of the cut-off, so only the running variable and
-    // the outcome are read. Fuzzy: the take-up column rides as the treatment.
-    let (x, y, take_up, rows, dropped_missing) = match &a.fuzzy {
-        Some(take_up) => {
-            let spec = SampleSpec {
-                treatment: take_up.clone(),
-                outcome: a.outcome.clone(),
-                covariates: vec![running.clone()],
-                sheet: a.sheet.clone(),
-                ..SampleSpec::default()
-            };
-            let loaded = load_csv(&a.input, &spec)?;
-            let s = &loaded.sample;
-            let t: Vec<f64> = s.d().iter().map(|&v| f64::from(v)).collect();
-            (
-                s.x().column(0).to_vec(),
-                s.y().to_vec(),
-                Some(t),
-                loaded.rows,
-                loaded.dropped_missing,
-            )
-        }
-        None => {
-            let table = occupa_engine::columns::Table::read_with(
-                &a.input,
-                &[running.as_str(), a.outcome.as_str()],
-                &occupa_engine::read::ReadOptions {
-                    sheet: a.sheet.clone(),
-                },
-            )?;
-            let (xs, ys) = (table.numeric(running)?, table.numeric(&a.outcome)?);
-            let keep: Vec<usize> = (0..xs.len())
-                .filter(|&i| xs[i].is_finite() && ys[i].is_finite())
-                .collect();
-            (
-                keep.iter().map(|&i| xs[i]).collect(),
-                keep.iter().map(|&i| ys[i]).collect(),
-                None,
-                xs.len(),
-                xs.len() - keep.len(),
-            )
-        }
-    };
-    let mut rd = RdSpec::new(cutoff).vce(vce);
-    if let Some(h) = a.bandwidth {
-        rd = rd.bandwidth(h, None)?;
-    }
-    let start = std::time::Instant::now();
-    let fit = if let Some(t) = &take_up {
-        rd.fit_fuzzy(&x, &y, t)?
-    } else {
-        rd.fit(&x, &y)?
-    };
-    let seconds = start.elapsed().as_secs_f64();
-    // Sorting around the threshold would show as a jump in the running variable's density.
-    let density = density_test(&x, cutoff, None);
-    if a.json {
-        let mut v = serde_json::to_value(&fit)?;
-        v["seconds"] = seconds.into();
-        v["density_test"] = match &density {
-            Ok(d) => serde_json::to_value(d)?,
-            Err(e) => serde_json::json!({"error": e.to_string()}),
-        };
-        v["rows"] = rows.into();
-        v["dropped_missing"] = dropped_missing.into();
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
-    }
-    let r = &fit.robust;
+fn print_rdd(a: &EvaluateArgs, r: &RdOutput) {
+    let fit = &r.fit;
+    let running = a.running.as_deref().unwrap_or("the running variable");
+    let cutoff = a.cutoff.unwrap_or_default();
+    let rb = &fit.robust;
     println!(
         "rdd ({}) at {cutoff}: {:.4} (conventional SE {:.4}); robust bias-corrected 95% CI {:.4} to {:.4}, p = {:.4}",
         if a.fuzzy.is_some() { "fuzzy" } else { "sharp" },
         fit.conventional.estimate,
         fit.conventional.se,
-        r.ci95[0],
-        r.ci95[1],
-        r.p_value
+        rb.ci95[0],
+        rb.ci95[1],
+        rb.p_value
     );
     println!(
         "  bandwidth h = {:.4}, b = {:.4}; observations within h: {} left, {} right",
@@ -535,8 +446,8 @@ fn run_rdd(a: &EvaluateArgs) -> Result<()> {
             fit.distinct[0], fit.distinct[1]
         );
     }
-    match &density {
-        Ok(d) => println!(
+    match &r.density_test {
+        Outcome::Done(d) => println!(
             "  manipulation test (density of {running} at the cut-off): T = {:.3}, p = {:.4}{}",
             d.t,
             d.p_value,
@@ -546,7 +457,6 @@ fn run_rdd(a: &EvaluateArgs) -> Result<()> {
                 ""
             }
         ),
-        Err(e) => println!("  manipulation test not run: {e}"),
+        Outcome::Failed { error } => println!("  manipulation test not run: {error}"),
     }
-    Ok(())
 }

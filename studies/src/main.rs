@@ -147,6 +147,10 @@ struct AnonymiseTableArgs {
     /// values); without it such rows are an error.
     #[arg(long)]
     quarantine: Option<PathBuf>,
+    /// Columns released as they are, comma-separated. Every column must be declared:
+    /// --qi, --sensitive, --drop or --keep.
+    #[arg(long, value_delimiter = ',')]
+    keep: Vec<String>,
 }
 
 fn anonymise_table(a: AnonymiseTableArgs) -> Result<()> {
@@ -215,6 +219,7 @@ fn anonymise_table(a: AnonymiseTableArgs) -> Result<()> {
         out: a.out,
         report: a.report,
         quarantine: a.quarantine,
+        keep: Some(a.keep),
     };
     let r = anonymise_csv(&job)?;
     println!(

@@ -326,6 +326,7 @@ fn releases_verified_by_pycanon_are_reproduced_byte_for_byte() {
             policy: RiskPolicy::for_k(k),
             out: tmp.path().join("release.csv"),
             quarantine: None,
+            keep: None,
             report: tmp.path().join("risk-report.json"),
         };
         anonymise_csv(&job).unwrap();
@@ -537,6 +538,7 @@ fn every_anonymise_table_release_passes_pycanon() {
             policy: RiskPolicy::for_k(c.k),
             out: tmp.path().join(format!("release{i}.csv")),
             quarantine: None,
+            keep: None,
             report: tmp.path().join(format!("report{i}.json")),
         };
         anonymise_csv(&job).unwrap();

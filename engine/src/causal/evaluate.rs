@@ -14,7 +14,7 @@ use super::replicate::Replicates;
 use super::sample::Sample;
 use super::sensitivity::{EValue, RosenbaumBound, SignedRanks, e_value_continuous};
 use super::support::{Merged, Trimmed, merge_rare_levels, one_group_levels, support_bounds};
-use super::table::{SampleSpec, load_csv};
+use super::table::SampleSpec;
 use super::weighting::{Weighting, WeightingSpec, ipw_weights};
 use super::{Effect, Estimand, z_quantile};
 use crate::{Error, Result};
@@ -123,20 +123,15 @@ pub struct Evaluation {
     pub input: Option<crate::columns::SourceInfo>,
     /// Covariate terms left out because they are aliased (linear combinations of the
     /// intercept and the terms before them), as R's `lm` and `glm` leave them out.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub aliased: Vec<String>,
     /// Terms aliased within one group only, left out of that group's outcome regression
     /// (their coefficient is zero there, as R's `predict` takes an `NA` one).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub aliased_in_outcome_models: Vec<String>,
     /// Why the propensity score is Firth's penalised-likelihood fit, if it is.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub firth_propensity: Option<String>,
     /// Rare levels merged (`--separation merge`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub merged: Vec<Merged>,
     /// Units dropped outside the overlap before estimating (`--separation trim`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub trimmed: Option<Trimmed>,
     /// Rows read, and rows left out for a missing value in a used column.
     pub rows: usize,
@@ -207,8 +202,25 @@ pub struct Sensitivity {
 pub struct Subgroup {
     /// The value of the `--by` column.
     pub group: String,
-    /// Its evaluation (without further subgroups), or why it could not be done.
+    /// Its evaluation (without further subgroups), or why it could not be done; in the
+    /// JSON the evaluation itself or `{"error": "..."}`.
+    #[serde(serialize_with = "result_or_error")]
     pub result: std::result::Result<Box<Evaluation>, String>,
+}
+
+fn result_or_error<S: serde::Serializer>(
+    r: &std::result::Result<Box<Evaluation>, String>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    match r {
+        Ok(ev) => ev.serialize(s),
+        Err(e) => {
+            let mut m = s.serialize_map(Some(1))?;
+            m.serialize_entry("error", e)?;
+            m.end()
+        }
+    }
 }
 
 /// Where the time went.
@@ -295,11 +307,24 @@ pub struct Diagnostics {
 /// Reads `path` and runs the evaluation `spec` describes.
 pub fn evaluate_csv(path: &std::path::Path, spec: &EvaluateSpec) -> Result<Evaluation> {
     let start = std::time::Instant::now();
+    let table = super::table::Table::read_csv(path, &full_columns(spec))?;
+    let read = start.elapsed().as_secs_f64();
+    let mut ev = evaluate_table(&table, spec)?;
+    ev.seconds.read = read;
+    Ok(ev)
+}
+
+/// The columns `spec` reads, strata and subgroups included.
+fn full_columns(spec: &EvaluateSpec) -> SampleSpec {
     let mut columns = spec.columns.clone();
     columns.strata = spec.exact.clone();
     columns.by = spec.by.clone();
-    let loaded = load_csv(path, &columns)?;
-    let read = start.elapsed().as_secs_f64();
+    columns
+}
+
+/// Runs the evaluation `spec` describes on a table in memory, and within each subgroup.
+pub fn evaluate_table(table: &super::table::Table, spec: &EvaluateSpec) -> Result<Evaluation> {
+    let loaded = table.sample(&full_columns(spec))?;
     let mut ev = evaluate(&loaded.sample, spec, loaded.rows, loaded.dropped_missing)?;
     for (group, sub) in &loaded.subgroups {
         let inner = EvaluateSpec {
@@ -316,7 +341,6 @@ pub fn evaluate_csv(path: &std::path::Path, spec: &EvaluateSpec) -> Result<Evalu
             result,
         });
     }
-    ev.seconds.read = read;
     ev.input = Some(loaded.source);
     Ok(ev)
 }

@@ -33,6 +33,7 @@ pub mod matching;
 pub mod ols;
 pub mod rdd;
 mod replicate;
+pub mod runner;
 pub mod sample;
 pub mod sensitivity;
 pub mod support;

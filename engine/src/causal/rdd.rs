@@ -95,6 +95,11 @@ impl RdSpec {
         }
     }
 
+    /// The cut-off.
+    pub fn cutoff(&self) -> f64 {
+        self.cutoff
+    }
+
     /// The variance estimator.
     pub fn vce(mut self, vce: Vce) -> Self {
         self.vce = vce;

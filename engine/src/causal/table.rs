@@ -80,7 +80,28 @@ impl Table {
     pub fn sample(&self, spec: &SampleSpec) -> Result<Loaded> {
         let n = self.rows;
         let mut present = vec![true; n];
-        let treat = self.numeric(&spec.treatment)?;
+        // A column with no value would leave no row; say which.
+        let mut used: Vec<&str> = vec![spec.treatment.as_str(), spec.outcome.as_str()];
+        for t in &spec.covariates {
+            used.extend(term_columns(t));
+        }
+        used.extend(spec.cluster.iter().map(String::as_str));
+        used.extend(spec.strata.iter().map(String::as_str));
+        for c in &used {
+            if self.all_missing(c)? {
+                return Err(Error::BadFile {
+                    path: self.path.clone(),
+                    reason: format!(
+                        "column '{c}' has no value in any of its {n} rows; fill it or leave it out"
+                    ),
+                });
+            }
+        }
+        let treat_words = self.treatment_words(&spec.treatment)?;
+        let treat = match &treat_words {
+            Some(v) => v.as_slice(),
+            None => self.numeric(&spec.treatment)?,
+        };
         for (i, &t) in treat.iter().enumerate() {
             if t.is_nan() {
                 present[i] = false;
@@ -88,7 +109,10 @@ impl Table {
                 return Err(self.bad(
                     i,
                     &spec.treatment,
-                    format!("treatment must be 0 or 1 (or false/true), not {t}"),
+                    format!(
+                        "treatment must be 0 or 1 (or true/false, sì/no, vero/falso, yes/no), \
+                         not {t}"
+                    ),
                 ));
             }
         }
@@ -109,6 +133,7 @@ impl Table {
             }
             let factors: Vec<&str> = term.split(['*', ':']).map(str::trim).collect();
             if factors.len() == 1 && !term.contains('^') && self.is_text(term)? {
+                self.refuse_stray_text(term)?;
                 let c = self.column(term)?;
                 let labels: Vec<Option<String>> = (0..n).map(|i| c.label(i)).collect();
                 let levels: BTreeSet<&str> = labels.iter().flatten().map(String::as_str).collect();
@@ -188,6 +213,16 @@ impl Table {
         }
         let keep: Vec<usize> = (0..n).filter(|&i| present[i]).collect();
         let dropped_missing = n - keep.len();
+        if keep.is_empty() {
+            return Err(Error::BadFile {
+                path: self.path.clone(),
+                reason: format!(
+                    "no row has a value in every column used ({}); each of its {n} rows misses \
+                     at least one",
+                    used.join(", ")
+                ),
+            });
+        }
         let y: Vec<f64> = keep.iter().map(|&i| outcome[i]).collect();
         let d: Vec<bool> = keep.iter().map(|&i| treat[i] == 1.0).collect();
         let x = Array2::from_shape_fn((keep.len(), cols.len()), |(r, j)| cols[j][keep[r]]);
@@ -240,6 +275,19 @@ impl Table {
                 });
                 subgroups.push((format!("{by}={v}"), sub));
             }
+            let unlabelled = labels.iter().filter(|l| l.is_none()).count();
+            if unlabelled > 0 {
+                subgroups.push((
+                    format!("{by}=(missing)"),
+                    Err(Error::Param {
+                        name: "by",
+                        reason: format!(
+                            "{unlabelled} rows have no value of {by}: they count in the whole \
+                             sample's estimate only"
+                        ),
+                    }),
+                ));
+            }
         }
         let sample = Sample::grouped(y, d, x, names, cluster, strata)?.with_levels(levels_of)?;
         Ok(Loaded {
@@ -249,6 +297,41 @@ impl Table {
             subgroups,
             source: self.source().clone(),
         })
+    }
+}
+
+impl Table {
+    /// A treatment written in words (`sì`/`no`, `vero`/`falso` as Italian Excel writes
+    /// booleans, `yes`/`no`, `true`/`false`) as 1/0, when every value of the column is one
+    /// of them; `None` otherwise (the column is then read as numbers).
+    fn treatment_words(&self, name: &str) -> Result<Option<Vec<f64>>> {
+        let c = self.column(name)?;
+        let Some(t) = &c.text else {
+            return Ok(None);
+        };
+        let word = |s: &str| -> Option<f64> {
+            match s.trim().to_lowercase().as_str() {
+                "sì" | "si" | "vero" | "yes" | "true" => Some(1.0),
+                "no" | "falso" | "false" => Some(0.0),
+                _ => None,
+            }
+        };
+        let levels: Option<Vec<f64>> = t.levels.iter().map(|l| word(l)).collect();
+        let Some(levels) = levels else {
+            return Ok(None);
+        };
+        // Words throughout, or numbers throughout: a `yes` among 0/1 is an error below.
+        if c.num.iter().any(|v| !v.is_nan()) {
+            return Ok(None);
+        }
+        Ok(Some(
+            (0..self.rows)
+                .map(|i| match t.code[i] {
+                    u32::MAX => c.num[i],
+                    k => levels[k as usize],
+                })
+                .collect(),
+        ))
     }
 }
 

@@ -221,6 +221,22 @@ impl SeriesSet {
                 month_end: all_month_end,
             };
         }
+        // Months written as YYYYMM (202301, as many offices export them) look like
+        // integers; read as indices they would leave 88 empty periods a year to invent.
+        if format == TimeFormat::Index
+            && time_levels.iter().all(|l| {
+                let l = l.trim();
+                l.len() == 6
+                    && l.bytes().all(|b| b.is_ascii_digit())
+                    && (1900..=2100).contains(&l[..4].parse::<i64>().unwrap_or(0))
+                    && (1..=12).contains(&l[4..].parse::<i64>().unwrap_or(0))
+            })
+        {
+            format = TimeFormat::Month;
+            for p in parsed.iter_mut() {
+                *p = (*p / 100) * 12 + (*p % 100) - 1;
+            }
+        }
         // Rows per series, by first appearance.
         let mut order: Vec<u32> = Vec::new();
         let mut rows_of: HashMap<u32, Vec<usize>> = HashMap::new();
@@ -259,7 +275,10 @@ impl SeriesSet {
             unused_columns: table
                 .headers()
                 .iter()
-                .filter(|h| !wanted.contains(&h.as_str()))
+                .filter(|h| {
+                    let h = crate::read::normalise_header(h);
+                    !wanted.iter().any(|w| crate::read::normalise_header(w) == h)
+                })
                 .cloned()
                 .collect(),
             keys: vec![Vec::new(); keys.len()],
@@ -318,6 +337,21 @@ impl SeriesSet {
                 y[((p - first) / step) as usize] = *v;
             }
             let filled = fill_gaps(&mut y);
+            // A series whose periods are mostly absent from the file is a misread of its
+            // periods (or of the step), not data to interpolate.
+            let absent = len - points.len();
+            if absent * 2 > len {
+                return Err(table.bad(
+                    points[0].2,
+                    time,
+                    format!(
+                        "series '{}' has no row for {absent} of the {len} periods between its \
+                         first and last; check how the periods are written (a step of {step} \
+                         is assumed)",
+                        id_levels[code as usize]
+                    ),
+                ));
+            }
             if y.iter().all(|v| !v.is_finite()) {
                 // Nothing to forecast from: named, not forecast as NaN.
                 set.left_out.push((
@@ -505,5 +539,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 3") && e.contains("not a number"), "{e}");
+    }
+
+    #[test]
+    fn months_written_as_yyyymm_are_months_and_a_mostly_absent_series_is_refused() {
+        let mut text = String::from("id,m,v\n");
+        for y in [2023, 2024] {
+            for m in 1..=12 {
+                text.push_str(&format!("a,{y}{m:02},{}\n", y + m));
+            }
+        }
+        let f = write(&text);
+        let s = SeriesSet::read(f.path(), "id", "m", "v").unwrap();
+        assert_eq!(s.values[0].len(), 24, "no invented periods");
+        assert_eq!(s.natural_season(), 12);
+        assert_eq!(s.filled, vec![0]);
+        // Indices 1, 2, 50: mostly absent periods are a misread, not data to invent.
+        let f = write("id,t,v\na,1,1\na,2,2\na,50,3\n");
+        let e = SeriesSet::read(f.path(), "id", "t", "v")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no row for 47 of the 50 periods"), "{e}");
     }
 }
