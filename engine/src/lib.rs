@@ -38,6 +38,7 @@ pub mod identifiers;
 pub mod indicators;
 pub mod ingest;
 pub mod instruments;
+pub mod linalg;
 pub mod pseudonym;
 pub mod read;
 pub mod schema;

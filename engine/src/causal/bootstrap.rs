@@ -182,13 +182,7 @@ impl BootstrapResult {
     }
 }
 
-/// Quantile of sorted values by linear interpolation (R's type 7, numpy's default).
-pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let h = (sorted.len() - 1) as f64 * q;
-    let lo = h.floor() as usize;
-    let hi = h.ceil() as usize;
-    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
-}
+pub use crate::linalg::quantile_sorted as quantile;
 
 #[cfg(test)]
 mod tests {

@@ -27,7 +27,7 @@ pub mod bootstrap;
 pub mod density;
 pub mod did;
 pub mod evaluate;
-pub mod linalg;
+pub use crate::linalg;
 pub mod logit;
 pub mod matching;
 pub mod ols;
@@ -128,7 +128,4 @@ fn std_normal() -> Normal {
     Normal::standard()
 }
 
-/// The standard normal quantile.
-pub fn z_quantile(p: f64) -> f64 {
-    std_normal().inverse_cdf(p)
-}
+pub use crate::linalg::normal_quantile as z_quantile;

@@ -25,7 +25,6 @@ pub mod input;
 mod optim;
 pub mod theta;
 
-use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::{Error, Result};
 
@@ -79,11 +78,7 @@ pub(crate) fn check_levels(levels: &[f64]) -> Result<()> {
     }
 }
 
-/// Standard normal quantile.
-pub(crate) fn normal_quantile(p: f64) -> f64 {
-    // Normal::new(0, 1) cannot fail.
-    Normal::new(0.0, 1.0).map_or(f64::NAN, |n| n.inverse_cdf(p))
-}
+pub(crate) use crate::linalg::{normal_quantile, quantile_sorted, solve_spd_flat as solve_spd};
 
 /// Sample variance (n − 1 denominator), 0 for fewer than two values.
 pub(crate) fn sample_variance(x: &[f64]) -> f64 {
@@ -92,17 +87,6 @@ pub(crate) fn sample_variance(x: &[f64]) -> f64 {
     }
     let mean = x.iter().sum::<f64>() / x.len() as f64;
     x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (x.len() - 1) as f64
-}
-
-/// Quantile of sorted values by linear interpolation (R's type 7, NumPy's default).
-pub(crate) fn quantile_sorted(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = p.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    sorted[lo] + (pos - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
 /// Intervals from simulated paths (`paths[k]` holds the values k+1 steps ahead).
@@ -127,40 +111,3 @@ pub(crate) fn intervals_from_paths(paths: &mut [Vec<f64>], levels: &[f64]) -> Ve
     out
 }
 
-/// Solves the small symmetric positive definite system `a x = b` (row-major `k × k`) by
-/// Cholesky; `None` if it is singular.
-pub(crate) fn solve_spd(a: &mut [f64], b: &mut [f64], k: usize) -> Option<Vec<f64>> {
-    for j in 0..k {
-        let mut d = a[j * k + j];
-        for p in 0..j {
-            d -= a[j * k + p] * a[j * k + p];
-        }
-        if d <= 1e-12 * a[j * k + j].abs().max(1.0) {
-            return None;
-        }
-        let d = d.sqrt();
-        a[j * k + j] = d;
-        for i in j + 1..k {
-            let mut v = a[i * k + j];
-            for p in 0..j {
-                v -= a[i * k + p] * a[j * k + p];
-            }
-            a[i * k + j] = v / d;
-        }
-    }
-    for i in 0..k {
-        let mut v = b[i];
-        for p in 0..i {
-            v -= a[i * k + p] * b[p];
-        }
-        b[i] = v / a[i * k + i];
-    }
-    for i in (0..k).rev() {
-        let mut v = b[i];
-        for p in i + 1..k {
-            v -= a[p * k + i] * b[p];
-        }
-        b[i] = v / a[i * k + i];
-    }
-    Some(b.to_vec())
-}

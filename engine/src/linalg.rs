@@ -1,11 +1,16 @@
-//! The dense linear algebra the estimators need: least squares by Householder QR,
-//! Cholesky for positive definite systems, and the inverse of a small general matrix.
+//! The numerics every method family shares, in one place: least squares by Householder
+//! QR, Cholesky for positive definite systems (on ndarray matrices for the estimators, on
+//! flat row-major slices for the forecasters' hot loops: the same factorisation), the
+//! inverse of a small general matrix, R's rule for aliased columns, and the quantiles.
 //!
 //! Written here rather than taken from a crate: the systems are small (one row and column
 //! per covariate), ndarray-linalg needs a system LAPACK that a fresh machine lacks, and
 //! faer would be the costliest crate of the build for three routines of a few dozen
 //! lines. QR keeps least squares accurate on raw covariates such as earnings and their
 //! squares, where the normal equations would square an already large condition number.
+
+// Index loops mirror the formulas (as in `causal`).
+#![allow(clippy::needless_range_loop)]
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
@@ -406,6 +411,63 @@ pub fn pinv_psd(a: &Array2<f64>) -> Array2<f64> {
         }
     }
     out
+}
+
+/// Quantile of sorted values by linear interpolation (R's type 7, NumPy's default); NaN
+/// for no values.
+pub fn quantile_sorted(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = p.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    sorted[lo] + (pos - lo as f64) * (sorted[hi] - sorted[lo])
+}
+
+/// The standard normal quantile.
+pub fn normal_quantile(p: f64) -> f64 {
+    use statrs::distribution::{ContinuousCDF, Normal};
+    Normal::standard().inverse_cdf(p)
+}
+
+/// Solves the symmetric positive definite system `a x = b`, `a` row-major `k × k`, by
+/// Cholesky in place (the factor overwrites `a`'s lower triangle, the solution `b`);
+/// `None` if a pivot falls to 1e-12 of its diagonal (or of 1 for a small diagonal).
+pub fn solve_spd_flat(a: &mut [f64], b: &mut [f64], k: usize) -> Option<Vec<f64>> {
+    for j in 0..k {
+        let mut d = a[j * k + j];
+        for p in 0..j {
+            d -= a[j * k + p] * a[j * k + p];
+        }
+        if d <= 1e-12 * a[j * k + j].abs().max(1.0) {
+            return None;
+        }
+        let d = d.sqrt();
+        a[j * k + j] = d;
+        for i in j + 1..k {
+            let mut v = a[i * k + j];
+            for p in 0..j {
+                v -= a[i * k + p] * a[j * k + p];
+            }
+            a[i * k + j] = v / d;
+        }
+    }
+    for i in 0..k {
+        let mut v = b[i];
+        for p in 0..i {
+            v -= a[i * k + p] * b[p];
+        }
+        b[i] = v / a[i * k + i];
+    }
+    for i in (0..k).rev() {
+        let mut v = b[i];
+        for p in i + 1..k {
+            v -= a[p * k + i] * b[p];
+        }
+        b[i] = v / a[i * k + i];
+    }
+    Some(b.to_vec())
 }
 
 #[cfg(test)]
