@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use occupa_engine::cluster::gmm::Covariance;
 use occupa_engine::cluster::model::SavedModel;
-use occupa_engine::cluster::run::{ClusterReport, ClusterSpec, Method, assign_file, cluster_csv};
+use occupa_engine::cluster::run::{
+    ClusterReport, ClusteringSpec, Method, assign_file, cluster_csv,
+};
 use occupa_engine::read::ReadOptions;
 
 #[derive(Args)]
@@ -87,43 +88,28 @@ pub fn run(a: ClusterArgs) -> Result<()> {
     if let Some(path) = &a.model {
         return assign(&a, path);
     }
-    let method = Method::parse(a.method.as_deref().unwrap_or_default())?;
-    let k = match (a.k, &a.k_range) {
-        (Some(k), None) => (k, k),
-        (None, Some(r)) => {
-            let (lo, hi) = r
-                .split_once("..")
-                .with_context(|| format!("--k-range {r}: write it as A..B, e.g. 2..8"))?;
-            let lo: usize = lo
-                .trim()
-                .parse()
-                .with_context(|| format!("--k-range {r}"))?;
-            let hi: usize = hi
-                .trim()
-                .parse()
-                .with_context(|| format!("--k-range {r}"))?;
-            (lo, hi)
-        }
-        _ => bail!("give --k K or --k-range A..B"),
-    };
-    let covariance = match a.covariance.as_str() {
-        "full" => Covariance::Full,
-        "diag" => Covariance::Diag,
-        other => bail!("--covariance {other}: use full or diag"),
-    };
-    let spec = ClusterSpec {
-        columns: a.columns,
-        categorical: a.categorical,
-        method,
-        k,
+    // The flags as a clustering spec: the one mapping from the command line to the engine.
+    let spec = ClusteringSpec {
+        method: Method::parse(a.method.as_deref().unwrap_or_default())?,
+        columns: a.columns.clone(),
+        categorical: a.categorical.clone(),
+        k: a.k,
+        k_range: a.k_range.clone(),
         seed: a.seed,
         starts: a.starts,
         standardise: a.standardise,
-        covariance,
+        covariance: a.covariance.clone(),
         stability: a.stability,
         standard_errors: !a.no_se,
         sheet: a.sheet.clone(),
-    };
+    }
+    .check()
+    .map_err(|e| match e {
+        occupa_engine::Error::Param { name, reason } => {
+            anyhow::anyhow!("--{}: {reason}", name.replace('_', "-"))
+        }
+        other => other.into(),
+    })?;
     let report = cluster_csv(&a.input, &spec)?;
     if let Some(out) = &a.labels_out {
         write_labels(

@@ -27,17 +27,138 @@ use crate::{Error, Result};
 pub const SILHOUETTE_SAMPLE: usize = 10_000;
 
 /// Which method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// k-means on numeric columns.
+    #[serde(alias = "k-means")]
     Kmeans,
     /// Gaussian mixture on numeric columns.
+    #[serde(alias = "mixture")]
     Gmm,
     /// Latent class analysis on categorical columns (missing answers kept).
     Lca,
     /// k-prototypes on numeric and categorical columns.
+    #[serde(alias = "k-prototypes")]
     Kprototypes,
+}
+
+fn yes() -> bool {
+    true
+}
+fn full() -> String {
+    "full".into()
+}
+
+/// A clustering as a study file or the command line states it; unknown fields are
+/// refused and [`ClusteringSpec::check`] turns it into the [`ClusterSpec`] that runs.
+///
+/// ```
+/// use occupa_engine::cluster::run::ClusteringSpec;
+///
+/// let spec: ClusteringSpec = toml::from_str(r#"
+///     method = "lca"
+///     columns = ["q01", "q02", "q03"]
+///     k_range = "1..6"
+///     seed = 3
+/// "#)?;
+/// assert_eq!(spec.check()?.k, (1, 6));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusteringSpec {
+    /// kmeans, gmm, lca or kprototypes.
+    pub method: Method,
+    /// The columns to cluster on.
+    pub columns: Vec<String>,
+    /// k-prototypes: which of the columns are categorical.
+    #[serde(default)]
+    pub categorical: Vec<String>,
+    /// One number of clusters…
+    #[serde(default)]
+    pub k: Option<usize>,
+    /// …or a range `A..B` (BIC or silhouette chooses).
+    #[serde(default)]
+    pub k_range: Option<String>,
+    /// Seed of every random choice.
+    #[serde(default)]
+    pub seed: u64,
+    /// Random starts per k.
+    #[serde(default)]
+    pub starts: Option<usize>,
+    /// k-means, mixtures: cluster z-scores.
+    #[serde(default)]
+    pub standardise: bool,
+    /// Mixtures: full or diag.
+    #[serde(default = "full")]
+    pub covariance: String,
+    /// Bootstrap samples for stability.
+    #[serde(default)]
+    pub stability: Option<usize>,
+    /// LCA: standard errors.
+    #[serde(default = "yes")]
+    pub standard_errors: bool,
+    /// The sheet of a workbook input.
+    #[serde(default)]
+    pub sheet: Option<String>,
+}
+
+impl ClusteringSpec {
+    /// Checks every field once into a runnable [`ClusterSpec`].
+    pub fn check(&self) -> Result<ClusterSpec> {
+        let k = match (self.k, &self.k_range) {
+            (Some(k), None) => (k, k),
+            (None, Some(r)) => {
+                let bad = || Error::Param {
+                    name: "k_range",
+                    reason: format!("{r}: write it as A..B, e.g. 2..8"),
+                };
+                let (lo, hi) = r.split_once("..").ok_or_else(bad)?;
+                (
+                    lo.trim().parse().map_err(|_| bad())?,
+                    hi.trim().parse().map_err(|_| bad())?,
+                )
+            }
+            (Some(_), Some(_)) => {
+                return Err(Error::Param {
+                    name: "k",
+                    reason: "give k or k_range, not both".into(),
+                });
+            }
+            (None, None) => {
+                return Err(Error::Param {
+                    name: "k",
+                    reason: "give k (e.g. 4) or k_range (e.g. 2..8)".into(),
+                });
+            }
+        };
+        let covariance = match self.covariance.as_str() {
+            "full" => Covariance::Full,
+            "diag" => Covariance::Diag,
+            other => {
+                return Err(Error::Param {
+                    name: "covariance",
+                    reason: format!("{other}: use full or diag"),
+                });
+            }
+        };
+        let spec = ClusterSpec {
+            columns: self.columns.clone(),
+            categorical: self.categorical.clone(),
+            method: self.method,
+            k,
+            seed: self.seed,
+            starts: self.starts,
+            standardise: self.standardise,
+            covariance,
+            stability: self.stability,
+            standard_errors: self.standard_errors,
+            sheet: self.sheet.clone(),
+        };
+        spec.check()?;
+        Ok(spec)
+    }
 }
 
 impl Method {
@@ -240,27 +361,7 @@ struct Data {
 /// Reads `path` and runs the clustering `spec` describes.
 pub fn cluster_csv(path: &Path, spec: &ClusterSpec) -> Result<ClusterReport> {
     let start = std::time::Instant::now();
-    if spec.columns.is_empty() {
-        return Err(Error::Param {
-            name: "columns",
-            reason: "name the columns to cluster on".into(),
-        });
-    }
-    let (k0, k1) = spec.k;
-    if k0 == 0 || k1 < k0 {
-        return Err(Error::Param {
-            name: "k",
-            reason: format!("{k0}..{k1}: give 1 ≤ A ≤ B"),
-        });
-    }
-    for c in &spec.categorical {
-        if !spec.columns.contains(c) {
-            return Err(Error::Param {
-                name: "categorical",
-                reason: format!("{c} is not among the columns to cluster on"),
-            });
-        }
-    }
+    spec.check()?;
     let wanted: Vec<&str> = spec.columns.iter().map(String::as_str).collect();
     let table = Table::read_with(
         path,
@@ -269,9 +370,49 @@ pub fn cluster_csv(path: &Path, spec: &ClusterSpec) -> Result<ClusterReport> {
             sheet: spec.sheet.clone(),
         },
     )?;
-    let data = read_data(&table, spec, path)?;
+    let read = start.elapsed().as_secs_f64();
+    let mut report = cluster_table(&table, spec)?;
+    report.seconds.read += read;
+    report.seconds.total += read;
+    Ok(report)
+}
+
+impl ClusterSpec {
+    /// Checks the spec once: columns named, 1 ≤ A ≤ B, categorical columns among them.
+    pub fn check(&self) -> Result<()> {
+        let spec = self;
+        if spec.columns.is_empty() {
+            return Err(Error::Param {
+                name: "columns",
+                reason: "name the columns to cluster on".into(),
+            });
+        }
+        let (k0, k1) = spec.k;
+        if k0 == 0 || k1 < k0 {
+            return Err(Error::Param {
+                name: "k",
+                reason: format!("{k0}..{k1}: give 1 ≤ A ≤ B"),
+            });
+        }
+        for c in &spec.categorical {
+            if !spec.columns.contains(c) {
+                return Err(Error::Param {
+                    name: "categorical",
+                    reason: format!("{c} is not among the columns to cluster on"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Clusters the rows of a table in memory as `spec` says.
+pub fn cluster_table(table: &Table, spec: &ClusterSpec) -> Result<ClusterReport> {
+    let start = std::time::Instant::now();
+    spec.check()?;
+    let (k0, k1) = spec.k;
+    let data = read_data(table, spec, &table.path)?;
     let source = table.source().clone();
-    drop(table);
     let mut timings = Timings {
         read: start.elapsed().as_secs_f64(),
         ..Timings::default()

@@ -25,7 +25,6 @@ pub mod input;
 mod optim;
 pub mod theta;
 
-
 use crate::{Error, Result};
 
 /// Prediction interval at one level.
@@ -110,4 +109,3 @@ pub(crate) fn intervals_from_paths(paths: &mut [Vec<f64>], levels: &[f64]) -> Ve
     }
     out
 }
-
