@@ -1,18 +1,11 @@
 //! `occupa forecast`: forecasts of many series (hires, vacancies by sector and
 //! territory) with intervals, from a long CSV file.
 
-use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, anyhow};
 use clap::Args;
-use occupa_engine::forecast::Forecast;
-use occupa_engine::forecast::backtest::{Batch, Method, Selection, forecast_batch};
-use occupa_engine::forecast::hierarchy::{
-    Hierarchy, Reconciliation, clip_coherent, forecast_hierarchy,
-};
-use occupa_engine::forecast::input::SeriesSet;
-use occupa_engine::read::ReadOptions;
+use occupa_engine::forecast::runner::ForecastRequest;
 
 #[derive(Args)]
 pub struct ForecastArgs {
@@ -76,52 +69,27 @@ pub struct ForecastArgs {
 }
 
 pub fn run(a: ForecastArgs) -> Result<()> {
-    if a.horizon == 0 || a.horizon > 1_000 {
-        bail!("--horizon {}: give between 1 and 1000 periods", a.horizon);
-    }
-    let method = if a.model.eq_ignore_ascii_case("auto") {
-        None
-    } else {
-        Some(Method::parse(&a.model)?)
+    // The flags as a forecast request: the one mapping from the command line to the engine.
+    let request = ForecastRequest {
+        horizon: a.horizon,
+        model: a.model.clone(),
+        season: a.season,
+        levels: a.levels.clone(),
+        id: a.id.clone(),
+        hierarchy: a.hierarchy.clone(),
+        reconcile: a.reconcile.clone(),
+        time: a.time.clone(),
+        value: a.value.clone(),
+        select: a.select.clone(),
+        windows: a.windows,
+        calibrate: !a.no_calibration,
+        sheet: a.sheet.clone(),
     };
-    let selection = match a.select.as_str() {
-        "group" => Selection::Group,
-        "series" => Selection::Series,
-        other => bail!("--select {other:?}: use group or series"),
-    };
-    // Aggregation levels: each a list of key columns.
-    let levels: Vec<Vec<String>> = a
-        .hierarchy
-        .as_deref()
-        .map(|h| {
-            h.split(';')
-                .map(|l| {
-                    l.split('+')
-                        .map(|c| c.trim().to_string())
-                        .filter(|c| !c.is_empty())
-                        .collect::<Vec<_>>()
-                })
-                .filter(|l: &Vec<String>| !l.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut key_columns: Vec<&str> = Vec::new();
-    for c in levels.iter().flatten() {
-        if !key_columns.contains(&c.as_str()) {
-            key_columns.push(c);
-        }
-    }
-    let ids: Vec<&str> = a.id.iter().map(String::as_str).collect();
-    let set = SeriesSet::read_file(
-        &a.input,
-        &ids,
-        &a.time,
-        &a.value,
-        &key_columns,
-        &ReadOptions {
-            sheet: a.sheet.clone(),
-        },
-    )?;
+    let valid = request.check().map_err(|e| match e {
+        occupa_engine::Error::Param { name, reason } => anyhow!("--{name} {reason}"),
+        other => other.into(),
+    })?;
+    let set = valid.read(&a.input)?;
     if !set.unused_columns.is_empty() {
         eprintln!(
             "note: column(s) {} not used: the methods here take no regressors; only the \
@@ -138,254 +106,23 @@ pub fn run(a: ForecastArgs) -> Result<()> {
             set.ids[i]
         );
     }
-    let season = a.season.unwrap_or_else(|| set.natural_season());
-    let batch = Batch {
-        method,
-        selection,
-        season,
-        horizon: a.horizon,
-        levels: a.levels.clone(),
-        windows: a.windows.max(1),
-        calibrate: !a.no_calibration,
-    };
-    if a.hierarchy.is_some() {
-        return run_hierarchy(&a, &set, &levels, &key_columns, &batch);
-    }
-    let pb = crate::bar(format!("forecast {} series", set.ids.len()));
-    pb.set_length(set.ids.len() as u64);
-    if a.quiet {
-        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    let result = forecast_batch(&set.values, &batch, &|| pb.inc(1))?;
-    pb.finish_and_clear();
-
-    let mut notes = Vec::new();
-    let mut methods: std::collections::BTreeMap<String, usize> = Default::default();
-    let mut failed = Vec::new();
-    let mut clipped = 0usize;
-    let mut rows: Vec<(&String, Forecast, i64)> = Vec::new();
-    for (i, r) in result.series.iter().enumerate() {
-        let id = &set.ids[i];
-        let s = match r {
-            Ok(s) => s,
-            Err(e) => {
-                failed.push(format!("{id}: {e}"));
-                continue;
-            }
-        };
-        let mut fc = s.outcome.forecast.clone();
-        // Counts (no negative value observed) are never forecast below zero.
-        if set.values[i].iter().all(|&v| v >= 0.0) {
-            clipped += fc.mean.iter().filter(|&&v| v < 0.0).count();
-            fc.clip_at_zero();
-        }
-        *methods.entry(fc.model.clone()).or_default() += 1;
-        if let Some(why) = &s.outcome.fallback {
-            notes.push(format!("{id}: {why}"));
-        }
-        if set.filled[i] > 0 {
-            notes.push(format!(
-                "{id}: {} missing period(s) filled by linear interpolation",
-                set.filled[i]
-            ));
-        }
-        let last = set.start[i] + (set.values[i].len() as i64 - 1) * set.step;
-        rows.push((id, fc, last));
-    }
-    write_rows(
-        &a.out,
-        &a.levels,
-        a.horizon,
-        &set,
-        rows.iter().map(|(id, f, last)| (*id, f, *last)),
-    )?;
-    if !failed.is_empty() && failed.len() == set.ids.len() {
-        bail!("no series could be forecast; first: {}", failed[0]);
-    }
-    let summary = serde_json::json!({
-        "input": set.source,
-        "left_out": left_out(&set),
-        "constant": constant(&set),
-        "series": set.ids.len(),
-        "forecast": set.ids.len() - failed.len(),
-        "horizon": a.horizon,
-        "season": season,
-        "model_asked": a.model,
-        "models_used": methods,
-        "backtest_mase": result.group_mase.iter().map(|(m, v)| (m.name(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
-        "backtest": result.scores,
-        "calibration": result.calibration.iter().map(|(m, c)| serde_json::json!({
-            "model": m.name(),
-            "held_out_values": c.n_scores,
-            "factors": c.factors.iter().zip(&a.levels).map(|(f, l)| (fmt_level(*l), f.clone())).collect::<std::collections::BTreeMap<_, _>>(),
-        })).collect::<Vec<_>>(),
-        "negative_means_clipped": clipped,
-        "columns_not_used": set.unused_columns,
-        "notes": notes,
-        "failed": failed,
-        "out": a.out,
-    });
-    println!("{}", serde_json::to_string_pretty(&summary)?);
-    Ok(())
-}
-
-fn run_hierarchy(
-    a: &ForecastArgs,
-    set: &SeriesSet,
-    levels: &[Vec<String>],
-    key_columns: &[&str],
-    batch: &Batch,
-) -> Result<()> {
-    let reconcile = match a.reconcile.as_str() {
-        "auto" => None,
-        other => Some(Reconciliation::parse(other)?),
-    };
-    let (len, start) = (set.values[0].len(), set.start[0]);
-    if let Some(i) =
-        (0..set.ids.len()).find(|&i| set.values[i].len() != len || set.start[i] != start)
-    {
-        bail!(
-            "series '{}' covers {} periods from {} but '{}' covers {} from {}: reconciliation \
-             needs every series over the same periods",
-            set.ids[i],
-            set.values[i].len(),
-            set.label(set.start[i]),
-            set.ids[0],
-            len,
-            set.label(start)
-        );
-    }
-    let keys: Vec<(String, Vec<String>)> = levels
-        .iter()
-        .map(|cols| {
-            let per_series = (0..set.ids.len())
-                .map(|i| {
-                    cols.iter()
-                        .map(|c| {
-                            let j = key_columns.iter().position(|k| k == c).unwrap_or(0);
-                            format!("{c}={}", set.keys[j][i])
-                        })
-                        .collect::<Vec<_>>()
-                        .join("/")
-                })
-                .collect();
-            (cols.join("+"), per_series)
-        })
-        .collect();
-    let h = Hierarchy::new(&set.ids, &keys)?;
-    let pb = crate::bar(format!("forecast {} nodes", h.len()));
-    if a.quiet {
-        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    pb.enable_steady_tick(std::time::Duration::from_millis(200));
-    let mut out = forecast_hierarchy(&h, &set.values, batch, reconcile)?;
-    pb.finish_and_clear();
-    let counts = set.values.iter().flatten().all(|&v| v >= 0.0);
-    if counts {
-        clip_coherent(&h, &mut out.forecasts);
-    }
-    let last = start + (len as i64 - 1) * set.step;
-    write_rows(
-        &a.out,
-        &a.levels,
-        a.horizon,
-        set,
-        h.labels
-            .iter()
-            .zip(&out.forecasts)
-            .map(|(l, f)| (l, f, last)),
-    )?;
-    let summary = serde_json::json!({
-        "input": set.source,
-        "left_out": left_out(set),
-        "constant": constant(set),
-        "series": set.ids.len(),
-        "nodes": h.len(),
-        "horizon": a.horizon,
-        "season": batch.season,
-        "model_asked": a.model,
-        "reconciliation": out.method.name(),
-        "reconciliation_asked": a.reconcile,
-        "mint_shrinkage": out.lambda,
-        "backtest_mase": out.backtest,
-        "counts_clipped_at_zero": counts,
-        "columns_not_used": set.unused_columns,
-        "out": a.out,
-    });
-    println!("{}", serde_json::to_string_pretty(&summary)?);
-    Ok(())
-}
-
-/// The series with no value, named with why (they are not forecast).
-fn left_out(set: &SeriesSet) -> Vec<serde_json::Value> {
-    set.left_out
-        .iter()
-        .map(|(id, why)| serde_json::json!({"id": id, "reason": why}))
-        .collect()
-}
-
-/// The series that never varied: forecast as their value, with intervals of zero width
-/// (nothing in their past says how they could vary).
-fn constant(set: &SeriesSet) -> Vec<serde_json::Value> {
-    set.constant_series()
-        .into_iter()
-        .map(|(i, v)| {
-            serde_json::json!({
-                "id": set.ids[i],
-                "value": v,
-                "note": "the same value in every period: forecast as that value, with intervals of zero width",
-            })
-        })
-        .collect()
-}
-
-/// Writes the forecast rows atomically (temporary file, then rename).
-fn write_rows<'a>(
-    out: &std::path::Path,
-    levels: &[f64],
-    horizon: usize,
-    set: &SeriesSet,
-    rows: impl Iterator<Item = (&'a String, &'a Forecast, i64)>,
-) -> Result<()> {
-    let tmp = out.with_extension("csv.tmp");
-    let mut f = std::io::BufWriter::new(
-        std::fs::File::create(&tmp).with_context(|| format!("{}", tmp.display()))?,
-    );
-    let mut header = String::from("id,time,model,mean");
-    for l in levels {
-        let l = fmt_level(*l);
-        header.push_str(&format!(",lo_{l},hi_{l}"));
-    }
-    writeln!(f, "{header}")?;
-    for (id, fc, last) in rows {
-        for k in 0..horizon {
-            let mut line = format!(
-                "{},{},{},{}",
-                csv_field(id),
-                set.label(last + (k as i64 + 1) * set.step),
-                csv_field(&fc.model),
-                fc.mean[k]
-            );
-            for iv in &fc.intervals {
-                line.push_str(&format!(",{},{}", iv.lower[k], iv.upper[k]));
-            }
-            writeln!(f, "{line}")?;
-        }
-    }
-    f.flush()?;
-    drop(f);
-    std::fs::rename(&tmp, out).with_context(|| format!("{}", out.display()))?;
-    Ok(())
-}
-
-fn fmt_level(l: f64) -> String {
-    if l.fract() == 0.0 {
-        format!("{}", l as i64)
+    let pb = if valid.is_hierarchical() {
+        let pb = crate::bar("forecast the hierarchy".to_string());
+        pb.enable_steady_tick(std::time::Duration::from_millis(200));
+        pb
     } else {
-        format!("{l}").replace('.', "_")
+        let pb = crate::bar(format!("forecast {} series", set.ids.len()));
+        pb.set_length(set.ids.len() as u64);
+        pb
+    };
+    if a.quiet {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-}
-
-fn csv_field(s: &str) -> String {
-    occupa_engine::export::csv_field(s).into_owned()
+    let out = valid.run(&set, &|| pb.inc(1))?;
+    pb.finish_and_clear();
+    out.write_csv(&a.out, &set, &a.levels, a.horizon)?;
+    let mut summary = out.summary;
+    summary.insert("out".into(), serde_json::to_value(&a.out)?);
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
 }

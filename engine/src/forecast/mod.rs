@@ -23,6 +23,7 @@ pub mod ets;
 pub mod hierarchy;
 pub mod input;
 mod optim;
+pub mod runner;
 pub mod theta;
 
 use crate::{Error, Result};
