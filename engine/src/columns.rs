@@ -467,6 +467,36 @@ impl Table {
         Ok(())
     }
 
+    /// The rows where `keep` is true, in order (a cohort of a table).
+    pub fn filter(&self, keep: &[bool]) -> Table {
+        let rows: Vec<usize> = (0..self.rows)
+            .filter(|&i| keep.get(i) == Some(&true))
+            .collect();
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| Column {
+                name: c.name.clone(),
+                num: rows.iter().map(|&i| c.num[i]).collect(),
+                text: c.text.as_ref().map(|t| TextCells {
+                    code: rows.iter().map(|&i| t.code[i]).collect(),
+                    levels: t.levels.clone(),
+                    index: t.index.clone(),
+                }),
+                dot_row: None,
+                marks: c.marks.clone(),
+            })
+            .collect();
+        Table {
+            path: self.path.clone(),
+            headers: self.headers.clone(),
+            columns,
+            rows: rows.len(),
+            lines: rows.iter().map(|&i| self.lines[i]).collect(),
+            source: self.source.clone(),
+        }
+    }
+
     /// How the file was read.
     pub fn source(&self) -> &SourceInfo {
         &self.source

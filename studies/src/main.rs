@@ -19,6 +19,7 @@ use occupa_reports::{Lang, Report};
 mod cluster;
 mod evaluate;
 mod forecast;
+mod study;
 
 // Ingestion allocates millions of small strings across threads; mimalloc halves the time
 // glibc's allocator spends there (benches/RESULTS.md).
@@ -72,6 +73,10 @@ enum Command {
     /// Forecasts of many series (hires, vacancies) with intervals: ETS, Theta, Comb or the
     /// method that did best in a backtest, with intervals calibrated on held-out errors.
     Forecast(Box<forecast::ForecastArgs>),
+    /// Studies: a TOML file naming who asks and why, a research release, a cohort and one
+    /// design; run reproducibly with a manifest and an audit trail.
+    #[command(subcommand)]
+    Study(study::StudyCommand),
     /// Manage the pseudonymisation key.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -655,6 +660,7 @@ fn main() {
         Command::Evaluate(a) => evaluate::run(*a),
         Command::Cluster(a) => cluster::run(*a),
         Command::Forecast(a) => forecast::run(*a),
+        Command::Study(c) => study::run(c),
         Command::Anonymise { data, policy, out } => (|| {
             use occupa_anonymiser::release::{Policy, research_release};
             let policy = Policy::from_file(&policy)?;

@@ -1352,7 +1352,7 @@ fn the_readme_commands_run_as_written() {
     let block = &readme[open..open + readme[open..].find("```").unwrap()];
     // Outputs go to a scratch folder that sees the repository's files it names.
     let tmp = tempfile::tempdir().unwrap();
-    for d in ["tests", "anonymiser"] {
+    for d in ["tests", "anonymiser", "studies"] {
         std::os::unix::fs::symlink(root.join(d), tmp.path().join(d)).unwrap();
     }
     let bin = tmp.path().join("bin");
@@ -1686,4 +1686,137 @@ fn scrub(v: &mut serde_json::Value, tmp: &str, fixtures: &str) {
         }
         _ => {}
     }
+}
+
+/// `occupa study run` on a research release: the same bytes on 1 and 2 threads, a
+/// manifest with the hashes; a spec naming a store or a misspelt field is refused with one
+/// line, writes nothing, and is audited like every run.
+#[test]
+fn a_study_reruns_byte_identical_and_refusals_write_nothing() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let ok = |args: &[&str]| {
+        let out = occupa().current_dir(t).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    ok(&["key", "new", "--out", "k.key"]);
+    ok(&[
+        "simulate",
+        "--out",
+        "ex",
+        "--persons",
+        "2000",
+        "--tenants",
+        "2",
+        "--seed",
+        "9",
+    ]);
+    for tenant in ["t01", "t02"] {
+        for table in ["persons", "services", "employment", "gol"] {
+            let file = format!("ex/{tenant}/{table}.csv");
+            ok(&[
+                "ingest",
+                "--data",
+                "store",
+                "--tenant",
+                tenant,
+                "--table",
+                table,
+                "--key-file",
+                "k.key",
+                &file,
+            ]);
+        }
+    }
+    let policy = root.join("anonymiser/policies/research.toml");
+    ok(&[
+        "anonymise",
+        "--data",
+        "store",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--out",
+        "rel",
+    ]);
+    let spec = "id = \"a5-12m\"\ntitle = \"A.5 and employment at 12 months\"\npartner = \"p\"\n\
+                purpose = \"test\"\nlegal_basis = \"art. 89\"\n[data]\nsource = \"release\"\n\
+                [evaluation]\nmethod = \"ipw\"\ntreatment = \"a5_90d\"\noutcome = \"employed_12m\"\n\
+                covariates = [\"sex\", \"age\", \"income_support\"]\n";
+    std::fs::write(t.join("study.toml"), spec).unwrap();
+    ok(&["study", "run", "study.toml", "--data", "rel", "--out", "r1"]);
+    let two = occupa()
+        .current_dir(t)
+        .env("RAYON_NUM_THREADS", "1")
+        .args(["study", "run", "study.toml", "--data", "rel", "--out", "r2"])
+        .output()
+        .unwrap();
+    assert!(
+        two.status.success(),
+        "{}",
+        String::from_utf8_lossy(&two.stderr)
+    );
+    let read = |p: &str| std::fs::read(t.join(p)).unwrap();
+    assert_eq!(read("r1/results.json"), read("r2/results.json"));
+    let manifest: serde_json::Value = serde_json::from_slice(&read("r1/manifest.json")).unwrap();
+    assert_eq!(
+        manifest["inputs_sha256"]["persons.csv"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+    let results: serde_json::Value = serde_json::from_slice(&read("r1/results.json")).unwrap();
+    assert!(results["result"]["estimate"].as_f64().is_some());
+    assert!(!String::from_utf8_lossy(&read("r1/results.json")).contains("\"seconds\""));
+    // Refused: the store itself (identifiable, pooled), and a misspelt field.
+    let refused = occupa()
+        .current_dir(t)
+        .args([
+            "study",
+            "run",
+            "study.toml",
+            "--data",
+            "store",
+            "--out",
+            "r3",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("is a store") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(!t.join("r3").exists());
+    std::fs::write(t.join("bad.toml"), spec.replace("outcome =", "outcom =")).unwrap();
+    let bad = occupa()
+        .current_dir(t)
+        .args(["study", "run", "bad.toml", "--data", "rel", "--out", "r4"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && err.contains("outcom") && err.contains("line"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!t.join("r4").exists());
+    // Every run is in the log, the refused ones too.
+    let log = ok(&["study", "log", "--data", "rel"]);
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert_eq!(
+        log.lines().filter(|l| l.contains("a5-12m")).count(),
+        3,
+        "{log}"
+    );
+    assert!(log.contains("refused"), "{log}");
 }

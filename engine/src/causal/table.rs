@@ -141,6 +141,20 @@ impl Table {
                     .iter()
                     .next()
                     .map_or(String::new(), |l| l.to_string());
+                if levels.len() < 2 {
+                    // One value (a column generalised to `*` in a release): no dummy can
+                    // vary. A zero column keeps it visible: it is left out as aliased, by
+                    // name, instead of vanishing.
+                    names.push(format!("{term}={reference} (the only value)"));
+                    levels_of.push(None);
+                    cols.push(
+                        labels
+                            .iter()
+                            .map(|l| if l.is_some() { 0.0 } else { f64::NAN })
+                            .collect(),
+                    );
+                    continue;
+                }
                 for level in levels.iter().skip(1) {
                     names.push(format!("{term}={level}"));
                     levels_of.push(Some(super::sample::Level {

@@ -1,0 +1,480 @@
+//! `occupa study run` and `occupa study log`: a study is a TOML file that names who asks
+//! and why, the data (a research release made by `occupa anonymise`), the cohort, and one
+//! design run by the engine's runners (an evaluation, a clustering, a forecast request).
+//! The run writes `results.json`, one CSV per table and `manifest.json` into a new folder,
+//! all at once (nothing on refusal), and appends an audit line to the data's `audit.jsonl`.
+//! The same spec on the same data gives the same bytes, on 1 or 2 threads: timings live in
+//! the manifest only.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use occupa_engine::causal::runner::EvaluationSpec;
+use occupa_engine::cluster::run::{ClusteringSpec, cluster_table};
+use occupa_engine::columns::Table;
+use occupa_engine::forecast::runner::ForecastRequest;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+#[derive(Subcommand)]
+pub enum StudyCommand {
+    /// Run a study file on a research release.
+    Run(RunArgs),
+    /// List the study runs recorded with the data (refused ones too).
+    Log {
+        /// The release (or store) folder whose audit.jsonl to list.
+        #[arg(long)]
+        data: PathBuf,
+    },
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The study file (TOML).
+    spec: PathBuf,
+    /// The research release folder (written by `occupa anonymise`).
+    #[arg(long)]
+    data: PathBuf,
+    /// A new folder for the results.
+    #[arg(long)]
+    out: PathBuf,
+    /// Who runs it, for the audit trail (default: the OS user).
+    #[arg(long = "as")]
+    who: Option<String>,
+}
+
+/// A study file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudySpec {
+    /// A stable identifier (letters, digits, `-`, `_`).
+    pub id: String,
+    /// What the study asks.
+    pub title: String,
+    /// Who asks (the research partner or office).
+    pub partner: String,
+    /// Why.
+    pub purpose: String,
+    /// The legal basis of the processing.
+    pub legal_basis: String,
+    /// Where the data comes from.
+    pub data: DataSpec,
+    /// Which persons.
+    #[serde(default)]
+    pub cohort: CohortSpec,
+    /// The design: exactly one of the three.
+    #[serde(default)]
+    pub evaluation: Option<EvaluationSpec>,
+    /// A clustering of the cohort's persons.
+    #[serde(default)]
+    pub clustering: Option<ClusteringSpec>,
+    /// A planner's forecast request on a series file of the release.
+    #[serde(default)]
+    pub forecast: Option<ForecastStudy>,
+}
+
+/// The data a study reads: a research release, the only way pooled data leaves the store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// `release`.
+    pub source: String,
+    /// The release's file the design reads (default `persons.csv`).
+    #[serde(default = "persons")]
+    pub table: String,
+}
+
+fn persons() -> String {
+    "persons.csv".into()
+}
+
+/// Which rows: every listed column must hold one of its listed values.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CohortSpec {
+    /// Column → accepted values (as written in the file).
+    #[serde(default, rename = "where")]
+    pub filters: BTreeMap<String, Vec<String>>,
+}
+
+/// A forecast request in a study.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForecastStudy {
+    /// The request.
+    #[serde(flatten)]
+    pub request: ForecastRequest,
+}
+
+pub fn run(cmd: StudyCommand) -> Result<()> {
+    match cmd {
+        StudyCommand::Run(a) => run_study(&a),
+        StudyCommand::Log { data } => log(&data),
+    }
+}
+
+fn run_study(a: &RunArgs) -> Result<()> {
+    let started = std::time::Instant::now();
+    let spec_bytes =
+        std::fs::read(&a.spec).with_context(|| format!("reading {}", a.spec.display()))?;
+    let spec_hash = sha256(&spec_bytes);
+    let who = a
+        .who
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into());
+    let outcome = prepare_and_run(a, &spec_bytes, &spec_hash, started);
+    // Every run is audited, refused ones too; the data folder must exist to hold it.
+    if a.data.is_dir() {
+        // The store's own fields (command, time, user), so one log reads the same.
+        let line = serde_json::json!({
+            "command": "study run",
+            "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "user": who,
+            "study": spec_id(&spec_bytes),
+            "spec_sha256": spec_hash,
+            "data": a.data,
+            "outcome": match &outcome {
+                Ok(()) => "done".to_string(),
+                Err(e) => format!("refused: {e}"),
+            },
+        });
+        let path = a.data.join("audit.jsonl");
+        // As the store appends: never through a link, private, one write per line.
+        if path.is_symlink() {
+            bail!(
+                "{} is a link; refusing to write the audit through it",
+                path.display()
+            );
+        }
+        let mut o = std::fs::OpenOptions::new();
+        o.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        let mut f = o
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        f.write_all(format!("{line}\n").as_bytes())
+            .and_then(|_| f.sync_data())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    outcome
+}
+
+/// The spec's id, for the audit line even when the spec does not parse.
+fn spec_id(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == "id").then(|| v.trim().trim_matches('"').to_string())
+        })
+        .unwrap_or_default()
+}
+
+fn prepare_and_run(
+    a: &RunArgs,
+    spec_bytes: &[u8],
+    spec_hash: &str,
+    started: std::time::Instant,
+) -> Result<()> {
+    let text = std::str::from_utf8(spec_bytes)
+        .map_err(|_| anyhow!("{}: not UTF-8 text", a.spec.display()))?;
+    // toml's messages give the line, the column and the field.
+    let spec: StudySpec = toml::from_str(text)
+        .map_err(|e| anyhow!("{}: {}", a.spec.display(), one_line(&e.to_string())))?;
+    if spec.id.is_empty()
+        || !spec
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!(
+            "{}: id {:?}: use letters, digits, - and _",
+            a.spec.display(),
+            spec.id
+        );
+    }
+    let designs = [
+        spec.evaluation.is_some(),
+        spec.clustering.is_some(),
+        spec.forecast.is_some(),
+    ];
+    if designs.iter().filter(|&&d| d).count() != 1 {
+        bail!(
+            "{}: give exactly one design: [evaluation], [clustering] or [forecast]",
+            a.spec.display()
+        );
+    }
+    // Access: pooled data leaves the store only through the anonymiser.
+    if spec.data.source != "release" {
+        bail!(
+            "{}: data.source {:?}: a pooled study reads only a research release \
+             (source = \"release\", made by occupa anonymise)",
+            a.spec.display(),
+            spec.data.source
+        );
+    }
+    if a.data.join("store.json").exists() {
+        bail!(
+            "{} is a store (identifiable, pooled data): a study reads a research release; make \
+             one with occupa anonymise --data {} --policy POLICY.toml --out DIR",
+            a.data.display(),
+            a.data.display()
+        );
+    }
+    if !a.data.join("risk-report.json").is_file() {
+        bail!(
+            "{} is not a research release (no risk-report.json): make one with occupa anonymise",
+            a.data.display()
+        );
+    }
+    let table_name = &spec.data.table;
+    if table_name.contains(['/', '\\']) || table_name.starts_with('.') {
+        bail!(
+            "{}: data.table {table_name:?}: name a file of the release",
+            a.spec.display()
+        );
+    }
+    let input = a.data.join(table_name);
+    if !input.is_file() {
+        bail!("{}: the release has no {table_name}", a.data.display());
+    }
+    if a.out.exists()
+        && a.out
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        bail!(
+            "{} exists and is not empty: give a new folder",
+            a.out.display()
+        );
+    }
+    let check = |e: occupa_engine::Error| anyhow!("{}: {e}", a.spec.display());
+
+    // Everything is written into a temporary folder beside --out, renamed at the end.
+    let parent = a
+        .out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".study-")
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a folder in {}", parent.display()))?;
+    let mut inputs = vec![input.clone()];
+    let compute = std::time::Instant::now();
+    let (results, tables): (serde_json::Value, Vec<(String, String)>) =
+        if let Some(ev) = &spec.evaluation {
+            let valid = ev.check().map_err(check)?;
+            let mut cols = valid.columns();
+            cols.extend(spec.cohort.filters.keys().cloned());
+            let (table, cohort) = cohort_table(&input, &cols, &spec.cohort)?;
+            let out = valid.run(&table).map_err(check)?;
+            let mut v = serde_json::to_value(&out)?;
+            scrub_timings(&mut v);
+            let mut results = serde_json::Map::new();
+            results.insert("design".into(), "evaluation".into());
+            results.insert("cohort".into(), serde_json::to_value(&cohort)?);
+            results.insert("result".into(), v);
+            (serde_json::Value::Object(results), Vec::new())
+        } else if let Some(cl) = &spec.clustering {
+            let valid = cl.check().map_err(check)?;
+            let mut cols = valid.columns.clone();
+            cols.extend(spec.cohort.filters.keys().cloned());
+            let (table, cohort) = cohort_table(&input, &cols, &spec.cohort)?;
+            let report = cluster_table(&table, &valid).map_err(check)?;
+            let mut v = serde_json::to_value(&report)?;
+            scrub_timings(&mut v);
+            let sizes = report
+                .profiles
+                .iter()
+                .map(|p| format!("{},{}", p.cluster, p.size))
+                .collect::<Vec<_>>()
+                .join("\n");
+            (
+                serde_json::json!({"design": "clustering", "cohort": cohort, "result": v}),
+                vec![(
+                    "cluster_sizes.csv".into(),
+                    format!("cluster,persons\n{sizes}\n"),
+                )],
+            )
+        } else if let Some(fc) = &spec.forecast {
+            if !spec.cohort.filters.is_empty() {
+                bail!("{}: a forecast request takes no [cohort]", a.spec.display());
+            }
+            let valid = fc.request.check().map_err(check)?;
+            let set = valid.read(&input).map_err(check)?;
+            let out = valid.run(&set, &|| {}).map_err(check)?;
+            let csv = tmp.path().join("forecast.csv");
+            out.write_csv(&csv, &set, &fc.request.levels, fc.request.horizon)
+                .map_err(check)?;
+            let mut v = serde_json::Value::Object(out.summary);
+            scrub_timings(&mut v);
+            (
+                serde_json::json!({"design": "forecast", "result": v}),
+                Vec::new(),
+            )
+        } else {
+            bail!("{}: give exactly one design", a.spec.display());
+        };
+    let compute_s = compute.elapsed().as_secs_f64();
+    inputs.sort();
+    for (name, text) in &tables {
+        write(&tmp.path().join(name), text.as_bytes())?;
+    }
+    let mut results = results;
+    if let serde_json::Value::Object(m) = &mut results {
+        m.insert("study".into(), spec.id.clone().into());
+        m.insert("title".into(), spec.title.clone().into());
+    }
+    let results_text = serde_json::to_string_pretty(&results)? + "\n";
+    write(&tmp.path().join("results.json"), results_text.as_bytes())?;
+    let mut files = BTreeMap::new();
+    for i in &inputs {
+        let bytes = std::fs::read(i).with_context(|| format!("reading {}", i.display()))?;
+        let name = i
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        files.insert(name, sha256(&bytes));
+    }
+    let risk = std::fs::read(a.data.join("risk-report.json"))?;
+    files.insert("risk-report.json".into(), sha256(&risk));
+    let manifest = serde_json::json!({
+        "study": spec.id,
+        "title": spec.title,
+        "partner": spec.partner,
+        "purpose": spec.purpose,
+        "legal_basis": spec.legal_basis,
+        "spec_sha256": spec_hash,
+        "data": a.data,
+        "inputs_sha256": files,
+        "results_sha256": sha256(results_text.as_bytes()),
+        "engine_version": env!("CARGO_PKG_VERSION"),
+        "git_commit": option_env!("OCCUPA_GIT_COMMIT"),
+        "threads": rayon::current_num_threads(),
+        "seconds": {"compute": compute_s, "total": started.elapsed().as_secs_f64()},
+    });
+    write(
+        &tmp.path().join("manifest.json"),
+        (serde_json::to_string_pretty(&manifest)? + "\n").as_bytes(),
+    )?;
+    if a.out.exists() {
+        std::fs::remove_dir(&a.out).with_context(|| format!("replacing {}", a.out.display()))?;
+    }
+    let kept = tmp.keep();
+    std::fs::rename(&kept, &a.out).with_context(|| format!("writing {}", a.out.display()))?;
+    println!("{}", results_text.trim_end());
+    Ok(())
+}
+
+/// The columns `wanted` of the release table, restricted to the cohort, with the counts
+/// of the restriction.
+fn cohort_table(
+    input: &Path,
+    wanted: &[String],
+    cohort: &CohortSpec,
+) -> Result<(Table, serde_json::Value)> {
+    let mut cols: Vec<&str> = Vec::new();
+    for c in wanted {
+        if !cols.contains(&c.as_str()) {
+            cols.push(c);
+        }
+    }
+    let table = Table::read(input, &cols)?;
+    let n = table.len();
+    let mut keep = vec![true; n];
+    let mut excluded = BTreeMap::new();
+    for (col, values) in &cohort.filters {
+        let (levels, codes) = table.categories(col)?;
+        let mut out = 0usize;
+        for (i, k) in keep.iter_mut().enumerate() {
+            let ok = codes[i].is_some_and(|c| values.iter().any(|v| *v == levels[c as usize]));
+            if *k && !ok {
+                *k = false;
+                out += 1;
+            }
+        }
+        excluded.insert(col.clone(), out);
+    }
+    let kept = keep.iter().filter(|&&k| k).count();
+    if kept == 0 {
+        bail!(
+            "the cohort is empty: no row of {} meets every [cohort] condition",
+            input.display()
+        );
+    }
+    let table = table.filter(&keep);
+    Ok((
+        table,
+        serde_json::json!({"rows": n, "kept": kept, "excluded_by": excluded}),
+    ))
+}
+
+fn scrub_timings(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.retain(|k, _| k != "seconds");
+            m.values_mut().for_each(scrub_timings);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(scrub_timings),
+        _ => {}
+    }
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn log(data: &Path) -> Result<()> {
+    let path = data.join("audit.jsonl");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("no study has been run on {}", data.display());
+            return Ok(());
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{}: a bad line", path.display()))?;
+        // The store's log holds its other commands too; only the studies are listed.
+        if v["command"] != "study run" {
+            continue;
+        }
+        println!(
+            "{}  {}  {}  {}  {}",
+            v["time"].as_str().unwrap_or(""),
+            v["user"].as_str().unwrap_or(""),
+            v["study"].as_str().unwrap_or(""),
+            &v["spec_sha256"].as_str().unwrap_or("")
+                [..12.min(v["spec_sha256"].as_str().unwrap_or("").len())],
+            v["outcome"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
