@@ -850,22 +850,7 @@ const MISSING_MARKS: [&str; 11] = [
     "n.d.", "n.d", "nd", "n/d", "n/a", "#n/d", "#n/a", "null", "-", "?", "na",
 ];
 
-/// `1.700`, `-12.345.678`: an integer grouped by thousands with points (the first group
-/// 1–3 digits, not starting with 0, then groups of exactly three).
-fn grouped_integer(t: &str) -> bool {
-    let body = t.strip_prefix(['-', '+']).unwrap_or(t);
-    let mut groups = body.split('.');
-    let first = groups.next().unwrap_or("");
-    let digits = |g: &str| g.bytes().all(|b| b.is_ascii_digit());
-    let mut rest = 0;
-    for g in groups {
-        if g.len() != 3 || !digits(g) {
-            return false;
-        }
-        rest += 1;
-    }
-    rest > 0 && (1..=3).contains(&first.len()) && digits(first) && !first.starts_with('0')
-}
+use crate::value::grouped_integer;
 
 /// A cell. `grouping`: in a file separated by `;`, tab or `|` (Italian Excel's), an
 /// integer grouped by thousands with points stays text, to be read by

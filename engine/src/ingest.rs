@@ -510,6 +510,8 @@ pub fn ingest_with(
             let convert_all = move || {
                 let mut seq = 0usize;
                 for (fi, (source, map)) in sources.iter().enumerate() {
+                    // In a file separated by `;`, tab or `|` a point groups thousands.
+                    let grouping = matches!(source, Source::Csv(f) if f.separator != b',');
                     // Convert in parallel, one chunk per task, straight into columns; order is kept.
                     let convert_chunk = |rows: &mut dyn FnMut(&mut RecordSink<'_>)| -> ChunkOut {
                         let mut out = ChunkOut {
@@ -559,6 +561,7 @@ pub fn ingest_with(
                                     &row_names,
                                     &mut values,
                                     &mut scratch,
+                                    grouping,
                                 ),
                             };
                             match res {

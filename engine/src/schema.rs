@@ -815,12 +815,14 @@ impl RowContext<'_> {
             &[],
             &mut values,
             &mut scratch,
+            false,
         );
         scratch.flush(self);
         Ok(Row { values, key: key? })
     }
 
     /// As [`RowContext::convert`], with cell `i` given by `cell(i)`, into a reused buffer
+    /// (`grouping`: the file is separated by `;`, tab or `|`, so `1.200` is 1200)
     /// (cleared first); returns the row's duplicate key. No allocation per row other than
     /// the stored strings. `row_names` are the normalised name tokens of the person the
     /// row is about (from its name columns), removed from its free text.
@@ -833,6 +835,7 @@ impl RowContext<'_> {
         row_names: &[String],
         values: &mut Vec<Value>,
         scratch: &mut RowScratch,
+        grouping: bool,
     ) -> Result<u64, Reject> {
         let schema = self.schema;
         values.clear();
@@ -866,7 +869,7 @@ impl RowContext<'_> {
                         )
                     }
                     Kind::Int { min, max } => {
-                        let i = value::parse_int(raw).map_err(|e| reject(name, e))?;
+                        let i = value::parse_int_in(raw, grouping).map_err(|e| reject(name, e))?;
                         if i < *min || i > *max {
                             return Err(reject(name, format!("{i} is outside {min}..={max}")));
                         }
@@ -883,7 +886,8 @@ impl RowContext<'_> {
                         Value::Int(i)
                     }
                     Kind::Float { min, max } => {
-                        let f = value::parse_float(raw).map_err(|e| reject(name, e))?;
+                        let f =
+                            value::parse_float_in(raw, grouping).map_err(|e| reject(name, e))?;
                         if f < *min || f > *max {
                             return Err(reject(name, format!("{f} is outside {min}..={max}")));
                         }

@@ -106,6 +106,43 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
     NaiveDate::from_ymd_opt(y as i32, m, d).ok_or_else(|| format!("{s:?} is not a calendar date"))
 }
 
+/// `1.700`, `-12.345.678`: an integer grouped by thousands with points (the first group
+/// 1–3 digits, not starting with 0, then groups of exactly three).
+pub fn grouped_integer(t: &str) -> bool {
+    let body = t.strip_prefix(['-', '+']).unwrap_or(t);
+    let mut groups = body.split('.');
+    let first = groups.next().unwrap_or("");
+    let digits = |g: &str| g.bytes().all(|b| b.is_ascii_digit());
+    let mut rest = 0;
+    for g in groups {
+        if g.len() != 3 || !digits(g) {
+            return false;
+        }
+        rest += 1;
+    }
+    rest > 0 && (1..=3).contains(&first.len()) && digits(first) && !first.starts_with('0')
+}
+
+/// [`parse_float`] in a file separated by `;`, tab or `|` (Italian Excel's), where
+/// `1.200` groups thousands (1200), as `1.234,5` does; elsewhere the same as
+/// [`parse_float`].
+pub fn parse_float_in(s: &str, grouping: bool) -> Result<f64, String> {
+    let t = s.trim();
+    if grouping && grouped_integer(t) {
+        return parse_float(&t.replace('.', ""));
+    }
+    parse_float(t)
+}
+
+/// [`parse_int`] with the same rule as [`parse_float_in`].
+pub fn parse_int_in(s: &str, grouping: bool) -> Result<i64, String> {
+    let t = s.trim();
+    if grouping && grouped_integer(t) {
+        return parse_int(&t.replace('.', ""));
+    }
+    parse_int(t)
+}
+
 /// Parses an integer; `1.000` with a thousands dot is accepted only when unambiguous.
 pub fn parse_int(s: &str) -> Result<i64, String> {
     let t = s.trim();
@@ -205,6 +242,14 @@ mod tests {
     #[test]
     fn decimal_commas() {
         assert_eq!(parse_float("12,5").unwrap(), 12.5);
+        // In a `;` file a point groups thousands; in a `,` file it is a decimal point.
+        assert_eq!(parse_float_in("1.200", true).unwrap(), 1200.0);
+        assert_eq!(parse_float_in("1.200", false).unwrap(), 1.2);
+        assert_eq!(parse_float_in("1.234,5", true).unwrap(), 1234.5);
+        assert_eq!(parse_float_in("2.5", true).unwrap(), 2.5);
+        assert_eq!(parse_float_in("0.750", true).unwrap(), 0.75);
+        assert_eq!(parse_int_in("12.345", true).unwrap(), 12345);
+        assert_eq!(parse_int_in("3,0", true).unwrap(), 3);
         assert_eq!(parse_float("1.234,50").unwrap(), 1234.5);
         assert_eq!(parse_float("1,234.50").unwrap(), 1234.5);
         assert_eq!(parse_float(" 7 ").unwrap(), 7.0);
