@@ -65,6 +65,11 @@ pub struct StudySpec {
     /// Which persons.
     #[serde(default)]
     pub cohort: CohortSpec,
+    /// The smallest group published (the threshold rule, at least 3): a subgroup with
+    /// fewer treated or controls is reported as suppressed, a whole study with fewer, or a
+    /// cluster with fewer persons, is refused.
+    #[serde(default = "min_count")]
+    pub min_count: u64,
     /// The design: exactly one of the three.
     #[serde(default)]
     pub evaluation: Option<EvaluationSpec>,
@@ -89,6 +94,10 @@ pub struct DataSpec {
 
 fn persons() -> String {
     "persons.csv".into()
+}
+
+fn min_count() -> u64 {
+    5
 }
 
 /// Which rows: every listed column must hold one of its listed values.
@@ -212,6 +221,13 @@ fn prepare_and_run(
             a.spec.display()
         );
     }
+    if spec.min_count < 3 {
+        bail!(
+            "{}: min_count {}: publish no group of fewer than 3 persons",
+            a.spec.display(),
+            spec.min_count
+        );
+    }
     // Access: pooled data leaves the store only through the anonymiser.
     if spec.data.source != "release" {
         bail!(
@@ -281,6 +297,7 @@ fn prepare_and_run(
             let out = valid.run(&table).map_err(check)?;
             let mut v = serde_json::to_value(&out)?;
             scrub_timings(&mut v);
+            protect_evaluation(&mut v, spec.min_count)?;
             let mut results = serde_json::Map::new();
             results.insert("design".into(), "evaluation".into());
             results.insert("cohort".into(), serde_json::to_value(&cohort)?);
@@ -292,6 +309,18 @@ fn prepare_and_run(
             cols.extend(spec.cohort.filters.keys().cloned());
             let (table, cohort) = cohort_table(&input, &cols, &spec.cohort)?;
             let report = cluster_table(&table, &valid).map_err(check)?;
+            if let Some(p) = report
+                .profiles
+                .iter()
+                .find(|p| (p.size as u64) < spec.min_count)
+            {
+                bail!(
+                    "cluster {} has fewer than {} persons: it cannot be published; ask for fewer \
+                     clusters or a larger cohort (nothing written)",
+                    p.cluster,
+                    spec.min_count
+                );
+            }
             let mut v = serde_json::to_value(&report)?;
             scrub_timings(&mut v);
             let sizes = report
@@ -419,6 +448,45 @@ fn cohort_table(
     ))
 }
 
+/// The threshold rule on an evaluation's groups: the whole comparison must have at least
+/// `min` treated and `min` controls (else nothing is published); a subgroup with fewer is
+/// replaced by a note, its estimate and counts withheld.
+fn protect_evaluation(v: &mut serde_json::Value, min: u64) -> Result<()> {
+    let small = |r: &serde_json::Value| {
+        ["n_treated", "n_control"]
+            .iter()
+            .any(|k| r[*k].as_u64().is_some_and(|n| n < min))
+    };
+    if small(v) {
+        bail!(
+            "the comparison has fewer than {min} treated or controls: its results cannot be \
+             published (nothing written)"
+        );
+    }
+    if let Some(groups) = v.get_mut("subgroups").and_then(|g| g.as_array_mut()) {
+        for g in groups {
+            // A reason may quote counts ("3 treated and 0 controls"): one below the
+            // threshold is not published either.
+            if let Some(e) = g["result"]["error"].as_str()
+                && e.split(|c: char| !c.is_ascii_digit())
+                    .filter_map(|t| t.parse::<u64>().ok())
+                    .any(|n| n > 0 && n < min)
+            {
+                g["result"] = serde_json::json!({
+                    "suppressed": format!("not estimated; the reason would show a count below {min}")
+                });
+                continue;
+            }
+            if small(&g["result"]) {
+                g["result"] = serde_json::json!({
+                    "suppressed": format!("fewer than {min} treated or controls: not published")
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn scrub_timings(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(m) => {
@@ -477,4 +545,34 @@ fn log(data: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_subgroups_and_counts_in_reasons_are_suppressed_and_a_small_study_refused() {
+        let mut v = serde_json::json!({
+            "n_treated": 40, "n_control": 90, "estimate": 0.1,
+            "subgroups": [
+                {"group": "a", "result": {"n_treated": 30, "n_control": 50, "estimate": 0.2}},
+                {"group": "b", "result": {"n_treated": 4, "n_control": 50, "estimate": 0.9}},
+                {"group": "c", "result": {"error": "3 treated and 0 controls: an effect needs both groups"}},
+                {"group": "d", "result": {"error": "0 treated and 948 controls: an effect needs both groups"}},
+            ]
+        });
+        protect_evaluation(&mut v, 5).unwrap();
+        let g = v["subgroups"].as_array().unwrap();
+        assert_eq!(g[0]["result"]["estimate"], 0.2);
+        assert!(g[1]["result"]["suppressed"].is_string());
+        assert!(g[1]["result"].get("estimate").is_none());
+        assert!(g[2]["result"]["suppressed"].is_string());
+        assert!(
+            g[3]["result"]["error"].is_string(),
+            "no count below 5 in it"
+        );
+        let mut small = serde_json::json!({"n_treated": 4, "n_control": 90});
+        assert!(protect_evaluation(&mut small, 5).is_err());
+    }
 }
