@@ -79,6 +79,18 @@ pub struct StudySpec {
     /// A planner's forecast request on a series file of the release.
     #[serde(default)]
     pub forecast: Option<ForecastStudy>,
+    /// Protected tables of counts of the cohort.
+    #[serde(default)]
+    pub descriptive: Option<DescriptiveSpec>,
+}
+
+/// Tables of counts: each one or two columns of the release, with margins; every count
+/// passes the threshold rule with secondary suppression audited as the reports' are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DescriptiveSpec {
+    /// Each table's columns (one or two).
+    pub tables: Vec<Vec<String>>,
 }
 
 /// The data a study reads: a research release, the only way pooled data leaves the store.
@@ -214,10 +226,12 @@ fn prepare_and_run(
         spec.evaluation.is_some(),
         spec.clustering.is_some(),
         spec.forecast.is_some(),
+        spec.descriptive.is_some(),
     ];
     if designs.iter().filter(|&&d| d).count() != 1 {
         bail!(
-            "{}: give exactly one design: [evaluation], [clustering] or [forecast]",
+            "{}: give exactly one design: [evaluation], [clustering], [forecast] or \
+             [descriptive]",
             a.spec.display()
         );
     }
@@ -352,6 +366,21 @@ fn prepare_and_run(
                 serde_json::json!({"design": "forecast", "result": v}),
                 Vec::new(),
             )
+        } else if let Some(d) = &spec.descriptive {
+            if d.tables.is_empty() || d.tables.iter().any(|t| t.is_empty() || t.len() > 2) {
+                bail!(
+                    "{}: [descriptive] tables: give each table one or two columns",
+                    a.spec.display()
+                );
+            }
+            let mut cols: Vec<String> = d.tables.iter().flatten().cloned().collect();
+            cols.extend(spec.cohort.filters.keys().cloned());
+            let (table, cohort) = cohort_table(&input, &cols, &spec.cohort)?;
+            let (summary, files) = descriptive(&table, &d.tables, spec.min_count)?;
+            (
+                serde_json::json!({"design": "descriptive", "cohort": cohort, "result": summary}),
+                files,
+            )
         } else {
             bail!("{}: give exactly one design", a.spec.display());
         };
@@ -445,6 +474,122 @@ fn cohort_table(
     Ok((
         table,
         serde_json::json!({"rows": n, "kept": kept, "excluded_by": excluded}),
+    ))
+}
+
+/// Counts of each table (cells and margins) as sets of rows, protected together by the
+/// reports' rule (primary suppression below `min`, lines with their margins, then the
+/// interval audit); a suppressed count is written as an empty cell with status
+/// `suppressed`.
+fn descriptive(
+    table: &Table,
+    specs: &[Vec<String>],
+    min: u64,
+) -> Result<(serde_json::Value, Vec<(String, String)>)> {
+    use occupa_anonymiser::publication::{Draft, Rule, protect};
+    let n = table.len();
+    let all = "(all)".to_string();
+    let mut draft = Draft::new("study/descriptive");
+    // Per table: its cells (labels, count index).
+    let mut layouts: Vec<Vec<(Vec<String>, usize)>> = Vec::new();
+    for cols in specs {
+        let mut labels_of: Vec<(Vec<String>, Vec<Option<u32>>)> = Vec::new();
+        for c in cols {
+            labels_of.push(table.categories(c)?);
+        }
+        let label = |j: usize, i: usize| -> Option<String> {
+            labels_of[j].1[i].map(|k| labels_of[j].0[k as usize].clone())
+        };
+        let mut cells: BTreeMap<Vec<String>, Vec<u64>> = BTreeMap::new();
+        for i in 0..n {
+            let key: Option<Vec<String>> = (0..cols.len()).map(|j| label(j, i)).collect();
+            let Some(key) = key else { continue };
+            // The cell, its row and column margins, and the total.
+            let mut keys = vec![key.clone(), vec![all.clone(); cols.len()]];
+            if cols.len() == 2 {
+                keys.push(vec![key[0].clone(), all.clone()]);
+                keys.push(vec![all.clone(), key[1].clone()]);
+            }
+            for k in keys {
+                cells.entry(k).or_default().push(i as u64);
+            }
+        }
+        let name = cols.join("_by_");
+        let mut layout = Vec::new();
+        for (k, units) in cells {
+            let margin = k.contains(&all);
+            let idx = draft.count(&format!("{name}/{}", k.join("/")), units, margin);
+            layout.push((k, idx));
+        }
+        // Lines: each row with its margin, each column with its margin.
+        if cols.len() == 2 {
+            for fixed in 0..2 {
+                let values: std::collections::BTreeSet<String> =
+                    layout.iter().map(|(k, _)| k[fixed].clone()).collect();
+                for v in &values {
+                    draft.line(
+                        layout
+                            .iter()
+                            .filter(|(k, _)| &k[fixed] == v)
+                            .map(|(_, i)| *i)
+                            .collect(),
+                    );
+                }
+            }
+        } else {
+            draft.line(layout.iter().map(|(_, i)| *i).collect());
+        }
+        layouts.push(layout);
+    }
+    let rule = Rule::new(occupa_anonymiser::MinCount::new(min)?);
+    let protection = protect(&draft, &[], rule)?;
+    let mut files = Vec::new();
+    let mut summary = Vec::new();
+    for (cols, layout) in specs.iter().zip(&layouts) {
+        let name = cols.join("_by_");
+        let mut text = cols
+            .iter()
+            .map(|c| occupa_engine::export::csv_field(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(",");
+        text.push_str(",persons,status\n");
+        let mut hidden = 0;
+        for (k, i) in layout {
+            let shown = protection.shown(&draft, *i);
+            hidden += usize::from(shown.is_none());
+            let fields: Vec<String> = k
+                .iter()
+                .map(|v| occupa_engine::export::csv_field(v).into_owned())
+                .collect();
+            text.push_str(&format!(
+                "{},{},{}\n",
+                fields.join(","),
+                shown.map_or(String::new(), |v| v.to_string()),
+                if shown.is_some() {
+                    "shown"
+                } else {
+                    "suppressed"
+                }
+            ));
+        }
+        summary.push(serde_json::json!({
+            "table": format!("{name}.csv"),
+            "columns": cols,
+            "cells": layout.len(),
+            "suppressed": hidden,
+        }));
+        files.push((format!("{name}.csv"), text));
+    }
+    let count =
+        |s: occupa_anonymiser::Status| protection.status.iter().filter(|x| **x == s).count();
+    Ok((
+        serde_json::json!({
+            "tables": summary,
+            "min_count": min,
+            "primary": count(occupa_anonymiser::Status::Primary),
+            "secondary": count(occupa_anonymiser::Status::Secondary),
+        }),
+        files,
     ))
 }
 
@@ -550,6 +695,40 @@ fn log(data: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn descriptive_tables_hide_a_small_cell_and_enough_others_that_it_cannot_be_solved() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("persons.csv");
+        let mut text = String::from("sex,area\n");
+        for (sex, area, n) in [
+            ("F", "nord", 20),
+            ("F", "sud", 2),
+            ("M", "nord", 30),
+            ("M", "sud", 25),
+        ] {
+            for _ in 0..n {
+                text.push_str(&format!("{sex},{area}\n"));
+            }
+        }
+        std::fs::write(&p, text).unwrap();
+        let table = Table::read(&p, &["sex", "area"]).unwrap();
+        let (summary, files) =
+            descriptive(&table, &[vec!["sex".into(), "area".into()]], 5).unwrap();
+        assert_eq!(summary["primary"], 1);
+        assert!(summary["secondary"].as_u64().unwrap() >= 1);
+        let csv = &files[0].1;
+        assert!(csv.contains("F,sud,,suppressed"), "{csv}");
+        assert!(!csv.contains(",2,"), "{csv}");
+        // The row F and the column sud each keep at least two hidden counts.
+        for fixed in ["F,", ",sud,"] {
+            let hidden = csv
+                .lines()
+                .filter(|l| l.contains(fixed) && l.ends_with("suppressed"))
+                .count();
+            assert!(hidden >= 2, "{fixed}: {csv}");
+        }
+    }
 
     #[test]
     fn small_subgroups_and_counts_in_reasons_are_suppressed_and_a_small_study_refused() {
