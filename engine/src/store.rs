@@ -123,6 +123,27 @@ pub fn no_link(path: &Path) -> Result<()> {
     }
 }
 
+/// Appends `line` (ending in a newline) to an audit log as the store writes its own: never
+/// through a link, created private (0600), one write of the whole line to an `O_APPEND`
+/// file (concurrent writers never interleave), synced.
+pub fn append_line(path: &Path, line: &[u8]) -> Result<()> {
+    let path = path.to_path_buf();
+    no_link(&path)?;
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(&path).map_err(|e| Error::io(&path, e))?;
+    // One write of a whole line to an O_APPEND file: lines of concurrent writers never
+    // interleave.
+    f.write_all(line)
+        .and_then(|_| f.sync_data())
+        .map_err(|e| Error::io(&path, e))
+}
+
 /// An exclusive lock on a file, held until dropped (`flock` on Unix: released by the
 /// kernel when the process dies, whatever its PID namespace, so it is never stale).
 #[derive(Debug)]
@@ -374,21 +395,7 @@ impl Store {
     }
 
     fn append_audit(&self, line: &[u8]) -> Result<()> {
-        let path = self.root.join("audit.jsonl");
-        no_link(&path)?;
-        let mut o = std::fs::OpenOptions::new();
-        o.create(true).append(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            o.mode(0o600);
-        }
-        let mut f = o.open(&path).map_err(|e| Error::io(&path, e))?;
-        // One write of a whole line to an O_APPEND file: lines of concurrent writers never
-        // interleave.
-        f.write_all(line)
-            .and_then(|_| f.sync_data())
-            .map_err(|e| Error::io(&path, e))
+        append_line(&self.root.join("audit.jsonl"), line)
     }
 
     /// Appends one JSON line to `audit.jsonl` (who ran what, on which data, when, with

@@ -7,7 +7,6 @@
 //! the manifest only.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -164,26 +163,8 @@ fn run_study(a: &RunArgs) -> Result<()> {
             },
         });
         let path = a.data.join("audit.jsonl");
-        // As the store appends: never through a link, private, one write per line.
-        if path.is_symlink() {
-            bail!(
-                "{} is a link; refusing to write the audit through it",
-                path.display()
-            );
-        }
-        let mut o = std::fs::OpenOptions::new();
-        o.create(true).append(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            o.mode(0o600);
-        }
-        let mut f = o
-            .open(&path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        f.write_all(format!("{line}\n").as_bytes())
-            .and_then(|_| f.sync_data())
-            .with_context(|| format!("writing {}", path.display()))?;
+        // As the store appends its own lines: never through a link, private, one write.
+        occupa_engine::store::append_line(&path, format!("{line}\n").as_bytes())?;
     }
     outcome
 }

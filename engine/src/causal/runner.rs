@@ -479,9 +479,7 @@ impl ValidEvaluation {
                 add(&s.columns.treatment);
                 add(&s.columns.outcome);
                 for t in &s.columns.covariates {
-                    for c in t.split(['*', ':']) {
-                        add(c.split('^').next().unwrap_or("").trim());
-                    }
+                    super::table::term_columns(t).for_each(&mut add);
                 }
                 s.columns.cluster.iter().for_each(|c| add(c));
                 s.exact.iter().for_each(|c| add(c));

@@ -51,7 +51,7 @@ pub struct Loaded {
 }
 
 /// The columns a term names: `a`, `a^2`, `a*b`, `a:b^2`.
-fn term_columns(term: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn term_columns(term: &str) -> impl Iterator<Item = &str> {
     term.split(['*', ':'])
         .map(|f| f.split('^').next().unwrap_or("").trim())
         .filter(|c| !c.is_empty())
