@@ -125,33 +125,7 @@ impl std::str::FromStr for Builtin {
     }
 }
 
-/// The ATECO 2007 section of a division (01–99).
-pub fn ateco_section(division: u32) -> Option<&'static str> {
-    Some(match division {
-        1..=3 => "A",
-        5..=9 => "B",
-        10..=33 => "C",
-        35 => "D",
-        36..=39 => "E",
-        41..=43 => "F",
-        45..=47 => "G",
-        49..=53 => "H",
-        55..=56 => "I",
-        58..=63 => "J",
-        64..=66 => "K",
-        68 => "L",
-        69..=75 => "M",
-        77..=82 => "N",
-        84 => "O",
-        85 => "P",
-        86..=88 => "Q",
-        90..=93 => "R",
-        94..=96 => "S",
-        97..=98 => "T",
-        99 => "U",
-        _ => return None,
-    })
-}
+pub use occupa_engine::schema::ateco_section;
 
 fn unplaceable(column: &str, value: &str, what: &str) -> Error {
     Error::Hierarchy {

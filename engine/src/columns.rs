@@ -198,7 +198,105 @@ impl Column {
     }
 }
 
+/// The values of one column of a table built in memory.
+#[derive(Debug, Clone)]
+pub enum Values {
+    /// Numbers, NaN where missing.
+    Numbers(Vec<f64>),
+    /// Texts, `None` where missing.
+    Texts(Vec<Option<String>>),
+}
+
 impl Table {
+    /// A table built in memory (an analysis table): `source` says from what, and names the
+    /// table in messages, whose rows are numbered from 1.
+    pub fn from_values(source: &str, columns: Vec<(String, Values)>) -> Result<Self> {
+        let rows = columns.first().map_or(0, |(_, v)| match v {
+            Values::Numbers(x) => x.len(),
+            Values::Texts(x) => x.len(),
+        });
+        let mut headers = Vec::with_capacity(columns.len());
+        let mut cols = Vec::with_capacity(columns.len());
+        for (name, values) in columns {
+            let len = match &values {
+                Values::Numbers(x) => x.len(),
+                Values::Texts(x) => x.len(),
+            };
+            if len != rows || headers.contains(&name) {
+                return Err(Error::Param {
+                    name: "columns",
+                    reason: format!("column '{name}' is repeated or has {len} rows, not {rows}"),
+                });
+            }
+            let mut column = Column {
+                name: name.clone(),
+                num: Vec::new(),
+                text: None,
+                dot_row: None,
+                marks: Vec::new(),
+            };
+            match values {
+                Values::Numbers(x) => column.num = x,
+                Values::Texts(x) => {
+                    let mut t = TextCells::default();
+                    column.num = vec![f64::NAN; rows];
+                    t.code = x
+                        .iter()
+                        .map(|v| v.as_deref().map_or(u32::MAX, |s| t.intern(s)))
+                        .collect();
+                    column.text = Some(t);
+                }
+            }
+            headers.push(name);
+            cols.push(column);
+        }
+        Ok(Table {
+            path: PathBuf::from(source),
+            headers,
+            columns: cols,
+            rows,
+            lines: (0..rows).map(|i| (i + 1) as u32).collect(),
+            source: SourceInfo {
+                format: Format::Analysis {
+                    source: source.to_string(),
+                },
+                windows_1252_rows: 0,
+                decimal_comma: Vec::new(),
+                thousands_separator: Vec::new(),
+                missing_marks: Default::default(),
+                empty_rows_skipped: 0,
+            },
+        })
+    }
+
+    /// The table with one more column of numbers (NaN where missing).
+    pub fn with_numeric_column(mut self, name: &str, values: Vec<f64>) -> Result<Self> {
+        self.push_column(name, Values::Numbers(values))?;
+        Ok(self)
+    }
+
+    /// The table with one more column of texts.
+    pub fn with_text_column(mut self, name: &str, values: Vec<Option<String>>) -> Result<Self> {
+        self.push_column(name, Values::Texts(values))?;
+        Ok(self)
+    }
+
+    fn push_column(&mut self, name: &str, values: Values) -> Result<()> {
+        let mut one = Table::from_values(name, vec![(name.to_string(), values)])?;
+        if one.rows != self.rows || self.headers.iter().any(|h| h == name) {
+            return Err(Error::Param {
+                name: "columns",
+                reason: format!(
+                    "column '{name}' is repeated or has {} rows, not {}",
+                    one.rows, self.rows
+                ),
+            });
+        }
+        self.headers.push(name.to_string());
+        self.columns.append(&mut one.columns);
+        Ok(())
+    }
+
     /// Reads the columns `wanted` from a file with a header row (CSV, workbook's first
     /// sheet, Parquet). A CSV is cut into chunks at record ends and parsed on all cores
     /// (a million rows of 22 columns in about half a second).

@@ -119,6 +119,11 @@ pub enum Format {
     },
     /// Apache Parquet.
     Parquet,
+    /// Built in memory from a store or a release (an analysis table).
+    Analysis {
+        /// What it was built from.
+        source: String,
+    },
 }
 
 fn as_char<S: serde::Serializer>(b: &u8, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -147,6 +152,7 @@ impl std::fmt::Display for Format {
             ),
             Format::Spreadsheet { sheet } => write!(f, "read from sheet {sheet:?}"),
             Format::Parquet => write!(f, "read as Parquet"),
+            Format::Analysis { source } => write!(f, "built from {source}"),
         }
     }
 }

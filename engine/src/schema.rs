@@ -1276,6 +1276,46 @@ pub fn data_dictionary(instruments: &Instruments) -> String {
     out
 }
 
+/// The ATECO 2007 section of a division (01–99).
+pub fn ateco_section(division: u32) -> Option<&'static str> {
+    Some(match division {
+        1..=3 => "A",
+        5..=9 => "B",
+        10..=33 => "C",
+        35 => "D",
+        36..=39 => "E",
+        41..=43 => "F",
+        45..=47 => "G",
+        49..=53 => "H",
+        55..=56 => "I",
+        58..=63 => "J",
+        64..=66 => "K",
+        68 => "L",
+        69..=75 => "M",
+        77..=82 => "N",
+        84 => "O",
+        85 => "P",
+        86..=88 => "Q",
+        90..=93 => "R",
+        94..=96 => "S",
+        97..=98 => "T",
+        99 => "U",
+        _ => return None,
+    })
+}
+
+/// The ATECO 2007 section of a sector as the files write it: a section letter (`G`) or a
+/// division, group or class (`47`, `47.11`, `47.11.1`).
+pub fn ateco_section_of(code: &str) -> Option<&'static str> {
+    let c = code.trim();
+    if c.len() == 1 && c.as_bytes()[0].is_ascii_uppercase() {
+        let letters = "ABCDEFGHIJKLMNOPQRSTU";
+        return letters.find(c).map(|i| &letters[i..=i]);
+    }
+    let division: u32 = c.split('.').next()?.parse().ok()?;
+    ateco_section(division)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -167,6 +167,22 @@ fn code_letters(word: &str, is_name: bool) -> String {
         .collect()
 }
 
+/// Planted effect of the inclusion path (GOL path 4, labour and social services together)
+/// on the monthly log-odds of finding a job.
+const INCLUSION_EFFECT: f64 = 0.4;
+/// Share of persons with a disability or in social services' care whom the operator moves
+/// to the inclusion path when the rules give another.
+const OVERRIDE_RATE: f64 = 0.25;
+/// C + D scores over which the RDD truth is averaged: the two either side of 12.
+const RD_WINDOW: (i32, i32) = (11, 12);
+
+/// Choice probabilities of a multinomial logit.
+fn propensities(util: &[f64; 4]) -> [f64; 4] {
+    let ex = util.map(f64::exp);
+    let tot: f64 = ex.iter().sum();
+    ex.map(|e| e / tot)
+}
+
 /// Planted effect of a service on the monthly log-odds of finding a job.
 fn service_effect(service: usize, low_education: bool, class: usize) -> f64 {
     match service {
@@ -553,6 +569,9 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
     let mut used_codes: HashSet<String> = HashSet::new();
     let mut class_counts = [0usize; 4];
     let mut path_counts = [0usize; 4];
+    // Σ complier weight × effect (6 and 12 months), Σ complier weight; persons counted.
+    let mut rd_truth = [(0.0f64, 0.0f64); 2];
+    let mut rd_at_cutoff = 0usize;
 
     for n in 0..cfg.persons {
         let ti = n % cfg.tenants;
@@ -767,7 +786,7 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
         })?;
         let system = outcome.system_path.number();
         let (path, reason) =
-            if (disability || social_care) && system != 4 && rng.random::<f64>() < 0.25 {
+            if (disability || social_care) && system != 4 && rng.random::<f64>() < OVERRIDE_RATE {
                 (
                     4u8,
                     if disability {
@@ -805,19 +824,20 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
             outcome.adjusted[1] as f64,
             outcome.adjusted_cd as f64,
         );
-        let util = [
-            0.0,
-            -1.2 + 0.9 * (path == 4) as u8 as f64 + 0.05 * c_s + 0.4 * social_care as u8 as f64,
-            -1.0 + 0.8 * (path == 3 || path == 2) as u8 as f64 + 0.06 * b_s
-                - 0.02 * (age as f64 - 35.0)
-                + 0.3 * low_edu as u8 as f64,
-            -0.6 + 0.7 * (path == 1) as u8 as f64 - 0.05 * a_s
-                + 0.2 * (citizenship == "ITA") as u8 as f64
-                - 0.3 * disability as u8 as f64,
-        ];
-        let ex: Vec<f64> = util.iter().map(|u: &f64| u.exp()).collect();
-        let tot: f64 = ex.iter().sum();
-        let propensity = [ex[0] / tot, ex[1] / tot, ex[2] / tot, ex[3] / tot];
+        let utility = |path: u8| {
+            [
+                0.0,
+                -1.2 + 0.9 * (path == 4) as u8 as f64 + 0.05 * c_s + 0.4 * social_care as u8 as f64,
+                -1.0 + 0.8 * (path == 3 || path == 2) as u8 as f64 + 0.06 * b_s
+                    - 0.02 * (age as f64 - 35.0)
+                    + 0.3 * low_edu as u8 as f64,
+                -0.6 + 0.7 * (path == 1) as u8 as f64 - 0.05 * a_s
+                    + 0.2 * (citizenship == "ITA") as u8 as f64
+                    - 0.3 * disability as u8 as f64,
+            ]
+        };
+        let util = utility(path);
+        let propensity = propensities(&util);
         let mut r = rng.random::<f64>();
         let service = propensity
             .iter()
@@ -828,11 +848,40 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
             .unwrap_or(0);
 
         // Outcomes: monthly hazard with planted effects, exact potential-outcome probabilities.
-        let eta0 = -2.4 + [0.6, -0.2, -0.4, -1.0][class] + 0.08 * (education as f64 - 3.0)
+        let base = -2.4 + [0.6, -0.2, -0.4, -1.0][class] + 0.08 * (education as f64 - 3.0)
             - 0.02 * (age as f64 - 40.0)
             - 0.4 * disability as u8 as f64
             + quality;
+        let eta0 = base + if path == 4 { INCLUSION_EFFECT } else { 0.0 };
         let perm = [0.35, 0.2, 0.2, 0.15][class];
+        // The inclusion path's effect for this person: employment with the path the rules
+        // give at C + D ≥ 12 (4) against the path they give just below (1 + the A and B
+        // flags), services chosen under each; what a fuzzy RDD at the threshold recovers
+        // for the compliers (persons no override would move to path 4 anyway).
+        if (RD_WINDOW.0..=RD_WINDOW.1).contains(&outcome.adjusted_cd) {
+            let below = 1 + u8::from(outcome.flags[0]) + u8::from(outcome.flags[1]);
+            let world = |p: u8, eta: f64, t: u32| -> f64 {
+                let ps = propensities(&utility(p));
+                (0..4)
+                    .map(|s| {
+                        ps[s]
+                            * p_employed(logistic(eta + service_effect(s, low_edu, class)), perm, t)
+                    })
+                    .sum()
+            };
+            let complier = 1.0
+                - if disability || social_care {
+                    OVERRIDE_RATE
+                } else {
+                    0.0
+                };
+            for (k, t) in [6u32, 12].into_iter().enumerate() {
+                rd_truth[k].0 +=
+                    complier * (world(4, base + INCLUSION_EFFECT, t) - world(below, base, t));
+            }
+            rd_truth[0].1 += complier;
+            rd_at_cutoff += 1;
+        }
         let mut p6 = [0.0; 4];
         let mut p12 = [0.0; 4];
         for s in 0..4 {
@@ -1239,6 +1288,18 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
             }),
         );
     }
+    let w = rd_truth[0].1.max(f64::MIN_POSITIVE);
+    let inclusion = serde_json::json!({
+        "log_odds_effect": INCLUSION_EFFECT,
+        "running": "gol_cd (C + D after the adjustment)",
+        "cutoff": 12,
+        "treatment": "final GOL path 4 (inclusion); below the cutoff, persons with a disability or in social services' care are moved to it with probability 0.25",
+        "late_window": [RD_WINDOW.0, RD_WINDOW.1],
+        "persons_in_window": rd_at_cutoff,
+        "late_employed_6m": rd_truth[0].0 / w,
+        "late_employed_12m": rd_truth[1].0 / w,
+        "note": "the compliers' average effect of the path at the cutoff (C + D of 11 or 12), services chosen under each path: what a fuzzy RDD of employment on gol_cd at 12, with path 4 as the treatment, recovers",
+    });
     let operators: BTreeMap<String, f64> = tenants
         .iter()
         .flat_map(|t| t.operators.iter().cloned())
@@ -1256,6 +1317,7 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
         "gol_paths": {"counts_final": path_counts, "instrument_version": gol.version},
         "service_assignment": "multinomial logit on observed covariates: age, education, citizenship, disability, social-services care, GOL adjusted scores and final path",
         "effects": effects,
+        "inclusion_path": inclusion,
         "operator_quality_log_odds": operators,
         "demand": demand,
         "dirty": {"rate": cfg.dirty_rate, "by_tenant": dirty, "expected_quarantined": expected_q},

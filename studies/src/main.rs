@@ -578,7 +578,26 @@ fn demo(a: DemoArgs) -> Result<()> {
     );
 
     let q = Quarter::of(cfg.end);
-    let written = write_report(&store, q, None, lang, MinCount::default(), &a.out)?;
+    let mut written = write_report(&store, q, None, lang, MinCount::default(), &a.out)?;
+
+    // The example studies: a research release for the pooled one, t01's store for the
+    // authority's own.
+    eprintln!("making a research release and running the example studies");
+    let release = a.out.join("release");
+    if release.exists() {
+        std::fs::remove_dir_all(&release)
+            .with_context(|| format!("replacing {}", release.display()))?;
+    }
+    let policy: occupa_anonymiser::release::Policy =
+        toml::from_str(include_str!("../../anonymiser/policies/research.toml"))?;
+    policy.check()?;
+    occupa_anonymiser::release::research_release(&store, &policy, &release, &|_, _| {})?;
+    for (dir, line) in study::run_examples(&a.data, &release, &a.out.join("studies"))? {
+        eprintln!("  {}: {line}", dir.display());
+        if dir.exists() {
+            written.push(dir);
+        }
+    }
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
+use occupa_engine::analysis::{
+    AnalysisCounts, AnalysisSpec, AnalysisTable, CohortSpec, ExposureSpec, OutcomeSpec,
+};
 use occupa_engine::causal::runner::EvaluationSpec;
 use occupa_engine::cluster::run::{ClusteringSpec, cluster_table};
 use occupa_engine::columns::Table;
@@ -43,6 +46,118 @@ pub struct RunArgs {
     /// Who runs it, for the audit trail (default: the OS user).
     #[arg(long = "as")]
     who: Option<String>,
+    /// The authority the caller works for: a study on a store reads this tenant only, and
+    /// only a spec naming this tenant runs.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Print nothing on success (the demo lists what it wrote instead).
+    #[arg(skip)]
+    quiet: bool,
+}
+
+/// The example studies (`studies/examples/`), run by `occupa demo`: (file stem, text).
+pub const EXAMPLES: [(&str, &str); 6] = [
+    (
+        "a5-employment",
+        include_str!("../examples/a5-employment.toml"),
+    ),
+    (
+        "a5-by-profile",
+        include_str!("../examples/a5-by-profile.toml"),
+    ),
+    (
+        "inclusion-rdd",
+        include_str!("../examples/inclusion-rdd.toml"),
+    ),
+    (
+        "asso-profiles",
+        include_str!("../examples/asso-profiles.toml"),
+    ),
+    (
+        "demand-forecast",
+        include_str!("../examples/demand-forecast.toml"),
+    ),
+    (
+        "intake-tables",
+        include_str!("../examples/intake-tables.toml"),
+    ),
+];
+
+/// Runs every example study: those on a release on `release`, the others on `store` for
+/// tenant `t01`, each into `out/<stem>` (replaced), the specs written to `out/specs/`.
+/// Returns each study's folder and a one-line summary.
+pub fn run_examples(store: &Path, release: &Path, out: &Path) -> Result<Vec<(PathBuf, String)>> {
+    let specs = out.join("specs");
+    std::fs::create_dir_all(&specs).with_context(|| format!("creating {}", specs.display()))?;
+    let mut done = Vec::new();
+    for (stem, text) in EXAMPLES {
+        let spec = specs.join(format!("{stem}.toml"));
+        write(&spec, text.as_bytes())?;
+        let dir = out.join(stem);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("replacing {}", dir.display()))?;
+        }
+        let on_release = text.contains("source = \"release\"");
+        let args = RunArgs {
+            spec,
+            data: if on_release {
+                release.to_path_buf()
+            } else {
+                store.to_path_buf()
+            },
+            out: dir.clone(),
+            who: Some("occupa demo".into()),
+            tenant: (!on_release).then(|| "t01".to_string()),
+            quiet: true,
+        };
+        // A study the data cannot support (too few persons at a threshold) is refused and
+        // audited like any other; the demo says why and goes on.
+        let line = match run_study(&args) {
+            Ok(()) => {
+                let results: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(dir.join("results.json"))?)?;
+                summary_line(&results)
+            }
+            Err(e) => format!("not run: {e}"),
+        };
+        done.push((dir, line));
+    }
+    Ok(done)
+}
+
+/// What a study found, in one line.
+fn summary_line(r: &serde_json::Value) -> String {
+    let f = |v: &serde_json::Value| v.as_f64().map_or("-".into(), |x| format!("{x:.3}"));
+    let ci = |v: &serde_json::Value| format!("[{}, {}]", f(&v[0]), f(&v[1]));
+    match r["design"].as_str().unwrap_or("") {
+        "evaluation" if r.get("robust").is_some() => format!(
+            "RDD effect {} (robust 95 % CI {})",
+            f(&r["robust"]["estimate"]),
+            ci(&r["robust"]["ci95"])
+        ),
+        "evaluation" => format!(
+            "{} {} {} (95 % CI {}), {} treated, {} controls",
+            r["method"].as_str().unwrap_or(""),
+            r["estimand"].as_str().unwrap_or("").to_uppercase(),
+            f(&r["estimate"]),
+            ci(&r["ci95"]),
+            r["n_treated"],
+            r["n_control"]
+        ),
+        "clustering" => format!(
+            "{} profiles ({})",
+            r["k"],
+            r["method"].as_str().unwrap_or("")
+        ),
+        "forecast" => format!("{} series forecast", r["series"]),
+        "descriptive" => format!(
+            "{} tables, {} cells suppressed",
+            r["tables"].as_array().map_or(0, Vec::len),
+            r["primary"].as_u64().unwrap_or(0) + r["secondary"].as_u64().unwrap_or(0)
+        ),
+        other => other.to_string(),
+    }
 }
 
 /// A study file.
@@ -61,9 +176,21 @@ pub struct StudySpec {
     pub legal_basis: String,
     /// Where the data comes from.
     pub data: DataSpec,
-    /// Which persons.
+    /// Which persons (or, for a forecast from a store, which series).
     #[serde(default)]
     pub cohort: CohortSpec,
+    /// The treatment, for an evaluation: a service started within N days, or a GOL path.
+    #[serde(default)]
+    pub exposure: Option<ExposureSpec>,
+    /// Horizons and reference date of the outcomes.
+    #[serde(default)]
+    pub outcomes: Option<OutcomeSpec>,
+    /// Occupability profiles fitted on the cohort, added as `profile_class`.
+    #[serde(default)]
+    pub profiles: Option<ClusteringSpec>,
+    /// The seed of every random choice the study makes where the design gives none.
+    #[serde(default)]
+    pub seed: Option<u64>,
     /// The smallest group published (the threshold rule, at least 3): a subgroup with
     /// fewer treated or controls is reported as suppressed, a whole study with fewer, or a
     /// cluster with fewer persons, is refused.
@@ -92,32 +219,24 @@ pub struct DescriptiveSpec {
     pub tables: Vec<Vec<String>>,
 }
 
-/// The data a study reads: a research release, the only way pooled data leaves the store.
+/// The data a study reads: a research release (the only way pooled data leaves the
+/// store), or one tenant's own store for that tenant's staff.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
-    /// `release`.
+    /// `release` or `store`.
     pub source: String,
-    /// The release's file the design reads (default `persons.csv`).
-    #[serde(default = "persons")]
-    pub table: String,
-}
-
-fn persons() -> String {
-    "persons.csv".into()
+    /// The store's tenant (`source = "store"`): the caller's own (`--tenant`).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// A file of the release to read as it is (a series file for a forecast); by default
+    /// the analysis table is built from the release's persons.
+    #[serde(default)]
+    pub table: Option<String>,
 }
 
 fn min_count() -> u64 {
     5
-}
-
-/// Which rows: every listed column must hold one of its listed values.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CohortSpec {
-    /// Column → accepted values (as written in the file).
-    #[serde(default, rename = "where")]
-    pub filters: BTreeMap<String, Vec<String>>,
 }
 
 /// A forecast request in a study.
@@ -162,9 +281,14 @@ fn run_study(a: &RunArgs) -> Result<()> {
                 Err(e) => format!("refused: {e}"),
             },
         });
-        let path = a.data.join("audit.jsonl");
-        // As the store appends its own lines: never through a link, private, one write.
-        occupa_engine::store::append_line(&path, format!("{line}\n").as_bytes())?;
+        if a.data.join("store.json").is_file() {
+            // The store's own log: its lines carry the key's fingerprint.
+            occupa_engine::store::Store::open(&a.data)?.audit(line)?;
+        } else {
+            // As the store appends its own lines: never through a link, private, one write.
+            let path = a.data.join("audit.jsonl");
+            occupa_engine::store::append_line(&path, format!("{line}\n").as_bytes())?;
+        }
     }
     outcome
 }
@@ -223,40 +347,9 @@ fn prepare_and_run(
             spec.min_count
         );
     }
-    // Access: pooled data leaves the store only through the anonymiser.
-    if spec.data.source != "release" {
-        bail!(
-            "{}: data.source {:?}: a pooled study reads only a research release \
-             (source = \"release\", made by occupa anonymise)",
-            a.spec.display(),
-            spec.data.source
-        );
-    }
-    if a.data.join("store.json").exists() {
-        bail!(
-            "{} is a store (identifiable, pooled data): a study reads a research release; make \
-             one with occupa anonymise --data {} --policy POLICY.toml --out DIR",
-            a.data.display(),
-            a.data.display()
-        );
-    }
-    if !a.data.join("risk-report.json").is_file() {
-        bail!(
-            "{} is not a research release (no risk-report.json): make one with occupa anonymise",
-            a.data.display()
-        );
-    }
-    let table_name = &spec.data.table;
-    if table_name.contains(['/', '\\']) || table_name.starts_with('.') {
-        bail!(
-            "{}: data.table {table_name:?}: name a file of the release",
-            a.spec.display()
-        );
-    }
-    let input = a.data.join(table_name);
-    if !input.is_file() {
-        bail!("{}: the release has no {table_name}", a.data.display());
-    }
+    // Access: pooled data leaves the store only through the anonymiser; a store is read
+    // one tenant at a time, by that tenant's staff.
+    let source = access(a, &spec)?;
     if a.out.exists()
         && a.out
             .read_dir()
@@ -269,6 +362,39 @@ fn prepare_and_run(
         );
     }
     let check = |e: occupa_engine::Error| anyhow!("{}: {e}", a.spec.display());
+    if spec.forecast.is_some()
+        && (spec.exposure.is_some() || spec.outcomes.is_some() || spec.profiles.is_some())
+    {
+        bail!(
+            "{}: a forecast request takes no [exposure], [outcomes] or [profiles]",
+            a.spec.display()
+        );
+    }
+    if spec.exposure.is_none()
+        && spec
+            .outcomes
+            .as_ref()
+            .is_some_and(|o| o.reference != Default::default())
+    {
+        bail!(
+            "{}: outcomes.reference = \"window_end\" needs an [exposure]",
+            a.spec.display()
+        );
+    }
+    let mut profiles = spec.profiles.clone();
+    if let (Some(p), Some(seed)) = (profiles.as_mut(), spec.seed)
+        && p.seed == 0
+    {
+        p.seed = seed;
+    }
+    let analysis = AnalysisSpec {
+        cohort: spec.cohort.clone(),
+        exposure: spec.exposure.clone(),
+        outcomes: spec.outcomes.clone().unwrap_or_default(),
+        profiles,
+    }
+    .check()
+    .map_err(check)?;
 
     // Everything is written into a temporary folder beside --out, renamed at the end.
     let parent = a
@@ -281,29 +407,68 @@ fn prepare_and_run(
         .prefix(".study-")
         .tempdir_in(parent)
         .with_context(|| format!("creating a folder in {}", parent.display()))?;
-    let mut inputs = vec![input.clone()];
     let compute = std::time::Instant::now();
+    // The analysis table of the persons (evaluation, clustering, descriptive).
+    let persons_table = |source: &Source| -> Result<AnalysisTable> {
+        match source {
+            Source::Store { store, tenant } => {
+                occupa_engine::analysis::from_store(&store.scope(tenant), &analysis).map_err(check)
+            }
+            Source::Release { dir, table: None } => {
+                occupa_engine::analysis::from_release(dir, &analysis).map_err(check)
+            }
+            Source::Release {
+                table: Some(file), ..
+            } => {
+                if spec.exposure.is_some()
+                    || spec.outcomes.is_some()
+                    || spec.profiles.is_some()
+                    || spec.cohort.intake_from.is_some()
+                    || spec.cohort.intake_to.is_some()
+                {
+                    bail!(
+                        "{}: data.table {file:?} is read as it is: [exposure], [outcomes], \
+                         [profiles] and an intake window need the release's persons (leave \
+                         data.table out)",
+                        a.spec.display()
+                    );
+                }
+                let table = Table::read(&a.data.join(file), &[]).and_then(|t| {
+                    let all: Vec<&str> = t.headers().iter().map(String::as_str).collect();
+                    Table::read(&a.data.join(file), &all)
+                });
+                let table = table.map_err(check)?;
+                occupa_engine::analysis::from_table(
+                    table,
+                    &analysis,
+                    &format!("{file} of the release"),
+                )
+                .map_err(check)
+            }
+        }
+    };
+    let analysis_json;
     let (results, tables): (serde_json::Value, Vec<(String, String)>) =
         if let Some(ev) = &spec.evaluation {
             let valid = ev.check().map_err(check)?;
-            let mut cols = valid.columns();
-            cols.extend(spec.cohort.filters.keys().cloned());
-            let (table, cohort) = cohort_table(&input, &cols, &spec.cohort)?;
-            let out = valid.run(&table).map_err(check)?;
+            let built = persons_table(&source)?;
+            analysis_json = protect_counts(&built.counts, spec.min_count)?;
+            let out = valid.run(&built.table).map_err(check)?;
             let mut v = serde_json::to_value(&out)?;
             scrub_timings(&mut v);
             protect_evaluation(&mut v, spec.min_count)?;
-            let mut results = serde_json::Map::new();
-            results.insert("design".into(), "evaluation".into());
-            results.insert("cohort".into(), serde_json::to_value(&cohort)?);
-            results.insert("result".into(), v);
-            (serde_json::Value::Object(results), Vec::new())
+            (flatten("evaluation", v), Vec::new())
         } else if let Some(cl) = &spec.clustering {
+            let mut cl = cl.clone();
+            if let Some(seed) = spec.seed
+                && cl.seed == 0
+            {
+                cl.seed = seed;
+            }
             let valid = cl.check().map_err(check)?;
-            let mut cols = valid.columns.clone();
-            cols.extend(spec.cohort.filters.keys().cloned());
-            let (table, cohort) = cohort_table(&input, &cols, &spec.cohort)?;
-            let report = cluster_table(&table, &valid).map_err(check)?;
+            let built = persons_table(&source)?;
+            analysis_json = protect_counts(&built.counts, spec.min_count)?;
+            let report = cluster_table(&built.table, &valid).map_err(check)?;
             if let Some(p) = report
                 .profiles
                 .iter()
@@ -325,28 +490,41 @@ fn prepare_and_run(
                 .collect::<Vec<_>>()
                 .join("\n");
             (
-                serde_json::json!({"design": "clustering", "cohort": cohort, "result": v}),
+                flatten("clustering", v),
                 vec![(
                     "cluster_sizes.csv".into(),
                     format!("cluster,persons\n{sizes}\n"),
                 )],
             )
         } else if let Some(fc) = &spec.forecast {
-            if !spec.cohort.filters.is_empty() {
-                bail!("{}: a forecast request takes no [cohort]", a.spec.display());
-            }
             let valid = fc.request.check().map_err(check)?;
-            let set = valid.read(&input).map_err(check)?;
+            let series = match &source {
+                Source::Store { store, tenant } => {
+                    occupa_engine::analysis::series_table(&store.scope(tenant)).map_err(check)?
+                }
+                Source::Release { dir, table } => {
+                    let Some(file) = table else {
+                        bail!(
+                            "{}: a forecast on a release reads a series file: name it in \
+                             data.table",
+                            a.spec.display()
+                        );
+                    };
+                    let t = Table::read(&dir.join(file), &[]).map_err(check)?;
+                    let all: Vec<&str> = t.headers().iter().map(String::as_str).collect();
+                    Table::read(&dir.join(file), &all).map_err(check)?
+                }
+            };
+            let (series, kept) = where_rows(series, &spec.cohort.filters)?;
+            let set = valid.series(&series).map_err(check)?;
             let out = valid.run(&set, &|| {}).map_err(check)?;
             let csv = tmp.path().join("forecast.csv");
             out.write_csv(&csv, &set, &fc.request.levels, fc.request.horizon)
                 .map_err(check)?;
             let mut v = serde_json::Value::Object(out.summary);
             scrub_timings(&mut v);
-            (
-                serde_json::json!({"design": "forecast", "result": v}),
-                Vec::new(),
-            )
+            analysis_json = serde_json::json!({"series_rows": kept});
+            (flatten("forecast", v), Vec::new())
         } else if let Some(d) = &spec.descriptive {
             if d.tables.is_empty() || d.tables.iter().any(|t| t.is_empty() || t.len() > 2) {
                 bail!(
@@ -354,17 +532,14 @@ fn prepare_and_run(
                     a.spec.display()
                 );
             }
-            let mut cols: Vec<String> = d.tables.iter().flatten().cloned().collect();
-            cols.extend(spec.cohort.filters.keys().cloned());
-            let (table, cohort) = cohort_table(&input, &cols, &spec.cohort)?;
-            let (summary, files) = descriptive(&table, &d.tables, spec.min_count)?;
-            (
-                serde_json::json!({"design": "descriptive", "cohort": cohort, "result": summary}),
-                files,
-            )
+            let built = persons_table(&source)?;
+            analysis_json = protect_counts(&built.counts, spec.min_count)?;
+            let (summary, files) = descriptive(&built.table, &d.tables, spec.min_count)?;
+            (flatten("descriptive", summary), files)
         } else {
             bail!("{}: give exactly one design", a.spec.display());
         };
+    let mut inputs = source.inputs()?;
     let compute_s = compute.elapsed().as_secs_f64();
     inputs.sort();
     for (name, text) in &tables {
@@ -374,6 +549,7 @@ fn prepare_and_run(
     if let serde_json::Value::Object(m) = &mut results {
         m.insert("study".into(), spec.id.clone().into());
         m.insert("title".into(), spec.title.clone().into());
+        m.insert("analysis".into(), analysis_json);
     }
     let results_text = serde_json::to_string_pretty(&results)? + "\n";
     write(&tmp.path().join("results.json"), results_text.as_bytes())?;
@@ -381,12 +557,12 @@ fn prepare_and_run(
     for i in &inputs {
         let bytes = std::fs::read(i).with_context(|| format!("reading {}", i.display()))?;
         let name = i
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            .strip_prefix(&a.data)
+            .unwrap_or(i)
+            .to_string_lossy()
+            .into_owned();
         files.insert(name, sha256(&bytes));
     }
-    let risk = std::fs::read(a.data.join("risk-report.json"))?;
-    files.insert("risk-report.json".into(), sha256(&risk));
     let manifest = serde_json::json!({
         "study": spec.id,
         "title": spec.title,
@@ -396,6 +572,7 @@ fn prepare_and_run(
         "spec_sha256": spec_hash,
         "data": a.data,
         "inputs_sha256": files,
+        "seed": spec.seed,
         "results_sha256": sha256(results_text.as_bytes()),
         "engine_version": env!("CARGO_PKG_VERSION"),
         "git_commit": option_env!("OCCUPA_GIT_COMMIT"),
@@ -411,51 +588,230 @@ fn prepare_and_run(
     }
     let kept = tmp.keep();
     std::fs::rename(&kept, &a.out).with_context(|| format!("writing {}", a.out.display()))?;
-    println!("{}", results_text.trim_end());
+    if !a.quiet {
+        println!("{}", results_text.trim_end());
+    }
     Ok(())
 }
 
-/// The columns `wanted` of the release table, restricted to the cohort, with the counts
-/// of the restriction.
-fn cohort_table(
-    input: &Path,
-    wanted: &[String],
-    cohort: &CohortSpec,
-) -> Result<(Table, serde_json::Value)> {
-    let mut cols: Vec<&str> = Vec::new();
-    for c in wanted {
-        if !cols.contains(&c.as_str()) {
-            cols.push(c);
-        }
+/// Where a study's data comes from, once access is granted.
+enum Source {
+    /// A research release folder; `table` a file of it read as it is.
+    Release { dir: PathBuf, table: Option<String> },
+    /// One tenant of a store.
+    Store {
+        store: occupa_engine::store::Store,
+        tenant: occupa_engine::store::TenantId,
+    },
+}
+
+impl Source {
+    /// The files the study reads, for the manifest's hashes.
+    fn inputs(&self) -> Result<Vec<PathBuf>> {
+        Ok(match self {
+            Source::Release { dir, table } => vec![
+                dir.join(table.as_deref().unwrap_or("persons.csv")),
+                dir.join("risk-report.json"),
+            ],
+            Source::Store { store, tenant } => {
+                use occupa_engine::schema::Table as T;
+                let scope = store.scope(tenant);
+                let mut v = Vec::new();
+                for t in [
+                    T::Persons,
+                    T::Asso,
+                    T::Isa,
+                    T::Gol,
+                    T::Services,
+                    T::Employment,
+                    T::Vacancies,
+                ] {
+                    v.extend(scope.parts(t)?);
+                }
+                v
+            }
+        })
     }
-    let table = Table::read(input, &cols)?;
-    let n = table.len();
-    let mut keep = vec![true; n];
-    let mut excluded = BTreeMap::new();
-    for (col, values) in &cohort.filters {
-        let (levels, codes) = table.categories(col)?;
-        let mut out = 0usize;
-        for (i, k) in keep.iter_mut().enumerate() {
-            let ok = codes[i].is_some_and(|c| values.iter().any(|v| *v == levels[c as usize]));
-            if *k && !ok {
-                *k = false;
-                out += 1;
+}
+
+/// The access rules: a release for pooled data, a store only for one tenant's own staff.
+fn access(a: &RunArgs, spec: &StudySpec) -> Result<Source> {
+    let is_store = a.data.join("store.json").exists();
+    match spec.data.source.as_str() {
+        "release" => {
+            if spec.data.tenant.is_some() {
+                bail!(
+                    "{}: data.tenant goes with source = \"store\"; a release has no tenants",
+                    a.spec.display()
+                );
+            }
+            if is_store {
+                bail!(
+                    "{} is a store (identifiable, pooled data): a study reads a research \
+                     release; make one with occupa anonymise --data {} --policy POLICY.toml \
+                     --out DIR",
+                    a.data.display(),
+                    a.data.display()
+                );
+            }
+            if !a.data.join("risk-report.json").is_file() {
+                bail!(
+                    "{} is not a research release (no risk-report.json): make one with occupa \
+                     anonymise",
+                    a.data.display()
+                );
+            }
+            if let Some(t) = &spec.data.table {
+                if t.contains(['/', '\\']) || t.starts_with('.') {
+                    bail!(
+                        "{}: data.table {t:?}: name a file of the release",
+                        a.spec.display()
+                    );
+                }
+                if !a.data.join(t).is_file() {
+                    bail!("{}: the release has no {t}", a.data.display());
+                }
+            } else if !a.data.join("persons.csv").is_file() {
+                bail!("{}: the release has no persons.csv", a.data.display());
+            }
+            Ok(Source::Release {
+                dir: a.data.clone(),
+                table: spec.data.table.clone(),
+            })
+        }
+        "store" => {
+            let Some(named) = &spec.data.tenant else {
+                bail!(
+                    "{}: source = \"store\" reads one tenant's data: name it in data.tenant \
+                     (pooled data leaves the store only through occupa anonymise)",
+                    a.spec.display()
+                );
+            };
+            let Some(caller) = &a.tenant else {
+                bail!(
+                    "a study on a store runs for the authority that owns the data: give \
+                     --tenant (yours)"
+                );
+            };
+            if named != caller {
+                bail!(
+                    "{}: the spec reads the store of {named}, but you run it for {caller}: a \
+                     tenant's staff read only their own data; for pooled data use a release",
+                    a.spec.display()
+                );
+            }
+            if spec.data.table.is_some() {
+                bail!(
+                    "{}: data.table is a file of a release, not of a store",
+                    a.spec.display()
+                );
+            }
+            if !is_store {
+                bail!(
+                    "{} is not a store (no store.json): source = \"store\" needs the folder \
+                     occupa ingest writes",
+                    a.data.display()
+                );
+            }
+            let store = occupa_engine::store::Store::open(&a.data)?;
+            let tenant = occupa_engine::store::TenantId::new(named)?;
+            if !store.tenants()?.contains(&tenant) {
+                bail!("the store {} has no tenant {named}", a.data.display());
+            }
+            Ok(Source::Store { store, tenant })
+        }
+        other => bail!(
+            "{}: data.source {other:?}: \"release\" (pooled, anonymised) or \"store\" (one \
+             tenant's own data)",
+            a.spec.display()
+        ),
+    }
+}
+
+/// The design's JSON with the study's fields beside it (the evaluate JSON's `estimate`,
+/// `se`, `ci95` at the top, as the CLI contract says).
+fn flatten(design: &str, v: serde_json::Value) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert("design".into(), design.into());
+    match v {
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                m.insert(k, x);
             }
         }
-        excluded.insert(col.clone(), out);
+        other => {
+            m.insert("result".into(), other);
+        }
+    }
+    serde_json::Value::Object(m)
+}
+
+/// The rows of a series table whose `where` columns hold one of their values.
+fn where_rows(table: Table, filters: &BTreeMap<String, Vec<String>>) -> Result<(Table, usize)> {
+    let n = table.len();
+    let mut keep = vec![true; n];
+    for (col, values) in filters {
+        let (levels, codes) = table.categories(col)?;
+        for (i, k) in keep.iter_mut().enumerate() {
+            *k &= codes[i].is_some_and(|c| values.iter().any(|v| *v == levels[c as usize]));
+        }
     }
     let kept = keep.iter().filter(|&&k| k).count();
     if kept == 0 {
-        bail!(
-            "the cohort is empty: no row of {} meets every [cohort] condition",
-            input.display()
-        );
+        bail!("no series row meets every [cohort.where] condition");
     }
-    let table = table.filter(&keep);
-    Ok((
-        table,
-        serde_json::json!({"rows": n, "kept": kept, "excluded_by": excluded}),
-    ))
+    Ok((table.filter(&keep), kept))
+}
+
+/// The analysis table's counts, protected together: every count below `min` hidden, and
+/// enough others that none can be solved from the rest (the chain persons = exclusions +
+/// rows, rows = exposed + not exposed, the profiles).
+fn protect_counts(c: &AnalysisCounts, min: u64) -> Result<serde_json::Value> {
+    use occupa_anonymiser::publication::{Draft, Rule, protect};
+    let mut draft = Draft::new("study/analysis");
+    let mut ids = Vec::new();
+    for (i, (name, units)) in c.steps.iter().enumerate() {
+        let margin = i == 0;
+        ids.push(draft.count(&format!("step/{i}/{name}"), units.clone(), margin));
+    }
+    draft.line(ids.clone());
+    let protection = protect(
+        &draft,
+        &[],
+        Rule::new(occupa_anonymiser::MinCount::new(min)?),
+    )?;
+    let shown = |i: usize| -> serde_json::Value {
+        protection
+            .shown(&draft, ids[i])
+            .map_or(serde_json::Value::Null, serde_json::Value::from)
+    };
+    let last = ids.len() - 1;
+    let excluded: Vec<serde_json::Value> = c.steps[1..last]
+        .iter()
+        .enumerate()
+        .map(|(k, (reason, _))| serde_json::json!({"reason": reason, "persons": shown(k + 1)}))
+        .collect();
+    // Published beside the chain: counts of the rows kept, protected by the threshold
+    // (the evaluation's own counts follow the same rule).
+    let small = |n: usize| -> serde_json::Value {
+        if n > 0 && (n as u64) < min {
+            serde_json::Value::Null
+        } else {
+            n.into()
+        }
+    };
+    Ok(serde_json::json!({
+        "source": c.source,
+        "persons": shown(0),
+        "excluded": excluded,
+        "rows": shown(last),
+        "exposed": c.exposed.map(small),
+        "observed_until": c.observed_until,
+        "not_observed": c.not_observed.iter().map(|(k, v)| (k.clone(), small(*v))).collect::<BTreeMap<_, _>>(),
+        "profiles": c.profiles.iter().map(|(k, v)| (k.clone(), small(*v))).collect::<BTreeMap<_, _>>(),
+        "suppressed_counts": protection.status.iter().filter(|s| **s != occupa_anonymiser::Status::Safe).count(),
+        "min_count": min,
+    }))
 }
 
 /// Counts of each table (cells and margins) as sets of rows, protected together by the

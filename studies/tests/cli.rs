@@ -1714,14 +1714,22 @@ fn a_study_reruns_byte_identical_and_refusals_write_nothing() {
         "--out",
         "ex",
         "--persons",
-        "2000",
+        "5000",
         "--tenants",
         "2",
         "--seed",
         "9",
     ]);
     for tenant in ["t01", "t02"] {
-        for table in ["persons", "services", "employment", "gol"] {
+        for table in [
+            "persons",
+            "asso",
+            "isa",
+            "gol",
+            "services",
+            "employment",
+            "vacancies",
+        ] {
             let file = format!("ex/{tenant}/{table}.csv");
             ok(&[
                 "ingest",
@@ -1775,7 +1783,8 @@ fn a_study_reruns_byte_identical_and_refusals_write_nothing() {
         64
     );
     let results: serde_json::Value = serde_json::from_slice(&read("r1/results.json")).unwrap();
-    assert!(results["result"]["estimate"].as_f64().is_some());
+    assert!(results["estimate"].as_f64().is_some());
+    assert!(results["ci95"].as_array().is_some());
     assert!(!String::from_utf8_lossy(&read("r1/results.json")).contains("\"seconds\""));
     // Refused: the store itself (identifiable, pooled), and a misspelt field.
     let refused = occupa()
@@ -1819,4 +1828,147 @@ fn a_study_reruns_byte_identical_and_refusals_write_nothing() {
         "{log}"
     );
     assert!(log.contains("refused"), "{log}");
+
+    // One tenant's store, for that tenant's staff: every example study runs, twice with
+    // the same bytes on 1 and 2 threads; another tenant's staff, or no tenant, are refused.
+    for (stem, text) in occupa_studies_examples() {
+        let spec = format!("{stem}.toml");
+        std::fs::write(t.join(&spec), &text).unwrap();
+        let (data, tenant): (&str, &[&str]) = if text.contains("source = \"release\"") {
+            ("rel", &[])
+        } else {
+            ("store", &["--tenant", "t01"])
+        };
+        let mut args = vec!["study", "run", &spec, "--data", data];
+        args.extend(tenant);
+        let out1 = format!("{stem}-1");
+        let out2 = format!("{stem}-2");
+        let mut a1 = args.clone();
+        a1.extend(["--out", &out1]);
+        ok(&a1);
+        let mut a2 = args.clone();
+        a2.extend(["--out", &out2]);
+        let two = occupa()
+            .current_dir(t)
+            .env("RAYON_NUM_THREADS", "1")
+            .args(&a2)
+            .output()
+            .unwrap();
+        assert!(
+            two.status.success(),
+            "{stem}: {}",
+            String::from_utf8_lossy(&two.stderr)
+        );
+        let files: Vec<String> = std::fs::read_dir(t.join(&out1))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "manifest.json")
+            .collect();
+        assert!(
+            files.contains(&"results.json".to_string()),
+            "{stem}: {files:?}"
+        );
+        for f in &files {
+            assert_eq!(
+                read(&format!("{out1}/{f}")),
+                read(&format!("{out2}/{f}")),
+                "{stem}: {f} differs between 2 threads and 1"
+            );
+        }
+        let r: serde_json::Value =
+            serde_json::from_slice(&read(&format!("{out1}/results.json"))).unwrap();
+        assert!(r["analysis"].is_object(), "{stem}: {r}");
+        // No pseudonym, tax code or name reaches the outputs.
+        for f in &files {
+            let text = String::from_utf8_lossy(&read(&format!("{out1}/{f}"))).into_owned();
+            assert!(
+                !text.contains("person_id") && !text.contains("Rossi"),
+                "{stem}: {f}"
+            );
+        }
+    }
+    std::fs::write(
+        t.join("other.toml"),
+        occupa_studies_examples()
+            .into_iter()
+            .find(|(stem, _)| stem == "a5-by-profile")
+            .unwrap()
+            .1
+            .replace("tenant = \"t01\"", "tenant = \"t02\""),
+    )
+    .unwrap();
+    for (args, says) in [
+        (
+            vec![
+                "study",
+                "run",
+                "other.toml",
+                "--data",
+                "store",
+                "--tenant",
+                "t01",
+                "--out",
+                "x1",
+            ],
+            "you run it for t01",
+        ),
+        (
+            vec![
+                "study",
+                "run",
+                "other.toml",
+                "--data",
+                "store",
+                "--out",
+                "x2",
+            ],
+            "give --tenant",
+        ),
+        (
+            vec![
+                "study",
+                "run",
+                "other.toml",
+                "--data",
+                "rel",
+                "--tenant",
+                "t02",
+                "--out",
+                "x3",
+            ],
+            "not a store",
+        ),
+    ] {
+        let out = occupa().current_dir(t).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(says) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+        assert!(!t.join(args[args.len() - 1]).exists());
+    }
+    let log = ok(&["study", "log", "--data", "store"]);
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert!(
+        log.contains("a5-by-profile") && log.contains("refused"),
+        "{log}"
+    );
+}
+
+/// The example study files, as `occupa demo` runs them.
+fn occupa_studies_examples() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut v: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| {
+            (
+                p.file_stem().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
 }

@@ -10,6 +10,7 @@ mod pipeline;
 mod publication;
 mod rdd;
 mod release;
+mod studies;
 
 use std::path::PathBuf;
 

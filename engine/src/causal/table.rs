@@ -50,11 +50,22 @@ pub struct Loaded {
     pub source: crate::columns::SourceInfo,
 }
 
-/// The columns a term names: `a`, `a^2`, `a*b`, `a:b^2`.
+/// The columns a term names: `a`, `a^2`, `a*b`, `a:b^2`, `C(a)`.
 pub(crate) fn term_columns(term: &str) -> impl Iterator<Item = &str> {
     term.split(['*', ':'])
         .map(|f| f.split('^').next().unwrap_or("").trim())
+        .map(|f| as_factor(f).unwrap_or(f))
         .filter(|c| !c.is_empty())
+}
+
+/// The column of a term written `C(col)` (patsy, statsmodels) or `factor(col)` (R): a
+/// column of numbers taken as categories, such as a GOL path or a profile class.
+fn as_factor(term: &str) -> Option<&str> {
+    let t = term.trim();
+    t.strip_prefix("C(")
+        .or_else(|| t.strip_prefix("factor("))
+        .and_then(|r| r.strip_suffix(')'))
+        .map(str::trim)
 }
 impl Table {
     /// Reads the columns `spec` uses from a CSV file with a header row.
@@ -132,15 +143,29 @@ impl Table {
                 continue;
             }
             let factors: Vec<&str> = term.split(['*', ':']).map(str::trim).collect();
-            if factors.len() == 1 && !term.contains('^') && self.is_text(term)? {
-                self.refuse_stray_text(term)?;
-                let c = self.column(term)?;
-                let labels: Vec<Option<String>> = (0..n).map(|i| c.label(i)).collect();
-                let levels: BTreeSet<&str> = labels.iter().flatten().map(String::as_str).collect();
-                let reference = levels
-                    .iter()
-                    .next()
-                    .map_or(String::new(), |l| l.to_string());
+            let forced = as_factor(term).filter(|_| factors.len() == 1);
+            if forced.is_some()
+                || factors.len() == 1 && !term.contains('^') && self.is_text(term)?
+            {
+                // Text: levels in sorted order; `C(col)`: numbers in numeric order.
+                let (labels, levels): (Vec<Option<String>>, Vec<String>) = match forced {
+                    Some(col) => {
+                        let (levels, codes) = self.categories(col)?;
+                        let labels = codes
+                            .iter()
+                            .map(|c| c.map(|c| levels[c as usize].clone()))
+                            .collect();
+                        (labels, levels)
+                    }
+                    None => {
+                        self.refuse_stray_text(term)?;
+                        let c = self.column(term)?;
+                        let labels: Vec<Option<String>> = (0..n).map(|i| c.label(i)).collect();
+                        let levels: BTreeSet<String> = labels.iter().flatten().cloned().collect();
+                        (labels, levels.into_iter().collect())
+                    }
+                };
+                let reference = levels.first().cloned().unwrap_or_default();
                 if levels.len() < 2 {
                     // One value (a column generalised to `*` in a release): no dummy can
                     // vary. A zero column keeps it visible: it is left out as aliased, by

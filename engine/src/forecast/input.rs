@@ -142,6 +142,21 @@ impl SeriesSet {
         wanted.extend([time, value]);
         wanted.extend(keys);
         let table = Table::read_with(path, &wanted, options)?;
+        Self::from_table(&table, id_columns, time, value, keys)
+    }
+
+    /// The series of a table already read (a file, or a series table built from a store).
+    pub fn from_table(
+        table: &Table,
+        id_columns: &[&str],
+        time: &str,
+        value: &str,
+        keys: &[&str],
+    ) -> Result<Self> {
+        let path = table.path.as_path();
+        let mut wanted: Vec<&str> = id_columns.to_vec();
+        wanted.extend([time, value]);
+        wanted.extend(keys);
         let id = id_columns.join("/");
         let id = id.as_str();
         let id_parts: Vec<(Vec<String>, Vec<Option<u32>>)> = id_columns

@@ -230,6 +230,14 @@ impl ValidForecast {
         )
     }
 
+    /// The series the request names from a table already in memory (a series table
+    /// built from a store: [`crate::analysis::series_table`]).
+    pub fn series(&self, table: &crate::columns::Table) -> Result<SeriesSet> {
+        let r = &self.request;
+        let ids: Vec<&str> = r.id.iter().map(String::as_str).collect();
+        SeriesSet::from_table(table, &ids, &r.time, &r.value, &self.key_columns())
+    }
+
     /// Whether the forecasts must add up over a hierarchy.
     pub fn is_hierarchical(&self) -> bool {
         self.request.hierarchy.is_some()

@@ -1,0 +1,338 @@
+//! Studies against the simulator's planted truth: the analysis table built from a store,
+//! the method runners on it, and the effects, profiles and demand the simulator planted,
+//! over several seeds (coverage near nominal, not one lucky seed).
+
+use std::collections::HashMap;
+
+use occupa_engine::analysis::{AnalysisSpec, AnalysisTable, from_store, series_table};
+use occupa_engine::causal::runner::EvaluationSpec;
+use occupa_engine::cluster::quality::adjusted_rand;
+use occupa_engine::forecast::runner::ForecastRequest;
+use occupa_engine::ingest::{NoProgress, ingest};
+use occupa_engine::instruments::Instruments;
+use occupa_engine::pseudonym::{Domain, Key, Pseudonymiser};
+use occupa_engine::schema::Table;
+use occupa_engine::simulate::{SimConfig, simulate};
+use occupa_engine::store::{Store, TenantId};
+
+/// A simulated population of one authority, ingested.
+struct World {
+    _dir: tempfile::TempDir,
+    store: Store,
+    tenant: TenantId,
+    truth: serde_json::Value,
+    /// Truth per person pseudonym: class, p12 without service and with A.5.
+    people: HashMap<String, (usize, f64, f64)>,
+}
+
+fn world(seed: u64, persons: usize) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let exports = dir.path().join("exports");
+    let inst = Instruments::builtin().unwrap();
+    let cfg = SimConfig {
+        persons,
+        tenants: 1,
+        seed,
+        dirty_rate: 0.0,
+        ..SimConfig::default()
+    };
+    simulate(&cfg, &inst, &exports).unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let key = Key::from_bytes([seed as u8; 32]);
+    let tenant = TenantId::new("t01").unwrap();
+    for table in Table::ALL {
+        ingest(
+            &store,
+            &inst,
+            &key,
+            &tenant,
+            table,
+            &[exports.join("t01").join(format!("{}.csv", table.name()))],
+            &NoProgress,
+        )
+        .unwrap();
+    }
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(exports.join("truth.json")).unwrap()).unwrap();
+    let p = Pseudonymiser::new(&key);
+    let mut rdr = csv::Reader::from_path(exports.join("truth-persons.csv")).unwrap();
+    let h = rdr.headers().unwrap().clone();
+    let at = |n: &str| h.iter().position(|c| c == n).unwrap();
+    let (tax, class, none, a5) = (at("tax_code"), at("class"), at("p12_none"), at("p12_a5"));
+    let people = rdr
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (
+                p.pseudonym(Domain::Person, &r[tax]),
+                (
+                    r[class].parse().unwrap(),
+                    r[none].parse().unwrap(),
+                    r[a5].parse().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    World {
+        _dir: dir,
+        store,
+        tenant,
+        truth,
+        people,
+    }
+}
+
+impl World {
+    fn table(&self, spec: &str) -> AnalysisTable {
+        let spec: AnalysisSpec = toml::from_str(spec).unwrap();
+        from_store(&self.store.scope(&self.tenant), &spec.check().unwrap()).unwrap()
+    }
+
+    /// The truth of each analysis row (`None` where a pseudonym is not in the truth).
+    fn truth_of(&self, built: &AnalysisTable) -> Vec<Option<(usize, f64, f64)>> {
+        let persons = self.store.scope(&self.tenant).read(Table::Persons).unwrap();
+        let ids: Vec<String> = persons
+            .column("person_id")
+            .unwrap()
+            .str()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.unwrap_or("").to_string())
+            .collect();
+        built
+            .source_rows
+            .iter()
+            .map(|&r| self.people.get(&ids[r]).copied())
+            .collect()
+    }
+}
+
+const A5: &str = r#"
+[cohort]
+intake_from = "2023-01-01"
+[exposure]
+service = "A.5"
+within_days = 90
+exclude_services = ["A.4", "A.6"]
+[profiles]
+method = "lca"
+columns = ["asso_q01", "asso_q02", "asso_q03", "asso_q04", "asso_q05", "asso_q06",
+           "asso_q07", "asso_q08", "asso_q09", "asso_q10", "asso_q11", "asso_q12"]
+k = 4
+starts = 6
+seed = 3
+standard_errors = false
+"#;
+
+fn covered(v: &serde_json::Value, truth: f64) -> bool {
+    let ci = v["ci95"].as_array().unwrap();
+    ci[0].as_f64().unwrap() <= truth && truth <= ci[1].as_f64().unwrap()
+}
+
+#[test]
+fn the_a5_study_recovers_the_planted_effect_overall_and_by_profile_over_seeds() {
+    let evaluation: EvaluationSpec = toml::from_str(
+        r#"
+method = "ipw"
+estimand = "att"
+treatment = "exposed"
+outcome = "employed_12m"
+covariates = ["age", "C(education)", "citizenship", "disability_l68", "social_services_care",
+              "C(gol_path)", "gol_a", "gol_b", "gol_cd"]
+by = "profile_class"
+"#,
+    )
+    .unwrap();
+    let valid = evaluation.check().unwrap();
+    let (mut hits, mut total, mut overall_hits) = (0, 0, 0);
+    let mut aris = Vec::new();
+    let seeds = [101u64, 102, 103, 104, 105, 106];
+    for &seed in &seeds {
+        let w = world(seed, 6000);
+        let built = w.table(A5);
+        let truth = w.truth_of(&built);
+        let n = built.table.len();
+        let exposed = built.table.numeric("exposed").unwrap();
+        let outcome = built.table.numeric("employed_12m").unwrap();
+        let (levels, codes) = built.table.categories("profile_class").unwrap();
+        // Every treated row is an A.5 recipient of the simulation (the exclusions removed
+        // A.4 and A.6), so the truth of the ATT is its mean p12(A.5) − p12(none) over the
+        // treated rows the evaluation uses (those observed 12 months).
+        let att = |class: Option<usize>| -> f64 {
+            let d: Vec<f64> = (0..n)
+                .filter(|&r| exposed[r] == 1.0 && !outcome[r].is_nan())
+                .filter(|&r| class.is_none_or(|k| codes[r] == Some(k as u32)))
+                .filter_map(|r| truth[r].map(|(_, none, a5)| a5 - none))
+                .collect();
+            d.iter().sum::<f64>() / d.len() as f64
+        };
+        let out = serde_json::to_value(valid.run(&built.table).unwrap()).unwrap();
+        let t = att(None);
+        let hit = covered(&out, t);
+        eprintln!(
+            "seed {seed}: ATT {:.4} ci95 {} truth {t:.4} {}",
+            out["estimate"].as_f64().unwrap(),
+            out["ci95"],
+            if hit { "covered" } else { "MISSED" }
+        );
+        overall_hits += usize::from(hit);
+        hits += usize::from(hit);
+        total += 1;
+        for g in out["subgroups"].as_array().unwrap() {
+            let label = g["group"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("profile_class=");
+            let k = levels.iter().position(|l| l == label).unwrap();
+            let t = att(Some(k));
+            let hit = covered(&g["result"], t);
+            eprintln!(
+                "  class {label}: {:.4} ci95 {} truth {t:.4} {}",
+                g["result"]["estimate"].as_f64().unwrap_or(f64::NAN),
+                g["result"]["ci95"],
+                if hit { "covered" } else { "MISSED" }
+            );
+            hits += usize::from(hit);
+            total += 1;
+        }
+        // The profiles against the planted classes, on the rows the LCA assigned.
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for r in 0..n {
+            if let (Some(c), Some((class, _, _))) = (codes[r], truth[r]) {
+                a.push(c as usize);
+                b.push(class);
+            }
+        }
+        aris.push(adjusted_rand(&a, &b));
+    }
+    let coverage = hits as f64 / total as f64;
+    eprintln!(
+        "coverage {hits}/{total} = {coverage:.3}; overall {overall_hits}/{}; ARI {aris:?}",
+        seeds.len()
+    );
+    // 30 intervals at 95 %: 26 or more covered has probability 0.98 under nominal
+    // coverage; 25 or fewer says the intervals are too narrow or biased.
+    assert!(hits > total * 85 / 100, "coverage {hits}/{total}");
+    assert!(
+        overall_hits >= seeds.len() - 1,
+        "overall {overall_hits}/{}",
+        seeds.len()
+    );
+    let mean_ari = aris.iter().sum::<f64>() / aris.len() as f64;
+    assert!(mean_ari > 0.6, "profiles vs planted classes: ARI {aris:?}");
+}
+
+#[test]
+fn the_inclusion_rdd_covers_the_planted_effect_over_seeds() {
+    let spec: EvaluationSpec = toml::from_str(
+        r#"
+method = "rdd"
+outcome = "employed_12m"
+running = "gol_cd"
+cutoff = 12
+fuzzy = "inclusion"
+"#,
+    )
+    .unwrap();
+    let valid = spec.check().unwrap();
+    let mut hits = 0;
+    let seeds = [201u64, 202, 203, 204, 205, 206];
+    for &seed in &seeds {
+        let w = world(seed, 8000);
+        let built = w.table(
+            r#"
+[cohort.range]
+gol_cd = [6, 30]
+[exposure]
+gol_path = [4]
+name = "inclusion"
+"#,
+        );
+        let out = serde_json::to_value(valid.run(&built.table).unwrap()).unwrap();
+        let truth = w.truth["inclusion_path"]["late_employed_12m"]
+            .as_f64()
+            .unwrap();
+        let hit = covered(&out["robust"], truth);
+        eprintln!(
+            "seed {seed}: {:.4} robust ci95 {} truth {truth:.4} {}",
+            out["robust"]["estimate"].as_f64().unwrap(),
+            out["robust"]["ci95"],
+            if hit { "covered" } else { "MISSED" }
+        );
+        hits += usize::from(hit);
+    }
+    // Six intervals at 95 %: five or more covered has probability 0.97.
+    assert!(hits >= seeds.len() - 1, "covered {hits}/{}", seeds.len());
+}
+
+#[test]
+fn the_demand_forecast_from_a_store_covers_held_out_months_at_95_percent() {
+    let mut inside = 0;
+    let mut points = 0;
+    let mut request = ForecastRequest::new(12);
+    request.id = vec!["province".into(), "sector".into()];
+    request.time = "month".into();
+    request.value = "vacancies".into();
+    let valid = request.check().unwrap();
+    for seed in [301u64, 302, 303] {
+        let w = world(seed, 200);
+        let series = series_table(&w.store.scope(&w.tenant)).unwrap();
+        // The last 12 months are held out: the forecast sees the months before them.
+        let (months, codes) = series.categories("month").unwrap();
+        let cut = months.len() - 12;
+        let keep: Vec<bool> = codes.iter().map(|c| (c.unwrap() as usize) < cut).collect();
+        let set = valid.series(&series.filter(&keep)).unwrap();
+        let out = valid.run(&set, &|| {}).unwrap();
+        let values = series.numeric("vacancies").unwrap();
+        let (labels, ids) = {
+            let (p, pc) = series.categories("province").unwrap();
+            let (s, sc) = series.categories("sector").unwrap();
+            let ids: Vec<String> = (0..series.len())
+                .map(|r| {
+                    format!(
+                        "{}/{}",
+                        p[pc[r].unwrap() as usize],
+                        s[sc[r].unwrap() as usize]
+                    )
+                })
+                .collect();
+            (months, ids)
+        };
+        for (label, f, _) in &out.rows {
+            let i95 = f.intervals.iter().find(|i| i.level == 95.0).unwrap();
+            for h in 0..12 {
+                let month = &labels[cut + h];
+                let r = (0..series.len())
+                    .find(|&r| &ids[r] == label && codes[r] == Some((cut + h) as u32))
+                    .unwrap_or_else(|| panic!("{label} {month}"));
+                points += 1;
+                inside += usize::from(i95.lower[h] <= values[r] && values[r] <= i95.upper[h]);
+            }
+        }
+    }
+    let coverage = inside as f64 / points as f64;
+    eprintln!("95 % intervals cover {inside}/{points} = {coverage:.3} held-out months");
+    assert!(points >= 3 * 8 * 12, "{points}");
+    assert!((0.88..=0.995).contains(&coverage), "coverage {coverage}");
+}
+
+/// The series table counts what the store holds: the vacancies of a month, sector and
+/// province add up to the positions ingested.
+#[test]
+fn the_series_table_adds_up_to_the_vacancies_ingested() {
+    let w = world(7, 100);
+    let series = series_table(&w.store.scope(&w.tenant)).unwrap();
+    let total: f64 = series.numeric("vacancies").unwrap().iter().sum();
+    let stored = w.store.scope(&w.tenant).read(Table::Vacancies).unwrap();
+    let count: f64 = stored
+        .column("count")
+        .unwrap()
+        .cast(&polars::prelude::DataType::Float64)
+        .unwrap()
+        .f64()
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .sum();
+    assert_eq!(total, count);
+}
