@@ -355,14 +355,43 @@ fn text_col(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
         .collect())
 }
 
-/// The records of `df` that belong to a cohort person, each with the person's row
-/// (`cohort` holds `person_id` and `row`).
-fn attach(df: &DataFrame, cohort: &DataFrame) -> Result<DataFrame> {
+/// The records of `df` that belong to a cohort person: for each, its position in `df` and
+/// its person's row (`cohort` holds `person_id` and `row`). Only the identifier takes part
+/// in the join; values are then read from `df` at those positions.
+fn attach(df: &DataFrame, cohort: &DataFrame) -> Result<Vec<(usize, usize)>> {
     if df.height() == 0 {
-        return Ok(DataFrame::empty());
+        return Ok(Vec::new());
     }
-    df.inner_join(cohort, ["person_id"], ["person_id"])
-        .map_err(polars_err)
+    let ids = DataFrame::new(vec![
+        df.column("person_id").map_err(polars_err)?.clone(),
+        Column::new("rec".into(), (0..df.height() as u32).collect::<Vec<u32>>()),
+    ])
+    .map_err(polars_err)?;
+    let j = ids
+        .inner_join(cohort, ["person_id"], ["person_id"])
+        .map_err(polars_err)?;
+    let idx = |name: &str| -> Result<Vec<u32>> {
+        Ok(j.column(name)
+            .and_then(|c| c.u32().map(|c| c.into_no_null_iter().collect()))
+            .map_err(polars_err)?)
+    };
+    let (rec, row) = (idx("rec")?, idx("row")?);
+    let mut pairs: Vec<(usize, usize)> = rec
+        .into_iter()
+        .zip(row)
+        .map(|(a, b)| (a as usize, b as usize))
+        .collect();
+    // The join's order is not specified; the records' is.
+    pairs.sort_unstable();
+    Ok(pairs)
+}
+
+/// Whether each cell of a column holds a value.
+fn present_col(df: &DataFrame, name: &str) -> Result<Vec<bool>> {
+    let Ok(c) = df.column(name) else {
+        return Ok(vec![false; df.height()]);
+    };
+    Ok(c.is_not_null().into_no_null_iter().collect())
 }
 
 /// Day `d` plus `m` calendar months.
@@ -510,7 +539,8 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
         ("isa", StoreTable::Isa),
         ("gol", StoreTable::Gol),
     ] {
-        let df = attach(&scope.read(table)?, &cohort)?;
+        let df = scope.read(table)?;
+        let pairs = attach(&df, &cohort)?;
         let names: Vec<String> = if df.height() == 0 {
             Vec::new()
         } else {
@@ -519,33 +549,31 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
                 .map(|c| c.to_string())
                 .collect()
         };
-        let rows = num_col(&df, "row")?;
         let dates = day_col(&df, "date")?;
+        // Each person's first record (by date, then by position).
         let mut pick: Vec<Option<(i32, usize)>> = vec![None; n];
-        for (k, (&r, d)) in rows.iter().zip(&dates).enumerate() {
-            let (Some(d), r) = (*d, r as usize) else {
-                continue;
-            };
+        for &(k, r) in &pairs {
+            let Some(d) = dates[k] else { continue };
             if pick[r].is_none_or(|(pd, pk)| (d, k) < (pd, pk)) {
                 pick[r] = Some((d, k));
             }
         }
-        let mut wanted: Vec<(String, String, bool)> = Vec::new(); // (source, target, numeric)
+        let mut wanted: Vec<(String, String)> = Vec::new(); // (stored, analysis column)
         for c in &names {
             if let Some(g) = c.strip_prefix("score_") {
-                wanted.push((c.clone(), format!("{prefix}_{g}"), true));
+                wanted.push((c.clone(), format!("{prefix}_{g}")));
             }
         }
         if prefix == "asso" {
             for c in names.iter().filter(|c| c.starts_with('q')) {
-                wanted.push((c.clone(), format!("asso_{c}"), true));
+                wanted.push((c.clone(), format!("asso_{c}")));
             }
         }
         if prefix == "gol" {
-            wanted.push(("path".into(), "gol_path".into(), true));
-            wanted.push(("path_system".into(), "gol_path_system".into(), true));
+            wanted.push(("path".into(), "gol_path".into()));
+            wanted.push(("path_system".into(), "gol_path_system".into()));
         }
-        for (from, to, _) in &wanted {
+        for (from, to) in &wanted {
             let v = num_col(&df, from)?;
             cols.push((
                 to.clone(),
@@ -557,7 +585,7 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
             ));
         }
         if prefix == "gol" && df.height() > 0 {
-            let target = text_col(&df, "adjust_target")?;
+            let target = present_col(&df, "adjust_target")?;
             let path = num_col(&df, "path")?;
             let system = num_col(&df, "path_system")?;
             let flag = |f: &dyn Fn(usize) -> bool| -> Values {
@@ -567,28 +595,41 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
                         .collect(),
                 )
             };
-            cols.push(("gol_adjusted".into(), flag(&|k| target[k].is_some())));
+            cols.push(("gol_adjusted".into(), flag(&|k| target[k])));
             cols.push(("gol_override".into(), flag(&|k| path[k] != system[k])));
         }
     }
 
     // Services: the first start of each code, in days after taking charge.
-    let services = attach(&scope.read(StoreTable::Services)?, &cohort)?;
-    let srv_row = num_col(&services, "row")?;
-    let srv_code = text_col(&services, "service_code")?;
-    let srv_start = day_col(&services, "start_date")?;
+    // Only the codes the exposure names are followed.
+    let mut codes: Vec<&str> = Vec::new();
+    if let Some(e) = &s.exposure {
+        codes.extend(e.service.as_deref());
+        codes.extend(e.exclude_services.iter().map(String::as_str));
+    }
     let mut first_start: HashMap<&str, Vec<Option<i32>>> = HashMap::new();
-    for k in 0..services.height() {
-        let (Some(code), Some(st)) = (&srv_code[k], srv_start[k]) else {
-            continue;
-        };
-        let r = srv_row[k] as usize;
-        // A service started before taking charge counts as started on the day.
-        let delta = (st - intake[r]).max(0);
-        let v = first_start
-            .entry(code.as_str())
-            .or_insert_with(|| vec![None; n]);
-        v[r] = Some(v[r].map_or(delta, |x: i32| x.min(delta)));
+    if !codes.is_empty() {
+        let services = scope.read(StoreTable::Services)?;
+        let pairs = attach(&services, &cohort)?;
+        let srv_start = day_col(&services, "start_date")?;
+        let code_col = services
+            .column("service_code")
+            .and_then(|c| c.cast(&DataType::String))
+            .and_then(|c| c.str().cloned())
+            .map_err(polars_err)?;
+        let srv_code: Vec<Option<&str>> = code_col.into_iter().collect();
+        for (k, r) in pairs {
+            let (Some(code), Some(st)) = (srv_code[k], srv_start[k]) else {
+                continue;
+            };
+            let Some(&code) = codes.iter().find(|c| **c == code) else {
+                continue;
+            };
+            // A service started before taking charge counts as started on the day.
+            let delta = (st - intake[r]).max(0);
+            let v = first_start.entry(code).or_insert_with(|| vec![None; n]);
+            v[r] = Some(v[r].map_or(delta, |x: i32| x.min(delta)));
+        }
     }
 
     // Contracts.
@@ -602,19 +643,23 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
     {
         last_day = last_day.max(d);
     }
-    let jobs = attach(&all_jobs, &cohort)?;
-    let job_row = num_col(&jobs, "row")?;
-    let job_start = day_col(&jobs, "start_date")?;
-    let job_end = day_col(&jobs, "end_date")?;
-    let job_kind = text_col(&jobs, "contract_type")?;
+    let pairs = attach(&all_jobs, &cohort)?;
+    let job_start = day_col(&all_jobs, "start_date")?;
+    let job_end = day_col(&all_jobs, "end_date")?;
+    let permanent: Vec<bool> = match all_jobs.column("contract_type") {
+        Ok(c) => c
+            .cast(&DataType::String)
+            .and_then(|c| c.str().cloned())
+            .map_err(polars_err)?
+            .into_iter()
+            .map(|v| v == Some("indeterminato"))
+            .collect(),
+        Err(_) => vec![false; all_jobs.height()],
+    };
     let mut contracts: Vec<Vec<(i32, Option<i32>, bool)>> = vec![Vec::new(); n];
-    for k in 0..jobs.height() {
+    for (k, r) in pairs {
         let Some(st) = job_start[k] else { continue };
-        contracts[job_row[k] as usize].push((
-            st,
-            job_end[k],
-            job_kind[k].as_deref() == Some("indeterminato"),
-        ));
+        contracts[r].push((st, job_end[k], permanent[k]));
     }
     let until = spec.until.unwrap_or(last_day);
 

@@ -18,6 +18,7 @@
 pub mod causal_plots;
 pub mod cluster_plots;
 pub mod pdf;
+pub mod study;
 mod render;
 
 use std::path::{Path, PathBuf};

@@ -50,6 +50,9 @@ pub struct RunArgs {
     /// only a spec naming this tenant runs.
     #[arg(long)]
     tenant: Option<String>,
+    /// Language of the study report: it or en.
+    #[arg(long, default_value = "it")]
+    lang: String,
     /// Print nothing on success (the demo lists what it wrote instead).
     #[arg(skip)]
     quiet: bool,
@@ -109,6 +112,7 @@ pub fn run_examples(store: &Path, release: &Path, out: &Path) -> Result<Vec<(Pat
             out: dir.clone(),
             who: Some("occupa demo".into()),
             tenant: (!on_release).then(|| "t01".to_string()),
+            lang: "it".into(),
             quiet: true,
         };
         // A study the data cannot support (too few persons at a threshold) is refused and
@@ -409,8 +413,10 @@ fn prepare_and_run(
         .with_context(|| format!("creating a folder in {}", parent.display()))?;
     let compute = std::time::Instant::now();
     // The analysis table of the persons (evaluation, clustering, descriptive).
+    let analysis_seconds = std::cell::Cell::new(0.0);
     let persons_table = |source: &Source| -> Result<AnalysisTable> {
-        match source {
+        let t0 = std::time::Instant::now();
+        let built = match source {
             Source::Store { store, tenant } => {
                 occupa_engine::analysis::from_store(&store.scope(tenant), &analysis).map_err(check)
             }
@@ -445,15 +451,23 @@ fn prepare_and_run(
                 )
                 .map_err(check)
             }
-        }
+        };
+        analysis_seconds.set(t0.elapsed().as_secs_f64());
+        built
     };
     let analysis_json;
+    let mut chart: Option<String> = None;
     let (results, tables): (serde_json::Value, Vec<(String, String)>) =
         if let Some(ev) = &spec.evaluation {
             let valid = ev.check().map_err(check)?;
             let built = persons_table(&source)?;
             analysis_json = protect_counts(&built.counts, spec.min_count)?;
             let out = valid.run(&built.table).map_err(check)?;
+            if let occupa_engine::causal::runner::EvaluationOutput::Adjusted(e) = &out
+                && !e.balance.is_empty()
+            {
+                chart = Some(occupa_reports::causal_plots::love_plot_svg(&e.balance, 0.1));
+            }
             let mut v = serde_json::to_value(&out)?;
             scrub_timings(&mut v);
             protect_evaluation(&mut v, spec.min_count)?;
@@ -553,6 +567,13 @@ fn prepare_and_run(
     }
     let results_text = serde_json::to_string_pretty(&results)? + "\n";
     write(&tmp.path().join("results.json"), results_text.as_bytes())?;
+    let report_started = std::time::Instant::now();
+    let lang = occupa_reports::Lang::parse(&a.lang)
+        .ok_or_else(|| anyhow!("--lang {:?}: it or en", a.lang))?;
+    let report = study_report(&spec, &results, &spec_hash, tmp.path(), lang, chart)?;
+    write(&tmp.path().join("report.html"), report.html().as_bytes())?;
+    write(&tmp.path().join("report.pdf"), &report.pdf()?)?;
+    let report_s = report_started.elapsed().as_secs_f64();
     let mut files = BTreeMap::new();
     for i in &inputs {
         let bytes = std::fs::read(i).with_context(|| format!("reading {}", i.display()))?;
@@ -577,7 +598,12 @@ fn prepare_and_run(
         "engine_version": env!("CARGO_PKG_VERSION"),
         "git_commit": option_env!("OCCUPA_GIT_COMMIT"),
         "threads": rayon::current_num_threads(),
-        "seconds": {"compute": compute_s, "total": started.elapsed().as_secs_f64()},
+        "seconds": {
+            "analysis_table": analysis_seconds.get(),
+            "design": compute_s - analysis_seconds.get(),
+            "report": report_s,
+            "total": started.elapsed().as_secs_f64(),
+        },
     });
     write(
         &tmp.path().join("manifest.json"),
@@ -967,6 +993,246 @@ fn protect_evaluation(v: &mut serde_json::Value, min: u64) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The study report: question, cohort, results and diagnostics, provenance; every number
+/// taken from `results` (already protected) or the tables written beside it.
+fn study_report(
+    spec: &StudySpec,
+    r: &serde_json::Value,
+    spec_hash: &str,
+    dir: &Path,
+    lang: occupa_reports::Lang,
+    chart: Option<String>,
+) -> Result<occupa_reports::study::StudyReport> {
+    use occupa_reports::study::{StudyReport, StudySection, TextTable};
+    let it = lang == occupa_reports::Lang::It;
+    let w = |i: &str, e: &str| if it { i.to_string() } else { e.to_string() };
+    let num = |v: &serde_json::Value| -> String {
+        match v {
+            serde_json::Value::Null => w("soppresso", "suppressed"),
+            serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
+            serde_json::Value::Number(n) => {
+                let x = n.as_f64().unwrap_or(f64::NAN);
+                let t = format!("{x:.4}");
+                if it { t.replace('.', ",") } else { t }
+            }
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    };
+    let ci = |v: &serde_json::Value| format!("[{}; {}]", num(&v[0]), num(&v[1]));
+    let mut sections = vec![StudySection {
+        heading: w("Domanda", "Question"),
+        text: vec![
+            spec.purpose.clone(),
+            format!("{}: {}", w("Base giuridica", "Legal basis"), spec.legal_basis),
+        ],
+        ..Default::default()
+    }];
+    let a = &r["analysis"];
+    if a.get("persons").is_some() {
+        let mut rows = vec![vec![w("persone nei dati", "persons in the data"), num(&a["persons"])]];
+        for e in a["excluded"].as_array().into_iter().flatten() {
+            rows.push(vec![
+                format!("{}: {}", w("escluse", "left out"), e["reason"].as_str().unwrap_or("")),
+                num(&e["persons"]),
+            ]);
+        }
+        rows.push(vec![w("nell'analisi", "in the analysis"), num(&a["rows"])]);
+        if !a["exposed"].is_null() || a.get("exposed").is_some_and(|x| !x.is_null()) {
+            rows.push(vec![w("esposte", "exposed"), num(&a["exposed"])]);
+        }
+        for (k, v) in a["not_observed"].as_object().into_iter().flatten() {
+            rows.push(vec![
+                format!("{} {k}", w("esito non ancora osservato:", "outcome not yet observed:")),
+                num(v),
+            ]);
+        }
+        let mut text = vec![format!("{} {}.", w("Fonte:", "Source:"), a["source"].as_str().unwrap_or(""))];
+        if let Some(u) = a["observed_until"].as_str() {
+            text.push(format!("{} {u}.", w("Dati osservati fino al", "Data observed until")));
+        }
+        text.push(format!(
+            "{} {}.",
+            w(
+                "Ogni conteggio inferiore alla soglia è soppresso, con quanto basta perché non sia ricavabile dagli altri; soglia",
+                "Every count below the threshold is suppressed, with enough others that it cannot be derived; threshold"
+            ),
+            spec.min_count
+        ));
+        sections.push(StudySection {
+            heading: w("Coorte", "Cohort"),
+            text,
+            tables: vec![TextTable {
+                title: w("Chi è nell'analisi", "Who is in the analysis"),
+                header: vec![String::new(), w("persone", "persons")],
+                rows,
+            }],
+            svg: None,
+        });
+    }
+    let mut results = StudySection {
+        heading: w("Risultati", "Results"),
+        svg: chart,
+        ..Default::default()
+    };
+    match r["design"].as_str().unwrap_or("") {
+        "evaluation" if r.get("robust").is_some() => {
+            let rows = ["conventional", "bias_corrected", "robust"]
+                .iter()
+                .map(|k| {
+                    let x = &r[*k];
+                    vec![k.replace('_', " "), num(&x["estimate"]), num(&x["se"]), ci(&x["ci95"]), num(&x["p_value"])]
+                })
+                .collect();
+            results.text.push(format!(
+                "{} {}; {} {}.",
+                w("Larghezza di banda", "Bandwidth"),
+                num(&r["h"][0]),
+                w("osservazioni nella banda", "observations within it"),
+                r["n_h"]
+            ));
+            if let Some(p) = r["density_test"]["p_value"].as_f64() {
+                results.text.push(format!(
+                    "{} p = {}.",
+                    w("Test di manipolazione della variabile di assegnazione:", "Manipulation test of the running variable:"),
+                    num(&serde_json::json!(p))
+                ));
+            }
+            results.tables.push(TextTable {
+                title: w("Effetto alla soglia", "Effect at the cutoff"),
+                header: vec![String::new(), w("stima", "estimate"), "SE".into(), w("IC 95 %", "95 % CI"), "p".into()],
+                rows,
+            });
+        }
+        "evaluation" if r.get("estimate").is_some() => {
+            results.tables.push(TextTable {
+                title: w("Effetto stimato", "Estimated effect"),
+                header: vec![
+                    w("stimando", "estimand"),
+                    w("stima", "estimate"),
+                    "SE".into(),
+                    w("IC 95 %", "95 % CI"),
+                    "p".into(),
+                    w("trattati", "treated"),
+                    w("controlli", "controls"),
+                ],
+                rows: vec![vec![
+                    format!("{} ({})", r["estimand"].as_str().unwrap_or("").to_uppercase(), r["method"].as_str().unwrap_or("")),
+                    num(&r["estimate"]),
+                    num(&r["se"]),
+                    ci(&r["ci95"]),
+                    num(&r["p_value"]),
+                    num(&r["n_treated"]),
+                    num(&r["n_control"]),
+                ]],
+            });
+            let d = &r["diagnostics"];
+            let rows = ["balance", "overlap", "effective_sample_size", "kept"]
+                .iter()
+                .filter(|k| d[**k].is_object())
+                .map(|k| vec![k.replace('_', " "), num(&d[*k]["grade"]), num(&d[*k]["value"]), num(&d[*k]["rule"])])
+                .collect();
+            results.tables.push(TextTable {
+                title: format!("{} ({}: {})", w("Diagnostica", "Diagnostics"), w("complessiva", "overall"), num(&d["overall"])),
+                header: vec![String::new(), w("esito", "grade"), w("valore", "value"), w("regola", "rule")],
+                rows,
+            });
+            let rows = r["balance"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|b| vec![num(&b["covariate"]), num(&b["smd_before"]), num(&b["smd_after"])])
+                .collect();
+            results.tables.push(TextTable {
+                title: w("Bilanciamento (differenze standardizzate)", "Balance (standardised differences)"),
+                header: vec![w("covariata", "covariate"), w("prima", "before"), w("dopo", "after")],
+                rows,
+            });
+            let rows: Vec<Vec<String>> = r["subgroups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|g| {
+                    let x = &g["result"];
+                    if let Some(why) = x["suppressed"].as_str().or(x["error"].as_str()) {
+                        vec![num(&g["group"]), why.to_string(), String::new(), String::new(), String::new()]
+                    } else {
+                        vec![num(&g["group"]), num(&x["estimate"]), ci(&x["ci95"]), num(&x["n_treated"]), num(&x["n_control"])]
+                    }
+                })
+                .collect();
+            if !rows.is_empty() {
+                results.tables.push(TextTable {
+                    title: w("Per sottogruppo", "By subgroup"),
+                    header: vec![w("gruppo", "group"), w("stima", "estimate"), w("IC 95 %", "95 % CI"), w("trattati", "treated"), w("controlli", "controls")],
+                    rows,
+                });
+            }
+        }
+        "clustering" => {
+            results.text.push(format!(
+                "{} {} ({}).",
+                w("Profili:", "Profiles:"),
+                r["k"],
+                r["method"].as_str().unwrap_or("")
+            ));
+            let rows = r["profiles"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| vec![num(&p["cluster"]), num(&p["size"]), num(if it { &p["label"] } else { &p["label_en"] })])
+                .collect();
+            results.tables.push(TextTable {
+                title: w("Profili e dimensioni", "Profiles and sizes"),
+                header: vec![w("profilo", "profile"), w("persone", "persons"), w("tratti distintivi", "what stands out")],
+                rows,
+            });
+        }
+        _ => {}
+    }
+    // Tables written beside the results (forecasts, protected counts), as they are.
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    files.sort();
+    for f in files {
+        const SHOWN: usize = 60;
+        let mut rdr = csv::Reader::from_path(&f)?;
+        let header: Vec<String> = rdr.headers()?.iter().map(str::to_string).collect();
+        let all: Vec<Vec<String>> = rdr
+            .records()
+            .map(|r| r.map(|r| r.iter().map(str::to_string).collect()))
+            .collect::<std::result::Result<_, _>>()?;
+        let name = f.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        if all.len() > SHOWN {
+            results.text.push(format!(
+                "{name}: {} {SHOWN} {} {}.",
+                w("le prime", "the first"),
+                w("righe di", "rows of"),
+                all.len()
+            ));
+        }
+        results.tables.push(TextTable {
+            title: name,
+            header,
+            rows: all.into_iter().take(SHOWN).collect(),
+        });
+    }
+    sections.push(results);
+    Ok(StudyReport {
+        title: spec.title.clone(),
+        subtitle: format!("{} — {} ({})", spec.partner, spec.id, w("studio Occupa", "an Occupa study")),
+        lang,
+        sections,
+        provenance: vec![
+            (w("specifica (SHA-256)", "spec (SHA-256)"), spec_hash.to_string()),
+            (w("versione del motore", "engine version"), env!("CARGO_PKG_VERSION").to_string()),
+            ("commit".into(), option_env!("OCCUPA_GIT_COMMIT").unwrap_or("-").to_string()),
+        ],
+    })
 }
 
 fn scrub_timings(v: &mut serde_json::Value) {
