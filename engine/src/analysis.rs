@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::run::{ClusteringSpec, cluster_table};
 use crate::columns::{Table, Values};
+use crate::indicators::{UnitKind, unit_key};
 use crate::schema::Table as StoreTable;
 use crate::store::TenantScope;
 use crate::territory::Territory;
@@ -177,7 +178,8 @@ pub struct AnalysisCounts {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub profiles: BTreeMap<String, usize>,
     /// The persons of each count, for protection: `("persons", all)`, then each exclusion,
-    /// then `("rows", kept)`.
+    /// then `("rows", kept)`; from a store, as the reports' person keys
+    /// ([`crate::indicators::unit_key`]), so that the store's ledger audits them together.
     #[serde(skip)]
     pub steps: Vec<(String, Vec<u64>)>,
 }
@@ -192,6 +194,9 @@ pub struct AnalysisTable {
     /// Each row's position in the source's person table (never published; tests join the
     /// simulator's truth through it).
     pub source_rows: Vec<usize>,
+    /// Each row's unit key, as [`AnalysisCounts::steps`] counts it (tables of the rows are
+    /// protected together with the steps).
+    pub unit_keys: Vec<u64>,
 }
 
 /// A checked [`AnalysisSpec`].
@@ -371,9 +376,9 @@ fn attach(df: &DataFrame, cohort: &DataFrame) -> Result<Vec<(usize, usize)>> {
         .inner_join(cohort, ["person_id"], ["person_id"])
         .map_err(polars_err)?;
     let idx = |name: &str| -> Result<Vec<u32>> {
-        Ok(j.column(name)
+        j.column(name)
             .and_then(|c| c.u32().map(|c| c.into_no_null_iter().collect()))
-            .map_err(polars_err)?)
+            .map_err(polars_err)
     };
     let (rec, row) = (idx("rec")?, idx("row")?);
     let mut pairs: Vec<(usize, usize)> = rec
@@ -411,6 +416,11 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
         });
     }
     let n_source = persons.height();
+    let tenant = scope.tenant().as_str().to_string();
+    let unit_keys: Vec<u64> = text_col(&persons, "person_id")?
+        .iter()
+        .map(|id| unit_key(&tenant, UnitKind::Person, id.as_deref().unwrap_or("")))
+        .collect();
     let intake_all = day_col(&persons, "intake_date")?;
     let mut steps: Vec<(String, Vec<u64>)> =
         vec![("persons".into(), (0..n_source as u64).collect())];
@@ -779,6 +789,7 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
         source,
         n_source,
         steps,
+        unit_keys,
         source_rows,
         exclude,
         Some(date_of(until).to_string()),
@@ -794,6 +805,7 @@ fn finish(
     source: String,
     n_source: usize,
     mut steps: Vec<(String, Vec<u64>)>,
+    unit_keys: Vec<u64>,
     source_rows: Vec<usize>,
     exclude: Vec<Option<String>>,
     observed_until: Option<String>,
@@ -862,6 +874,16 @@ fn finish(
         "rows".into(),
         source_rows.iter().map(|&r| r as u64).collect(),
     ));
+    let row_keys: Vec<u64> = source_rows.iter().map(|&r| unit_keys[r]).collect();
+    // Source rows become the units the store's other publications count (sorted keys),
+    // so that the ledger's audit sees a study's counts and the reports' as one system.
+    for (_, units) in steps.iter_mut() {
+        for u in units.iter_mut() {
+            *u = unit_keys[*u as usize];
+        }
+        units.sort_unstable();
+        units.dedup();
+    }
     let exposed = match &s.exposure {
         Some(e) => Some(
             table
@@ -900,6 +922,7 @@ fn finish(
             steps,
         },
         source_rows,
+        unit_keys: row_keys,
     })
 }
 
@@ -926,6 +949,7 @@ pub fn from_table(table: Table, spec: &ValidAnalysis, source: &str) -> Result<An
         source.to_string(),
         n,
         vec![("persons".into(), (0..n as u64).collect())],
+        (0..n as u64).collect(),
         (0..n).collect(),
         vec![None; n],
         None,
@@ -1058,6 +1082,7 @@ pub fn from_release(dir: &Path, spec: &ValidAnalysis) -> Result<AnalysisTable> {
         source,
         n,
         steps,
+        (0..n as u64).collect(),
         (0..n).collect(),
         exclude,
         None,

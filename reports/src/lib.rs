@@ -18,8 +18,8 @@
 pub mod causal_plots;
 pub mod cluster_plots;
 pub mod pdf;
-pub mod study;
 mod render;
+pub mod study;
 
 use std::path::{Path, PathBuf};
 

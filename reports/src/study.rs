@@ -110,7 +110,11 @@ impl StudyReport {
         let _ = write!(
             o,
             "<h2>{}</h2><dl>",
-            if self.lang == Lang::It { "Provenienza" } else { "Provenance" }
+            if self.lang == Lang::It {
+                "Provenienza"
+            } else {
+                "Provenance"
+            }
         );
         for (k, v) in &self.provenance {
             let _ = write!(o, "<dt>{}</dt><dd>{}</dd>", esc(k), esc(v));
@@ -130,10 +134,18 @@ impl StudyReport {
             "#set document(title: \"{}\", date: none)",
             self.title.replace('"', "'")
         );
-        let _ = writeln!(m, "#set page(paper: \"a4\", margin: 2cm, numbering: \"1 / 1\")");
+        let _ = writeln!(
+            m,
+            "#set page(paper: \"a4\", margin: 2cm, numbering: \"1 / 1\")"
+        );
         let _ = writeln!(m, "#set text(lang: \"{lang}\", size: 10pt)");
         let _ = writeln!(m, "#set table(stroke: 0.4pt + gray, inset: 4pt)");
-        let _ = writeln!(m, "= {}\n\n{}\n", escape(&self.title), escape(&self.subtitle));
+        let _ = writeln!(
+            m,
+            "= {}\n\n{}\n",
+            escape(&self.title),
+            escape(&self.subtitle)
+        );
         let _ = writeln!(m, "#outline(depth: 2)\n");
         for (si, s) in self.sections.iter().enumerate() {
             let _ = writeln!(m, "== {}\n", escape(&s.heading));
@@ -149,8 +161,11 @@ impl StudyReport {
                     vec!["right"; n.saturating_sub(1).max(1)].join(", ")
                 );
                 let _ = write!(m, "  table.header(");
-                let cells: Vec<String> =
-                    t.header.iter().map(|h| format!("[*{}*]", escape(h))).collect();
+                let cells: Vec<String> = t
+                    .header
+                    .iter()
+                    .map(|h| format!("[*{}*]", escape(h)))
+                    .collect();
                 m.push_str(&cells.join(", "));
                 m.push_str("),\n");
                 for r in &t.rows {
@@ -173,7 +188,11 @@ impl StudyReport {
         let _ = writeln!(
             m,
             "== {}\n",
-            if self.lang == Lang::It { "Provenienza" } else { "Provenance" }
+            if self.lang == Lang::It {
+                "Provenienza"
+            } else {
+                "Provenance"
+            }
         );
         for (k, v) in &self.provenance {
             let _ = writeln!(m, "- *{}*: {}", escape(k), escape(v));

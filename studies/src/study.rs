@@ -457,11 +457,15 @@ fn prepare_and_run(
     };
     let analysis_json;
     let mut chart: Option<String> = None;
+    let mut guard = Guard::new(&source, &spec.id, spec.min_count)?;
     let (results, tables): (serde_json::Value, Vec<(String, String)>) =
         if let Some(ev) = &spec.evaluation {
             let valid = ev.check().map_err(check)?;
             let built = persons_table(&source)?;
-            analysis_json = protect_counts(&built.counts, spec.min_count)?;
+            let ids = guard.add_chain(&built.counts);
+            guard.protect()?;
+            let (draft, protection) = guard.published()?;
+            analysis_json = chain_json(&built.counts, &ids, draft, protection, spec.min_count);
             let out = valid.run(&built.table).map_err(check)?;
             if let occupa_engine::causal::runner::EvaluationOutput::Adjusted(e) = &out
                 && !e.balance.is_empty()
@@ -481,7 +485,10 @@ fn prepare_and_run(
             }
             let valid = cl.check().map_err(check)?;
             let built = persons_table(&source)?;
-            analysis_json = protect_counts(&built.counts, spec.min_count)?;
+            let ids = guard.add_chain(&built.counts);
+            guard.protect()?;
+            let (draft, protection) = guard.published()?;
+            analysis_json = chain_json(&built.counts, &ids, draft, protection, spec.min_count);
             let report = cluster_table(&built.table, &valid).map_err(check)?;
             if let Some(p) = report
                 .profiles
@@ -547,8 +554,14 @@ fn prepare_and_run(
                 );
             }
             let built = persons_table(&source)?;
-            analysis_json = protect_counts(&built.counts, spec.min_count)?;
-            let (summary, files) = descriptive(&built.table, &d.tables, spec.min_count)?;
+            let ids = guard.add_chain(&built.counts);
+            let layouts =
+                descriptive_counts(&built.table, &built.unit_keys, &d.tables, &mut guard.draft)?;
+            guard.protect()?;
+            let (draft, protection) = guard.published()?;
+            analysis_json = chain_json(&built.counts, &ids, draft, protection, spec.min_count);
+            let (summary, files) =
+                descriptive_files(&d.tables, &layouts, draft, protection, spec.min_count);
             (flatten("descriptive", summary), files)
         } else {
             bail!("{}: give exactly one design", a.spec.display());
@@ -570,7 +583,7 @@ fn prepare_and_run(
     let report_started = std::time::Instant::now();
     let lang = occupa_reports::Lang::parse(&a.lang)
         .ok_or_else(|| anyhow!("--lang {:?}: it or en", a.lang))?;
-    let report = study_report(&spec, &results, &spec_hash, tmp.path(), lang, chart)?;
+    let report = study_report(&spec, &results, spec_hash, tmp.path(), lang, chart)?;
     write(&tmp.path().join("report.html"), report.html().as_bytes())?;
     write(&tmp.path().join("report.pdf"), &report.pdf()?)?;
     let report_s = report_started.elapsed().as_secs_f64();
@@ -584,6 +597,9 @@ fn prepare_and_run(
             .into_owned();
         files.insert(name, sha256(&bytes));
     }
+    // Not in results.json: a rerun has one more earlier publication and the same results.
+    let earlier_publications = guard.prior.len();
+    guard.record()?;
     let manifest = serde_json::json!({
         "study": spec.id,
         "title": spec.title,
@@ -594,6 +610,7 @@ fn prepare_and_run(
         "data": a.data,
         "inputs_sha256": files,
         "seed": spec.seed,
+        "earlier_publications_of_the_store": earlier_publications,
         "results_sha256": sha256(results_text.as_bytes()),
         "engine_version": env!("CARGO_PKG_VERSION"),
         "git_commit": option_env!("OCCUPA_GIT_COMMIT"),
@@ -792,23 +809,122 @@ fn where_rows(table: Table, filters: &BTreeMap<String, Vec<String>>) -> Result<(
 /// The analysis table's counts, protected together: every count below `min` hidden, and
 /// enough others that none can be solved from the rest (the chain persons = exclusions +
 /// rows, rows = exposed + not exposed, the profiles).
-fn protect_counts(c: &AnalysisCounts, min: u64) -> Result<serde_json::Value> {
-    use occupa_anonymiser::publication::{Draft, Rule, protect};
-    let mut draft = Draft::new("study/analysis");
-    let mut ids = Vec::new();
-    for (i, (name, units)) in c.steps.iter().enumerate() {
-        let margin = i == 0;
-        ids.push(draft.count(&format!("step/{i}/{name}"), units.clone(), margin));
+/// What a run publishes about persons, protected as one publication: against itself, and,
+/// on a store, against everything the store published before (its reports and studies),
+/// then recorded in the store's ledger.
+struct Guard {
+    ledger: Option<occupa_anonymiser::publication::ledger::Ledger>,
+    prior: Vec<occupa_anonymiser::publication::Prior>,
+    draft: occupa_anonymiser::publication::Draft,
+    rule: occupa_anonymiser::publication::Rule,
+    protection: Option<occupa_anonymiser::publication::Protection>,
+}
+
+impl Guard {
+    fn new(source: &Source, study: &str, min: u64) -> Result<Guard> {
+        use occupa_anonymiser::publication::ledger::Ledger;
+        use occupa_anonymiser::publication::{Draft, Rule};
+        let (ledger, prior) = match source {
+            Source::Store { store, .. } => {
+                let ledger = Ledger::open(store.root())?;
+                let prior = ledger.priors()?;
+                (Some(ledger), prior)
+            }
+            // A release's studies count rows the partner holds anyway.
+            Source::Release { .. } => (None, Vec::new()),
+        };
+        Ok(Guard {
+            ledger,
+            prior,
+            draft: Draft::new(&format!("study/{study}")),
+            rule: Rule::new(occupa_anonymiser::MinCount::new(min)?),
+            protection: None,
+        })
     }
-    draft.line(ids.clone());
-    let protection = protect(
-        &draft,
-        &[],
-        Rule::new(occupa_anonymiser::MinCount::new(min)?),
-    )?;
+
+    /// Adds the analysis table's chain (persons = exclusions + rows) and returns its
+    /// counts' indices. Differencing: a cohort that differs from an earlier study's by a
+    /// few persons (a window one day shorter) would give their number as the difference
+    /// of two totals; each such difference joins the draft as a count (never printed), so
+    /// the threshold rule and the audit protect it like any small count.
+    fn add_chain(&mut self, c: &AnalysisCounts) -> Vec<usize> {
+        let id = self.draft.id.clone();
+        let mut ids = Vec::new();
+        for (i, (name, units)) in c.steps.iter().enumerate() {
+            ids.push(
+                self.draft
+                    .count(&format!("{id}/{i}/{name}"), units.clone(), i == 0),
+            );
+        }
+        self.draft.line(ids.clone());
+        let min = self.rule.min;
+        for p in self.prior.iter().filter(|p| p.id.starts_with("study/")) {
+            for cell in &p.cells {
+                for (_, units) in &c.steps {
+                    let (only_prior, only_here) = differences(&cell.units, units, min);
+                    for (k, d) in [("before", only_prior), ("now", only_here)] {
+                        if let Some(d) = d.filter(|d| !d.is_empty()) {
+                            self.draft
+                                .count(&format!("{}/difference/{k}", cell.key), d, false);
+                        }
+                    }
+                }
+            }
+        }
+        ids
+    }
+
+    /// Protects the draft; refuses when the audit cannot.
+    fn protect(&mut self) -> Result<()> {
+        let p = occupa_anonymiser::publication::protect(&self.draft, &self.prior, self.rule)?;
+        if !p.audit.all_protected {
+            bail!(
+                "the interval audit could not protect every small count against the {} earlier \
+                 publications of this store (nothing written): raise min_count, or drop a \
+                 filter that differs from an earlier study's by a few persons",
+                self.prior.len()
+            );
+        }
+        self.protection = Some(p);
+        Ok(())
+    }
+
+    /// The draft and its protection, once protected.
+    fn published(
+        &self,
+    ) -> Result<(
+        &occupa_anonymiser::publication::Draft,
+        &occupa_anonymiser::publication::Protection,
+    )> {
+        match &self.protection {
+            Some(p) => Ok((&self.draft, p)),
+            None => bail!("internal: the study's counts were not protected"),
+        }
+    }
+
+    /// Records what was published in the store's ledger, before the files appear (as the
+    /// reports do: the ledger may claim a publication a crash left unwritten, never the
+    /// reverse).
+    fn record(self) -> Result<()> {
+        if let (Some(ledger), Some(protection)) = (self.ledger, self.protection) {
+            let staged = ledger.stage(&self.draft, &protection, self.rule)?;
+            ledger.commit(staged)?;
+        }
+        Ok(())
+    }
+}
+
+/// The analysis table's counts as published: each shown, or `null` where protection hid it.
+fn chain_json(
+    c: &AnalysisCounts,
+    ids: &[usize],
+    draft: &occupa_anonymiser::publication::Draft,
+    protection: &occupa_anonymiser::publication::Protection,
+    min: u64,
+) -> serde_json::Value {
     let shown = |i: usize| -> serde_json::Value {
         protection
-            .shown(&draft, ids[i])
+            .shown(draft, ids[i])
             .map_or(serde_json::Value::Null, serde_json::Value::from)
     };
     let last = ids.len() - 1;
@@ -826,7 +942,7 @@ fn protect_counts(c: &AnalysisCounts, min: u64) -> Result<serde_json::Value> {
             n.into()
         }
     };
-    Ok(serde_json::json!({
+    serde_json::json!({
         "source": c.source,
         "persons": shown(0),
         "excluded": excluded,
@@ -835,26 +951,90 @@ fn protect_counts(c: &AnalysisCounts, min: u64) -> Result<serde_json::Value> {
         "observed_until": c.observed_until,
         "not_observed": c.not_observed.iter().map(|(k, v)| (k.clone(), small(*v))).collect::<BTreeMap<_, _>>(),
         "profiles": c.profiles.iter().map(|(k, v)| (k.clone(), small(*v))).collect::<BTreeMap<_, _>>(),
-        "suppressed_counts": protection.status.iter().filter(|s| **s != occupa_anonymiser::Status::Safe).count(),
+        "suppressed_counts": ids.iter().filter(|&&i| protection.shown(draft, i).is_none()).count(),
         "min_count": min,
-    }))
+    })
+}
+
+/// The units only in `a` and only in `b` (both sorted), when together they are fewer than
+/// `min` (a difference an attacker could read off two totals); `(None, None)` otherwise.
+#[allow(clippy::type_complexity)]
+fn differences(a: &[u64], b: &[u64], min: u64) -> (Option<Vec<u64>>, Option<Vec<u64>>) {
+    if (a.len() as i64 - b.len() as i64).unsigned_abs() >= min {
+        return (None, None);
+    }
+    let (mut i, mut j) = (0, 0);
+    let (mut only_a, mut only_b) = (Vec::new(), Vec::new());
+    while i < a.len() || j < b.len() {
+        if only_a.len() + only_b.len() >= min as usize {
+            return (None, None);
+        }
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x == y => {
+                i += 1;
+                j += 1;
+            }
+            (Some(x), Some(y)) if x < y => {
+                only_a.push(*x);
+                i += 1;
+            }
+            (Some(_), Some(y)) => {
+                only_b.push(*y);
+                j += 1;
+            }
+            (Some(x), None) => {
+                only_a.push(*x);
+                i += 1;
+            }
+            (None, Some(y)) => {
+                only_b.push(*y);
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    if only_a.is_empty() && only_b.is_empty() {
+        return (None, None);
+    }
+    (Some(only_a), Some(only_b))
 }
 
 /// Counts of each table (cells and margins) as sets of rows, protected together by the
 /// reports' rule (primary suppression below `min`, lines with their margins, then the
 /// interval audit); a suppressed count is written as an empty cell with status
 /// `suppressed`.
+#[cfg(test)]
 fn descriptive(
     table: &Table,
     specs: &[Vec<String>],
     min: u64,
 ) -> Result<(serde_json::Value, Vec<(String, String)>)> {
     use occupa_anonymiser::publication::{Draft, Rule, protect};
+    let mut draft = Draft::new("study/descriptive");
+    let keys: Vec<u64> = (0..table.len() as u64).collect();
+    let layouts = descriptive_counts(table, &keys, specs, &mut draft)?;
+    let protection = protect(
+        &draft,
+        &[],
+        Rule::new(occupa_anonymiser::MinCount::new(min)?),
+    )?;
+    Ok(descriptive_files(specs, &layouts, &draft, &protection, min))
+}
+
+/// Each table's cells (labels and the draft's count) added to `draft`; row `i` counts as
+/// unit `unit_keys[i]`.
+type Layout = Vec<(Vec<String>, usize)>;
+
+fn descriptive_counts(
+    table: &Table,
+    unit_keys: &[u64],
+    specs: &[Vec<String>],
+    draft: &mut occupa_anonymiser::publication::Draft,
+) -> Result<Vec<Layout>> {
     let n = table.len();
     let all = "(all)".to_string();
-    let mut draft = Draft::new("study/descriptive");
     // Per table: its cells (labels, count index).
-    let mut layouts: Vec<Vec<(Vec<String>, usize)>> = Vec::new();
+    let mut layouts: Vec<Layout> = Vec::new();
     for cols in specs {
         let mut labels_of: Vec<(Vec<String>, Vec<Option<u32>>)> = Vec::new();
         for c in cols {
@@ -864,7 +1044,7 @@ fn descriptive(
             labels_of[j].1[i].map(|k| labels_of[j].0[k as usize].clone())
         };
         let mut cells: BTreeMap<Vec<String>, Vec<u64>> = BTreeMap::new();
-        for i in 0..n {
+        for (i, &unit) in unit_keys.iter().enumerate().take(n) {
             let key: Option<Vec<String>> = (0..cols.len()).map(|j| label(j, i)).collect();
             let Some(key) = key else { continue };
             // The cell, its row and column margins, and the total.
@@ -874,12 +1054,13 @@ fn descriptive(
                 keys.push(vec![all.clone(), key[1].clone()]);
             }
             for k in keys {
-                cells.entry(k).or_default().push(i as u64);
+                cells.entry(k).or_default().push(unit);
             }
         }
         let name = cols.join("_by_");
         let mut layout = Vec::new();
-        for (k, units) in cells {
+        for (k, mut units) in cells {
+            units.sort_unstable();
             let margin = k.contains(&all);
             let idx = draft.count(&format!("{name}/{}", k.join("/")), units, margin);
             layout.push((k, idx));
@@ -904,11 +1085,20 @@ fn descriptive(
         }
         layouts.push(layout);
     }
-    let rule = Rule::new(occupa_anonymiser::MinCount::new(min)?);
-    let protection = protect(&draft, &[], rule)?;
+    Ok(layouts)
+}
+
+/// The tables' CSV files and summary, each cell shown or suppressed as protected.
+fn descriptive_files(
+    specs: &[Vec<String>],
+    layouts: &[Layout],
+    draft: &occupa_anonymiser::publication::Draft,
+    protection: &occupa_anonymiser::publication::Protection,
+    min: u64,
+) -> (serde_json::Value, Vec<(String, String)>) {
     let mut files = Vec::new();
     let mut summary = Vec::new();
-    for (cols, layout) in specs.iter().zip(&layouts) {
+    for (cols, layout) in specs.iter().zip(layouts) {
         let name = cols.join("_by_");
         let mut text = cols
             .iter()
@@ -918,7 +1108,7 @@ fn descriptive(
         text.push_str(",persons,status\n");
         let mut hidden = 0;
         for (k, i) in layout {
-            let shown = protection.shown(&draft, *i);
+            let shown = protection.shown(draft, *i);
             hidden += usize::from(shown.is_none());
             let fields: Vec<String> = k
                 .iter()
@@ -943,9 +1133,12 @@ fn descriptive(
         }));
         files.push((format!("{name}.csv"), text));
     }
+    // The tables' own cells: the draft may hold other counts (the cohort's chain).
+    let cells: std::collections::BTreeSet<usize> =
+        layouts.iter().flatten().map(|(_, i)| *i).collect();
     let count =
-        |s: occupa_anonymiser::Status| protection.status.iter().filter(|x| **x == s).count();
-    Ok((
+        |s: occupa_anonymiser::Status| cells.iter().filter(|&&i| protection.status[i] == s).count();
+    (
         serde_json::json!({
             "tables": summary,
             "min_count": min,
@@ -953,7 +1146,7 @@ fn descriptive(
             "secondary": count(occupa_anonymiser::Status::Secondary),
         }),
         files,
-    ))
+    )
 }
 
 /// The threshold rule on an evaluation's groups: the whole comparison must have at least
@@ -1026,16 +1219,27 @@ fn study_report(
         heading: w("Domanda", "Question"),
         text: vec![
             spec.purpose.clone(),
-            format!("{}: {}", w("Base giuridica", "Legal basis"), spec.legal_basis),
+            format!(
+                "{}: {}",
+                w("Base giuridica", "Legal basis"),
+                spec.legal_basis
+            ),
         ],
         ..Default::default()
     }];
     let a = &r["analysis"];
     if a.get("persons").is_some() {
-        let mut rows = vec![vec![w("persone nei dati", "persons in the data"), num(&a["persons"])]];
+        let mut rows = vec![vec![
+            w("persone nei dati", "persons in the data"),
+            num(&a["persons"]),
+        ]];
         for e in a["excluded"].as_array().into_iter().flatten() {
             rows.push(vec![
-                format!("{}: {}", w("escluse", "left out"), e["reason"].as_str().unwrap_or("")),
+                format!(
+                    "{}: {}",
+                    w("escluse", "left out"),
+                    e["reason"].as_str().unwrap_or("")
+                ),
                 num(&e["persons"]),
             ]);
         }
@@ -1045,13 +1249,23 @@ fn study_report(
         }
         for (k, v) in a["not_observed"].as_object().into_iter().flatten() {
             rows.push(vec![
-                format!("{} {k}", w("esito non ancora osservato:", "outcome not yet observed:")),
+                format!(
+                    "{} {k}",
+                    w("esito non ancora osservato:", "outcome not yet observed:")
+                ),
                 num(v),
             ]);
         }
-        let mut text = vec![format!("{} {}.", w("Fonte:", "Source:"), a["source"].as_str().unwrap_or(""))];
+        let mut text = vec![format!(
+            "{} {}.",
+            w("Fonte:", "Source:"),
+            a["source"].as_str().unwrap_or("")
+        )];
         if let Some(u) = a["observed_until"].as_str() {
-            text.push(format!("{} {u}.", w("Dati osservati fino al", "Data observed until")));
+            text.push(format!(
+                "{} {u}.",
+                w("Dati osservati fino al", "Data observed until")
+            ));
         }
         text.push(format!(
             "{} {}.",
@@ -1083,7 +1297,13 @@ fn study_report(
                 .iter()
                 .map(|k| {
                     let x = &r[*k];
-                    vec![k.replace('_', " "), num(&x["estimate"]), num(&x["se"]), ci(&x["ci95"]), num(&x["p_value"])]
+                    vec![
+                        k.replace('_', " "),
+                        num(&x["estimate"]),
+                        num(&x["se"]),
+                        ci(&x["ci95"]),
+                        num(&x["p_value"]),
+                    ]
                 })
                 .collect();
             results.text.push(format!(
@@ -1096,13 +1316,22 @@ fn study_report(
             if let Some(p) = r["density_test"]["p_value"].as_f64() {
                 results.text.push(format!(
                     "{} p = {}.",
-                    w("Test di manipolazione della variabile di assegnazione:", "Manipulation test of the running variable:"),
+                    w(
+                        "Test di manipolazione della variabile di assegnazione:",
+                        "Manipulation test of the running variable:"
+                    ),
                     num(&serde_json::json!(p))
                 ));
             }
             results.tables.push(TextTable {
                 title: w("Effetto alla soglia", "Effect at the cutoff"),
-                header: vec![String::new(), w("stima", "estimate"), "SE".into(), w("IC 95 %", "95 % CI"), "p".into()],
+                header: vec![
+                    String::new(),
+                    w("stima", "estimate"),
+                    "SE".into(),
+                    w("IC 95 %", "95 % CI"),
+                    "p".into(),
+                ],
                 rows,
             });
         }
@@ -1119,7 +1348,11 @@ fn study_report(
                     w("controlli", "controls"),
                 ],
                 rows: vec![vec![
-                    format!("{} ({})", r["estimand"].as_str().unwrap_or("").to_uppercase(), r["method"].as_str().unwrap_or("")),
+                    format!(
+                        "{} ({})",
+                        r["estimand"].as_str().unwrap_or("").to_uppercase(),
+                        r["method"].as_str().unwrap_or("")
+                    ),
                     num(&r["estimate"]),
                     num(&r["se"]),
                     ci(&r["ci95"]),
@@ -1132,22 +1365,52 @@ fn study_report(
             let rows = ["balance", "overlap", "effective_sample_size", "kept"]
                 .iter()
                 .filter(|k| d[**k].is_object())
-                .map(|k| vec![k.replace('_', " "), num(&d[*k]["grade"]), num(&d[*k]["value"]), num(&d[*k]["rule"])])
+                .map(|k| {
+                    vec![
+                        k.replace('_', " "),
+                        num(&d[*k]["grade"]),
+                        num(&d[*k]["value"]),
+                        num(&d[*k]["rule"]),
+                    ]
+                })
                 .collect();
             results.tables.push(TextTable {
-                title: format!("{} ({}: {})", w("Diagnostica", "Diagnostics"), w("complessiva", "overall"), num(&d["overall"])),
-                header: vec![String::new(), w("esito", "grade"), w("valore", "value"), w("regola", "rule")],
+                title: format!(
+                    "{} ({}: {})",
+                    w("Diagnostica", "Diagnostics"),
+                    w("complessiva", "overall"),
+                    num(&d["overall"])
+                ),
+                header: vec![
+                    String::new(),
+                    w("esito", "grade"),
+                    w("valore", "value"),
+                    w("regola", "rule"),
+                ],
                 rows,
             });
             let rows = r["balance"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|b| vec![num(&b["covariate"]), num(&b["smd_before"]), num(&b["smd_after"])])
+                .map(|b| {
+                    vec![
+                        num(&b["covariate"]),
+                        num(&b["smd_before"]),
+                        num(&b["smd_after"]),
+                    ]
+                })
                 .collect();
             results.tables.push(TextTable {
-                title: w("Bilanciamento (differenze standardizzate)", "Balance (standardised differences)"),
-                header: vec![w("covariata", "covariate"), w("prima", "before"), w("dopo", "after")],
+                title: w(
+                    "Bilanciamento (differenze standardizzate)",
+                    "Balance (standardised differences)",
+                ),
+                header: vec![
+                    w("covariata", "covariate"),
+                    w("prima", "before"),
+                    w("dopo", "after"),
+                ],
                 rows,
             });
             let rows: Vec<Vec<String>> = r["subgroups"]
@@ -1157,16 +1420,34 @@ fn study_report(
                 .map(|g| {
                     let x = &g["result"];
                     if let Some(why) = x["suppressed"].as_str().or(x["error"].as_str()) {
-                        vec![num(&g["group"]), why.to_string(), String::new(), String::new(), String::new()]
+                        vec![
+                            num(&g["group"]),
+                            why.to_string(),
+                            String::new(),
+                            String::new(),
+                            String::new(),
+                        ]
                     } else {
-                        vec![num(&g["group"]), num(&x["estimate"]), ci(&x["ci95"]), num(&x["n_treated"]), num(&x["n_control"])]
+                        vec![
+                            num(&g["group"]),
+                            num(&x["estimate"]),
+                            ci(&x["ci95"]),
+                            num(&x["n_treated"]),
+                            num(&x["n_control"]),
+                        ]
                     }
                 })
                 .collect();
             if !rows.is_empty() {
                 results.tables.push(TextTable {
                     title: w("Per sottogruppo", "By subgroup"),
-                    header: vec![w("gruppo", "group"), w("stima", "estimate"), w("IC 95 %", "95 % CI"), w("trattati", "treated"), w("controlli", "controls")],
+                    header: vec![
+                        w("gruppo", "group"),
+                        w("stima", "estimate"),
+                        w("IC 95 %", "95 % CI"),
+                        w("trattati", "treated"),
+                        w("controlli", "controls"),
+                    ],
                     rows,
                 });
             }
@@ -1182,11 +1463,21 @@ fn study_report(
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|p| vec![num(&p["cluster"]), num(&p["size"]), num(if it { &p["label"] } else { &p["label_en"] })])
+                .map(|p| {
+                    vec![
+                        num(&p["cluster"]),
+                        num(&p["size"]),
+                        num(if it { &p["label"] } else { &p["label_en"] }),
+                    ]
+                })
                 .collect();
             results.tables.push(TextTable {
                 title: w("Profili e dimensioni", "Profiles and sizes"),
-                header: vec![w("profilo", "profile"), w("persone", "persons"), w("tratti distintivi", "what stands out")],
+                header: vec![
+                    w("profilo", "profile"),
+                    w("persone", "persons"),
+                    w("tratti distintivi", "what stands out"),
+                ],
                 rows,
             });
         }
@@ -1206,7 +1497,9 @@ fn study_report(
             .records()
             .map(|r| r.map(|r| r.iter().map(str::to_string).collect()))
             .collect::<std::result::Result<_, _>>()?;
-        let name = f.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let name = f
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         if all.len() > SHOWN {
             results.text.push(format!(
                 "{name}: {} {SHOWN} {} {}.",
@@ -1224,13 +1517,27 @@ fn study_report(
     sections.push(results);
     Ok(StudyReport {
         title: spec.title.clone(),
-        subtitle: format!("{} — {} ({})", spec.partner, spec.id, w("studio Occupa", "an Occupa study")),
+        subtitle: format!(
+            "{} — {} ({})",
+            spec.partner,
+            spec.id,
+            w("studio Occupa", "an Occupa study")
+        ),
         lang,
         sections,
         provenance: vec![
-            (w("specifica (SHA-256)", "spec (SHA-256)"), spec_hash.to_string()),
-            (w("versione del motore", "engine version"), env!("CARGO_PKG_VERSION").to_string()),
-            ("commit".into(), option_env!("OCCUPA_GIT_COMMIT").unwrap_or("-").to_string()),
+            (
+                w("specifica (SHA-256)", "spec (SHA-256)"),
+                spec_hash.to_string(),
+            ),
+            (
+                w("versione del motore", "engine version"),
+                env!("CARGO_PKG_VERSION").to_string(),
+            ),
+            (
+                "commit".into(),
+                option_env!("OCCUPA_GIT_COMMIT").unwrap_or("-").to_string(),
+            ),
         ],
     })
 }
