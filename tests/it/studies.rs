@@ -316,6 +316,60 @@ fn the_demand_forecast_from_a_store_covers_held_out_months_at_95_percent() {
     assert!((0.88..=0.995).contains(&coverage), "coverage {coverage}");
 }
 
+/// The next 12 months forecast from all the data, against the demand the simulator planted
+/// for them (its expected value): a 95 % prediction interval holds the expected value at
+/// least as often as it holds a draw.
+#[test]
+fn the_demand_forecast_covers_the_planted_future_demand() {
+    let territory = occupa_engine::territory::Territory::get();
+    let mut request = ForecastRequest::new(12);
+    request.id = vec!["province".into(), "sector".into()];
+    request.time = "month".into();
+    request.value = "vacancies".into();
+    let valid = request.check().unwrap();
+    let (mut inside, mut points, mut abs_err, mut level) = (0, 0, 0.0, 0.0);
+    for seed in [311u64, 312] {
+        let w = world(seed, 200);
+        let series = series_table(&w.store.scope(&w.tenant)).unwrap();
+        let set = valid.series(&series).unwrap();
+        let out = valid.run(&set, &|| {}).unwrap();
+        let (months, _) = series.categories("month").unwrap();
+        let last = months.last().unwrap().clone();
+        for d in w.truth["demand"].as_array().unwrap() {
+            let province = territory
+                .province(d["province"].as_str().unwrap())
+                .unwrap()
+                .name
+                .clone();
+            let label = format!("{province}/{}", d["sector"].as_str().unwrap());
+            let (_, f, _) = out.rows.iter().find(|(l, _, _)| *l == label).unwrap();
+            let i95 = f.intervals.iter().find(|i| i.level == 95.0).unwrap();
+            let future: Vec<(&String, f64)> = d["monthly_mean"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(m, _)| **m > last)
+                .map(|(m, v)| (m, v.as_f64().unwrap()))
+                .collect();
+            assert_eq!(future.len(), 12, "{label}");
+            for (h, (_, mu)) in future.iter().enumerate() {
+                points += 1;
+                inside += usize::from(i95.lower[h] <= *mu && *mu <= i95.upper[h]);
+                abs_err += (f.mean[h] - mu).abs();
+                level += mu;
+            }
+        }
+    }
+    let coverage = inside as f64 / points as f64;
+    eprintln!(
+        "planted demand inside the 95 % interval {inside}/{points} = {coverage:.3}; mean \
+         absolute error {:.1} % of the level",
+        100.0 * abs_err / level
+    );
+    assert!(coverage >= 0.95, "coverage {coverage}");
+    assert!(abs_err / level < 0.15, "error {}", abs_err / level);
+}
+
 /// The series table counts what the store holds: the vacancies of a month, sector and
 /// province add up to the positions ingested.
 #[test]
