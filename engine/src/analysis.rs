@@ -31,6 +31,10 @@ use crate::territory::Territory;
 use crate::value::{date_of, days};
 use crate::{Error, Result};
 
+/// Days before taking charge in which a questionnaire or assessment still counts as this
+/// intake's (offices often assess a few days before the formal intake).
+const ASSESSMENT_GRACE_DAYS: i32 = 30;
+
 /// What a study's analysis table holds (the `[cohort]`, `[exposure]`, `[outcomes]` and
 /// `[profiles]` sections of a study file).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -153,35 +157,23 @@ pub enum Reference {
     WindowEnd,
 }
 
-/// Who was left out and why, as counts and as sets of persons (positions in the source's
-/// person table) for table protection.
-#[derive(Debug, Clone, Serialize)]
+/// Who was left out and why, as sets of persons, for table protection before anything
+/// is published (no count here is safe to print as it is).
+#[derive(Debug, Clone)]
 pub struct AnalysisCounts {
     /// What the table was built from.
     pub source: String,
-    /// Persons in the source.
-    pub persons: usize,
-    /// Each exclusion in the order applied: its reason and how many it left out.
-    pub excluded: Vec<(String, usize)>,
-    /// Rows of the analysis table.
-    pub rows: usize,
-    /// Rows exposed (when an exposure is given).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exposed: Option<usize>,
-    /// The last day the data cover.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub observed_until: Option<String>,
-    /// Rows whose outcome is unknown because the data end before its horizon, by outcome
-    /// (the methods leave them out).
-    pub not_observed: BTreeMap<String, usize>,
-    /// Sizes of the fitted profiles, by class.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub profiles: BTreeMap<String, usize>,
-    /// The persons of each count, for protection: `("persons", all)`, then each exclusion,
-    /// then `("rows", kept)`; from a store, as the reports' person keys
-    /// ([`crate::indicators::unit_key`]), so that the store's ledger audits them together.
-    #[serde(skip)]
+    /// The persons of each count: `("persons", all)`, then each exclusion in the order
+    /// applied, then `("rows", kept)`; they partition the persons. From a store, as the
+    /// reports' person keys ([`crate::indicators::unit_key`]), so that the store's ledger
+    /// audits a study's counts and its reports' as one system.
     pub steps: Vec<(String, Vec<u64>)>,
+    /// The last day the data cover (outcomes after it are unknown).
+    pub observed_until: Option<String>,
+    /// The outcome columns that are unknown for persons not observed long enough.
+    pub outcomes: Vec<String>,
+    /// What the builder did that the user should know (a date it capped).
+    pub notes: Vec<String>,
 }
 
 /// An analysis table and how it was made.
@@ -203,6 +195,7 @@ pub struct AnalysisTable {
 #[derive(Debug, Clone)]
 pub struct ValidAnalysis {
     spec: AnalysisSpec,
+    profiles: Option<crate::cluster::run::ClusterSpec>,
     from: Option<i32>,
     to: Option<i32>,
     until: Option<i32>,
@@ -305,11 +298,10 @@ impl AnalysisSpec {
                 reason: "window_end needs an exposure to a service with within_days".into(),
             });
         }
-        if let Some(p) = &self.profiles {
-            p.check()?;
-        }
+        let profiles = self.profiles.as_ref().map(|p| p.check()).transpose()?;
         Ok(ValidAnalysis {
             spec: self.clone(),
+            profiles,
             from,
             to,
             until,
@@ -399,6 +391,37 @@ fn present_col(df: &DataFrame, name: &str) -> Result<Vec<bool>> {
     Ok(c.is_not_null().into_no_null_iter().collect())
 }
 
+/// Whether one of the spells (start, end; `None` = open-ended) covers `day`.
+pub fn employed_on(spells: impl IntoIterator<Item = (i32, Option<i32>)>, day: i32) -> bool {
+    spells
+        .into_iter()
+        .any(|(s, e)| s <= day && e.is_none_or(|e| e >= day))
+}
+
+/// Days from `from` to `to` (inclusive) covered by at least one spell, overlaps counted
+/// once.
+pub fn days_employed(
+    spells: impl IntoIterator<Item = (i32, Option<i32>)>,
+    from: i32,
+    to: i32,
+) -> i64 {
+    let mut spans: Vec<(i32, i32)> = spells
+        .into_iter()
+        .map(|(s, e)| (s.max(from), e.unwrap_or(to).min(to)))
+        .filter(|(a, b)| a <= b)
+        .collect();
+    spans.sort_unstable();
+    let (mut total, mut reach) = (0i64, i32::MIN);
+    for (a, b) in spans {
+        let a = a.max(reach);
+        if b >= a {
+            total += i64::from(b - a + 1);
+            reach = b + 1;
+        }
+    }
+    total
+}
+
 /// Day `d` plus `m` calendar months.
 fn plus_months(d: i32, m: u32) -> Option<i32> {
     date_of(d).checked_add_months(Months::new(m)).map(days)
@@ -422,6 +445,8 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
         .map(|id| unit_key(&tenant, UnitKind::Person, id.as_deref().unwrap_or("")))
         .collect();
     let intake_all = day_col(&persons, "intake_date")?;
+    // Steps hold source rows; they become persons (distinct keys) in `finish`, where the
+    // persons are exactly those outside the window, those left out, and the rows.
     let mut steps: Vec<(String, Vec<u64>)> =
         vec![("persons".into(), (0..n_source as u64).collect())];
 
@@ -432,10 +457,14 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
             d.is_some_and(|d| spec.from.is_none_or(|f| d >= f) && spec.to.is_none_or(|t| d <= t))
         })
         .collect();
+    let in_cohort: std::collections::HashSet<u64> = (0..n_source)
+        .filter(|&i| in_window[i])
+        .map(|i| unit_keys[i])
+        .collect();
     steps.push((
         "taken in charge outside the window".into(),
         (0..n_source)
-            .filter(|&i| !in_window[i])
+            .filter(|&i| !in_cohort.contains(&unit_keys[i]))
             .map(|i| i as u64)
             .collect(),
     ));
@@ -465,16 +494,6 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
         .column("source_row")
         .and_then(|c| c.u32().map(|c| c.into_no_null_iter().collect()))
         .map_err(polars_err)?;
-    {
-        let kept: std::collections::HashSet<u32> = kept_rows.iter().copied().collect();
-        steps.push((
-            "a later intake of a person already in the cohort".into(),
-            (0..n_source as u32)
-                .filter(|i| in_window[*i as usize] && !kept.contains(i))
-                .map(u64::from)
-                .collect(),
-        ));
-    }
     let n = first.height();
     let cohort = DataFrame::new(vec![
         first.column("person_id").map_err(polars_err)?.clone(),
@@ -563,7 +582,10 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
         // Each person's first record (by date, then by position).
         let mut pick: Vec<Option<(i32, usize)>> = vec![None; n];
         for &(k, r) in &pairs {
-            let Some(d) = dates[k] else { continue };
+            // Records of an earlier episode are not this intake's.
+            let Some(d) = dates[k].filter(|&d| d >= intake[r] - ASSESSMENT_GRACE_DAYS) else {
+                continue;
+            };
             if pick[r].is_none_or(|(pd, pk)| (d, k) < (pd, pk)) {
                 pick[r] = Some((d, k));
             }
@@ -606,7 +628,19 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
                 )
             };
             cols.push(("gol_adjusted".into(), flag(&|k| target[k])));
-            cols.push(("gol_override".into(), flag(&|k| path[k] != system[k])));
+            cols.push((
+                "gol_override".into(),
+                Values::Numbers(
+                    pick.iter()
+                        .map(|p| match p {
+                            Some((_, k)) if !path[*k].is_nan() && !system[*k].is_nan() => {
+                                f64::from(u8::from(path[*k] != system[*k]))
+                            }
+                            _ => f64::NAN,
+                        })
+                        .collect(),
+                ),
+            ));
         }
     }
 
@@ -635,8 +669,11 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
             let Some(&code) = codes.iter().find(|c| **c == code) else {
                 continue;
             };
-            // A service started before taking charge counts as started on the day.
-            let delta = (st - intake[r]).max(0);
+            // A service started before taking charge belongs to an earlier episode.
+            if st < intake[r] {
+                continue;
+            }
+            let delta = st - intake[r];
             let v = first_start.entry(code).or_insert_with(|| vec![None; n]);
             v[r] = Some(v[r].map_or(delta, |x: i32| x.min(delta)));
         }
@@ -671,8 +708,26 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
         let Some(st) = job_start[k] else { continue };
         contracts[r].push((st, job_end[k], permanent[k]));
     }
-    let until = spec.until.unwrap_or(last_day);
+    // Outcomes past the data's end are unknown: a later `observed_until` would make them 0.
+    let mut notes = Vec::new();
+    let until = match spec.until {
+        Some(u) if u > last_day => {
+            notes.push(format!(
+                "observed_until {} is after the last date in the data ({}): outcomes are \
+                 measured up to the latter",
+                date_of(u),
+                date_of(last_day)
+            ));
+            last_day
+        }
+        Some(u) => u,
+        None => last_day,
+    };
 
+    let reference_day = |d: i32| match s.outcomes.reference {
+        Reference::Intake => d,
+        Reference::WindowEnd => d + spec.within,
+    };
     // Exposure.
     let mut exclude: Vec<Option<String>> = vec![None; n];
     let mut exposure_col: Option<(String, Vec<f64>)> = None;
@@ -691,11 +746,21 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
                     ),
                 ));
             }
+            // A later start before the last horizon is neither treated nor a clean control;
+            // one after it cannot have changed the outcomes.
+            let last = s.outcomes.months.iter().copied().max().unwrap_or(12);
             for r in 0..n {
                 match starts.and_then(|v| v[r]) {
                     Some(d) if d <= spec.within => x[r] = 1.0,
-                    Some(_) if e.later == Later::Exclude => {
-                        exclude[r] = Some(format!("started {code} after {} days", spec.within));
+                    Some(d)
+                        if e.later == Later::Exclude
+                            && plus_months(reference_day(intake[r]), last)
+                                .is_none_or(|h| intake[r] + d <= h) =>
+                    {
+                        exclude[r] = Some(format!(
+                            "started {code} after {} days, before the last horizon",
+                            spec.within
+                        ));
                     }
                     _ => {}
                 }
@@ -731,48 +796,27 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
     }
 
     // Outcomes at each horizon after the reference date.
-    let reference: Vec<i32> = intake
-        .iter()
-        .map(|&d| match s.outcomes.reference {
-            Reference::Intake => d,
-            Reference::WindowEnd => d + spec.within,
-        })
-        .collect();
+    let reference: Vec<i32> = intake.iter().map(|&d| reference_day(d)).collect();
     let mut not_observed = BTreeMap::new();
     let mut outcome_cols = Vec::new();
     for &m in &s.outcomes.months {
         let mut employed = vec![f64::NAN; n];
         let mut permanent = vec![f64::NAN; n];
         let mut worked = vec![f64::NAN; n];
-        let mut unknown = 0usize;
         for r in 0..n {
             let Some(at) = plus_months(reference[r], m).filter(|&d| d <= until) else {
-                if exclude[r].is_none() {
-                    unknown += 1;
-                }
                 continue;
             };
-            let on = |c: &&(i32, Option<i32>, bool)| c.0 <= at && c.1.is_none_or(|e| e >= at);
-            employed[r] = f64::from(u8::from(contracts[r].iter().any(|c| on(&c))));
-            permanent[r] = f64::from(u8::from(contracts[r].iter().any(|c| on(&c) && c.2)));
-            // Days covered by a contract between the reference date and the horizon.
-            let mut spans: Vec<(i32, i32)> = contracts[r]
-                .iter()
-                .map(|c| (c.0.max(reference[r]), c.1.unwrap_or(at).min(at)))
-                .filter(|(a, b)| a <= b)
-                .collect();
-            spans.sort_unstable();
-            let (mut total, mut reach) = (0i64, i32::MIN);
-            for (a, b) in spans {
-                let a = a.max(reach);
-                if b >= a {
-                    total += i64::from(b - a + 1);
-                    reach = b + 1;
-                }
-            }
-            worked[r] = total as f64;
+            let spells = || contracts[r].iter().map(|c| (c.0, c.1));
+            employed[r] = f64::from(u8::from(employed_on(spells(), at)));
+            permanent[r] = f64::from(u8::from(employed_on(
+                contracts[r].iter().filter(|c| c.2).map(|c| (c.0, c.1)),
+                at,
+            )));
+            worked[r] = days_employed(spells(), reference[r], at) as f64;
         }
-        not_observed.insert(format!("employed_{m}m"), unknown);
+        // Counted in `finish`, among the rows kept.
+        not_observed.insert(format!("employed_{m}m"), 0);
         outcome_cols.push((format!("employed_{m}m"), Values::Numbers(employed)));
         outcome_cols.push((format!("permanent_{m}m"), Values::Numbers(permanent)));
         outcome_cols.push((format!("days_employed_{m}m"), Values::Numbers(worked)));
@@ -787,13 +831,13 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
         table,
         spec,
         source,
-        n_source,
         steps,
         unit_keys,
         source_rows,
         exclude,
         Some(date_of(until).to_string()),
-        not_observed,
+        not_observed.into_keys().collect(),
+        notes,
     )
 }
 
@@ -803,13 +847,13 @@ fn finish(
     table: Table,
     spec: &ValidAnalysis,
     source: String,
-    n_source: usize,
     mut steps: Vec<(String, Vec<u64>)>,
     unit_keys: Vec<u64>,
     source_rows: Vec<usize>,
     exclude: Vec<Option<String>>,
     observed_until: Option<String>,
-    mut not_observed: BTreeMap<String, usize>,
+    outcomes: Vec<String>,
+    notes: Vec<String>,
 ) -> Result<AnalysisTable> {
     let s = &spec.spec;
     let n = table.len();
@@ -848,27 +892,16 @@ fn finish(
             exclude[r].as_deref() == Some(reason.as_str())
         });
     }
-    let rows = keep.iter().filter(|&&k| k).count();
-    if rows == 0 {
+    if !keep.contains(&true) {
         return Err(Error::Param {
             name: "cohort",
             reason: format!("the cohort is empty: no person of {source} meets every condition"),
         });
     }
-    // Outcomes not observed: counted among the rows kept.
-    for (name, count) in not_observed.iter_mut() {
-        if let Ok(v) = table.numeric(name) {
-            *count = (0..n).filter(|&r| keep[r] && v[r].is_nan()).count();
-        }
-    }
     let mut table = table.filter(&keep);
     let source_rows: Vec<usize> = (0..n)
         .filter(|&r| keep[r])
         .map(|r| source_rows[r])
-        .collect();
-    let excluded: Vec<(String, usize)> = steps[1..]
-        .iter()
-        .map(|(k, u)| (k.clone(), u.len()))
         .collect();
     steps.push((
         "rows".into(),
@@ -884,42 +917,23 @@ fn finish(
         units.sort_unstable();
         units.dedup();
     }
-    let exposed = match &s.exposure {
-        Some(e) => Some(
-            table
-                .numeric(&e.name)?
-                .iter()
-                .filter(|&&x| x == 1.0)
-                .count(),
-        ),
-        None => None,
-    };
-    let mut profiles = BTreeMap::new();
-    if let Some(p) = &s.profiles {
-        let valid = p.check()?;
-        let report = cluster_table(&table, &valid)?;
+    if let Some(p) = &spec.profiles {
+        let report = cluster_table(&table, p)?;
         let labels: Vec<Option<String>> = report
             .labels
             .iter()
             .map(|l| l.map(|k| (k + 1).to_string()))
             .collect();
-        for l in labels.iter().flatten() {
-            *profiles.entry(l.clone()).or_insert(0) += 1;
-        }
         table = table.with_text_column("profile_class", labels)?;
     }
     Ok(AnalysisTable {
         table,
         counts: AnalysisCounts {
             source,
-            persons: n_source,
-            excluded,
-            rows,
-            exposed,
-            observed_until,
-            not_observed,
-            profiles,
             steps,
+            observed_until,
+            outcomes,
+            notes,
         },
         source_rows,
         unit_keys: row_keys,
@@ -947,13 +961,13 @@ pub fn from_table(table: Table, spec: &ValidAnalysis, source: &str) -> Result<An
         table,
         spec,
         source.to_string(),
-        n,
         vec![("persons".into(), (0..n as u64).collect())],
         (0..n as u64).collect(),
         (0..n).collect(),
         vec![None; n],
         None,
-        BTreeMap::new(),
+        Vec::new(),
+        Vec::new(),
     )
 }
 
@@ -963,49 +977,62 @@ pub fn from_table(table: Table, spec: &ValidAnalysis, source: &str) -> Result<An
 /// (`employed_6m`, `employed_12m`) are empty for persons not observed long enough.
 pub fn from_release(dir: &Path, spec: &ValidAnalysis) -> Result<AnalysisTable> {
     let s = &spec.spec;
-    let path = dir.join("persons.csv");
-    let probe = Table::read(&path, &[])?;
-    let headers: Vec<String> = probe.headers().to_vec();
-    let wanted: Vec<&str> = headers
-        .iter()
-        .map(String::as_str)
-        .filter(|h| *h != "id")
-        .collect();
-    let table = Table::read(&path, &wanted)?;
+    if s.outcomes.reference != Reference::Intake
+        || s.outcomes.months.iter().any(|m| ![6, 12].contains(m))
+    {
+        return Err(Error::Param {
+            name: "outcomes",
+            reason: "a release carries employment at 6 and 12 months after taking charge: \
+                     give months = [6, 12] or a subset, from the intake"
+                .into(),
+        });
+    }
+    let table = Table::read_all(&dir.join("persons.csv"))?;
     let n = table.len();
-    let source = format!("the release {}", dir.display());
+    // Named by the folder only: the same release read from elsewhere gives the same bytes.
+    let source = format!(
+        "the release {}",
+        dir.file_name().map_or_else(
+            || dir.display().to_string(),
+            |d| d.to_string_lossy().into_owned()
+        )
+    );
     let mut steps: Vec<(String, Vec<u64>)> = vec![("persons".into(), (0..n as u64).collect())];
+    // The window first, as on a store.
+    let mut in_window = vec![true; n];
     if spec.from.is_some() || spec.to.is_some() {
         let (levels, codes) = table.categories("intake_date")?;
         let day: Vec<Option<i32>> = levels
             .iter()
             .map(|l| NaiveDate::parse_from_str(l, "%Y-%m-%d").ok().map(days))
             .collect();
-        if let Some(bad) = levels.iter().zip(&day).find(|(_, d)| d.is_none()) {
+        if day.iter().any(Option::is_none) {
             return Err(Error::Param {
                 name: "cohort.intake_from",
-                reason: format!(
-                    "the release gives intake dates as {:?}, not days: it cannot select an \
-                     intake window; filter on the released values with [cohort.where] \
-                     intake_date = [...] instead",
-                    bad.0
-                ),
+                reason: "the release generalises intake dates (months, years or *): it \
+                         cannot select a window of days; filter on the released values with \
+                         [cohort.where] intake_date = [...] instead"
+                    .into(),
             });
         }
-        steps.push((
-            "taken in charge outside the window".into(),
-            (0..n)
-                .filter(|&r| {
-                    !codes[r].and_then(|c| day[c as usize]).is_some_and(|d| {
-                        spec.from.is_none_or(|f| d >= f) && spec.to.is_none_or(|t| d <= t)
-                    })
-                })
-                .map(|r| r as u64)
-                .collect(),
-        ));
+        for (r, w) in in_window.iter_mut().enumerate() {
+            *w = codes[r].and_then(|c| day[c as usize]).is_some_and(|d| {
+                spec.from.is_none_or(|f| d >= f) && spec.to.is_none_or(|t| d <= t)
+            });
+        }
     }
+    steps.push((
+        "taken in charge outside the window".into(),
+        (0..n)
+            .filter(|&r| !in_window[r])
+            .map(|r| r as u64)
+            .collect(),
+    ));
+    let source_rows: Vec<usize> = (0..n).filter(|&r| in_window[r]).collect();
+    let n_source = n;
+    let mut table = table.filter(&in_window);
+    let n = table.len();
     let mut exclude: Vec<Option<String>> = vec![None; n];
-    let mut table = table;
     if let Some(e) = &s.exposure {
         let flag_of = |code: &str| -> Result<&[f64]> {
             let name = format!("{}_{}d", code.to_lowercase().replace('.', ""), spec.within);
@@ -1041,9 +1068,7 @@ pub fn from_release(dir: &Path, spec: &ValidAnalysis) -> Result<AnalysisTable> {
                     }
                 }
             }
-            flag.iter()
-                .map(|&v| if v.is_nan() { f64::NAN } else { v })
-                .collect()
+            flag
         } else {
             let paths = e.gol_path.clone().unwrap_or_default();
             let p = table.numeric("gol_path")?.to_vec();
@@ -1064,29 +1089,22 @@ pub fn from_release(dir: &Path, spec: &ValidAnalysis) -> Result<AnalysisTable> {
         };
         table = table.with_numeric_column(&e.name, x)?;
     }
-    let not_observed: BTreeMap<String, usize> = ["employed_6m", "employed_12m"]
+    let outcomes: Vec<String> = ["employed_6m", "employed_12m"]
         .iter()
         .filter(|c| table.headers().iter().any(|h| h == *c))
-        .map(|c| (c.to_string(), 0))
+        .map(|c| c.to_string())
         .collect();
-    // The window's step is applied through `exclude` so that it is counted once.
-    if let Some((_, units)) = steps.get(1).filter(|(k, _)| k.starts_with("taken")) {
-        for &u in units {
-            exclude[u as usize] = Some("taken in charge outside the window".into());
-        }
-        steps.truncate(1);
-    }
     finish(
         table,
         spec,
         source,
-        n,
         steps,
-        (0..n as u64).collect(),
-        (0..n).collect(),
+        (0..n_source as u64).collect(),
+        source_rows,
         exclude,
         None,
-        not_observed,
+        outcomes,
+        Vec::new(),
     )
 }
 

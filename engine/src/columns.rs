@@ -297,6 +297,13 @@ impl Table {
         Ok(())
     }
 
+    /// Reads every column of a file.
+    pub fn read_all(path: &Path) -> Result<Self> {
+        let probe = Self::read(path, &[])?;
+        let all: Vec<&str> = probe.headers.iter().map(String::as_str).collect();
+        Self::read(path, &all)
+    }
+
     /// Reads the columns `wanted` from a file with a header row (CSV, workbook's first
     /// sheet, Parquet). A CSV is cut into chunks at record ends and parsed on all cores
     /// (a million rows of 22 columns in about half a second).
@@ -595,6 +602,12 @@ impl Table {
         }
     }
 
+    /// Whether the table was built in memory from a store or a release (its cells are
+    /// never quoted in messages).
+    fn is_built(&self) -> bool {
+        matches!(self.source.format, Format::Analysis { .. })
+    }
+
     /// How the file was read.
     pub fn source(&self) -> &SourceInfo {
         &self.source
@@ -649,9 +662,12 @@ impl Table {
             && let Some(i) = t.code.iter().position(|&k| k != u32::MAX)
         {
             let value = &t.levels[t.code[i] as usize];
-            // A tax code is never echoed, not even in an error on the terminal.
+            // A tax code is never echoed, not even in an error on the terminal; nor is a
+            // cell of a table built from a store (the error reaches the audit log).
             let shown = if crate::codice_fiscale::TaxCode::parse(value).is_ok() {
                 "a tax code".to_string()
+            } else if self.is_built() {
+                "a text value".to_string()
             } else {
                 format!("'{value}'")
             };
@@ -696,12 +712,16 @@ impl Table {
             .collect();
         if numbers >= texts.len() && numbers > 0 && !texts.is_empty() {
             let i = texts[0];
-            let value = &t.levels[t.code[i] as usize];
+            let value = if self.is_built() {
+                "a text value".to_string()
+            } else {
+                format!("'{}'", t.levels[t.code[i] as usize])
+            };
             return Err(self.bad(
                 i,
                 name,
                 format!(
-                    "'{value}' is not a number, in a column of numbers ({} cells of {} are \
+                    "{value} is not a number, in a column of numbers ({} cells of {} are \
                      not numbers); write a missing value as an empty cell or NA, or correct \
                      the cells",
                     texts.len(),

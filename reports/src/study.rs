@@ -132,7 +132,7 @@ impl StudyReport {
         let _ = writeln!(
             m,
             "#set document(title: \"{}\", date: none)",
-            self.title.replace('"', "'")
+            self.title.replace('\\', "\\\\").replace('"', "\\\"")
         );
         let _ = writeln!(
             m,
@@ -214,7 +214,7 @@ mod tests {
     #[test]
     fn html_escapes_and_the_pdf_renders() {
         let r = StudyReport {
-            title: "A <b>study</b>".into(),
+            title: "A <b>study</b> \\ \"quoted\"".into(),
             subtitle: "who & why".into(),
             lang: Lang::En,
             sections: vec![StudySection {

@@ -101,7 +101,9 @@ pub fn run_examples(store: &Path, release: &Path, out: &Path) -> Result<Vec<(Pat
             std::fs::remove_dir_all(&dir)
                 .with_context(|| format!("replacing {}", dir.display()))?;
         }
-        let on_release = text.contains("source = \"release\"");
+        let on_release = toml::from_str::<StudySpec>(text)
+            .map(|s| s.data.source == "release")
+            .with_context(|| format!("the example {stem}"))?;
         let args = RunArgs {
             spec,
             data: if on_release {
@@ -458,114 +460,158 @@ fn prepare_and_run(
     let analysis_json;
     let mut chart: Option<String> = None;
     let mut guard = Guard::new(&source, &spec.id, spec.min_count)?;
-    let (results, tables): (serde_json::Value, Vec<(String, String)>) =
-        if let Some(ev) = &spec.evaluation {
-            let valid = ev.check().map_err(check)?;
-            let built = persons_table(&source)?;
-            let ids = guard.add_chain(&built.counts);
-            guard.protect()?;
-            let (draft, protection) = guard.published()?;
-            analysis_json = chain_json(&built.counts, &ids, draft, protection, spec.min_count);
-            let out = valid.run(&built.table).map_err(check)?;
-            if let occupa_engine::causal::runner::EvaluationOutput::Adjusted(e) = &out
-                && !e.balance.is_empty()
-            {
-                chart = Some(occupa_reports::causal_plots::love_plot_svg(&e.balance, 0.1));
-            }
-            let mut v = serde_json::to_value(&out)?;
-            scrub_timings(&mut v);
-            protect_evaluation(&mut v, spec.min_count)?;
-            (flatten("evaluation", v), Vec::new())
-        } else if let Some(cl) = &spec.clustering {
-            let mut cl = cl.clone();
-            if let Some(seed) = spec.seed
-                && cl.seed == 0
-            {
-                cl.seed = seed;
-            }
-            let valid = cl.check().map_err(check)?;
-            let built = persons_table(&source)?;
-            let ids = guard.add_chain(&built.counts);
-            guard.protect()?;
-            let (draft, protection) = guard.published()?;
-            analysis_json = chain_json(&built.counts, &ids, draft, protection, spec.min_count);
-            let report = cluster_table(&built.table, &valid).map_err(check)?;
-            if let Some(p) = report
-                .profiles
-                .iter()
-                .find(|p| (p.size as u64) < spec.min_count)
-            {
-                bail!(
-                    "cluster {} has fewer than {} persons: it cannot be published; ask for fewer \
-                     clusters or a larger cohort (nothing written)",
-                    p.cluster,
-                    spec.min_count
-                );
-            }
-            let mut v = serde_json::to_value(&report)?;
-            scrub_timings(&mut v);
-            let sizes = report
-                .profiles
-                .iter()
-                .map(|p| format!("{},{}", p.cluster, p.size))
-                .collect::<Vec<_>>()
-                .join("\n");
-            (
-                flatten("clustering", v),
-                vec![(
-                    "cluster_sizes.csv".into(),
-                    format!("cluster,persons\n{sizes}\n"),
-                )],
-            )
-        } else if let Some(fc) = &spec.forecast {
-            let valid = fc.request.check().map_err(check)?;
-            let series = match &source {
-                Source::Store { store, tenant } => {
-                    occupa_engine::analysis::series_table(&store.scope(tenant)).map_err(check)?
+    let min = spec.min_count;
+    let (results, tables): (serde_json::Value, Vec<(String, String)>) = if let Some(ev) =
+        &spec.evaluation
+    {
+        let valid = ev.check().map_err(check)?;
+        let built = persons_table(&source)?;
+        let out = valid.run(&built.table).map_err(check)?;
+        if let occupa_engine::causal::runner::EvaluationOutput::Adjusted(e) = &out
+            && !e.balance.is_empty()
+        {
+            chart = Some(occupa_reports::causal_plots::love_plot_svg(&e.balance, 0.1));
+        }
+        let mut v = serde_json::to_value(&out)?;
+        scrub_timings(&mut v);
+        // Every count the evaluation shows joins the publication: the groups it
+        // compares, overall and by subgroup, as the rows they hold.
+        let chain = guard.add_analysis(&built, spec.exposure.as_ref().map(|e| e.name.as_str()));
+        let groups = compared_groups(&built, ev, &valid.columns())?;
+        let group_ids: Vec<(String, usize, usize)> = groups
+            .into_iter()
+            .map(|(label, t, c)| {
+                let ti =
+                    guard
+                        .draft
+                        .count(&format!("{}/treated/{label}", guard.draft.id), t, false);
+                let ci =
+                    guard
+                        .draft
+                        .count(&format!("{}/controls/{label}", guard.draft.id), c, false);
+                (label, ti, ci)
+            })
+            .collect();
+        guard.protect()?;
+        let (draft, protection) = guard.published()?;
+        analysis_json = chain.json(&built.counts, draft, protection, min);
+        protect_evaluation(&mut v, &group_ids, draft, protection, &chain, min)?;
+        (flatten("evaluation", v), Vec::new())
+    } else if let Some(cl) = &spec.clustering {
+        let mut cl = cl.clone();
+        if let Some(seed) = spec.seed
+            && cl.seed == 0
+        {
+            cl.seed = seed;
+        }
+        let valid = cl.check().map_err(check)?;
+        let built = persons_table(&source)?;
+        let report = cluster_table(&built.table, &valid).map_err(check)?;
+        if let Some(p) = report.profiles.iter().find(|p| (p.size as u64) < min) {
+            bail!(
+                "cluster {} has fewer than {min} persons: it cannot be published; ask for \
+                     fewer clusters or a larger cohort (nothing written)",
+                p.cluster
+            );
+        }
+        let chain = guard.add_analysis(&built, None);
+        let mut sizes = Vec::new();
+        for p in &report.profiles {
+            let units = row_units(&built.unit_keys, |r| {
+                report.labels.get(r) == Some(&Some(p.cluster - 1))
+            });
+            let id = guard.draft.count(
+                &format!("{}/cluster/{}", guard.draft.id, p.cluster),
+                units,
+                false,
+            );
+            sizes.push((p.cluster, id));
+        }
+        guard.protect()?;
+        let (draft, protection) = guard.published()?;
+        analysis_json = chain.json(&built.counts, draft, protection, min);
+        let mut v = serde_json::to_value(&report)?;
+        scrub_timings(&mut v);
+        chain.replace_totals(&mut v, draft, protection);
+        let mut csv = String::from("cluster,persons,status\n");
+        for (cluster, id) in &sizes {
+            let shown = protection.shown(draft, *id);
+            csv.push_str(&format!(
+                "{cluster},{},{}\n",
+                shown.map_or(String::new(), |x| x.to_string()),
+                if shown.is_some() {
+                    "shown"
+                } else {
+                    "suppressed"
                 }
-                Source::Release { dir, table } => {
-                    let Some(file) = table else {
-                        bail!(
-                            "{}: a forecast on a release reads a series file: name it in \
+            ));
+            if shown.is_none() {
+                hide_cluster_size(&mut v, *cluster);
+            }
+        }
+        sweep_small_counts(&mut v, min);
+        (
+            flatten("clustering", v),
+            vec![("cluster_sizes.csv".into(), csv)],
+        )
+    } else if let Some(fc) = &spec.forecast {
+        let valid = fc.request.check().map_err(check)?;
+        let series = match &source {
+            Source::Store { store, tenant } => {
+                occupa_engine::analysis::series_table(&store.scope(tenant)).map_err(check)?
+            }
+            Source::Release { dir, table } => {
+                let Some(file) = table else {
+                    bail!(
+                        "{}: a forecast on a release reads a series file: name it in \
                              data.table",
-                            a.spec.display()
-                        );
-                    };
-                    let t = Table::read(&dir.join(file), &[]).map_err(check)?;
-                    let all: Vec<&str> = t.headers().iter().map(String::as_str).collect();
-                    Table::read(&dir.join(file), &all).map_err(check)?
-                }
-            };
-            let (series, kept) = where_rows(series, &spec.cohort.filters)?;
-            let set = valid.series(&series).map_err(check)?;
-            let out = valid.run(&set, &|| {}).map_err(check)?;
-            let csv = tmp.path().join("forecast.csv");
-            out.write_csv(&csv, &set, &fc.request.levels, fc.request.horizon)
-                .map_err(check)?;
-            let mut v = serde_json::Value::Object(out.summary);
-            scrub_timings(&mut v);
-            analysis_json = serde_json::json!({"series_rows": kept});
-            (flatten("forecast", v), Vec::new())
-        } else if let Some(d) = &spec.descriptive {
-            if d.tables.is_empty() || d.tables.iter().any(|t| t.is_empty() || t.len() > 2) {
-                bail!(
-                    "{}: [descriptive] tables: give each table one or two columns",
-                    a.spec.display()
-                );
+                        a.spec.display()
+                    );
+                };
+                Table::read_all(&dir.join(file)).map_err(check)?
             }
-            let built = persons_table(&source)?;
-            let ids = guard.add_chain(&built.counts);
-            let layouts =
-                descriptive_counts(&built.table, &built.unit_keys, &d.tables, &mut guard.draft)?;
-            guard.protect()?;
-            let (draft, protection) = guard.published()?;
-            analysis_json = chain_json(&built.counts, &ids, draft, protection, spec.min_count);
-            let (summary, files) =
-                descriptive_files(&d.tables, &layouts, draft, protection, spec.min_count);
-            (flatten("descriptive", summary), files)
-        } else {
-            bail!("{}: give exactly one design", a.spec.display());
         };
+        let only_where = AnalysisSpec {
+            cohort: CohortSpec {
+                filters: spec.cohort.filters.clone(),
+                ..CohortSpec::default()
+            },
+            ..AnalysisSpec::default()
+        }
+        .check()
+        .map_err(check)?;
+        let series = occupa_engine::analysis::from_table(series, &only_where, "the series")
+            .map_err(check)?
+            .table;
+        let set = valid.series(&series).map_err(check)?;
+        let out = valid.run(&set, &|| {}).map_err(check)?;
+        let csv = tmp.path().join("forecast.csv");
+        out.write_csv(&csv, &set, &fc.request.levels, fc.request.horizon)
+            .map_err(check)?;
+        let mut v = serde_json::Value::Object(out.summary);
+        scrub_timings(&mut v);
+        // Counts of positions and contracts by month, sector and province: no person.
+        analysis_json = serde_json::json!({"series_rows": series.len()});
+        (flatten("forecast", v), Vec::new())
+    } else if let Some(d) = &spec.descriptive {
+        if d.tables.is_empty() || d.tables.iter().any(|t| t.is_empty() || t.len() > 2) {
+            bail!(
+                "{}: [descriptive] tables: give each table one or two columns",
+                a.spec.display()
+            );
+        }
+        let built = persons_table(&source)?;
+        let chain = guard.add_analysis(&built, spec.exposure.as_ref().map(|e| e.name.as_str()));
+        let layouts =
+            descriptive_counts(&built.table, &built.unit_keys, &d.tables, &mut guard.draft)?;
+        guard.protect()?;
+        let (draft, protection) = guard.published()?;
+        analysis_json = chain.json(&built.counts, draft, protection, min);
+        let (summary, files) = descriptive_files(&d.tables, &layouts, draft, protection, min);
+        (flatten("descriptive", summary), files)
+    } else {
+        bail!("{}: give exactly one design", a.spec.display());
+    };
     let mut inputs = source.inputs()?;
     let compute_s = compute.elapsed().as_secs_f64();
     inputs.sort();
@@ -789,23 +835,6 @@ fn flatten(design: &str, v: serde_json::Value) -> serde_json::Value {
     serde_json::Value::Object(m)
 }
 
-/// The rows of a series table whose `where` columns hold one of their values.
-fn where_rows(table: Table, filters: &BTreeMap<String, Vec<String>>) -> Result<(Table, usize)> {
-    let n = table.len();
-    let mut keep = vec![true; n];
-    for (col, values) in filters {
-        let (levels, codes) = table.categories(col)?;
-        for (i, k) in keep.iter_mut().enumerate() {
-            *k &= codes[i].is_some_and(|c| values.iter().any(|v| *v == levels[c as usize]));
-        }
-    }
-    let kept = keep.iter().filter(|&&k| k).count();
-    if kept == 0 {
-        bail!("no series row meets every [cohort.where] condition");
-    }
-    Ok((table.filter(&keep), kept))
-}
-
 /// The analysis table's counts, protected together: every count below `min` hidden, and
 /// enough others that none can be solved from the rest (the chain persons = exclusions +
 /// rows, rows = exposed + not exposed, the profiles).
@@ -842,40 +871,87 @@ impl Guard {
         })
     }
 
-    /// Adds the analysis table's chain (persons = exclusions + rows) and returns its
-    /// counts' indices. Differencing: a cohort that differs from an earlier study's by a
-    /// few persons (a window one day shorter) would give their number as the difference
-    /// of two totals; each such difference joins the draft as a count (never printed), so
-    /// the threshold rule and the audit protect it like any small count.
-    fn add_chain(&mut self, c: &AnalysisCounts) -> Vec<usize> {
+    /// Adds the analysis table's counts: the chain (persons = exclusions + rows), the
+    /// exposed and the others, the persons whose outcomes are not yet observed, and the
+    /// profiles, each as the persons it counts, with the lines that tie them to the rows.
+    fn add_analysis(&mut self, built: &AnalysisTable, exposure: Option<&str>) -> Chain {
         let id = self.draft.id.clone();
-        let mut ids = Vec::new();
-        for (i, (name, units)) in c.steps.iter().enumerate() {
-            ids.push(
+        let mut chain = Chain::default();
+        for (i, (name, units)) in built.counts.steps.iter().enumerate() {
+            chain.steps.push(
                 self.draft
                     .count(&format!("{id}/{i}/{name}"), units.clone(), i == 0),
             );
         }
-        self.draft.line(ids.clone());
+        self.draft.line(chain.steps.clone());
+        let rows = *chain.steps.last().unwrap_or(&0);
+        let keys = &built.unit_keys;
+        let table = &built.table;
+        if let Some(x) = exposure.and_then(|e| table.numeric(e).ok()) {
+            let exposed = row_units(keys, |r| x[r] == 1.0);
+            let others = row_units(keys, |r| x[r] == 0.0);
+            let e = self.draft.count(&format!("{id}/exposed"), exposed, false);
+            let o = self
+                .draft
+                .count(&format!("{id}/not exposed"), others, false);
+            self.draft.line(vec![rows, e, o]);
+            chain.exposed = Some(e);
+        }
+        for outcome in &built.counts.outcomes {
+            if let Ok(v) = table.numeric(outcome) {
+                let units = row_units(keys, |r| v[r].is_nan());
+                let i = self
+                    .draft
+                    .count(&format!("{id}/not observed/{outcome}"), units, false);
+                chain.not_observed.push((outcome.clone(), i));
+            }
+        }
+        if let Ok((levels, codes)) = table.categories("profile_class") {
+            let mut line = vec![rows];
+            for (k, level) in levels.iter().enumerate() {
+                let units = row_units(keys, |r| codes[r] == Some(k as u32));
+                let i = self
+                    .draft
+                    .count(&format!("{id}/profile/{level}"), units, false);
+                chain.profiles.push((level.clone(), i));
+                line.push(i);
+            }
+            let unassigned = row_units(keys, |r| codes[r].is_none());
+            line.push(
+                self.draft
+                    .count(&format!("{id}/profile/none"), unassigned, false),
+            );
+            self.draft.line(line);
+        }
+        chain
+    }
+
+    /// Differencing: a count that differs from an earlier publication's by a few persons (a
+    /// cohort one day shorter than an earlier study's) would give them as the difference of
+    /// two totals. Each such difference joins the draft as a count (never printed), so the
+    /// threshold rule and the audit protect it like any small count.
+    fn add_differences(&mut self) {
         let min = self.rule.min;
-        for p in self.prior.iter().filter(|p| p.id.starts_with("study/")) {
+        let here: Vec<Vec<u64>> = self.draft.counts.iter().map(|c| c.units.clone()).collect();
+        let mut found = Vec::new();
+        for p in &self.prior {
             for cell in &p.cells {
-                for (_, units) in &c.steps {
-                    let (only_prior, only_here) = differences(&cell.units, units, min);
-                    for (k, d) in [("before", only_prior), ("now", only_here)] {
-                        if let Some(d) = d.filter(|d| !d.is_empty()) {
-                            self.draft
-                                .count(&format!("{}/difference/{k}", cell.key), d, false);
-                        }
+                for units in &here {
+                    if let Some((before, now)) = differences(&cell.units, units, min) {
+                        found.push((format!("{}/difference/before", cell.key), before));
+                        found.push((format!("{}/difference/now", cell.key), now));
                     }
                 }
             }
         }
-        ids
+        for (key, units) in found.into_iter().filter(|(_, u)| !u.is_empty()) {
+            self.draft.count(&key, units, false);
+        }
     }
 
     /// Protects the draft; refuses when the audit cannot.
     fn protect(&mut self) -> Result<()> {
+        self.add_differences();
         let p = occupa_anonymiser::publication::protect(&self.draft, &self.prior, self.rule)?;
         if !p.audit.all_protected {
             bail!(
@@ -914,75 +990,224 @@ impl Guard {
     }
 }
 
-/// The analysis table's counts as published: each shown, or `null` where protection hid it.
-fn chain_json(
-    c: &AnalysisCounts,
-    ids: &[usize],
-    draft: &occupa_anonymiser::publication::Draft,
-    protection: &occupa_anonymiser::publication::Protection,
-    min: u64,
-) -> serde_json::Value {
-    let shown = |i: usize| -> serde_json::Value {
-        protection
-            .shown(draft, ids[i])
-            .map_or(serde_json::Value::Null, serde_json::Value::from)
-    };
-    let last = ids.len() - 1;
-    let excluded: Vec<serde_json::Value> = c.steps[1..last]
-        .iter()
-        .enumerate()
-        .map(|(k, (reason, _))| serde_json::json!({"reason": reason, "persons": shown(k + 1)}))
-        .collect();
-    // Published beside the chain: counts of the rows kept, protected by the threshold
-    // (the evaluation's own counts follow the same rule).
-    let small = |n: usize| -> serde_json::Value {
-        if n > 0 && (n as u64) < min {
-            serde_json::Value::Null
-        } else {
-            n.into()
-        }
-    };
-    serde_json::json!({
-        "source": c.source,
-        "persons": shown(0),
-        "excluded": excluded,
-        "rows": shown(last),
-        "exposed": c.exposed.map(small),
-        "observed_until": c.observed_until,
-        "not_observed": c.not_observed.iter().map(|(k, v)| (k.clone(), small(*v))).collect::<BTreeMap<_, _>>(),
-        "profiles": c.profiles.iter().map(|(k, v)| (k.clone(), small(*v))).collect::<BTreeMap<_, _>>(),
-        "suppressed_counts": ids.iter().filter(|&&i| protection.shown(draft, i).is_none()).count(),
-        "min_count": min,
-    })
+/// The draft's indices of an analysis table's counts.
+#[derive(Default)]
+struct Chain {
+    /// Persons, each exclusion, rows.
+    steps: Vec<usize>,
+    exposed: Option<usize>,
+    not_observed: Vec<(String, usize)>,
+    profiles: Vec<(String, usize)>,
 }
 
-/// The units only in `a` and only in `b` (both sorted), when together they are fewer than
-/// `min` (a difference an attacker could read off two totals); `(None, None)` otherwise.
-#[allow(clippy::type_complexity)]
-fn differences(a: &[u64], b: &[u64], min: u64) -> (Option<Vec<u64>>, Option<Vec<u64>>) {
-    if (a.len() as i64 - b.len() as i64).unsigned_abs() >= min {
-        return (None, None);
+impl Chain {
+    /// The indices of the counts [`Chain::json`] prints.
+    fn printed(&self) -> impl Iterator<Item = usize> + '_ {
+        self.steps
+            .iter()
+            .copied()
+            .chain(self.exposed)
+            .chain(self.not_observed.iter().map(|(_, i)| *i))
+            .chain(self.profiles.iter().map(|(_, i)| *i))
+    }
+
+    /// The counts as published: each shown, or `null` where protection hid it.
+    fn json(
+        &self,
+        c: &AnalysisCounts,
+        draft: &occupa_anonymiser::publication::Draft,
+        protection: &occupa_anonymiser::publication::Protection,
+        min: u64,
+    ) -> serde_json::Value {
+        let shown = |i: usize| -> serde_json::Value {
+            protection
+                .shown(draft, i)
+                .map_or(serde_json::Value::Null, serde_json::Value::from)
+        };
+        let last = self.steps.len() - 1;
+        let excluded: Vec<serde_json::Value> = c.steps[1..last]
+            .iter()
+            .zip(&self.steps[1..last])
+            .map(|((reason, _), &i)| serde_json::json!({"reason": reason, "persons": shown(i)}))
+            .collect();
+        let named = |v: &[(String, usize)]| -> BTreeMap<String, serde_json::Value> {
+            v.iter().map(|(k, i)| (k.clone(), shown(*i))).collect()
+        };
+        serde_json::json!({
+            "source": c.source,
+            "persons": shown(self.steps[0]),
+            "excluded": excluded,
+            "rows": shown(self.steps[last]),
+            "exposed": self.exposed.map(shown),
+            "observed_until": c.observed_until,
+            "not_observed": named(&self.not_observed),
+            "profiles": named(&self.profiles),
+            "notes": c.notes,
+            "suppressed_counts": self.printed().filter(|&i| protection.shown(draft, i).is_none()).count(),
+            "min_count": min,
+        })
+    }
+
+    /// The design's own `rows` (the analysis table's) as the chain publishes it.
+    fn replace_totals(
+        &self,
+        v: &mut serde_json::Value,
+        draft: &occupa_anonymiser::publication::Draft,
+        protection: &occupa_anonymiser::publication::Protection,
+    ) {
+        if let Some(rows) = self.steps.last()
+            && v.get("rows").is_some()
+        {
+            v["rows"] = protection
+                .shown(draft, *rows)
+                .map_or(serde_json::Value::Null, serde_json::Value::from);
+        }
+    }
+}
+
+/// The unit keys of the rows `mask` selects, sorted.
+fn row_units(keys: &[u64], mask: impl Fn(usize) -> bool) -> Vec<u64> {
+    let mut v: Vec<u64> = (0..keys.len())
+        .filter(|&r| mask(r))
+        .map(|r| keys[r])
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// A group an evaluation compares: its label, its treated and its controls (unit keys).
+type Compared = (String, Vec<u64>, Vec<u64>);
+
+/// The treated and the controls an adjusted evaluation compares, overall (label `""`)
+/// and by subgroup (`by=value`, as its JSON names them): the rows with every column it
+/// reads present (listwise deletion, as the runner does), a subgroup also its `by` value.
+fn compared_groups(
+    built: &AnalysisTable,
+    ev: &EvaluationSpec,
+    columns: &[String],
+) -> Result<Vec<Compared>> {
+    let Some(treatment) = ev.treatment.as_deref().filter(|_| {
+        !matches!(
+            ev.method,
+            occupa_engine::causal::runner::Design::Did | occupa_engine::causal::runner::Design::Rdd
+        )
+    }) else {
+        return Ok(Vec::new());
+    };
+    let t = &built.table;
+    let n = t.len();
+    let mut used = vec![true; n];
+    for c in columns
+        .iter()
+        .filter(|c| Some(c.as_str()) != ev.by.as_deref())
+    {
+        let (_, codes) = t.categories(c)?;
+        for (u, code) in used.iter_mut().zip(&codes) {
+            *u &= code.is_some();
+        }
+    }
+    let x = t.numeric(treatment)?;
+    let keys = &built.unit_keys;
+    let mut out = vec![(
+        String::new(),
+        row_units(keys, |r| used[r] && x[r] == 1.0),
+        row_units(keys, |r| used[r] && x[r] == 0.0),
+    )];
+    if let Some(by) = &ev.by {
+        let (levels, codes) = t.categories(by)?;
+        for (k, level) in levels.iter().enumerate() {
+            let in_group = |r: usize| used[r] && codes[r] == Some(k as u32);
+            out.push((
+                format!("{by}={level}"),
+                row_units(keys, |r| in_group(r) && x[r] == 1.0),
+                row_units(keys, |r| in_group(r) && x[r] == 0.0),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Fields of the methods' JSON that hold counts of persons: a value from 1 to the
+/// threshold less one is not published wherever it appears.
+const COUNT_FIELDS: [&str; 12] = [
+    "n",
+    "n_h",
+    "n_b",
+    "n_effective",
+    "distinct",
+    "n_treated",
+    "n_control",
+    "rows",
+    "dropped_missing",
+    "dropped_by_design",
+    "size",
+    "used",
+];
+
+/// The threshold rule on every count field left (a backstop for counts no draft holds:
+/// an RDD's observations within its bandwidth, a cluster's rows).
+fn sweep_small_counts(v: &mut serde_json::Value, min: u64) {
+    let small = |x: &serde_json::Value| x.as_u64().is_some_and(|n| n > 0 && n < min);
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if COUNT_FIELDS.contains(&k.as_str()) {
+                    if small(x) {
+                        *x = serde_json::Value::Null;
+                    } else if let serde_json::Value::Array(a) = x {
+                        for e in a.iter_mut().filter(|e| small(e)) {
+                            *e = serde_json::Value::Null;
+                        }
+                    }
+                }
+                sweep_small_counts(x, min);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| sweep_small_counts(x, min)),
+        _ => {}
+    }
+}
+
+/// A cluster whose size protection hid: its size and share withheld.
+fn hide_cluster_size(v: &mut serde_json::Value, cluster: usize) {
+    if let Some(ps) = v["profiles"].as_array_mut() {
+        for p in ps
+            .iter_mut()
+            .filter(|p| p["cluster"].as_u64() == Some(cluster as u64))
+        {
+            p["size"] = serde_json::Value::Null;
+            p["share"] = serde_json::Value::Null;
+        }
+    }
+    if let Some(sizes) = v["sizes"].as_array_mut()
+        && let Some(x) = sizes.get_mut(cluster.saturating_sub(1))
+    {
+        *x = serde_json::Value::Null;
+    }
+}
+
+/// The units only in `a` and only in `b` (both sorted), when there are some and together
+/// fewer than `min` (a difference an attacker could read off two totals).
+fn differences(a: &[u64], b: &[u64], min: u64) -> Option<(Vec<u64>, Vec<u64>)> {
+    let min = min as usize;
+    if a.len().abs_diff(b.len()) >= min {
+        return None;
     }
     let (mut i, mut j) = (0, 0);
     let (mut only_a, mut only_b) = (Vec::new(), Vec::new());
-    while i < a.len() || j < b.len() {
-        if only_a.len() + only_b.len() >= min as usize {
-            return (None, None);
-        }
+    loop {
         match (a.get(i), b.get(j)) {
+            (None, None) => break,
             (Some(x), Some(y)) if x == y => {
                 i += 1;
                 j += 1;
             }
-            (Some(x), Some(y)) if x < y => {
-                only_a.push(*x);
-                i += 1;
-            }
-            (Some(_), Some(y)) => {
+            (Some(x), Some(y)) if x > y => {
                 only_b.push(*y);
                 j += 1;
             }
-            (Some(x), None) => {
+            (Some(x), _) => {
                 only_a.push(*x);
                 i += 1;
             }
@@ -990,13 +1215,12 @@ fn differences(a: &[u64], b: &[u64], min: u64) -> (Option<Vec<u64>>, Option<Vec<
                 only_b.push(*y);
                 j += 1;
             }
-            (None, None) => break,
+        }
+        if only_a.len() + only_b.len() >= min {
+            return None;
         }
     }
-    if only_a.is_empty() && only_b.is_empty() {
-        return (None, None);
-    }
-    (Some(only_a), Some(only_b))
+    (!only_a.is_empty() || !only_b.is_empty()).then_some((only_a, only_b))
 }
 
 /// Counts of each table (cells and margins) as sets of rows, protected together by the
@@ -1149,10 +1373,19 @@ fn descriptive_files(
     )
 }
 
-/// The threshold rule on an evaluation's groups: the whole comparison must have at least
-/// `min` treated and `min` controls (else nothing is published); a subgroup with fewer is
-/// replaced by a note, its estimate and counts withheld.
-fn protect_evaluation(v: &mut serde_json::Value, min: u64) -> Result<()> {
+/// An evaluation's counts as protected: the groups it compares (overall and by
+/// subgroup) were counts of the publication; a comparison with fewer than `min` treated or
+/// controls is refused, a subgroup whose groups protection hid is published as suppressed,
+/// without its estimate; a reason quoting a small count is not published; the analysis
+/// table's total is the chain's; every other count field passes the threshold.
+fn protect_evaluation(
+    v: &mut serde_json::Value,
+    groups: &[(String, usize, usize)],
+    draft: &occupa_anonymiser::publication::Draft,
+    protection: &occupa_anonymiser::publication::Protection,
+    chain: &Chain,
+    min: u64,
+) -> Result<()> {
     let small = |r: &serde_json::Value| {
         ["n_treated", "n_control"]
             .iter()
@@ -1164,8 +1397,32 @@ fn protect_evaluation(v: &mut serde_json::Value, min: u64) -> Result<()> {
              published (nothing written)"
         );
     }
-    if let Some(groups) = v.get_mut("subgroups").and_then(|g| g.as_array_mut()) {
-        for g in groups {
+    // The groups as the draft holds them: hidden ones are withheld, with every figure that
+    // would give them back (the effective sample size of the ATT's treated is their count).
+    let hidden = |label: &str, r: &serde_json::Value| -> bool {
+        groups.iter().any(|(l, t, c)| {
+            l == label
+                && [(t, "n_treated"), (c, "n_control")].iter().any(|(i, k)| {
+                    let shown = protection.shown(draft, **i);
+                    shown.is_none() || r[*k].as_u64().is_some_and(|n| Some(n) != shown)
+                })
+        })
+    };
+    if hidden("", v) {
+        for k in [
+            "n_treated",
+            "n_control",
+            "effective_sample_size",
+            "dropped_missing",
+        ] {
+            v[k] = serde_json::Value::Null;
+        }
+        v["diagnostics"]["effective_sample_size"]["value"] = serde_json::Value::Null;
+    }
+    chain.replace_totals(v, draft, protection);
+    if let Some(list) = v.get_mut("subgroups").and_then(|g| g.as_array_mut()) {
+        for g in list {
+            let label = g["group"].as_str().unwrap_or("").to_string();
             // A reason may quote counts ("3 treated and 0 controls"): one below the
             // threshold is not published either.
             if let Some(e) = g["result"]["error"].as_str()
@@ -1182,9 +1439,14 @@ fn protect_evaluation(v: &mut serde_json::Value, min: u64) -> Result<()> {
                 g["result"] = serde_json::json!({
                     "suppressed": format!("fewer than {min} treated or controls: not published")
                 });
+            } else if g["result"].get("n_treated").is_some() && hidden(&label, &g["result"]) {
+                g["result"] = serde_json::json!({
+                    "suppressed": "its counts are hidden to protect other counts: not published"
+                });
             }
         }
     }
+    sweep_small_counts(v, min);
     Ok(())
 }
 
@@ -1244,8 +1506,11 @@ fn study_report(
             ]);
         }
         rows.push(vec![w("nell'analisi", "in the analysis"), num(&a["rows"])]);
-        if !a["exposed"].is_null() || a.get("exposed").is_some_and(|x| !x.is_null()) {
+        if spec.exposure.is_some() {
             rows.push(vec![w("esposte", "exposed"), num(&a["exposed"])]);
+        }
+        for (k, v) in a["profiles"].as_object().into_iter().flatten() {
+            rows.push(vec![format!("{} {k}", w("profilo", "profile")), num(v)]);
         }
         for (k, v) in a["not_observed"].as_object().into_iter().flatten() {
             rows.push(vec![
@@ -1261,6 +1526,9 @@ fn study_report(
             w("Fonte:", "Source:"),
             a["source"].as_str().unwrap_or("")
         )];
+        for note in a["notes"].as_array().into_iter().flatten() {
+            text.push(num(note));
+        }
         if let Some(u) = a["observed_until"].as_str() {
             text.push(format!(
                 "{} {u}.",
@@ -1640,8 +1908,25 @@ mod tests {
         }
     }
 
+    /// A protection with nothing in it, for the threshold rule alone.
+    fn nothing() -> (
+        occupa_anonymiser::publication::Draft,
+        occupa_anonymiser::publication::Protection,
+    ) {
+        use occupa_anonymiser::publication::{Draft, Rule, protect};
+        let d = Draft::new("t");
+        let p = protect(
+            &d,
+            &[],
+            Rule::new(occupa_anonymiser::MinCount::new(5).unwrap()),
+        )
+        .unwrap();
+        (d, p)
+    }
+
     #[test]
     fn small_subgroups_and_counts_in_reasons_are_suppressed_and_a_small_study_refused() {
+        let (d, p) = nothing();
         let mut v = serde_json::json!({
             "n_treated": 40, "n_control": 90, "estimate": 0.1,
             "subgroups": [
@@ -1649,9 +1934,10 @@ mod tests {
                 {"group": "b", "result": {"n_treated": 4, "n_control": 50, "estimate": 0.9}},
                 {"group": "c", "result": {"error": "3 treated and 0 controls: an effect needs both groups"}},
                 {"group": "d", "result": {"error": "0 treated and 948 controls: an effect needs both groups"}},
-            ]
+            ],
+            "n_h": [3, 40],
         });
-        protect_evaluation(&mut v, 5).unwrap();
+        protect_evaluation(&mut v, &[], &d, &p, &Chain::default(), 5).unwrap();
         let g = v["subgroups"].as_array().unwrap();
         assert_eq!(g[0]["result"]["estimate"], 0.2);
         assert!(g[1]["result"]["suppressed"].is_string());
@@ -1661,7 +1947,70 @@ mod tests {
             g[3]["result"]["error"].is_string(),
             "no count below 5 in it"
         );
+        // A count field no draft holds passes the threshold.
+        assert_eq!(v["n_h"], serde_json::json!([null, 40]));
         let mut small = serde_json::json!({"n_treated": 4, "n_control": 90});
-        assert!(protect_evaluation(&mut small, 5).is_err());
+        assert!(protect_evaluation(&mut small, &[], &d, &p, &Chain::default(), 5).is_err());
+    }
+
+    /// The treated are a count of the publication: when protection hides them (a line
+    /// holds a small count beside them), the evaluation withholds their number and the
+    /// effective sample size that would give it back.
+    #[test]
+    fn treated_hidden_by_protection_are_withheld_from_the_evaluation() {
+        use occupa_anonymiser::publication::{Draft, Rule, protect};
+        let mut d = Draft::new("t");
+        let t = d.count("treated", (0..40).collect(), false);
+        let c = d.count("controls", (100..190).collect(), false);
+        let o = d.count("other", (200..203).collect(), false);
+        let mut all: Vec<u64> = (0..40).collect();
+        all.extend(200..203);
+        let a = d.count("all", all, true);
+        d.line(vec![a, t, o]);
+        let p = protect(
+            &d,
+            &[],
+            Rule::new(occupa_anonymiser::MinCount::new(5).unwrap()),
+        )
+        .unwrap();
+        assert!(
+            p.shown(&d, t).is_none(),
+            "the line hides the treated beside the small count"
+        );
+        let mut v = serde_json::json!({
+            "n_treated": 40, "n_control": 90, "estimate": 0.1,
+            "effective_sample_size": [40.0, 61.2],
+        });
+        protect_evaluation(
+            &mut v,
+            &[(String::new(), t, c)],
+            &d,
+            &p,
+            &Chain::default(),
+            5,
+        )
+        .unwrap();
+        assert!(
+            v["n_treated"].is_null() && v["effective_sample_size"].is_null(),
+            "{v}"
+        );
+        assert_eq!(v["estimate"], 0.1);
+    }
+
+    #[test]
+    fn differences_of_a_few_units_are_found_and_large_ones_not() {
+        let a: Vec<u64> = (0..100).collect();
+        let b: Vec<u64> = (2..100).collect();
+        assert_eq!(differences(&a, &b, 5), Some((vec![0, 1], vec![])));
+        let c: Vec<u64> = (5..100).collect();
+        assert_eq!(
+            differences(&a, &c, 5),
+            None,
+            "five apart is not below the threshold"
+        );
+        assert_eq!(differences(&a, &a, 5), None);
+        let mut d: Vec<u64> = (1..100).collect();
+        d.push(500);
+        assert_eq!(differences(&a, &d, 5), Some((vec![0], vec![500])));
     }
 }

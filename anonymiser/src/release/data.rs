@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Months, NaiveDate};
+use occupa_engine::analysis::{days_employed, employed_on};
 use occupa_engine::schema::Table;
 use occupa_engine::store::Store;
 use occupa_engine::value::{date_of, days};
@@ -354,11 +355,8 @@ pub fn from_store(store: &Store, observed_until: Option<NaiveDate>) -> Result<Re
                 .map(days)
                 .filter(|&d| d <= until)
         };
-        let employed_at = |d: i32| {
-            contracts[p]
-                .iter()
-                .any(|c| c.start <= d && c.end.is_none_or(|e| e >= d))
-        };
+        let spells = || contracts[p].iter().map(|c| (c.start, c.end));
+        let employed_at = |d: i32| employed_on(spells(), d);
         let mut v: Vec<String> = vec![
             b.tenant.clone(),
             (intake_date
@@ -390,23 +388,7 @@ pub fn from_store(store: &Store, observed_until: Option<NaiveDate>) -> Result<Re
         }
         // Days employed in the year after taking charge (contracts clipped to it).
         match at(12) {
-            Some(end) => {
-                let mut covered: Vec<(i32, i32)> = contracts[p]
-                    .iter()
-                    .map(|c| (c.start.max(b.intake), c.end.unwrap_or(end).min(end)))
-                    .filter(|(s, e)| s <= e)
-                    .collect();
-                covered.sort_unstable();
-                let (mut total, mut reach) = (0i64, i32::MIN);
-                for (s, e) in covered {
-                    let s = s.max(reach);
-                    if e >= s {
-                        total += (e - s + 1) as i64;
-                        reach = e + 1;
-                    }
-                }
-                v.push(total.to_string());
-            }
+            Some(end) => v.push(days_employed(spells(), b.intake, end).to_string()),
             None => v.push(String::new()),
         }
         let first = contracts[p]
