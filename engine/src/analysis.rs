@@ -509,204 +509,22 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
         last_day = last_day.max(d);
     }
 
-    let mut cols: Vec<(String, Values)> = Vec::new();
-    let birth = num_col(&first, "birth_year")?;
-    cols.push((
-        "age".into(),
-        Values::Numbers(
-            intake
-                .iter()
-                .zip(&birth)
-                .map(|(&d, &b)| f64::from(date_of(d).year()) - b)
-                .collect(),
-        ),
-    ));
-    for c in ["sex", "citizenship"] {
-        cols.push((c.into(), Values::Texts(text_col(&first, c)?)));
-    }
-    cols.push((
-        "education".into(),
-        Values::Numbers(num_col(&first, "education")?),
-    ));
-    for c in ["disability_l68", "income_support", "social_services_care"] {
-        cols.push((c.into(), Values::Numbers(num_col(&first, c)?)));
-    }
-    let municipality = text_col(&first, "municipality")?;
-    let territory = Territory::get();
-    let province: Vec<Option<String>> = municipality
-        .iter()
-        .map(|m| {
-            m.as_deref()
-                .and_then(|m| territory.province_of(m))
-                .map(|p| p.name.clone())
-        })
-        .collect();
-    let region: Vec<Option<String>> = municipality
-        .iter()
-        .map(|m| {
-            m.as_deref()
-                .and_then(|m| territory.region_of(m))
-                .map(|r| r.name.clone())
-        })
-        .collect();
-    cols.push(("municipality".into(), Values::Texts(municipality)));
-    cols.push(("province".into(), Values::Texts(province)));
-    cols.push(("region".into(), Values::Texts(region)));
-    cols.push((
-        "intake_month".into(),
-        Values::Texts(
-            intake
-                .iter()
-                .map(|&d| Some(date_of(d).format("%Y-%m").to_string()))
-                .collect(),
-        ),
-    ));
-
-    // Questionnaires and the assessment: each person's first, scores and answers.
-    for (prefix, table) in [
-        ("asso", StoreTable::Asso),
-        ("isa", StoreTable::Isa),
-        ("gol", StoreTable::Gol),
-    ] {
-        let df = scope.read(table)?;
-        let pairs = attach(&df, &cohort)?;
-        let names: Vec<String> = if df.height() == 0 {
-            Vec::new()
-        } else {
-            df.get_column_names()
-                .iter()
-                .map(|c| c.to_string())
-                .collect()
-        };
-        let dates = day_col(&df, "date")?;
-        // Each person's first record (by date, then by position).
-        let mut pick: Vec<Option<(i32, usize)>> = vec![None; n];
-        for &(k, r) in &pairs {
-            // Records of an earlier episode are not this intake's.
-            let Some(d) = dates[k].filter(|&d| d >= intake[r] - ASSESSMENT_GRACE_DAYS) else {
-                continue;
-            };
-            if pick[r].is_none_or(|(pd, pk)| (d, k) < (pd, pk)) {
-                pick[r] = Some((d, k));
-            }
-        }
-        let mut wanted: Vec<(String, String)> = Vec::new(); // (stored, analysis column)
-        for c in &names {
-            if let Some(g) = c.strip_prefix("score_") {
-                wanted.push((c.clone(), format!("{prefix}_{g}")));
-            }
-        }
-        if prefix == "asso" {
-            for c in names.iter().filter(|c| c.starts_with('q')) {
-                wanted.push((c.clone(), format!("asso_{c}")));
-            }
-        }
-        if prefix == "gol" {
-            wanted.push(("path".into(), "gol_path".into()));
-            wanted.push(("path_system".into(), "gol_path_system".into()));
-        }
-        for (from, to) in &wanted {
-            let v = num_col(&df, from)?;
-            cols.push((
-                to.clone(),
-                Values::Numbers(
-                    pick.iter()
-                        .map(|p| p.map_or(f64::NAN, |(_, k)| v[k]))
-                        .collect(),
-                ),
-            ));
-        }
-        if prefix == "gol" && df.height() > 0 {
-            let target = present_col(&df, "adjust_target")?;
-            let path = num_col(&df, "path")?;
-            let system = num_col(&df, "path_system")?;
-            let flag = |f: &dyn Fn(usize) -> bool| -> Values {
-                Values::Numbers(
-                    pick.iter()
-                        .map(|p| p.map_or(f64::NAN, |(_, k)| f64::from(u8::from(f(k)))))
-                        .collect(),
-                )
-            };
-            cols.push(("gol_adjusted".into(), flag(&|k| target[k])));
-            cols.push((
-                "gol_override".into(),
-                Values::Numbers(
-                    pick.iter()
-                        .map(|p| match p {
-                            Some((_, k)) if !path[*k].is_nan() && !system[*k].is_nan() => {
-                                f64::from(u8::from(path[*k] != system[*k]))
-                            }
-                            _ => f64::NAN,
-                        })
-                        .collect(),
-                ),
-            ));
-        }
-    }
-
-    // Services: the first start of each code, in days after taking charge.
-    // Only the codes the exposure names are followed.
+    let mut cols = person_columns(&first, &intake)?;
+    cols.extend(assessment_columns(scope, &cohort, &intake)?);
+    // Services: the first start of each code the exposure names, in days after taking
+    // charge.
     let mut codes: Vec<&str> = Vec::new();
     if let Some(e) = &s.exposure {
         codes.extend(e.service.as_deref());
         codes.extend(e.exclude_services.iter().map(String::as_str));
     }
-    let mut first_start: HashMap<&str, Vec<Option<i32>>> = HashMap::new();
-    if !codes.is_empty() {
-        let services = scope.read(StoreTable::Services)?;
-        let pairs = attach(&services, &cohort)?;
-        let srv_start = day_col(&services, "start_date")?;
-        let code_col = services
-            .column("service_code")
-            .and_then(|c| c.cast(&DataType::String))
-            .and_then(|c| c.str().cloned())
-            .map_err(polars_err)?;
-        let srv_code: Vec<Option<&str>> = code_col.into_iter().collect();
-        for (k, r) in pairs {
-            let (Some(code), Some(st)) = (srv_code[k], srv_start[k]) else {
-                continue;
-            };
-            let Some(&code) = codes.iter().find(|c| **c == code) else {
-                continue;
-            };
-            // A service started before taking charge belongs to an earlier episode.
-            if st < intake[r] {
-                continue;
-            }
-            let delta = st - intake[r];
-            let v = first_start.entry(code).or_insert_with(|| vec![None; n]);
-            v[r] = Some(v[r].map_or(delta, |x: i32| x.min(delta)));
-        }
-    }
-
-    // Contracts.
-    // The data cover up to the last intake, exit or contract start of the whole tenant
-    // (contracts' end dates are often planned ones, services may be booked ahead).
-    let all_jobs = scope.read(StoreTable::Employment)?;
-    if let Some(d) = day_col(&all_jobs, "start_date")?
-        .into_iter()
-        .flatten()
-        .max()
-    {
+    let first_start = first_starts(scope, &cohort, &intake, &codes)?;
+    // Contracts. The data cover up to the last intake, exit or contract start of the
+    // whole tenant (contracts' end dates are often planned ones, services may be booked
+    // ahead).
+    let (contracts, last_start) = contracts_of(scope, &cohort, n)?;
+    if let Some(d) = last_start {
         last_day = last_day.max(d);
-    }
-    let pairs = attach(&all_jobs, &cohort)?;
-    let job_start = day_col(&all_jobs, "start_date")?;
-    let job_end = day_col(&all_jobs, "end_date")?;
-    let permanent: Vec<bool> = match all_jobs.column("contract_type") {
-        Ok(c) => c
-            .cast(&DataType::String)
-            .and_then(|c| c.str().cloned())
-            .map_err(polars_err)?
-            .into_iter()
-            .map(|v| v == Some("indeterminato"))
-            .collect(),
-        Err(_) => vec![false; all_jobs.height()],
-    };
-    let mut contracts: Vec<Vec<(i32, Option<i32>, bool)>> = vec![Vec::new(); n];
-    for (k, r) in pairs {
-        let Some(st) = job_start[k] else { continue };
-        contracts[r].push((st, job_end[k], permanent[k]));
     }
     // Outcomes past the data's end are unknown: a later `observed_until` would make them 0.
     let mut notes = Vec::new();
@@ -797,30 +615,8 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
 
     // Outcomes at each horizon after the reference date.
     let reference: Vec<i32> = intake.iter().map(|&d| reference_day(d)).collect();
-    let mut not_observed = BTreeMap::new();
-    let mut outcome_cols = Vec::new();
-    for &m in &s.outcomes.months {
-        let mut employed = vec![f64::NAN; n];
-        let mut permanent = vec![f64::NAN; n];
-        let mut worked = vec![f64::NAN; n];
-        for r in 0..n {
-            let Some(at) = plus_months(reference[r], m).filter(|&d| d <= until) else {
-                continue;
-            };
-            let spells = || contracts[r].iter().map(|c| (c.0, c.1));
-            employed[r] = f64::from(u8::from(employed_on(spells(), at)));
-            permanent[r] = f64::from(u8::from(employed_on(
-                contracts[r].iter().filter(|c| c.2).map(|c| (c.0, c.1)),
-                at,
-            )));
-            worked[r] = days_employed(spells(), reference[r], at) as f64;
-        }
-        // Counted in `finish`, among the rows kept.
-        not_observed.insert(format!("employed_{m}m"), 0);
-        outcome_cols.push((format!("employed_{m}m"), Values::Numbers(employed)));
-        outcome_cols.push((format!("permanent_{m}m"), Values::Numbers(permanent)));
-        outcome_cols.push((format!("days_employed_{m}m"), Values::Numbers(worked)));
-    }
+    let (outcome_cols, outcomes) =
+        outcome_columns(&contracts, &reference, until, &s.outcomes.months);
     if let Some((name, x)) = exposure_col {
         cols.push((name, Values::Numbers(x)));
     }
@@ -836,9 +632,268 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
         source_rows,
         exclude,
         Some(date_of(until).to_string()),
-        not_observed.into_keys().collect(),
+        outcomes,
         notes,
     )
+}
+
+/// The person's attributes at the intake: age, sex, citizenship, education, the
+/// vulnerability flags, municipality with its province and region, the intake's month.
+fn person_columns(first: &DataFrame, intake: &[i32]) -> Result<Vec<(String, Values)>> {
+    let mut cols: Vec<(String, Values)> = Vec::new();
+    let birth = num_col(first, "birth_year")?;
+    cols.push((
+        "age".into(),
+        Values::Numbers(
+            intake
+                .iter()
+                .zip(&birth)
+                .map(|(&d, &b)| f64::from(date_of(d).year()) - b)
+                .collect(),
+        ),
+    ));
+    for c in ["sex", "citizenship"] {
+        cols.push((c.into(), Values::Texts(text_col(first, c)?)));
+    }
+    cols.push((
+        "education".into(),
+        Values::Numbers(num_col(first, "education")?),
+    ));
+    for c in ["disability_l68", "income_support", "social_services_care"] {
+        cols.push((c.into(), Values::Numbers(num_col(first, c)?)));
+    }
+    let municipality = text_col(first, "municipality")?;
+    let territory = Territory::get();
+    let province: Vec<Option<String>> = municipality
+        .iter()
+        .map(|m| {
+            m.as_deref()
+                .and_then(|m| territory.province_of(m))
+                .map(|p| p.name.clone())
+        })
+        .collect();
+    let region: Vec<Option<String>> = municipality
+        .iter()
+        .map(|m| {
+            m.as_deref()
+                .and_then(|m| territory.region_of(m))
+                .map(|r| r.name.clone())
+        })
+        .collect();
+    cols.push(("municipality".into(), Values::Texts(municipality)));
+    cols.push(("province".into(), Values::Texts(province)));
+    cols.push(("region".into(), Values::Texts(region)));
+    cols.push((
+        "intake_month".into(),
+        Values::Texts(
+            intake
+                .iter()
+                .map(|&d| Some(date_of(d).format("%Y-%m").to_string()))
+                .collect(),
+        ),
+    ));
+
+    Ok(cols)
+}
+
+/// Each person's first ASSO, ISA and GOL record of this intake: scores, ASSO answers,
+/// GOL paths, adjustment and override.
+fn assessment_columns(
+    scope: &TenantScope,
+    cohort: &DataFrame,
+    intake: &[i32],
+) -> Result<Vec<(String, Values)>> {
+    let n = intake.len();
+    let mut cols: Vec<(String, Values)> = Vec::new();
+    for (prefix, table) in [
+        ("asso", StoreTable::Asso),
+        ("isa", StoreTable::Isa),
+        ("gol", StoreTable::Gol),
+    ] {
+        let df = scope.read(table)?;
+        let pairs = attach(&df, cohort)?;
+        let names: Vec<String> = if df.height() == 0 {
+            Vec::new()
+        } else {
+            df.get_column_names()
+                .iter()
+                .map(|c| c.to_string())
+                .collect()
+        };
+        let dates = day_col(&df, "date")?;
+        // Each person's first record (by date, then by position).
+        let mut pick: Vec<Option<(i32, usize)>> = vec![None; n];
+        for &(k, r) in &pairs {
+            // Records of an earlier episode are not this intake's.
+            let Some(d) = dates[k].filter(|&d| d >= intake[r] - ASSESSMENT_GRACE_DAYS) else {
+                continue;
+            };
+            if pick[r].is_none_or(|(pd, pk)| (d, k) < (pd, pk)) {
+                pick[r] = Some((d, k));
+            }
+        }
+        let mut wanted: Vec<(String, String)> = Vec::new(); // (stored, analysis column)
+        for c in &names {
+            if let Some(g) = c.strip_prefix("score_") {
+                wanted.push((c.clone(), format!("{prefix}_{g}")));
+            }
+        }
+        if prefix == "asso" {
+            for c in names.iter().filter(|c| c.starts_with('q')) {
+                wanted.push((c.clone(), format!("asso_{c}")));
+            }
+        }
+        if prefix == "gol" {
+            wanted.push(("path".into(), "gol_path".into()));
+            wanted.push(("path_system".into(), "gol_path_system".into()));
+        }
+        for (from, to) in &wanted {
+            let v = num_col(&df, from)?;
+            cols.push((
+                to.clone(),
+                Values::Numbers(
+                    pick.iter()
+                        .map(|p| p.map_or(f64::NAN, |(_, k)| v[k]))
+                        .collect(),
+                ),
+            ));
+        }
+        if prefix == "gol" && df.height() > 0 {
+            let target = present_col(&df, "adjust_target")?;
+            let path = num_col(&df, "path")?;
+            let system = num_col(&df, "path_system")?;
+            let flag = |f: &dyn Fn(usize) -> bool| -> Values {
+                Values::Numbers(
+                    pick.iter()
+                        .map(|p| p.map_or(f64::NAN, |(_, k)| f64::from(u8::from(f(k)))))
+                        .collect(),
+                )
+            };
+            cols.push(("gol_adjusted".into(), flag(&|k| target[k])));
+            cols.push((
+                "gol_override".into(),
+                Values::Numbers(
+                    pick.iter()
+                        .map(|p| match p {
+                            Some((_, k)) if !path[*k].is_nan() && !system[*k].is_nan() => {
+                                f64::from(u8::from(path[*k] != system[*k]))
+                            }
+                            _ => f64::NAN,
+                        })
+                        .collect(),
+                ),
+            ));
+        }
+    }
+
+    Ok(cols)
+}
+
+/// For each code, each person's first start on or after the intake, in days after it.
+fn first_starts<'a>(
+    scope: &TenantScope,
+    cohort: &DataFrame,
+    intake: &[i32],
+    codes: &[&'a str],
+) -> Result<HashMap<&'a str, Vec<Option<i32>>>> {
+    let n = intake.len();
+    let mut first_start: HashMap<&str, Vec<Option<i32>>> = HashMap::new();
+    if codes.is_empty() {
+        return Ok(first_start);
+    }
+    let services = scope.read(StoreTable::Services)?;
+    let pairs = attach(&services, cohort)?;
+    let srv_start = day_col(&services, "start_date")?;
+    let code_col = services
+        .column("service_code")
+        .and_then(|c| c.cast(&DataType::String))
+        .and_then(|c| c.str().cloned())
+        .map_err(polars_err)?;
+    let srv_code: Vec<Option<&str>> = code_col.into_iter().collect();
+    for (k, r) in pairs {
+        let (Some(code), Some(st)) = (srv_code[k], srv_start[k]) else {
+            continue;
+        };
+        let Some(&code) = codes.iter().find(|c| **c == code) else {
+            continue;
+        };
+        // A service started before taking charge belongs to an earlier episode.
+        if st < intake[r] {
+            continue;
+        }
+        let delta = st - intake[r];
+        let v = first_start.entry(code).or_insert_with(|| vec![None; n]);
+        v[r] = Some(v[r].map_or(delta, |x: i32| x.min(delta)));
+    }
+    Ok(first_start)
+}
+
+/// A contract: start, end (`None`: open-ended or ongoing), permanent.
+type Contract = (i32, Option<i32>, bool);
+
+/// Each cohort person's contracts, and the last contract start of the whole tenant.
+fn contracts_of(
+    scope: &TenantScope,
+    cohort: &DataFrame,
+    n: usize,
+) -> Result<(Vec<Vec<Contract>>, Option<i32>)> {
+    let all_jobs = scope.read(StoreTable::Employment)?;
+    let job_start = day_col(&all_jobs, "start_date")?;
+    let last_start = job_start.iter().flatten().copied().max();
+    let pairs = attach(&all_jobs, cohort)?;
+    let job_end = day_col(&all_jobs, "end_date")?;
+    let permanent: Vec<bool> = match all_jobs.column("contract_type") {
+        Ok(c) => c
+            .cast(&DataType::String)
+            .and_then(|c| c.str().cloned())
+            .map_err(polars_err)?
+            .into_iter()
+            .map(|v| v == Some("indeterminato"))
+            .collect(),
+        Err(_) => vec![false; all_jobs.height()],
+    };
+    let mut contracts: Vec<Vec<Contract>> = vec![Vec::new(); n];
+    for (k, r) in pairs {
+        let Some(st) = job_start[k] else { continue };
+        contracts[r].push((st, job_end[k], permanent[k]));
+    }
+    Ok((contracts, last_start))
+}
+
+/// Employed, on a permanent contract, and days employed at each horizon after each
+/// person's reference date; unknown (NaN) when the horizon is after `until`. Returns the
+/// columns and the names of those that can be unknown.
+fn outcome_columns(
+    contracts: &[Vec<Contract>],
+    reference: &[i32],
+    until: i32,
+    months: &[u32],
+) -> (Vec<(String, Values)>, Vec<String>) {
+    let n = reference.len();
+    let mut cols = Vec::new();
+    let mut names = Vec::new();
+    for &m in months {
+        let mut employed = vec![f64::NAN; n];
+        let mut permanent = vec![f64::NAN; n];
+        let mut worked = vec![f64::NAN; n];
+        for r in 0..n {
+            let Some(at) = plus_months(reference[r], m).filter(|&d| d <= until) else {
+                continue;
+            };
+            let spells = || contracts[r].iter().map(|c| (c.0, c.1));
+            employed[r] = f64::from(u8::from(employed_on(spells(), at)));
+            permanent[r] = f64::from(u8::from(employed_on(
+                contracts[r].iter().filter(|c| c.2).map(|c| (c.0, c.1)),
+                at,
+            )));
+            worked[r] = days_employed(spells(), reference[r], at) as f64;
+        }
+        names.push(format!("employed_{m}m"));
+        cols.push((format!("employed_{m}m"), Values::Numbers(employed)));
+        cols.push((format!("permanent_{m}m"), Values::Numbers(permanent)));
+        cols.push((format!("days_employed_{m}m"), Values::Numbers(worked)));
+    }
+    (cols, names)
 }
 
 /// Applies the exposure's exclusions and the cohort's filters, fits the profiles, counts.
