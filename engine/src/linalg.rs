@@ -199,8 +199,9 @@ pub fn solve_spd_kept(a: &Array2<f64>, b: &Array1<f64>, keep: &[bool]) -> Option
     Some(out)
 }
 
-/// `x'x` summed over fixed blocks of rows on all cores (the same sums whatever the number
-/// of threads). For millions of rows this is the costly step of a sandwich or of the
+/// `x'x` summed over fixed blocks of rows on all cores, the blocks' products added in
+/// their order (rayon's `reduce` adds them in a tree shaped by work stealing, which
+/// changed the last bits of a 1,000,000-row AIPW between runs on 2 threads). For millions of rows this is the costly step of a sandwich or of the
 /// normal equations, and the matrix-product kernel does it far faster than a loop.
 pub fn gram(x: ArrayView2<f64>) -> Array2<f64> {
     use rayon::prelude::*;
@@ -213,7 +214,9 @@ pub fn gram(x: ArrayView2<f64>) -> Array2<f64> {
             let b = x.slice(ndarray::s![a..(a + BLOCK).min(n), ..]);
             b.t().dot(&b)
         })
-        .reduce(|| Array2::zeros((k, k)), |acc, g| acc + g)
+        .collect::<Vec<Array2<f64>>>()
+        .into_iter()
+        .fold(Array2::zeros((k, k)), |acc, g| acc + g)
 }
 
 /// Least squares by the normal equations, `(x'x)⁻¹ x'y`, for well-conditioned designs

@@ -457,7 +457,9 @@ impl Stacked<'_> {
                         let p = self.psi_block(a, (a + BLOCK).min(n));
                         p.t().dot(&p)
                     })
-                    .reduce(|| Array2::zeros((q, q)), |x, y| x + y)
+                    .collect::<Vec<Array2<f64>>>()
+                    .into_iter()
+                    .fold(Array2::zeros((q, q)), |x, y| x + y)
                     / n as f64
             }
             Some(labels) => {
@@ -508,7 +510,9 @@ fn mean_weighted_gram(z: &Array2<f64>, w: &Array1<f64>) -> Array2<f64> {
             let zw = &zb * &w.slice(s![a..b]).insert_axis(Axis(1));
             zb.t().dot(&zw)
         })
-        .reduce(|| Array2::zeros((k, k)), |x, y| x + y)
+        .collect::<Vec<Array2<f64>>>()
+        .into_iter()
+        .fold(Array2::zeros((k, k)), |x, y| x + y)
         / n as f64
 }
 
