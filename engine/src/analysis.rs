@@ -11,6 +11,11 @@
 //! that the counts can be protected together before they are published
 //! ([`AnalysisCounts::steps`]).
 //!
+//! From a store, a person's row is their first intake in the window, with the first ASSO,
+//! ISA and GOL of that intake (from 30 days before it) and the services started on or
+//! after it; a release carries what `occupa anonymise` computed, from each person's latest
+//! intake and last GOL assessment.
+//!
 //! Records are attached to persons with polars joins (each record gets its person's row),
 //! then reduced per person in plain loops; the table is a [`crate::columns::Table`], the
 //! input every method runner takes.

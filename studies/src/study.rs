@@ -194,7 +194,8 @@ pub struct StudySpec {
     /// Occupability profiles fitted on the cohort, added as `profile_class`.
     #[serde(default)]
     pub profiles: Option<ClusteringSpec>,
-    /// The seed of every random choice the study makes where the design gives none.
+    /// The seed of every random choice the study makes: a design or `[profiles]` whose own
+    /// seed is 0 (the default) takes this one.
     #[serde(default)]
     pub seed: Option<u64>,
     /// The smallest group published (the threshold rule, at least 3): a subgroup with
