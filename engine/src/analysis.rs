@@ -775,6 +775,17 @@ fn assessment_columns(
                 )
             };
             cols.push(("gol_adjusted".into(), flag(&|k| target[k])));
+            // The operator who assessed the person and follows them (an identifier, no
+            // name): what the operator ratings group by.
+            let operator = text_col(&df, "operator")?;
+            cols.push((
+                "gol_operator".into(),
+                Values::Texts(
+                    pick.iter()
+                        .map(|p| p.and_then(|(_, k)| operator[k].clone()))
+                        .collect(),
+                ),
+            ));
             cols.push((
                 "gol_override".into(),
                 Values::Numbers(

@@ -41,6 +41,7 @@ pub mod ingest;
 pub mod instruments;
 pub mod linalg;
 pub mod pseudonym;
+pub mod ratings;
 pub mod read;
 pub mod schema;
 pub mod simulate;

@@ -390,3 +390,71 @@ fn the_series_table_adds_up_to_the_vacancies_ingested() {
         .sum();
     assert_eq!(total, count);
 }
+
+/// Operator ratings on the simulator's persons: each operator's observed re-employment at
+/// 6 months against the expected from the case mix; the ratios follow the operator quality
+/// the simulator planted (a log-odds shift of the monthly job-finding hazard).
+#[test]
+fn operator_ratings_follow_the_planted_operator_quality() {
+    use occupa_engine::ratings::{RatingSpec, rate};
+    let mut pairs: Vec<(f64, f64)> = Vec::new();
+    for seed in [401u64, 402, 403] {
+        let w = world(seed, 12000);
+        let built = w.table("[outcomes]\nmonths = [6]\n");
+        let r = rate(
+            &built.table,
+            &built.unit_keys,
+            &RatingSpec {
+                outcome: "employed_6m".into(),
+                covariates: [
+                    "age",
+                    "C(education)",
+                    "citizenship",
+                    "disability_l68",
+                    "income_support",
+                    "social_services_care",
+                    "gol_a",
+                    "gol_b",
+                    "gol_cd",
+                ]
+                .map(String::from)
+                .to_vec(),
+                operator: "gol_operator".into(),
+            },
+        )
+        .unwrap();
+        let quality = &w.truth["operator_quality_log_odds"];
+        for o in &r.operators {
+            let q = quality[&o.operator].as_f64().unwrap();
+            eprintln!(
+                "seed {seed} {}: quality {q:+.3}, O/E {:.3} [{:.3}, {:.3}], {} persons",
+                o.operator,
+                o.ratio,
+                o.ci95.0,
+                o.ci95.1,
+                o.persons.len()
+            );
+            pairs.push((q, o.ratio));
+        }
+    }
+    let rank = |v: Vec<f64>| -> Vec<f64> {
+        let mut idx: Vec<usize> = (0..v.len()).collect();
+        idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+        let mut r = vec![0.0; v.len()];
+        for (k, &i) in idx.iter().enumerate() {
+            r[i] = k as f64;
+        }
+        r
+    };
+    let (a, b) = (
+        rank(pairs.iter().map(|p| p.0).collect()),
+        rank(pairs.iter().map(|p| p.1).collect()),
+    );
+    let m = (a.len() as f64 - 1.0) / 2.0;
+    let cov: f64 = a.iter().zip(&b).map(|(x, y)| (x - m) * (y - m)).sum();
+    let var: f64 = a.iter().map(|x| (x - m) * (x - m)).sum();
+    let spearman = cov / var;
+    eprintln!("Spearman correlation of O/E with the planted quality: {spearman:.3}");
+    assert_eq!(pairs.len(), 15);
+    assert!(spearman > 0.8, "{spearman}");
+}

@@ -1,0 +1,330 @@
+//! Operator ratings by indirect standardisation: each operator's observed number of
+//! persons re-employed against the number expected from a logistic model of the persons'
+//! characteristics fitted on every operator's persons (the intake mix), the ratio O/E with
+//! its exact Poisson interval, and the funnel plot's control limits (Spiegelhalter 2005,
+//! "Funnel plots for comparing institutional performance", Stat Med 24:1185), so that
+//! small operators are not ranked on noise.
+//!
+//! The interval of O/E is the exact (Garwood) Poisson interval of O divided by E, as R's
+//! `poisson.test(O, E)` gives it; the funnel limits at a level are the Poisson quantiles
+//! around E interpolated as Spiegelhalter's appendix does.
+
+use statrs::distribution::{ContinuousCDF, DiscreteCDF, Poisson};
+
+use crate::causal::logit::Logit;
+use crate::causal::table::SampleSpec;
+use crate::columns::Table;
+use crate::{Error, Result};
+
+/// What to rate.
+#[derive(Debug, Clone)]
+pub struct RatingSpec {
+    /// The outcome column, 0/1 (employed at 6 months).
+    pub outcome: String,
+    /// The case-mix covariates (terms as an evaluation takes them: `age^2`, `C(gol_path)`).
+    pub covariates: Vec<String>,
+    /// The column naming each row's operator.
+    pub operator: String,
+}
+
+/// One operator's rating.
+#[derive(Debug, Clone)]
+pub struct Rating {
+    /// The operator.
+    pub operator: String,
+    /// Persons rated (rows used), as unit keys.
+    pub persons: Vec<u64>,
+    /// Of those, with the outcome (unit keys): O.
+    pub observed: Vec<u64>,
+    /// Expected number with the outcome given the persons' characteristics: E.
+    pub expected: f64,
+    /// O / E.
+    pub ratio: f64,
+    /// Exact 95 % interval of O / E.
+    pub ci95: (f64, f64),
+    /// The funnel's 95 % and 99.8 % limits of O / E at this E for a ratio of 1.
+    pub funnel95: (f64, f64),
+    /// See `funnel95`.
+    pub funnel998: (f64, f64),
+}
+
+/// Every operator's rating and the model behind the expected numbers.
+#[derive(Debug, Clone)]
+pub struct Ratings {
+    /// By operator, in sorted order of the operator.
+    pub operators: Vec<Rating>,
+    /// Persons used by the model.
+    pub persons: usize,
+    /// Persons left out for a missing value (outcome, covariate or operator).
+    pub dropped_missing: usize,
+    /// Covariates left out as aliased (collinear with others).
+    pub aliased: Vec<String>,
+    /// Overall share with the outcome.
+    pub rate: f64,
+}
+
+/// Exact (Garwood) interval of a Poisson count `o`, at `level` (0.95): the `a` and `1 − a`
+/// quantiles of Gamma(o, 1) and Gamma(o + 1, 1).
+pub fn poisson_interval(o: u64, level: f64) -> (f64, f64) {
+    let a = (1.0 - level) / 2.0;
+    let lo = if o == 0 {
+        0.0
+    } else {
+        gamma_quantile(o as f64, a)
+    };
+    (lo, gamma_quantile((o + 1) as f64, 1.0 - a))
+}
+
+/// The `p` quantile of Gamma(shape, 1). statrs' inverse CDF stops at a relative error near
+/// 1e-4 for large shapes (147.2375 for R's 147.2132 at shape 140): its answer is refined by
+/// Newton's method on the regularised incomplete gamma function, which statrs computes to
+/// full precision.
+fn gamma_quantile(shape: f64, p: f64) -> f64 {
+    use statrs::distribution::{Continuous, Gamma};
+    let Ok(g) = Gamma::new(shape, 1.0) else {
+        return f64::NAN;
+    };
+    let mut x = g.inverse_cdf(p);
+    for _ in 0..50 {
+        // The density in logs: statrs' `pdf` overflows to infinity for large shapes.
+        let f = g.ln_pdf(x).exp();
+        if !(f > 0.0) {
+            break;
+        }
+        let step = (g.cdf(x) - p) / f;
+        let next = (x - step).max(x / 2.0);
+        if (next - x).abs() <= 1e-15 * x.max(1.0) {
+            x = next;
+            break;
+        }
+        x = next;
+    }
+    x
+}
+
+/// The `p` quantile of a Poisson count with mean `e`, interpolated between integers as
+/// Spiegelhalter (2005, appendix A.1.1) does for funnel limits: `r − α`, with `r` the
+/// quantile and `α = (F(r) − p) / (F(r) − F(r − 1))`.
+pub fn poisson_limit(e: f64, p: f64) -> f64 {
+    let Ok(pois) = Poisson::new(e.max(1e-12)) else {
+        return f64::NAN;
+    };
+    // The smallest r with F(r) ≥ p, from below the mean (a few steps for any e).
+    let mut r = (e - 10.0 * e.sqrt() - 10.0).max(0.0).floor() as u64;
+    while pois.cdf(r) < p {
+        r += 1;
+    }
+    let f = pois.cdf(r);
+    let below = if r == 0 { 0.0 } else { pois.cdf(r - 1) };
+    let alpha = if f > below {
+        (f - p) / (f - below)
+    } else {
+        0.0
+    };
+    r as f64 - alpha
+}
+
+/// Rates every operator of `table` (rows with a unit key each in `keys`).
+pub fn rate(table: &Table, keys: &[u64], spec: &RatingSpec) -> Result<Ratings> {
+    // Rows with every column present, as the model uses them.
+    let n = table.len();
+    let mut used = vec![true; n];
+    let mut columns: Vec<&str> = vec![spec.outcome.as_str(), spec.operator.as_str()];
+    for t in &spec.covariates {
+        columns.extend(crate::causal::table::term_columns(t));
+    }
+    for c in &columns {
+        let (_, codes) = table.categories(c)?;
+        for (u, c) in used.iter_mut().zip(&codes) {
+            *u &= c.is_some();
+        }
+    }
+    let y = table.numeric(&spec.outcome)?;
+    if let Some(r) = (0..n).find(|&r| used[r] && y[r] != 0.0 && y[r] != 1.0) {
+        return Err(table.bad(
+            r,
+            &spec.outcome,
+            "the outcome of a rating must be 0 or 1".into(),
+        ));
+    }
+    // The model: P(outcome | case mix), fitted on every operator's persons, with the
+    // operator as the sample's cluster label so that its units can be summed by operator.
+    let loaded = table.sample(&SampleSpec {
+        treatment: spec.outcome.clone(),
+        outcome: spec.outcome.clone(),
+        covariates: spec.covariates.clone(),
+        cluster: Some(spec.operator.clone()),
+        ..SampleSpec::default()
+    })?;
+    let sample = &loaded.sample;
+    let keep = crate::linalg::independent_columns(sample.x());
+    let aliased: Vec<String> = sample
+        .names()
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| !**k)
+        .map(|(n, _)| n.clone())
+        .collect();
+    let cols: Vec<usize> = (0..keep.len()).filter(|&j| keep[j]).collect();
+    let x = sample.x().select(ndarray::Axis(1), &cols);
+    let fitted = Logit::new().fit(x.view(), sample.d())?;
+    let p = fitted.fitted();
+    let labels = sample.cluster().ok_or_else(|| Error::Param {
+        name: "operator",
+        reason: "no operator labels".into(),
+    })?;
+    let (levels, codes) = table.categories(&spec.operator)?;
+    // The sample numbers its labels by their text, in sorted order, among the rows used.
+    let named: std::collections::BTreeSet<&str> = (0..n)
+        .filter(|&r| used[r])
+        .filter_map(|r| codes[r].map(|c| levels[c as usize].as_str()))
+        .collect();
+    let level_of: Vec<usize> = named
+        .iter()
+        .map(|l| levels.iter().position(|x| x == l).unwrap_or(0))
+        .collect();
+    let mut expected = vec![0.0; levels.len()];
+    let mut observed_n = vec![0u64; levels.len()];
+    for ((&l, &pi), &d) in labels.iter().zip(p.iter()).zip(sample.d()) {
+        let k = level_of.get(l as usize).copied().unwrap_or(0);
+        expected[k] += pi;
+        observed_n[k] += u64::from(d);
+    }
+    let mut operators = Vec::new();
+    for (k, name) in levels.iter().enumerate() {
+        let in_k = |r: usize| used[r] && codes[r] == Some(k as u32);
+        let mut persons: Vec<u64> = (0..n).filter(|&r| in_k(r)).map(|r| keys[r]).collect();
+        let mut observed: Vec<u64> = (0..n)
+            .filter(|&r| in_k(r) && y[r] == 1.0)
+            .map(|r| keys[r])
+            .collect();
+        persons.sort_unstable();
+        observed.sort_unstable();
+        if persons.is_empty() {
+            continue;
+        }
+        if observed.len() as u64 != observed_n[k] {
+            return Err(Error::Estimation {
+                method: "operator ratings",
+                reason: format!(
+                    "operator {name}: {} persons with the outcome in the table, {} in the model",
+                    observed.len(),
+                    observed_n[k]
+                ),
+            });
+        }
+        let e = expected[k];
+        let o = observed.len() as u64;
+        let (lo, hi) = poisson_interval(o, 0.95);
+        let limit = |p: f64| poisson_limit(e, p) / e;
+        operators.push(Rating {
+            operator: name.clone(),
+            persons,
+            observed,
+            expected: e,
+            ratio: o as f64 / e,
+            ci95: (lo / e, hi / e),
+            funnel95: (limit(0.025), limit(0.975)),
+            funnel998: (limit(0.001), limit(0.999)),
+        });
+    }
+    let total: f64 = sample.d().iter().map(|&d| f64::from(u8::from(d))).sum();
+    Ok(Ratings {
+        operators,
+        persons: sample.d().len(),
+        dropped_missing: loaded.dropped_missing,
+        aliased,
+        rate: total / sample.d().len().max(1) as f64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::columns::Values;
+
+    fn fixture(name: &str) -> Vec<Vec<f64>> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/ratings")
+            .join(name);
+        let mut rdr = csv::Reader::from_path(path).unwrap();
+        rdr.records()
+            .map(|r| r.unwrap().iter().map(|v| v.parse().unwrap()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn intervals_and_funnel_limits_are_r_s() {
+        for row in fixture("interval.csv") {
+            let (o, e) = (row[0] as u64, row[1]);
+            let (lo, hi) = poisson_interval(o, 0.95);
+            assert!(
+                (lo / e - row[2]).abs() <= 1e-9 * row[2].max(1.0),
+                "{row:?}: {}",
+                lo / e
+            );
+            assert!(
+                (hi / e - row[3]).abs() <= 1e-9 * row[3],
+                "{row:?}: {}",
+                hi / e
+            );
+        }
+        for row in fixture("funnel.csv") {
+            let got = poisson_limit(row[0], row[1]);
+            assert!((got - row[2]).abs() < 1e-9, "{row:?}: {got}");
+        }
+    }
+
+    /// Three operators, the same case mix, one better: its O/E is above 1 and outside the
+    /// funnel; the expected numbers add up to the observed (a logit with an intercept fits
+    /// the total exactly).
+    #[test]
+    fn a_better_operator_stands_out_and_expected_adds_up_to_observed() {
+        let n = 3000;
+        let (mut x, mut y, mut op) = (Vec::new(), Vec::new(), Vec::new());
+        let mut state = 12345u64;
+        let mut uniform = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for i in 0..n {
+            let xi = uniform() * 2.0 - 1.0;
+            let k = i % 3;
+            let eta = -0.5 + 1.2 * xi + if k == 2 { 0.8 } else { 0.0 };
+            let p = 1.0 / (1.0 + (-eta).exp());
+            x.push(xi);
+            y.push(f64::from(u8::from(uniform() < p)));
+            op.push(Some(format!("OP-{k}")));
+        }
+        let table = Table::from_values(
+            "test",
+            vec![
+                ("x".into(), Values::Numbers(x)),
+                ("y".into(), Values::Numbers(y.clone())),
+                ("op".into(), Values::Texts(op)),
+            ],
+        )
+        .unwrap();
+        let keys: Vec<u64> = (0..n as u64).collect();
+        let r = rate(
+            &table,
+            &keys,
+            &RatingSpec {
+                outcome: "y".into(),
+                covariates: vec!["x".into()],
+                operator: "op".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(r.operators.len(), 3);
+        let total_e: f64 = r.operators.iter().map(|o| o.expected).sum();
+        let total_o: f64 = y.iter().sum();
+        assert!((total_e - total_o).abs() < 1e-6, "{total_e} vs {total_o}");
+        let best = &r.operators[2];
+        assert!(best.ratio > 1.1 && best.ratio > best.funnel95.1, "{best:?}");
+        assert!(r.operators[0].ratio < 1.0 && r.operators[1].ratio < 1.0);
+        assert_eq!(best.persons.len(), 1000);
+    }
+}
