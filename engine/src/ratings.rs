@@ -88,7 +88,7 @@ fn gamma_quantile(shape: f64, p: f64) -> f64 {
     for _ in 0..50 {
         // The density in logs: statrs' `pdf` overflows to infinity for large shapes.
         let f = g.ln_pdf(x).exp();
-        if !(f > 0.0) {
+        if f.is_nan() || f <= 0.0 {
             break;
         }
         let step = (g.cdf(x) - p) / f;
