@@ -11,7 +11,7 @@
 
 use statrs::distribution::{ContinuousCDF, DiscreteCDF, Poisson};
 
-use crate::causal::logit::Logit;
+use crate::causal::logit::{Logit, Separation, fit_propensity};
 use crate::causal::table::SampleSpec;
 use crate::columns::Table;
 use crate::{Error, Result};
@@ -167,7 +167,16 @@ pub fn rate(table: &Table, keys: &[u64], spec: &RatingSpec) -> Result<Ratings> {
         .collect();
     let cols: Vec<usize> = (0..keep.len()).filter(|&j| keep[j]).collect();
     let x = sample.x().select(ndarray::Axis(1), &cols);
-    let fitted = Logit::new().fit(x.view(), sample.d())?;
+    // A level held by persons all re-employed (or none) separates: Firth's penalised
+    // likelihood then gives finite coefficients, as the evaluations do.
+    let names: Vec<String> = cols.iter().map(|&j| sample.names()[j].clone()).collect();
+    let fitted = fit_propensity(
+        &Logit::new(),
+        x.view(),
+        sample.d(),
+        Some(&names),
+        Separation::Auto,
+    )?;
     let p = fitted.fitted();
     let labels = sample.cluster().ok_or_else(|| Error::Param {
         name: "operator",

@@ -104,10 +104,31 @@ pub struct Section {
     pub text: Vec<String>,
     /// Tables.
     pub tables: Vec<PubTable>,
+    /// Tables of figures other than counts (ratios, expected numbers), after `tables`.
+    pub figures: Vec<FigureTable>,
     /// An SVG chart.
     pub chart: Option<String>,
     /// The chart's data, as published.
     pub chart_data: Option<ChartData>,
+}
+
+/// A published table whose cells are numbers of any kind (counts, expected numbers,
+/// ratios), each column with its decimals; a row whose counts protection hid has every
+/// figure hidden (a ratio would give its count back).
+#[derive(Debug, Clone, Serialize)]
+pub struct FigureTable {
+    /// Sheet-safe identifier.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Stable English column ids, the label's first (what JSON and CSV name them).
+    pub keys: Vec<String>,
+    /// Column headers in the report's language, the label's first.
+    pub headers: Vec<String>,
+    /// Decimals of each value column (0 for a count).
+    pub decimals: Vec<usize>,
+    /// Rows: label and values (`None` hidden).
+    pub rows: Vec<(String, Vec<Option<f64>>)>,
 }
 
 /// A chart's id and points (label, value; `None` hidden).
@@ -303,6 +324,22 @@ impl Report {
         rule: Rule,
         prior: &[Prior],
         scope: &str,
+    ) -> Result<Published> {
+        Self::quarterly_with(q, tenants, lang, rule, prior, scope, &[])
+    }
+
+    /// [`Report::quarterly`] with the operator ratings of each tenant (its operators'
+    /// re-employment against the expected from their intake mix), shown as the
+    /// `operators` table and a funnel plot; persons and observed counts are counts of the
+    /// publication, and a row whose counts are hidden shows no figure.
+    pub fn quarterly_with(
+        q: Quarter,
+        tenants: &[TenantQuarter],
+        lang: Lang,
+        rule: Rule,
+        prior: &[Prior],
+        scope: &str,
+        operators: &[(String, occupa_engine::ratings::Ratings)],
     ) -> Result<Published> {
         let t = |it: &str, en: &str| lang.t(it, en).to_string();
         let id = format!("quarterly/{q}/{scope}");
@@ -518,6 +555,16 @@ impl Report {
             false,
         );
 
+        // Operator ratings: each operator's persons and those re-employed.
+        let mut rated: Vec<(&occupa_engine::ratings::Rating, usize, usize)> = Vec::new();
+        for (tenant, r) in operators {
+            for o in &r.operators {
+                let key = format!("operators/{tenant}/{}", o.operator);
+                let pi = draft.count(&format!("{key}/persons"), o.persons.clone(), false);
+                let oi = draft.count(&format!("{key}/observed"), o.observed.clone(), false);
+                rated.push((o, pi, oi));
+            }
+        }
         let protection = protect(&draft, prior, rule)?;
         let p = &protection;
         let stock_table = flow_layout.publish(&draft, p);
@@ -555,6 +602,7 @@ impl Report {
             heading: t("Persone in carico", "Persons in charge"),
             text,
             tables: vec![stock_table],
+            figures: Vec::new(),
             chart: (!hist.is_empty()).then(|| chart_svg(&chart_title, &hist)),
             chart_data: (!hist.is_empty()).then(|| ("stock_end_history".to_string(), hist.clone())),
         }];
@@ -569,6 +617,7 @@ impl Report {
                 by_cit.publish(&draft, p),
                 by_prov.publish(&draft, p),
             ],
+            figures: Vec::new(),
             chart: None,
             chart_data: None,
         });
@@ -584,10 +633,14 @@ impl Report {
                 "Indicators count distinct persons (or companies) with a service started in the quarter, as defined by the regional service standards.",
             )],
             tables,
+            figures: Vec::new(),
             chart: None,
             chart_data: None,
         });
 
+        if !rated.is_empty() {
+            sections.push(operators_section(&rated, &draft, p, lang));
+        }
         let a = &protection.audit;
         let privacy_note = if lang == Lang::It {
             format!(
@@ -671,11 +724,93 @@ impl Report {
                 write_atomic(&path, render::csv(tb).as_bytes())?;
                 written.push(path);
             }
+            for f in &s.figures {
+                let path = dir.join(format!("{}.csv", f.id));
+                write_atomic(&path, render::figure_csv(f).as_bytes())?;
+                written.push(path);
+            }
         }
         let j = out.join("report.json");
         write_atomic(&j, render::json(self).as_bytes())?;
         written.push(j);
         Ok(written)
+    }
+}
+
+/// The operators section: the contract's `operators` table and the funnel plot.
+fn operators_section(
+    rated: &[(&occupa_engine::ratings::Rating, usize, usize)],
+    draft: &Draft,
+    p: &Protection,
+    lang: Lang,
+) -> Section {
+    let t = |it: &str, en: &str| lang.t(it, en).to_string();
+    let mut rows = Vec::new();
+    let mut points = Vec::new();
+    let mut e_max: f64 = 1.0;
+    for (o, pi, oi) in rated {
+        let (persons, observed) = (p.shown(draft, *pi), p.shown(draft, *oi));
+        let shown = persons.is_some() && observed.is_some();
+        let f = |x: f64| shown.then_some(x);
+        rows.push((
+            o.operator.clone(),
+            vec![
+                persons.filter(|_| shown).map(|n| n as f64),
+                observed.filter(|_| shown).map(|n| n as f64),
+                f(o.expected),
+                f(o.ratio),
+                f(o.ci95.0),
+                f(o.ci95.1),
+            ],
+        ));
+        if shown {
+            points.push((o.operator.clone(), o.expected, o.ratio));
+            e_max = e_max.max(o.expected);
+        }
+    }
+    let limits: Vec<(f64, [f64; 4])> = (1..=200)
+        .map(|k| {
+            let e = e_max * 1.1 * k as f64 / 200.0;
+            let l = |q: f64| occupa_engine::ratings::poisson_limit(e, q) / e;
+            (e, [l(0.025), l(0.975), l(0.001), l(0.999)])
+        })
+        .collect();
+    let title = t(
+        "Operatori: reinserimenti osservati su attesi (funnel plot)",
+        "Operators: observed re-employment over expected (funnel plot)",
+    );
+    Section {
+        heading: t("Valutazione degli operatori", "Operator ratings"),
+        text: vec![t(
+            "Per ogni operatore: persone prese in carico nei 12 mesi terminati 6 mesi prima della fine del trimestre, quante erano occupate 6 mesi dopo la presa in carico (O) e quante lo sarebbero state attese (E) secondo un modello logistico delle loro caratteristiche (età, sesso, cittadinanza, istruzione, disabilità, sostegno al reddito, servizi sociali, punteggi GOL) stimato su tutte le persone dell'ente. Il rapporto O/E ha un intervallo esatto di Poisson al 95%; nel grafico le curve delimitano le variazioni attese per il solo caso al 95% e al 99,8%, così che gli operatori piccoli non siano classificati sul rumore.",
+            "For each operator: persons taken in charge in the 12 months ending 6 months before the end of the quarter, how many were employed 6 months after (O) and how many would be expected (E) from a logistic model of their characteristics (age, sex, citizenship, education, disability, income support, social services, GOL scores) fitted on all the authority's persons. O/E has an exact Poisson 95% interval; in the chart the curves bound the variation expected by chance at 95% and 99.8%, so that small operators are not ranked on noise.",
+        )],
+        tables: Vec::new(),
+        figures: vec![FigureTable {
+            id: "operators".into(),
+            title: t(
+                "Operatori: osservati e attesi",
+                "Operators: observed and expected",
+            ),
+            keys: [
+                "operator", "persons", "observed", "expected", "ratio", "lo95", "hi95",
+            ]
+            .map(String::from)
+            .to_vec(),
+            headers: vec![
+                t("Operatore", "Operator"),
+                t("Persone", "Persons"),
+                t("Occupate a 6 mesi (O)", "Employed at 6 months (O)"),
+                t("Attese (E)", "Expected (E)"),
+                "O/E".into(),
+                t("IC 95% inf.", "95% CI low"),
+                t("IC 95% sup.", "95% CI high"),
+            ],
+            decimals: vec![0, 0, 1, 2, 2, 2],
+            rows,
+        }],
+        chart: (!points.is_empty()).then(|| render::funnel_svg(&title, &points, &limits)),
+        chart_data: None,
     }
 }
 
@@ -771,6 +906,79 @@ mod tests {
         let row = &r.sections[0].tables[0].rows[0].1;
         assert!(row.iter().filter(|v| v.is_none()).count() >= 2);
         assert!(r.protection.all_protected);
+    }
+
+    /// The operators table keeps the contract's columns; an operator with fewer persons
+    /// than the threshold shows no figure at all (its ratio would give its count back).
+    #[test]
+    fn operators_table_has_the_contract_columns_and_hides_a_small_operator() {
+        use occupa_engine::ratings::{Rating, Ratings};
+        let op = |name: &str, persons: std::ops::Range<u64>, employed: u64| {
+            let persons: Vec<u64> = persons.collect();
+            let observed: Vec<u64> = persons.iter().copied().take(employed as usize).collect();
+            Rating {
+                operator: name.into(),
+                expected: persons.len() as f64 * 0.4,
+                ratio: employed as f64 / (persons.len() as f64 * 0.4),
+                ci95: (0.5, 1.5),
+                funnel95: (0.6, 1.4),
+                funnel998: (0.5, 1.6),
+                persons,
+                observed,
+            }
+        };
+        let ratings = Ratings {
+            operators: vec![op("OP-A", 1000..1100, 45), op("OP-B", 2000..2003, 2)],
+            persons: 103,
+            dropped_missing: 0,
+            aliased: Vec::new(),
+            rate: 0.45,
+        };
+        let q = Quarter::parse("2026Q3").unwrap();
+        let published = Report::quarterly_with(
+            q,
+            &[tenant("t01", 80, 20, 30, 0)],
+            Lang::It,
+            Rule::new(MinCount::default()),
+            &[],
+            "pooled",
+            &[("t01".into(), ratings)],
+        )
+        .unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&render::json(&published.report)).unwrap();
+        let t = json["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == "operators")
+            .unwrap();
+        assert_eq!(
+            t["columns"],
+            serde_json::json!([
+                "operator", "persons", "observed", "expected", "ratio", "lo95", "hi95"
+            ])
+        );
+        let rows = t["rows"].as_array().unwrap();
+        assert_eq!(rows[0][1], 100.0);
+        assert_eq!(rows[0][2], 45.0);
+        assert!(
+            rows[1].as_array().unwrap()[1..].iter().all(|v| v.is_null()),
+            "{}",
+            rows[1]
+        );
+        // Italian figures: a decimal comma; hidden ones as x.
+        let html = render::html(&published.report);
+        assert!(
+            html.contains("<td>1,12</td>")
+                && html.contains("<td>40,0</td>")
+                && html.contains(">x</td>"),
+            "{html}"
+        );
+        assert!(
+            render::figure_csv(&published.report.sections.last().unwrap().figures[0])
+                .starts_with("operator,persons,observed,expected,ratio,lo95,hi95\n")
+        );
     }
 
     #[test]

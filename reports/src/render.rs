@@ -8,7 +8,7 @@ use std::sync::Once;
 use plotters::prelude::*;
 
 use crate::pdf::{Asset, escape};
-use crate::{Lang, PubTable, Report};
+use crate::{FigureTable, Lang, PubTable, Report};
 
 const HIDDEN: &str = "x";
 
@@ -137,6 +137,135 @@ fn table_html(t: &PubTable, out: &mut String) {
     out.push_str("</tbody></table>\n");
 }
 
+/// A figure in the report's language: decimal comma and grouped thousands in Italian.
+pub(crate) fn fmt_figure(v: Option<f64>, decimals: usize, lang: Lang) -> String {
+    let Some(x) = v.filter(|x| x.is_finite()) else {
+        return HIDDEN.to_string();
+    };
+    let s = format!("{:.*}", decimals, x.abs());
+    let (int, frac) = s.split_once('.').unwrap_or((&s, ""));
+    let (group, point) = if lang == Lang::It {
+        ('.', ',')
+    } else {
+        (',', '.')
+    };
+    let mut out = String::new();
+    if x < 0.0 {
+        out.push('-');
+    }
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(group);
+        }
+        out.push(ch);
+    }
+    if !frac.is_empty() {
+        out.push(point);
+        out.push_str(frac);
+    }
+    out
+}
+
+fn figure_html(t: &FigureTable, lang: Lang, out: &mut String) {
+    let _ = write!(
+        out,
+        "<table id=\"{}\"><caption>{}</caption><thead><tr>",
+        esc_html(&t.id),
+        esc_html(&t.title)
+    );
+    for h in &t.headers {
+        let _ = write!(out, "<th scope=\"col\">{}</th>", esc_html(h));
+    }
+    out.push_str("</tr></thead><tbody>");
+    for (label, vals) in &t.rows {
+        let _ = write!(out, "<tr><th scope=\"row\">{}</th>", esc_html(label));
+        for (v, d) in vals.iter().zip(&t.decimals) {
+            let _ = write!(
+                out,
+                "<td{}>{}</td>",
+                if v.is_none() { " class=\"hidden\"" } else { "" },
+                fmt_figure(*v, *d, lang)
+            );
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table>\n");
+}
+
+/// One figure table as CSV: its stable column ids, numbers with a point, hidden as `x`.
+pub fn figure_csv(t: &FigureTable) -> String {
+    let q = |s: &str| csv_field(s).into_owned();
+    let mut out = t.keys.iter().map(|k| q(k)).collect::<Vec<_>>().join(",");
+    out.push('\n');
+    for (label, vals) in &t.rows {
+        out.push_str(&q(label));
+        for v in vals {
+            out.push(',');
+            out.push_str(&v.map_or(HIDDEN.to_string(), |x| format!("{x}")));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The funnel plot: each operator's O/E against its expected number, with the 95 % and
+/// 99.8 % limits of a ratio of 1 (only shown operators are drawn).
+pub fn funnel_svg(
+    title: &str,
+    points: &[(String, f64, f64)],
+    limits: &[(f64, [f64; 4])],
+) -> String {
+    ensure_font();
+    let mut svg = String::new();
+    let xmax = points.iter().map(|p| p.1).fold(1.0f64, f64::max) * 1.1;
+    let ymax = points.iter().map(|p| p.2).fold(2.0f64, f64::max) * 1.1;
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 360)).into_drawing_area();
+        let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
+            root.fill(&WHITE)?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(title, ("sans-serif", 18))
+                .margin(12)
+                .margin_right(36)
+                .x_label_area_size(36)
+                .y_label_area_size(50)
+                .build_cartesian_2d(0f64..xmax, 0f64..ymax)?;
+            chart.configure_mesh().x_desc("E").y_desc("O / E").draw()?;
+            let grey = RGBColor(150, 150, 150);
+            for (k, style) in [
+                (0usize, grey.stroke_width(1)),
+                (1, grey.stroke_width(1)),
+                (2, grey.stroke_width(2)),
+                (3, grey.stroke_width(2)),
+            ] {
+                chart.draw_series(LineSeries::new(
+                    limits
+                        .iter()
+                        .filter(|(e, _)| *e <= xmax)
+                        .map(|(e, l)| (*e, l[k].max(0.0).min(ymax))),
+                    style,
+                ))?;
+            }
+            chart.draw_series(LineSeries::new(
+                [(0.0, 1.0), (xmax, 1.0)],
+                BLACK.stroke_width(1),
+            ))?;
+            let blue = RGBColor(31, 90, 160);
+            chart.draw_series(
+                points
+                    .iter()
+                    .map(|(_, e, r)| Circle::new((*e, r.min(ymax)), 4, blue.filled())),
+            )?;
+            root.present()?;
+            Ok(())
+        };
+        if draw().is_err() {
+            return String::new();
+        }
+    }
+    svg
+}
+
 /// The report as one self-contained HTML page.
 pub fn html(r: &Report) -> String {
     let mut out = String::new();
@@ -167,6 +296,9 @@ pub fn html(r: &Report) -> String {
         }
         for t in &s.tables {
             table_html(t, &mut out);
+        }
+        for f in &s.figures {
+            figure_html(f, r.lang, &mut out);
         }
     }
     let _ = writeln!(
@@ -234,6 +366,31 @@ pub fn markup(r: &Report) -> (String, Vec<Asset>) {
             }
             m.push_str(")\n\n");
         }
+        for f in &s.figures {
+            let _ = writeln!(m, "*{}*\n", escape(&f.title));
+            let n = f.headers.len();
+            let _ = writeln!(
+                m,
+                "#table(columns: {n}, align: (left, {}),",
+                vec!["right"; n.saturating_sub(1).max(1)].join(", ")
+            );
+            let heads: Vec<String> = f
+                .headers
+                .iter()
+                .map(|h| format!("[*{}*]", escape(h)))
+                .collect();
+            let _ = writeln!(m, "  table.header({}),", heads.join(", "));
+            for (label, vals) in &f.rows {
+                let mut cells = vec![format!("[{}]", escape(label))];
+                cells.extend(
+                    vals.iter()
+                        .zip(&f.decimals)
+                        .map(|(v, d)| format!("[{}]", escape(&fmt_figure(*v, *d, r.lang)))),
+                );
+                let _ = writeln!(m, "  {},", cells.join(", "));
+            }
+            m.push_str(")\n\n");
+        }
     }
     let _ = writeln!(m, "#text(size: 8pt)[{}]", escape(&r.privacy_note));
     (m, assets)
@@ -267,6 +424,26 @@ pub fn xlsx(r: &Report) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
                 }
             }
             ws.set_column_width(0, 48)?;
+        }
+        for f in &s.figures {
+            let ws = wb.add_worksheet();
+            let name: String = f.id.chars().take(31).collect();
+            ws.set_name(&name)?;
+            ws.write_string_with_format(0, 0, safe(&f.title), &bold)?;
+            for (c, h) in f.headers.iter().enumerate() {
+                ws.write_string_with_format(2, c as u16, safe(h), &bold)?;
+            }
+            for (i, (label, vals)) in f.rows.iter().enumerate() {
+                let row = i as u32 + 3;
+                ws.write_string(row, 0, safe(label))?;
+                for (c, v) in vals.iter().enumerate() {
+                    match v {
+                        Some(x) => ws.write_number(row, c as u16 + 1, *x)?,
+                        None => ws.write_string(row, c as u16 + 1, HIDDEN)?,
+                    };
+                }
+            }
+            ws.set_column_width(0, 24)?;
         }
     }
     let ws = wb.add_worksheet();
@@ -320,6 +497,21 @@ pub fn json(r: &Report) -> String {
                 }).collect::<Vec<_>>(),
             })
         })
+        .collect();
+    let tables: Vec<serde_json::Value> = tables
+        .into_iter()
+        .chain(r.sections.iter().flat_map(|s| &s.figures).map(|f| {
+            serde_json::json!({
+                "id": f.id,
+                "title": f.title,
+                "columns": f.keys,
+                "rows": f.rows.iter().map(|(label, vals)| {
+                    let mut row = vec![serde_json::Value::from(label.clone())];
+                    row.extend(vals.iter().map(|v| v.map_or(serde_json::Value::Null, serde_json::Value::from)));
+                    row
+                }).collect::<Vec<_>>(),
+            })
+        }))
         .collect();
     let charts: Vec<serde_json::Value> = r
         .sections
