@@ -27,7 +27,7 @@ use occupa_anonymiser::publication::{Draft, Prior, Protection, Rule, protect};
 use occupa_engine::indicators::{Quarter, TenantQuarter, Units};
 use serde::Serialize;
 
-pub use render::{chart_svg, html, markup};
+pub use render::{chart_svg, html, json, markup};
 
 /// Errors of the reports crate.
 #[derive(Debug, thiserror::Error)]
@@ -325,7 +325,7 @@ impl Report {
         prior: &[Prior],
         scope: &str,
     ) -> Result<Published> {
-        Self::quarterly_with(q, tenants, lang, rule, prior, scope, &[])
+        Self::quarterly_with(q, tenants, lang, rule, prior, scope, &Analyses::default())
     }
 
     /// [`Report::quarterly`] with the operator ratings of each tenant (its operators'
@@ -339,8 +339,9 @@ impl Report {
         rule: Rule,
         prior: &[Prior],
         scope: &str,
-        operators: &[(String, occupa_engine::ratings::Ratings)],
+        analyses: &Analyses,
     ) -> Result<Published> {
+        let operators = &analyses.operators;
         let t = |it: &str, en: &str| lang.t(it, en).to_string();
         let id = format!("quarterly/{q}/{scope}");
         let mut draft = Draft::new(&id);
@@ -565,6 +566,9 @@ impl Report {
                 rated.push((o, pi, oi));
             }
         }
+        // Outcomes of the persons taken in charge a year before, by group.
+        let outcome_layout = (!analyses.outcomes.is_empty())
+            .then(|| outcome_counts(&analyses.outcomes, &mut draft, lang));
         let protection = protect(&draft, prior, rule)?;
         let p = &protection;
         let stock_table = flow_layout.publish(&draft, p);
@@ -638,6 +642,9 @@ impl Report {
             chart_data: None,
         });
 
+        if let Some(layout) = &outcome_layout {
+            sections.push(outcomes_section(layout, &draft, p, lang));
+        }
         if !rated.is_empty() {
             sections.push(operators_section(&rated, &draft, p, lang));
         }
@@ -734,6 +741,236 @@ impl Report {
         write_atomic(&j, render::json(self).as_bytes())?;
         written.push(j);
         Ok(written)
+    }
+}
+
+/// What the quarterly report shows beyond the indicators, computed from each tenant's
+/// analysis tables: operator ratings, and the employment outcomes of a cohort.
+#[derive(Debug, Clone, Default)]
+pub struct Analyses {
+    /// Each tenant's operator ratings.
+    pub operators: Vec<(String, occupa_engine::ratings::Ratings)>,
+    /// Each tenant's outcome cohort: persons taken in charge in the 12 months ending 12
+    /// months before the quarter's end, with `employed_6m`, `employed_12m`,
+    /// `permanent_12m`, `sex`, `citizenship`, `age` and `province` (an analysis table).
+    pub outcomes: Vec<(String, occupa_engine::analysis::AnalysisTable)>,
+}
+
+/// One group's counts in the draft: persons observed 12 months, employed at 6 and 12
+/// months, on a permanent contract at 12 months.
+struct OutcomeRow {
+    label: String,
+    counts: [usize; 4],
+}
+
+/// The outcome table's rows (a total, then by sex, citizenship, age band, province), their
+/// counts added to the draft with lines tying each breakdown to the total.
+fn outcome_counts(
+    tables: &[(String, occupa_engine::analysis::AnalysisTable)],
+    draft: &mut Draft,
+    lang: Lang,
+) -> Vec<OutcomeRow> {
+    use occupa_engine::territory::CitizenshipGroup;
+    let t = |it: &str, en: &str| lang.t(it, en).to_string();
+    // (group label, unit key, employed 6m, employed 12m, permanent 12m) per person observed.
+    let mut people: Vec<([String; 4], u64, bool, bool, bool)> = Vec::new();
+    for (_, built) in tables {
+        let tb = &built.table;
+        let (Ok(e6), Ok(e12), Ok(p12), Ok(age)) = (
+            tb.numeric("employed_6m"),
+            tb.numeric("employed_12m"),
+            tb.numeric("permanent_12m"),
+            tb.numeric("age"),
+        ) else {
+            continue;
+        };
+        let label = |c: &str| -> Vec<Option<String>> {
+            tb.categories(c).map_or_else(
+                |_| vec![None; tb.len()],
+                |(levels, codes)| {
+                    codes
+                        .iter()
+                        .map(|k| k.map(|k| levels[k as usize].clone()))
+                        .collect()
+                },
+            )
+        };
+        let (sex, cit, prov) = (label("sex"), label("citizenship"), label("province"));
+        for r in 0..tb.len() {
+            if e12[r].is_nan() || e6[r].is_nan() {
+                continue;
+            }
+            // A leading digit keeps the bands in age order; it is cut before printing.
+            let band = match age[r] {
+                a if a < 30.0 => t("1fino a 29 anni", "1up to 29"),
+                a if a < 50.0 => t("230–49 anni", "230–49"),
+                _ => t("350 anni e oltre", "350 and over"),
+            };
+            let area = match cit[r].as_deref().map(CitizenshipGroup::of) {
+                Some(CitizenshipGroup::Italian) => t("italiana", "Italian"),
+                Some(CitizenshipGroup::OtherEu) => t("UE", "other EU"),
+                Some(CitizenshipGroup::NonEu) => t("extra UE", "non-EU"),
+                None => t("non indicata", "not stated"),
+            };
+            people.push((
+                [
+                    sex[r]
+                        .clone()
+                        .unwrap_or_else(|| t("non indicato", "not stated")),
+                    area,
+                    band,
+                    prov[r]
+                        .clone()
+                        .unwrap_or_else(|| t("non indicata", "not stated")),
+                ],
+                built.unit_keys[r],
+                e6[r] == 1.0,
+                e12[r] == 1.0,
+                p12[r] == 1.0,
+            ));
+        }
+    }
+    let counts_of = |draft: &mut Draft, key: &str, rows: &[usize]| -> [usize; 4] {
+        let set = |f: &dyn Fn(usize) -> bool| -> Vec<u64> {
+            let mut v: Vec<u64> = rows
+                .iter()
+                .filter(|&&i| f(i))
+                .map(|&i| people[i].1)
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        [
+            draft.count(&format!("outcomes/{key}/persons"), set(&|_| true), false),
+            draft.count(
+                &format!("outcomes/{key}/employed_6m"),
+                set(&|i| people[i].2),
+                false,
+            ),
+            draft.count(
+                &format!("outcomes/{key}/employed_12m"),
+                set(&|i| people[i].3),
+                false,
+            ),
+            draft.count(
+                &format!("outcomes/{key}/permanent_12m"),
+                set(&|i| people[i].4),
+                false,
+            ),
+        ]
+    };
+    let all: Vec<usize> = (0..people.len()).collect();
+    let total = counts_of(draft, "total", &all);
+    let mut out = vec![OutcomeRow {
+        label: t("Totale", "Total"),
+        counts: total,
+    }];
+    let dimensions = [
+        ("sex", t("Sesso", "Sex")),
+        ("citizenship", t("Cittadinanza", "Citizenship")),
+        ("age", t("Età", "Age")),
+        ("province", t("Provincia", "Province")),
+    ];
+    for (g, (name, heading)) in dimensions.iter().enumerate() {
+        let values: std::collections::BTreeSet<String> =
+            people.iter().map(|p| p.0[g].clone()).collect();
+        let mut parts: Vec<[usize; 4]> = Vec::new();
+        for v in values {
+            let rows: Vec<usize> = all
+                .iter()
+                .copied()
+                .filter(|&i| people[i].0[g] == v)
+                .collect();
+            let c = counts_of(draft, &format!("{name}/{v}"), &rows);
+            parts.push(c);
+            let shown: String = if *name == "age" {
+                v.chars().skip(1).collect()
+            } else {
+                v
+            };
+            out.push(OutcomeRow {
+                label: format!("{heading}: {shown}"),
+                counts: c,
+            });
+        }
+        // Each breakdown adds up to the total, column by column.
+        for k in 0..4 {
+            let mut line = vec![total[k]];
+            line.extend(parts.iter().map(|c| c[k]));
+            draft.line(line);
+        }
+    }
+    out
+}
+
+/// The outcomes section: counts and rates by group; a rate is shown only with its counts.
+fn outcomes_section(rows: &[OutcomeRow], draft: &Draft, p: &Protection, lang: Lang) -> Section {
+    let t = |it: &str, en: &str| lang.t(it, en).to_string();
+    let pct = |num: Option<u64>, den: Option<u64>| -> Option<f64> {
+        match (num, den) {
+            (Some(n), Some(d)) if d > 0 => Some(100.0 * n as f64 / d as f64),
+            _ => None,
+        }
+    };
+    let table_rows = rows
+        .iter()
+        .map(|r| {
+            let [persons, e6, e12, p12] = r.counts.map(|i| p.shown(draft, i));
+            (
+                r.label.clone(),
+                vec![
+                    persons.map(|n| n as f64),
+                    e6.map(|n| n as f64),
+                    pct(e6, persons),
+                    e12.map(|n| n as f64),
+                    pct(e12, persons),
+                    p12.map(|n| n as f64),
+                    pct(p12, e12),
+                ],
+            )
+        })
+        .collect();
+    Section {
+        heading: t("Esiti occupazionali", "Employment outcomes"),
+        text: vec![t(
+            "Persone prese in carico nei 12 mesi terminati un anno prima della fine del trimestre, osservate per 12 mesi: quante erano occupate 6 e 12 mesi dopo la presa in carico, e quante a 12 mesi con un contratto a tempo indeterminato (sul totale degli occupati). Le quote sono mostrate solo con i conteggi da cui derivano.",
+            "Persons taken in charge in the 12 months ending one year before the end of the quarter, observed for 12 months: how many were employed 6 and 12 months after, and how many at 12 months on a permanent contract (share of those employed). Shares are shown only with the counts they come from.",
+        )],
+        tables: Vec::new(),
+        figures: vec![FigureTable {
+            id: "outcomes".into(),
+            title: t(
+                "Esiti a 6 e 12 mesi dalla presa in carico per gruppo",
+                "Outcomes 6 and 12 months after taking charge, by group",
+            ),
+            keys: [
+                "group",
+                "persons",
+                "employed_6m",
+                "employed_6m_pct",
+                "employed_12m",
+                "employed_12m_pct",
+                "permanent_12m",
+                "permanent_12m_pct_of_employed",
+            ]
+            .map(String::from)
+            .to_vec(),
+            headers: vec![
+                t("Gruppo", "Group"),
+                t("Persone", "Persons"),
+                t("Occupate a 6 mesi", "Employed at 6 months"),
+                "%".into(),
+                t("Occupate a 12 mesi", "Employed at 12 months"),
+                "%".into(),
+                t("A tempo indeterminato", "Permanent"),
+                t("% degli occupati", "% of employed"),
+            ],
+            decimals: vec![0, 0, 1, 0, 1, 0, 1],
+            rows: table_rows,
+        }],
+        chart: None,
+        chart_data: None,
     }
 }
 
@@ -942,7 +1179,10 @@ mod tests {
             Rule::new(MinCount::default()),
             &[],
             "pooled",
-            &[("t01".into(), ratings)],
+            &Analyses {
+                operators: vec![("t01".into(), ratings)],
+                ..Analyses::default()
+            },
         )
         .unwrap();
         let json: serde_json::Value =
@@ -960,8 +1200,8 @@ mod tests {
             ])
         );
         let rows = t["rows"].as_array().unwrap();
-        assert_eq!(rows[0][1], 100.0);
-        assert_eq!(rows[0][2], 45.0);
+        assert_eq!(rows[0][1], 100);
+        assert_eq!(rows[0][2], 45);
         assert!(
             rows[1].as_array().unwrap()[1..].iter().all(|v| v.is_null()),
             "{}",

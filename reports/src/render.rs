@@ -507,7 +507,12 @@ pub fn json(r: &Report) -> String {
                 "columns": f.keys,
                 "rows": f.rows.iter().map(|(label, vals)| {
                     let mut row = vec![serde_json::Value::from(label.clone())];
-                    row.extend(vals.iter().map(|v| v.map_or(serde_json::Value::Null, serde_json::Value::from)));
+                    // Counts as integers, other figures as numbers.
+                    row.extend(vals.iter().zip(&f.decimals).map(|(v, d)| match v {
+                        None => serde_json::Value::Null,
+                        Some(x) if *d == 0 && x.fract() == 0.0 && x.abs() < 9e15 => serde_json::Value::from(*x as i64),
+                        Some(x) => serde_json::Value::from(*x),
+                    }));
                     row
                 }).collect::<Vec<_>>(),
             })

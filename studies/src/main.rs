@@ -497,6 +497,44 @@ fn operator_ratings(
     out
 }
 
+/// Each tenant's outcome cohort for quarter `q`: persons taken in charge in the 12 months
+/// ending 12 months before the quarter's end, with their outcomes at 6 and 12 months.
+fn outcome_cohorts(
+    store: &Store,
+    tenants: &[TenantId],
+    q: Quarter,
+) -> Vec<(String, occupa_engine::analysis::AnalysisTable)> {
+    use occupa_engine::analysis::{AnalysisSpec, CohortSpec, OutcomeSpec, from_store};
+    let end = q.end();
+    let to = end
+        .checked_sub_months(chrono::Months::new(12))
+        .unwrap_or(end);
+    let from = to
+        .checked_sub_months(chrono::Months::new(12))
+        .map_or(to, |d| d + chrono::Duration::days(1));
+    let spec = AnalysisSpec {
+        cohort: CohortSpec {
+            intake_from: Some(from.to_string()),
+            intake_to: Some(to.to_string()),
+            ..CohortSpec::default()
+        },
+        outcomes: OutcomeSpec {
+            months: vec![6, 12],
+            observed_until: Some(end.to_string()),
+            ..OutcomeSpec::default()
+        },
+        ..AnalysisSpec::default()
+    };
+    let mut out = Vec::new();
+    for t in tenants {
+        match spec.check().and_then(|v| from_store(&store.scope(t), &v)) {
+            Ok(built) => out.push((t.to_string(), built)),
+            Err(e) => eprintln!("employment outcomes of {t} left out: {e}"),
+        }
+    }
+    out
+}
+
 fn write_report(
     store: &Store,
     q: Quarter,
@@ -531,9 +569,11 @@ fn write_report(
     ));
     spin.enable_steady_tick(std::time::Duration::from_millis(120));
     let scope = tenant.unwrap_or("pooled");
-    let operators = operator_ratings(store, &tenants, q);
-    let published =
-        Report::quarterly_with(q, &tq, lang, Rule::new(min), &prior, scope, &operators)?;
+    let analyses = occupa_reports::Analyses {
+        operators: operator_ratings(store, &tenants, q),
+        outcomes: outcome_cohorts(store, &tenants, q),
+    };
+    let published = Report::quarterly_with(q, &tq, lang, Rule::new(min), &prior, scope, &analyses)?;
     spin.finish_and_clear();
     let audit = &published.protection.audit;
     if !audit.all_protected {
