@@ -660,6 +660,26 @@ fn person_columns(first: &DataFrame, intake: &[i32]) -> Result<Vec<(String, Valu
     for c in ["sex", "citizenship"] {
         cols.push((c.into(), Values::Texts(text_col(first, c)?)));
     }
+    // Italian, other EU, non-EU: the grouping the reports publish (ISO codes make dozens of
+    // sparse dummies).
+    cols.push((
+        "citizenship_group".into(),
+        Values::Texts(
+            text_col(first, "citizenship")?
+                .iter()
+                .map(|c| {
+                    c.as_deref().map(|c| {
+                        match crate::territory::CitizenshipGroup::of(c) {
+                            crate::territory::CitizenshipGroup::Italian => "ITA",
+                            crate::territory::CitizenshipGroup::OtherEu => "EU",
+                            crate::territory::CitizenshipGroup::NonEu => "non-EU",
+                        }
+                        .to_string()
+                    })
+                })
+                .collect(),
+        ),
+    ));
     cols.push((
         "education".into(),
         Values::Numbers(num_col(first, "education")?),

@@ -156,28 +156,32 @@ pub fn rate(table: &Table, keys: &[u64], spec: &RatingSpec) -> Result<Ratings> {
         cluster: Some(spec.operator.clone()),
         ..SampleSpec::default()
     })?;
-    let sample = &loaded.sample;
-    let keep = crate::linalg::independent_columns(sample.x());
-    let aliased: Vec<String> = sample
-        .names()
-        .iter()
-        .zip(&keep)
-        .filter(|(_, k)| !**k)
-        .map(|(n, _)| n.clone())
-        .collect();
-    let cols: Vec<usize> = (0..keep.len()).filter(|&j| keep[j]).collect();
-    let x = sample.x().select(ndarray::Axis(1), &cols);
+    // Covariates aliased with the intercept or with others are left out, as R's glm does.
+    let (sample, aliased) = match loaded.sample.without_aliased()? {
+        Some((s, dropped)) => (s, dropped),
+        None => (loaded.sample.clone(), Vec::new()),
+    };
+    let sample = &sample;
     // A level held by persons all re-employed (or none) separates: Firth's penalised
     // likelihood then gives finite coefficients, as the evaluations do.
-    let names: Vec<String> = cols.iter().map(|&j| sample.names()[j].clone()).collect();
     let fitted = fit_propensity(
         &Logit::new(),
-        x.view(),
+        sample.x(),
         sample.d(),
-        Some(&names),
+        Some(sample.names()),
         Separation::Auto,
     )?;
-    let p = fitted.fitted();
+    // The expected numbers add up to the observed (exactly so for the maximum likelihood
+    // with an intercept; Firth's estimates are calibrated to it).
+    let (sum_p, sum_d) = fitted
+        .fitted()
+        .iter()
+        .zip(sample.d())
+        .fold((0.0, 0.0), |(a, b), (&p, &d)| {
+            (a + p, b + f64::from(u8::from(d)))
+        });
+    let scale = if sum_p > 0.0 { sum_d / sum_p } else { 1.0 };
+    let p = fitted.fitted().mapv(|v| v * scale);
     let labels = sample.cluster().ok_or_else(|| Error::Param {
         name: "operator",
         reason: "no operator labels".into(),
@@ -190,12 +194,21 @@ pub fn rate(table: &Table, keys: &[u64], spec: &RatingSpec) -> Result<Ratings> {
         .collect();
     let level_of: Vec<usize> = named
         .iter()
-        .map(|l| levels.iter().position(|x| x == l).unwrap_or(0))
-        .collect();
+        .map(|l| levels.iter().position(|x| x == l))
+        .collect::<Option<_>>()
+        .ok_or_else(|| Error::Estimation {
+            method: "operator ratings",
+            reason: "the model's operators are not the table's".into(),
+        })?;
     let mut expected = vec![0.0; levels.len()];
     let mut observed_n = vec![0u64; levels.len()];
     for ((&l, &pi), &d) in labels.iter().zip(p.iter()).zip(sample.d()) {
-        let k = level_of.get(l as usize).copied().unwrap_or(0);
+        let Some(&k) = level_of.get(l as usize) else {
+            return Err(Error::Estimation {
+                method: "operator ratings",
+                reason: "an operator label out of range".into(),
+            });
+        };
         expected[k] += pi;
         observed_n[k] += u64::from(d);
     }
@@ -212,18 +225,18 @@ pub fn rate(table: &Table, keys: &[u64], spec: &RatingSpec) -> Result<Ratings> {
         if persons.is_empty() {
             continue;
         }
+        // Never quote the counts: they are not protected yet.
         if observed.len() as u64 != observed_n[k] {
             return Err(Error::Estimation {
                 method: "operator ratings",
-                reason: format!(
-                    "operator {name}: {} persons with the outcome in the table, {} in the model",
-                    observed.len(),
-                    observed_n[k]
-                ),
+                reason: format!("operator {name}: the table and the model disagree on its persons"),
             });
         }
         let e = expected[k];
         let o = observed.len() as u64;
+        if e.is_nan() || e <= 0.0 {
+            continue;
+        }
         let (lo, hi) = poisson_interval(o, 0.95);
         let limit = |p: f64| poisson_limit(e, p) / e;
         operators.push(Rating {

@@ -557,13 +557,26 @@ impl Report {
         );
 
         // Operator ratings: each operator's persons and those re-employed.
-        let mut rated: Vec<(&occupa_engine::ratings::Rating, usize, usize)> = Vec::new();
+        let mut rated: Vec<(&occupa_engine::ratings::Rating, String, usize, usize)> = Vec::new();
         for (tenant, r) in operators {
-            for o in &r.operators {
+            // An identifier that ingestion redacted as a name is no operator.
+            for o in r.operators.iter().filter(|o| !o.operator.starts_with('[')) {
                 let key = format!("operators/{tenant}/{}", o.operator);
-                let pi = draft.count(&format!("{key}/persons"), o.persons.clone(), false);
+                let pi = draft.count(&format!("{key}/persons"), o.persons.clone(), true);
                 let oi = draft.count(&format!("{key}/observed"), o.observed.clone(), false);
-                rated.push((o, pi, oi));
+                // The persons not re-employed are persons − observed: a count too.
+                let ni = draft.count(
+                    &format!("{key}/not observed"),
+                    complement(&o.persons, &o.observed),
+                    false,
+                );
+                draft.line(vec![pi, oi, ni]);
+                let label = if operators.len() > 1 {
+                    format!("{tenant} / {}", o.operator)
+                } else {
+                    o.operator.clone()
+                };
+                rated.push((o, label, pi, oi));
             }
         }
         // Outcomes of the persons taken in charge a year before, by group.
@@ -800,28 +813,26 @@ fn outcome_counts(
             if e12[r].is_nan() || e6[r].is_nan() {
                 continue;
             }
-            // A leading digit keeps the bands in age order; it is cut before printing.
+            // Stable English keys (the ledger's), labelled when printed.
             let band = match age[r] {
-                a if a < 30.0 => t("1fino a 29 anni", "1up to 29"),
-                a if a < 50.0 => t("230–49 anni", "230–49"),
-                _ => t("350 anni e oltre", "350 and over"),
+                a if a < 30.0 => "1 0-29",
+                a if a < 50.0 => "2 30-49",
+                a if a >= 50.0 => "3 50+",
+                _ => "4 missing",
             };
             let area = match cit[r].as_deref().map(CitizenshipGroup::of) {
-                Some(CitizenshipGroup::Italian) => t("italiana", "Italian"),
-                Some(CitizenshipGroup::OtherEu) => t("UE", "other EU"),
-                Some(CitizenshipGroup::NonEu) => t("extra UE", "non-EU"),
-                None => t("non indicata", "not stated"),
+                Some(CitizenshipGroup::Italian) => "ITA",
+                Some(CitizenshipGroup::OtherEu) => "EU",
+                Some(CitizenshipGroup::NonEu) => "non-EU",
+                None => "missing",
             };
+            let missing = || "missing".to_string();
             people.push((
                 [
-                    sex[r]
-                        .clone()
-                        .unwrap_or_else(|| t("non indicato", "not stated")),
-                    area,
-                    band,
-                    prov[r]
-                        .clone()
-                        .unwrap_or_else(|| t("non indicata", "not stated")),
+                    sex[r].clone().unwrap_or_else(missing),
+                    area.to_string(),
+                    band.to_string(),
+                    prov[r].clone().unwrap_or_else(missing),
                 ],
                 built.unit_keys[r],
                 e6[r] == 1.0,
@@ -841,7 +852,7 @@ fn outcome_counts(
             v.dedup();
             v
         };
-        [
+        let c = [
             draft.count(&format!("outcomes/{key}/persons"), set(&|_| true), false),
             draft.count(
                 &format!("outcomes/{key}/employed_6m"),
@@ -858,7 +869,28 @@ fn outcome_counts(
                 set(&|i| people[i].4),
                 false,
             ),
-        ]
+        ];
+        // What the table gives by subtraction is a count too: the persons not employed
+        // (at 6 and at 12 months) and the employed not on a permanent contract.
+        let not6 = draft.count(
+            &format!("outcomes/{key}/not_employed_6m"),
+            set(&|i| !people[i].2),
+            false,
+        );
+        let not12 = draft.count(
+            &format!("outcomes/{key}/not_employed_12m"),
+            set(&|i| !people[i].3),
+            false,
+        );
+        let temp = draft.count(
+            &format!("outcomes/{key}/employed_12m_not_permanent"),
+            set(&|i| people[i].3 && !people[i].4),
+            false,
+        );
+        draft.line(vec![c[0], c[1], not6]);
+        draft.line(vec![c[0], c[2], not12]);
+        draft.line(vec![c[2], c[3], temp]);
+        c
     };
     let all: Vec<usize> = (0..people.len()).collect();
     let total = counts_of(draft, "total", &all);
@@ -884,10 +916,15 @@ fn outcome_counts(
                 .collect();
             let c = counts_of(draft, &format!("{name}/{v}"), &rows);
             parts.push(c);
-            let shown: String = if *name == "age" {
-                v.chars().skip(1).collect()
-            } else {
-                v
+            let shown = match v.as_str() {
+                "missing" | "4 missing" => t("non indicato", "not stated"),
+                "ITA" => t("italiana", "Italian"),
+                "EU" => t("UE", "other EU"),
+                "non-EU" => t("extra UE", "non-EU"),
+                "1 0-29" => t("fino a 29 anni", "up to 29"),
+                "2 30-49" => t("30–49 anni", "30–49"),
+                "3 50+" => t("50 anni e oltre", "50 and over"),
+                other => other.to_string(),
             };
             out.push(OutcomeRow {
                 label: format!("{heading}: {shown}"),
@@ -902,6 +939,14 @@ fn outcome_counts(
         }
     }
     out
+}
+
+/// The units of `all` not in `part` (both sorted).
+fn complement(all: &[u64], part: &[u64]) -> Vec<u64> {
+    all.iter()
+        .copied()
+        .filter(|u| part.binary_search(u).is_err())
+        .collect()
 }
 
 /// The outcomes section: counts and rates by group; a rate is shown only with its counts.
@@ -976,7 +1021,7 @@ fn outcomes_section(rows: &[OutcomeRow], draft: &Draft, p: &Protection, lang: La
 
 /// The operators section: the contract's `operators` table and the funnel plot.
 fn operators_section(
-    rated: &[(&occupa_engine::ratings::Rating, usize, usize)],
+    rated: &[(&occupa_engine::ratings::Rating, String, usize, usize)],
     draft: &Draft,
     p: &Protection,
     lang: Lang,
@@ -985,12 +1030,12 @@ fn operators_section(
     let mut rows = Vec::new();
     let mut points = Vec::new();
     let mut e_max: f64 = 1.0;
-    for (o, pi, oi) in rated {
+    for (o, label, pi, oi) in rated {
         let (persons, observed) = (p.shown(draft, *pi), p.shown(draft, *oi));
         let shown = persons.is_some() && observed.is_some();
         let f = |x: f64| shown.then_some(x);
         rows.push((
-            o.operator.clone(),
+            label.clone(),
             vec![
                 persons.filter(|_| shown).map(|n| n as f64),
                 observed.filter(|_| shown).map(|n| n as f64),
@@ -1001,7 +1046,7 @@ fn operators_section(
             ],
         ));
         if shown {
-            points.push((o.operator.clone(), o.expected, o.ratio));
+            points.push((label.clone(), o.expected, o.ratio));
             e_max = e_max.max(o.expected);
         }
     }

@@ -434,6 +434,32 @@ fn run_ingest(
     Ok(s)
 }
 
+/// The persons taken in charge in the 12 months ending `lag` months before the end of
+/// quarter `q` (whole months: for 2026Q3 and a lag of 6, April 2025 to March 2026), with
+/// their outcomes at `months`, observed up to the quarter's end.
+fn cohort_before(q: Quarter, lag: u32, months: &[u32]) -> occupa_engine::analysis::AnalysisSpec {
+    use occupa_engine::analysis::{AnalysisSpec, CohortSpec, OutcomeSpec};
+    let after = q.next().start();
+    let sub = |m: u32| {
+        after
+            .checked_sub_months(chrono::Months::new(m))
+            .unwrap_or(after)
+    };
+    AnalysisSpec {
+        cohort: CohortSpec {
+            intake_from: Some(sub(lag + 12).to_string()),
+            intake_to: Some((sub(lag) - chrono::Duration::days(1)).to_string()),
+            ..CohortSpec::default()
+        },
+        outcomes: OutcomeSpec {
+            months: months.to_vec(),
+            observed_until: Some(q.end().to_string()),
+            ..OutcomeSpec::default()
+        },
+        ..AnalysisSpec::default()
+    }
+}
+
 /// Each tenant's operator ratings for quarter `q`: persons taken in charge in the 12
 /// months ending 6 months before the quarter's end, employed 6 months after, against the
 /// expected from their case mix. A tenant whose data cannot support it is named and left
@@ -443,34 +469,14 @@ fn operator_ratings(
     tenants: &[TenantId],
     q: Quarter,
 ) -> Vec<(String, occupa_engine::ratings::Ratings)> {
-    use occupa_engine::analysis::{AnalysisSpec, CohortSpec, OutcomeSpec, from_store};
+    use occupa_engine::analysis::from_store;
     use occupa_engine::ratings::{RatingSpec, rate};
-    let end = q.end();
-    let to = end
-        .checked_sub_months(chrono::Months::new(6))
-        .unwrap_or(end);
-    let from = to
-        .checked_sub_months(chrono::Months::new(12))
-        .map_or(to, |d| d + chrono::Duration::days(1));
-    let spec = AnalysisSpec {
-        cohort: CohortSpec {
-            intake_from: Some(from.to_string()),
-            intake_to: Some(to.to_string()),
-            ..CohortSpec::default()
-        },
-        outcomes: OutcomeSpec {
-            months: vec![6],
-            observed_until: Some(end.to_string()),
-            ..OutcomeSpec::default()
-        },
-        ..AnalysisSpec::default()
-    };
     let rating = RatingSpec {
         outcome: "employed_6m".into(),
         covariates: [
             "age",
             "sex",
-            "citizenship",
+            "citizenship_group",
             "C(education)",
             "disability_l68",
             "income_support",
@@ -484,12 +490,13 @@ fn operator_ratings(
         operator: "gol_operator".into(),
     };
     let mut out = Vec::new();
+    let Ok(spec) = cohort_before(q, 6, &[6]).check() else {
+        return out;
+    };
     for t in tenants {
-        let r = spec
-            .check()
-            .and_then(|v| from_store(&store.scope(t), &v))
-            .and_then(|built| rate(&built.table, &built.unit_keys, &rating));
-        match r {
+        match from_store(&store.scope(t), &spec)
+            .and_then(|built| rate(&built.table, &built.unit_keys, &rating))
+        {
             Ok(r) => out.push((t.to_string(), r)),
             Err(e) => eprintln!("operator ratings of {t} left out: {e}"),
         }
@@ -504,30 +511,13 @@ fn outcome_cohorts(
     tenants: &[TenantId],
     q: Quarter,
 ) -> Vec<(String, occupa_engine::analysis::AnalysisTable)> {
-    use occupa_engine::analysis::{AnalysisSpec, CohortSpec, OutcomeSpec, from_store};
-    let end = q.end();
-    let to = end
-        .checked_sub_months(chrono::Months::new(12))
-        .unwrap_or(end);
-    let from = to
-        .checked_sub_months(chrono::Months::new(12))
-        .map_or(to, |d| d + chrono::Duration::days(1));
-    let spec = AnalysisSpec {
-        cohort: CohortSpec {
-            intake_from: Some(from.to_string()),
-            intake_to: Some(to.to_string()),
-            ..CohortSpec::default()
-        },
-        outcomes: OutcomeSpec {
-            months: vec![6, 12],
-            observed_until: Some(end.to_string()),
-            ..OutcomeSpec::default()
-        },
-        ..AnalysisSpec::default()
-    };
+    use occupa_engine::analysis::from_store;
     let mut out = Vec::new();
+    let Ok(spec) = cohort_before(q, 12, &[6, 12]).check() else {
+        return out;
+    };
     for t in tenants {
-        match spec.check().and_then(|v| from_store(&store.scope(t), &v)) {
+        match from_store(&store.scope(t), &spec) {
             Ok(built) => out.push((t.to_string(), built)),
             Err(e) => eprintln!("employment outcomes of {t} left out: {e}"),
         }
