@@ -661,6 +661,9 @@ impl Report {
         if !rated.is_empty() {
             sections.push(operators_section(&rated, &draft, p, lang));
         }
+        if !analyses.quality.is_empty() {
+            sections.push(quality_section(&analyses.quality, lang));
+        }
         let a = &protection.audit;
         let privacy_note = if lang == Lang::It {
             format!(
@@ -767,6 +770,23 @@ pub struct Analyses {
     /// months before the quarter's end, with `employed_6m`, `employed_12m`,
     /// `permanent_12m`, `sex`, `citizenship`, `age` and `province` (an analysis table).
     pub outcomes: Vec<(String, occupa_engine::analysis::AnalysisTable)>,
+    /// What ingestion did with each source file of the period: rows read, stored and
+    /// quarantined, and the quarantined rows by reason.
+    pub quality: Vec<SourceQuality>,
+}
+
+/// One tenant's table as ingested (records, not persons: these counts describe files).
+#[derive(Debug, Clone, Default)]
+pub struct SourceQuality {
+    /// The tenant.
+    pub tenant: String,
+    /// The table (persons, asso…).
+    pub table: String,
+    /// Rows read, stored, quarantined.
+    pub rows: [u64; 3],
+    /// Quarantined rows by reason (duplicate, invalid date, invalid tax code, value out of
+    /// range, other).
+    pub reasons: std::collections::BTreeMap<String, u64>,
 }
 
 /// One group's counts in the draft: persons observed 12 months, employed at 6 and 12
@@ -939,6 +959,77 @@ fn outcome_counts(
         }
     }
     out
+}
+
+/// The data-quality section: what ingestion read, stored and quarantined, by source and
+/// reason. Counts of records in files, not of persons: no protection applies.
+fn quality_section(sources: &[SourceQuality], lang: Lang) -> Section {
+    let t = |it: &str, en: &str| lang.t(it, en).to_string();
+    let reasons: Vec<&str> = ["duplicate", "date", "tax_code", "range", "other"].to_vec();
+    let label = |r: &str| match r {
+        "duplicate" => t("duplicati", "duplicates"),
+        "date" => t("date non valide", "invalid dates"),
+        "tax_code" => t("codici fiscali non validi", "invalid tax codes"),
+        "range" => t("valori fuori dominio", "values out of range"),
+        _ => t("altro", "other"),
+    };
+    let mut keys: Vec<String> = ["source", "read", "stored", "quarantined"]
+        .map(String::from)
+        .to_vec();
+    keys.extend(reasons.iter().map(|r| format!("quarantined_{r}")));
+    let mut headers = vec![
+        t("Fonte", "Source"),
+        t("Righe lette", "Rows read"),
+        t("Memorizzate", "Stored"),
+        t("In quarantena", "Quarantined"),
+    ];
+    headers.extend(reasons.iter().map(|r| label(r)));
+    let rows = sources
+        .iter()
+        .map(|q| {
+            let mut v: Vec<Option<f64>> = q.rows.iter().map(|&n| Some(n as f64)).collect();
+            v.extend(
+                reasons
+                    .iter()
+                    .map(|r| Some(q.reasons.get(*r).copied().unwrap_or(0) as f64)),
+            );
+            (format!("{} / {}", q.tenant, q.table), v)
+        })
+        .collect();
+    let read: u64 = sources.iter().map(|q| q.rows[0]).sum();
+    let quarantined: u64 = sources.iter().map(|q| q.rows[2]).sum();
+    Section {
+        heading: t("Qualità dei dati", "Data quality"),
+        text: vec![format!(
+            "{} {} {} {} ({:.1}%). {}",
+            t(
+                "Righe lette dai file degli enti:",
+                "Rows read from the authorities' files:"
+            ),
+            render::fmt_figure(Some(read as f64), 0, lang),
+            t("; in quarantena:", "; quarantined:"),
+            render::fmt_figure(Some(quarantined as f64), 0, lang),
+            100.0 * quarantined as f64 / read.max(1) as f64,
+            t(
+                "Le righe in quarantena non entrano nelle statistiche; il file di quarantena di ogni caricamento ne indica riga, colonna e motivo. I conteggi sono di righe dei file, non di persone.",
+                "Quarantined rows enter no statistic; each ingestion's quarantine file gives their line, column and reason. Counts are of file rows, not of persons.",
+            )
+        )],
+        tables: Vec::new(),
+        figures: vec![FigureTable {
+            id: "data_quality".into(),
+            title: t(
+                "Righe lette, memorizzate e in quarantena per fonte",
+                "Rows read, stored and quarantined by source",
+            ),
+            keys,
+            headers,
+            decimals: vec![0; 3 + reasons.len()],
+            rows,
+        }],
+        chart: None,
+        chart_data: None,
+    }
 }
 
 /// The units of `all` not in `part` (both sorted).

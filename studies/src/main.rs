@@ -504,6 +504,74 @@ fn operator_ratings(
     out
 }
 
+/// What ingestion did with each tenant's files, every ingestion recorded when the report is
+/// made (the quarter's data arrive after it ends): from the store's audit (rows read,
+/// stored, quarantined) and its quarantine files (why).
+fn source_quality(store: &Store, tenants: &[TenantId]) -> Vec<occupa_reports::SourceQuality> {
+    use std::collections::BTreeMap;
+    let names: Vec<&str> = tenants.iter().map(|t| t.as_str()).collect();
+    let mut by: BTreeMap<(String, String), occupa_reports::SourceQuality> = BTreeMap::new();
+    let audit = std::fs::read_to_string(store.root().join("audit.jsonl")).unwrap_or_default();
+    for line in audit.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let (Some(t), Some(table)) = (v["tenant"].as_str(), v["table"].as_str()) else {
+            continue;
+        };
+        if v["command"] != "ingest" || !names.contains(&t) {
+            continue;
+        }
+        let e =
+            by.entry((t.into(), table.into()))
+                .or_insert_with(|| occupa_reports::SourceQuality {
+                    tenant: t.into(),
+                    table: table.into(),
+                    ..Default::default()
+                });
+        for (k, f) in ["read", "stored", "quarantined"].iter().enumerate() {
+            e.rows[k] += v[*f].as_u64().unwrap_or(0);
+        }
+    }
+    // Reasons, from the quarantine files (`table-….csv`: file,row,column,reason,record).
+    for t in tenants {
+        let Ok(entries) = std::fs::read_dir(store.scope(t).quarantine_dir()) else {
+            continue;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let Some(table) = name.split('-').next() else {
+                continue;
+            };
+            let Ok(mut rdr) = csv::Reader::from_path(&path) else {
+                continue;
+            };
+            let Some(e) = by.get_mut(&(t.to_string(), table.to_string())) else {
+                continue;
+            };
+            for rec in rdr.records().flatten() {
+                let reason = rec.get(3).unwrap_or("").to_lowercase();
+                let kind = if reason.contains("duplicate") {
+                    "duplicate"
+                } else if reason.contains("tax code") || reason.contains("codice fiscale") {
+                    "tax_code"
+                } else if reason.contains("date") {
+                    "date"
+                } else if ["not one of", "out of", "outside", "range"]
+                    .iter()
+                    .any(|w| reason.contains(w))
+                {
+                    "range"
+                } else {
+                    "other"
+                };
+                *e.reasons.entry(kind.into()).or_insert(0) += 1;
+            }
+        }
+    }
+    by.into_values().collect()
+}
+
 /// Each tenant's outcome cohort for quarter `q`: persons taken in charge in the 12 months
 /// ending 12 months before the quarter's end, with their outcomes at 6 and 12 months.
 fn outcome_cohorts(
@@ -562,6 +630,7 @@ fn write_report(
     let analyses = occupa_reports::Analyses {
         operators: operator_ratings(store, &tenants, q),
         outcomes: outcome_cohorts(store, &tenants, q),
+        quality: source_quality(store, &tenants),
     };
     let published = Report::quarterly_with(q, &tq, lang, Rule::new(min), &prior, scope, &analyses)?;
     spin.finish_and_clear();

@@ -29,6 +29,41 @@ fn demo_writes_the_report_and_prints_what_it_wrote() {
         let p = tmp.path().join("occupa-out").join(f);
         assert!(std::fs::metadata(&p).unwrap().len() > 1000, "{f}");
     }
+    // The data-quality table accounts for every row the demo ingested, and every
+    // quarantined row has its reason.
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("occupa-out/report.json")).unwrap())
+            .unwrap();
+    let quality = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "data_quality")
+        .unwrap();
+    let (mut read, mut quarantined) = (0, 0);
+    for r in quality["rows"].as_array().unwrap() {
+        let r: Vec<u64> = r.as_array().unwrap()[1..]
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(r[0], r[1] + r[2], "{r:?}");
+        assert_eq!(r[2], r[3..].iter().sum::<u64>(), "{r:?}");
+        read += r[0];
+        quarantined += r[2];
+    }
+    assert_eq!(read, rows["read"].as_u64().unwrap());
+    assert_eq!(quarantined, rows["quarantined"].as_u64().unwrap());
+    // The operators and outcomes tables are there, with the contract's columns.
+    let ids: Vec<&str> = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&"operators") && ids.contains(&"outcomes"),
+        "{ids:?}"
+    );
     // The key lives beside the store, never inside it, and only its owner may read it.
     let key = tmp.path().join("occupa-data.key");
     assert!(key.exists());
