@@ -732,6 +732,22 @@ impl Table {
         Ok(())
     }
 
+    /// Whether each row has a value in every one of `columns` (listwise deletion, as the
+    /// method runners apply it).
+    pub fn complete_rows<'a>(
+        &self,
+        columns: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<bool>> {
+        let mut keep = vec![true; self.rows];
+        for name in columns {
+            let c = self.column(name)?;
+            for (i, k) in keep.iter_mut().enumerate() {
+                *k &= !c.is_missing(i);
+            }
+        }
+        Ok(keep)
+    }
+
     /// Whether a column has no value at all.
     pub(crate) fn all_missing(&self, name: &str) -> Result<bool> {
         Ok((0..self.rows).all(|i| self.column(name).map(|c| c.is_missing(i)).unwrap_or(true)))

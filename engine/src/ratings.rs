@@ -128,17 +128,11 @@ pub fn poisson_limit(e: f64, p: f64) -> f64 {
 pub fn rate(table: &Table, keys: &[u64], spec: &RatingSpec) -> Result<Ratings> {
     // Rows with every column present, as the model uses them.
     let n = table.len();
-    let mut used = vec![true; n];
     let mut columns: Vec<&str> = vec![spec.outcome.as_str(), spec.operator.as_str()];
     for t in &spec.covariates {
         columns.extend(crate::causal::table::term_columns(t));
     }
-    for c in &columns {
-        let (_, codes) = table.categories(c)?;
-        for (u, c) in used.iter_mut().zip(&codes) {
-            *u &= c.is_some();
-        }
-    }
+    let used = table.complete_rows(columns)?;
     let y = table.numeric(&spec.outcome)?;
     if let Some(r) = (0..n).find(|&r| used[r] && y[r] != 0.0 && y[r] != 1.0) {
         return Err(table.bad(

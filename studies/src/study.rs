@@ -1097,17 +1097,12 @@ fn compared_groups(
         return Ok(Vec::new());
     };
     let t = &built.table;
-    let n = t.len();
-    let mut used = vec![true; n];
-    for c in columns
-        .iter()
-        .filter(|c| Some(c.as_str()) != ev.by.as_deref())
-    {
-        let (_, codes) = t.categories(c)?;
-        for (u, code) in used.iter_mut().zip(&codes) {
-            *u &= code.is_some();
-        }
-    }
+    let used = t.complete_rows(
+        columns
+            .iter()
+            .map(String::as_str)
+            .filter(|c| Some(*c) != ev.by.as_deref()),
+    )?;
     let x = t.numeric(treatment)?;
     let keys = &built.unit_keys;
     let mut out = vec![(

@@ -109,19 +109,9 @@ impl World {
 
     /// The truth of each analysis row (`None` where a pseudonym is not in the truth).
     fn truth_of(&self, built: &AnalysisTable) -> Vec<Option<(usize, f64, f64)>> {
-        let persons = self.store.scope(&self.tenant).read(Table::Persons).unwrap();
-        let ids: Vec<String> = persons
-            .column("person_id")
-            .unwrap()
-            .str()
-            .unwrap()
-            .into_iter()
-            .map(|s| s.unwrap_or("").to_string())
-            .collect();
-        built
-            .source_rows
+        self.ids(built)
             .iter()
-            .map(|&r| self.people.get(&ids[r]).copied())
+            .map(|id| self.people.get(id).copied())
             .collect()
     }
 }
