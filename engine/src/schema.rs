@@ -935,7 +935,8 @@ impl RowContext<'_> {
                             return Err(reject(
                                 name,
                                 format!(
-                                    "{raw:?} is not a 6-digit ISTAT municipality code of a known province"
+                                    "{raw:?} is not a municipality code of ISTAT's register (6 digits; codes valid at {}, ceased since 2019 or of an older province layout): check the code at situas.istat.it",
+                                    crate::territory::REGISTER_DATE
                                 ),
                             ));
                         }
@@ -1213,8 +1214,11 @@ pub fn data_dictionary(instruments: &Instruments) -> String {
          case-insensitively, with spaces, dots and dashes read as `_`. Identifying columns (names,\n\
          contacts, full birth date: `nome`, `cognome`, `email`, `telefono`, `indirizzo`, `data_nascita`…)\n\
          are read and dropped; unknown columns are ignored; neither is ever stored.\n\n\
-         Territory: `municipality` is the 6-digit ISTAT code; its first three digits are the province\n\
-         (`engine/data/territory/provinces.csv`), which belongs to a region (`regions.csv`).\n",
+         Territory: `municipality` is the 6-digit ISTAT code, checked against ISTAT's register of\n\
+         municipalities (`engine/data/territory/municipalities.csv`: codes valid at 2024-12-04, ceased\n\
+         since 2019, or of an older province layout); its first three digits are the province\n\
+         (`provinces.csv`; an old layout's code is placed through today's code), which belongs to a\n\
+         region (`regions.csv`).\n",
     );
     for table in Table::ALL {
         let s = Schema::of(table, instruments);

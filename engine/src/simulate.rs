@@ -386,8 +386,14 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
     let mut tenants: Vec<Tenant> = (0..cfg.tenants)
         .map(|t| {
             let province = PROVINCES[t % PROVINCES.len()];
+            // Eight real municipalities of the province (ISTAT's register), spread over it.
+            let register = crate::territory::Territory::get().municipalities_of(province);
             let municipalities = (1..=8)
-                .map(|m| format!("{province}{:03}", m * 7 + t / PROVINCES.len()))
+                .map(|m| {
+                    register[(m * 7 + t / PROVINCES.len()) % register.len()]
+                        .code
+                        .clone()
+                })
                 .collect();
             let operators = (1..=5)
                 .map(|o| {
