@@ -372,9 +372,54 @@ pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection>
     let mut added = 0;
     let mut all_protected = true;
     const EPS: f64 = 1e-6;
-    for t in &targets {
-        // Upward: the attacker must not rule out a value at the top of the range.
-        let mut upper = sys.bound(t.row, true)?;
+    // Certify first what joint programmes can: a feasible point where a hidden count
+    // reaches the top (bottom) of its range proves the attacker cannot rule that value out,
+    // and the point that maximises (minimises) the sum of every uncertified count settles
+    // most of them in one solve. Rounds while they settle more; the rest one by one below.
+    let mut up_seen: Vec<Option<f64>> = vec![None; targets.len()];
+    let mut down_seen: Vec<Option<f64>> = vec![None; targets.len()];
+    for up in [true, false] {
+        for _round in 0..4 {
+            let open: Vec<usize> = (0..targets.len())
+                .filter(|&k| {
+                    let t = &targets[k];
+                    if up {
+                        up_seen[k].is_none() && !sys.free_above(t.row)
+                    } else {
+                        down_seen[k].is_none() && t.required.0 < t.value
+                    }
+                })
+                .collect();
+            if open.is_empty() {
+                break;
+            }
+            let rows: Vec<usize> = open.iter().map(|&k| targets[k].row).collect();
+            let Some(values) = sys.joint(&rows, up)? else {
+                break;
+            };
+            let mut settled = 0;
+            for (&k, v) in open.iter().zip(values) {
+                let t = &targets[k];
+                if up && v >= t.required.1 as f64 - EPS {
+                    up_seen[k] = Some(v);
+                    settled += 1;
+                } else if !up && v <= t.required.0 as f64 + EPS {
+                    down_seen[k] = Some(v);
+                    settled += 1;
+                }
+            }
+            if settled == 0 {
+                break;
+            }
+        }
+    }
+    for (k, t) in targets.iter().enumerate() {
+        // Upward: the attacker must not rule out a value at the top of the range. A value
+        // certified above is reported as found (the true bound is at least that).
+        let mut upper = match up_seen[k] {
+            Some(v) => Some(v),
+            None => sys.bound(t.row, true)?,
+        };
         while upper.is_some_and(|u| u < t.required.1 as f64 - EPS) {
             match repair(
                 &mut sys,
@@ -396,7 +441,10 @@ pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection>
         }
         // Downward, where the range asks for it (a count of 1 needs nothing).
         let mut lower = if t.required.0 < t.value {
-            sys.bound(t.row, false)?.unwrap_or(0.0)
+            match down_seen[k] {
+                Some(v) => v,
+                None => sys.bound(t.row, false)?.unwrap_or(0.0),
+            }
         } else {
             t.value as f64
         };
@@ -428,19 +476,10 @@ pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection>
             required: t.required,
         });
     }
-    // Hiding for one target only widens the others' intervals: a second pass confirms
-    // every range holds in the final pattern.
-    if added > 0 {
-        for (t, r) in targets.iter().zip(ranges.iter_mut()) {
-            r.upper = sys.bound(t.row, true)?;
-            if t.required.0 < t.value {
-                r.lower = sys.bound(t.row, false)?.unwrap_or(0.0);
-            }
-            let ok = r.upper.is_none_or(|u| u >= t.required.1 as f64 - EPS)
-                && r.lower <= t.required.0 as f64 + EPS;
-            all_protected &= ok;
-        }
-    }
+    // No second pass: hiding a count frees its row, which only enlarges the attacker's
+    // feasible set, so every interval found above can only widen afterwards; a range met
+    // when its target was checked holds in the final pattern (which the ranges reported,
+    // taken at that time, understate, never overstate).
     let hidden = status.iter().filter(|s| **s != Status::Safe).count();
     let primary = status.iter().filter(|s| **s == Status::Primary).count();
     debug_assert!(

@@ -227,9 +227,76 @@ impl System {
         out
     }
 
+    /// Solves the programme as set. The true counts are always a feasible point, so an
+    /// "infeasible" answer is lp_solve losing its way from a warm basis after many changes:
+    /// it is asked again from the slack basis before the answer is believed.
+    fn solve(&mut self) -> lpsolve::SolveStatus {
+        self.solves += 1;
+        match self.lp.solve() {
+            lpsolve::SolveStatus::Infeasible | lpsolve::SolveStatus::NumericalFailure => {
+                self.lp.default_basis();
+                self.solves += 1;
+                self.lp.solve()
+            }
+            status => status,
+        }
+    }
+
+    /// Whether row `row` is unbounded above for want of a fixed row over one of its atoms.
+    pub fn free_above(&self, row: usize) -> bool {
+        self.row_atoms[row].iter().any(|&a| {
+            self.atom_rows[a as usize]
+                .iter()
+                .all(|&r| !(self.shown[r as usize] || self.shown_before[r as usize]))
+        })
+    }
+
+    /// One programme for many rows: the values the rows take at a feasible point that
+    /// maximises (or minimises) their sum. Any feasible point certifies each row's bound
+    /// as at least (at most) its value there, so one solve can settle many hidden counts.
+    /// `None` when the sum is unbounded (a row free above is left out by the caller).
+    pub fn joint(&mut self, rows: &[usize], maximize: bool) -> Result<Option<Vec<f64>>> {
+        let ncols = self.atom_rows.len();
+        let mut obj = vec![0.0; ncols + 1];
+        for &r in rows {
+            for &a in &self.row_atoms[r] {
+                obj[a as usize + 1] += 1.0;
+            }
+        }
+        self.lp.set_objective_function(&mut obj).map_err(lp_err)?;
+        if maximize {
+            self.lp.set_maximize();
+        } else {
+            self.lp.set_minimize();
+        }
+        match self.solve() {
+            lpsolve::SolveStatus::Optimal | lpsolve::SolveStatus::Presolved => {
+                if self.lp.get_objective() >= LP_INFINITY {
+                    return Ok(None);
+                }
+                let mut x = vec![0.0; ncols];
+                if self.lp.get_solution_variables(&mut x).is_none() {
+                    return Ok(None);
+                }
+                Ok(Some(
+                    rows.iter()
+                        .map(|&r| self.row_atoms[r].iter().map(|&a| x[a as usize]).sum())
+                        .collect(),
+                ))
+            }
+            lpsolve::SolveStatus::Unbounded => Ok(None),
+            other => Err(lp_err(format!("solver status {other:?}"))),
+        }
+    }
+
     /// The greatest (`maximize`) or least value row `row` can take given every fixed row;
     /// `None` when unbounded.
     pub fn bound(&mut self, row: usize, maximize: bool) -> Result<Option<f64>> {
+        // An atom of the row in no fixed row can grow without limit: the row is unbounded
+        // above, no programme needed (most small counts of a report have one).
+        if maximize && self.free_above(row) {
+            return Ok(None);
+        }
         let ncols = self.atom_rows.len();
         let mut obj = vec![0.0; ncols + 1];
         for &a in &self.row_atoms[row] {
@@ -241,8 +308,7 @@ impl System {
         } else {
             self.lp.set_minimize();
         }
-        self.solves += 1;
-        match self.lp.solve() {
+        match self.solve() {
             lpsolve::SolveStatus::Optimal | lpsolve::SolveStatus::Presolved => {
                 let v = self.lp.get_objective();
                 Ok((v < LP_INFINITY).then_some(v))
