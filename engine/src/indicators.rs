@@ -374,6 +374,59 @@ pub struct TenantQuarter {
     pub placed: Units,
     /// Of those, on a permanent contract.
     pub placed_permanent: Units,
+    /// Stock at the end by age band at the quarter's end ([`age_band`]).
+    pub stock_by_age: BTreeMap<String, Units>,
+    /// Stock at the end by education ([`education_level`]).
+    pub stock_by_education: BTreeMap<String, Units>,
+    /// Stock at the end in each vulnerable group the data records (`disability`,
+    /// `income_support`, `social_services`); groups overlap, and a person may be in none.
+    pub stock_vulnerable: BTreeMap<String, Units>,
+    /// Each physical indicator's count in the 8 quarters before this one, oldest first
+    /// (what the report's anomalies compare the quarter with; never published).
+    pub indicator_history: Vec<Vec<u64>>,
+    /// Persons placed in the quarter (`placed`) by province of residence, named as in
+    /// `stock_by_province`.
+    pub placed_by_province: BTreeMap<String, Units>,
+    /// The same figures for the quarters a report compares with: the same quarter a year
+    /// before, then the previous quarter.
+    pub earlier: Vec<PeriodFigures>,
+}
+
+/// The flow, indicators and placements of one earlier quarter, as sets.
+#[derive(Debug, Clone)]
+pub struct PeriodFigures {
+    /// The quarter.
+    pub quarter: Quarter,
+    /// Stock and flow.
+    pub flow_units: StockFlowUnits,
+    /// Physical indicators.
+    pub indicators: Vec<Indicator>,
+    /// Persons whose first job started in the quarter.
+    pub placed: Units,
+    /// Of those, permanent.
+    pub placed_permanent: Units,
+}
+
+/// The age band of an age in years: `15-29`, `30-49`, `50+`, or `missing` (the bands
+/// of the GOL target groups' youth cut-off and the over-50s).
+pub fn age_band(age: f64) -> &'static str {
+    match age {
+        a if a < 30.0 => "15-29",
+        a if a < 50.0 => "30-49",
+        a if a >= 50.0 => "50+",
+        _ => "missing",
+    }
+}
+
+/// The education group of an ISCED 2011 level: `isced_0_2` (up to lower secondary),
+/// `isced_3_4` (upper secondary), `isced_5_8` (tertiary), or `missing`.
+pub fn education_level(isced: Option<i64>) -> &'static str {
+    match isced {
+        Some(0..=2) => "isced_0_2",
+        Some(3..=4) => "isced_3_4",
+        Some(5..=8) => "isced_5_8",
+        _ => "missing",
+    }
 }
 
 fn dates(df: &DataFrame, col: &str) -> Result<Vec<Option<i32>>> {
@@ -394,6 +447,140 @@ fn strings(df: &DataFrame, col: &str) -> Result<Vec<Option<String>>> {
         .into_iter()
         .map(|s| s.map(str::to_string))
         .collect())
+}
+
+fn ints(df: &DataFrame, col: &str) -> Result<Vec<Option<i64>>> {
+    if df.height() == 0 {
+        return Ok(Vec::new());
+    }
+    let c = df.column(col)?.cast(&DataType::Int64)?;
+    Ok(c.i64()?.into_iter().collect())
+}
+
+fn bools(df: &DataFrame, col: &str) -> Result<Vec<Option<bool>>> {
+    if df.height() == 0 {
+        return Ok(Vec::new());
+    }
+    let c = df.column(col)?.cast(&DataType::Boolean)?;
+    Ok(c.bool()?.into_iter().collect())
+}
+
+/// A tenant's services and first jobs, read once, from which any quarter's indicators
+/// and placements are counted.
+struct Period {
+    tenant: String,
+    person: Vec<Option<String>>,
+    employer: Vec<Option<String>>,
+    code: Vec<Option<String>>,
+    start: Vec<Option<i32>>,
+    outcome: Vec<Option<String>>,
+    /// Each known person's first job: day and whether permanent.
+    first_job: BTreeMap<String, (i32, bool)>,
+}
+
+impl Period {
+    fn read(
+        tenant: &str,
+        services: &DataFrame,
+        emp: &DataFrame,
+        person_ids: &[Option<String>],
+    ) -> Result<Period> {
+        let (person, employer, code, start, outcome) = if services.height() > 0 {
+            (
+                strings(services, "person_id")?,
+                strings(services, "employer_id")?,
+                strings(services, "service_code")?,
+                dates(services, "start_date")?,
+                strings(services, "outcome")?,
+            )
+        } else {
+            Default::default()
+        };
+        let mut first_job: BTreeMap<String, (i32, bool)> = BTreeMap::new();
+        if emp.height() > 0 {
+            let known: HashSet<&str> = person_ids.iter().flatten().map(String::as_str).collect();
+            let pid = strings(emp, "person_id")?;
+            let sd = dates(emp, "start_date")?;
+            let ct = strings(emp, "contract_type")?;
+            for i in 0..emp.height() {
+                if let (Some(p), Some(d)) = (pid[i].as_deref(), sd[i]) {
+                    if !known.contains(p) {
+                        continue;
+                    }
+                    let perm = ct[i].as_deref() == Some("indeterminato");
+                    let entry = first_job.entry(p.to_string()).or_insert((d, perm));
+                    if d < entry.0 {
+                        *entry = (d, perm);
+                    }
+                }
+            }
+        }
+        Ok(Period {
+            tenant: tenant.to_string(),
+            person,
+            employer,
+            code,
+            start,
+            outcome,
+            first_job,
+        })
+    }
+
+    /// The physical indicators of quarter `q`, the persons whose first job started in it
+    /// and those of them on a permanent contract.
+    fn figures(&self, q: Quarter) -> (Vec<Indicator>, Units, Units) {
+        let (s, e) = (days(q.start()), days(q.end()));
+        let in_q = |d: Option<i32>| d.is_some_and(|d| d >= s && d <= e);
+        let mut indicators = Vec::new();
+        for (id, it, en, svc, oc) in INDICATORS {
+            let companies = svc.starts_with('B');
+            let mut who: HashSet<&str> = HashSet::new();
+            for i in 0..self.code.len() {
+                if self.code[i].as_deref() == Some(*svc)
+                    && in_q(self.start[i])
+                    && oc.is_none_or(|o| self.outcome[i].as_deref() == Some(o))
+                {
+                    let subject = if companies {
+                        self.employer[i].as_deref()
+                    } else {
+                        self.person[i].as_deref()
+                    };
+                    if let Some(sub) = subject {
+                        who.insert(sub);
+                    }
+                }
+            }
+            let kind = if companies {
+                UnitKind::Company
+            } else {
+                UnitKind::Person
+            };
+            let set = units(
+                who.iter()
+                    .map(|w| unit_key(&self.tenant, kind, w))
+                    .collect(),
+            );
+            indicators.push(Indicator {
+                id,
+                label_it: it,
+                label_en: en,
+                count: set.len() as u64,
+                companies,
+                units: set,
+            });
+        }
+        let (mut placed, mut permanent) = (Vec::new(), Vec::new());
+        for (p, (d, perm)) in &self.first_job {
+            if in_q(Some(*d)) {
+                let u = unit_key(&self.tenant, UnitKind::Person, p);
+                placed.push(u);
+                if *perm {
+                    permanent.push(u);
+                }
+            }
+        }
+        (indicators, units(placed), units(permanent))
+    }
 }
 
 /// Stock and flow as sets: `ids[i]` is the unit of person `i`.
@@ -482,12 +669,28 @@ pub fn tenant_quarter(scope: &TenantScope, q: Quarter, history: usize) -> Result
     let mut by_sex: BTreeMap<String, Units> = BTreeMap::new();
     let mut by_cit: BTreeMap<String, Units> = BTreeMap::new();
     let mut by_prov: BTreeMap<String, Units> = BTreeMap::new();
+    let mut by_age: BTreeMap<String, Units> = BTreeMap::new();
+    let mut by_edu: BTreeMap<String, Units> = BTreeMap::new();
+    let mut vulnerable: BTreeMap<String, Units> = BTreeMap::new();
+    let mut province_of: std::collections::HashMap<u64, String> = Default::default();
     if persons.height() > 0 {
+        let birth = ints(&persons, "birth_year")?;
+        let edu = ints(&persons, "education")?;
+        let flags = [
+            ("disability", bools(&persons, "disability_l68")?),
+            ("income_support", bools(&persons, "income_support")?),
+            ("social_services", bools(&persons, "social_services_care")?),
+        ];
         let sex = strings(&persons, "sex")?;
         let cit = strings(&persons, "citizenship")?;
         let mun = strings(&persons, "municipality")?;
         let territory = Territory::get();
         for i in 0..persons.height() {
+            let p = mun[i]
+                .as_deref()
+                .and_then(|m| territory.province_of(m))
+                .map_or("?".to_string(), |p| p.name.clone());
+            province_of.insert(ids[i], p);
             if !in_stock[i] {
                 continue;
             }
@@ -501,21 +704,37 @@ pub fn tenant_quarter(scope: &TenantScope, q: Quarter, history: usize) -> Result
                 CitizenshipGroup::NonEu => "extra UE",
             };
             by_cit.entry(g.to_string()).or_default().push(ids[i]);
-            let p = mun[i]
-                .as_deref()
-                .and_then(|m| territory.province_of(m))
-                .map_or("?".to_string(), |p| p.name.clone());
-            by_prov.entry(p).or_default().push(ids[i]);
+            by_prov
+                .entry(province_of[&ids[i]].clone())
+                .or_default()
+                .push(ids[i]);
+            let age = birth[i].map_or(f64::NAN, |b| f64::from(q.end().year()) - b as f64);
+            by_age.entry(age_band(age).into()).or_default().push(ids[i]);
+            by_edu
+                .entry(education_level(edu[i]).into())
+                .or_default()
+                .push(ids[i]);
+            for (name, v) in &flags {
+                if v[i] == Some(true) {
+                    vulnerable.entry((*name).into()).or_default().push(ids[i]);
+                }
+            }
         }
     }
-    for m in [&mut by_sex, &mut by_cit, &mut by_prov] {
+    for m in [
+        &mut by_sex,
+        &mut by_cit,
+        &mut by_prov,
+        &mut by_age,
+        &mut by_edu,
+        &mut vulnerable,
+    ] {
         for v in m.values_mut() {
             *v = units(std::mem::take(v));
         }
     }
 
-    let (s, e) = (days(q.start()), days(q.end()));
-    let in_q = |d: Option<i32>| d.is_some_and(|d| d >= s && d <= e);
+    let in_q = |d: Option<i32>| d.is_some_and(|d| d >= days(q.start()) && d <= days(q.end()));
 
     let gol = scope.read_columns(Table::Gol, Some(&["date", "path", "row_key"]))?;
     let mut gol_paths: BTreeMap<u8, Units> = BTreeMap::new();
@@ -547,88 +766,43 @@ pub fn tenant_quarter(scope: &TenantScope, q: Quarter, history: usize) -> Result
             "outcome",
         ]),
     )?;
-    let mut indicators = Vec::new();
-    {
-        let (pid, eid, code, start, outcome) = if services.height() > 0 {
-            (
-                strings(&services, "person_id")?,
-                strings(&services, "employer_id")?,
-                strings(&services, "service_code")?,
-                dates(&services, "start_date")?,
-                strings(&services, "outcome")?,
-            )
-        } else {
-            Default::default()
-        };
-        for (id, it, en, svc, oc) in INDICATORS {
-            let companies = svc.starts_with('B');
-            let mut who: HashSet<&str> = HashSet::new();
-            for i in 0..code.len() {
-                if code[i].as_deref() == Some(*svc)
-                    && in_q(start[i])
-                    && oc.is_none_or(|o| outcome[i].as_deref() == Some(o))
-                {
-                    let subject = if companies {
-                        eid[i].as_deref()
-                    } else {
-                        pid[i].as_deref()
-                    };
-                    if let Some(sub) = subject {
-                        who.insert(sub);
-                    }
-                }
-            }
-            let kind = if companies {
-                UnitKind::Company
-            } else {
-                UnitKind::Person
-            };
-            let set = units(who.iter().map(|w| unit_key(&tenant, kind, w)).collect());
-            indicators.push(Indicator {
-                id,
-                label_it: it,
-                label_en: en,
-                count: set.len() as u64,
-                companies,
-                units: set,
-            });
-        }
-    }
-
-    // Placements: first job start in the quarter of persons of this tenant.
     let emp = scope.read_columns(
         Table::Employment,
         Some(&["person_id", "start_date", "contract_type"]),
     )?;
-    let (mut placed, mut placed_permanent) = (Vec::new(), Vec::new());
-    if emp.height() > 0 {
-        let known: HashSet<String> = person_ids.iter().flatten().cloned().collect();
-        let pid = strings(&emp, "person_id")?;
-        let sd = dates(&emp, "start_date")?;
-        let ct = strings(&emp, "contract_type")?;
-        let mut first: BTreeMap<&str, (i32, bool)> = BTreeMap::new();
-        for i in 0..emp.height() {
-            if let (Some(p), Some(d)) = (pid[i].as_deref(), sd[i]) {
-                if !known.contains(p) {
-                    continue;
-                }
-                let perm = ct[i].as_deref() == Some("indeterminato");
-                let entry = first.entry(p).or_insert((d, perm));
-                if d < entry.0 {
-                    *entry = (d, perm);
-                }
-            }
-        }
-        for (p, (d, perm)) in &first {
-            if in_q(Some(*d)) {
-                let u = unit_key(&tenant, UnitKind::Person, p);
-                placed.push(u);
-                if *perm {
-                    placed_permanent.push(u);
-                }
+    let period = Period::read(&tenant, &services, &emp, &person_ids)?;
+    let (indicators, placed, placed_permanent) = period.figures(q);
+    let mut placed_by_province: BTreeMap<String, Units> = BTreeMap::new();
+    for u in &placed {
+        let p = province_of.get(u).cloned().unwrap_or_else(|| "?".into());
+        placed_by_province.entry(p).or_default().push(*u);
+    }
+    let mut indicator_history: Vec<Vec<u64>> = vec![Vec::new(); indicators.len()];
+    let mut hq = q;
+    for _ in 0..8 {
+        hq = hq.prev();
+        for (k, i) in period.figures(hq).0.iter().enumerate() {
+            if let Some(h) = indicator_history.get_mut(k) {
+                h.push(i.count);
             }
         }
     }
+    for h in &mut indicator_history {
+        h.reverse();
+    }
+    let earlier = [q.prev().prev().prev().prev(), q.prev()]
+        .into_iter()
+        .map(|eq| {
+            let (indicators, placed, placed_permanent) = period.figures(eq);
+            PeriodFigures {
+                quarter: eq,
+                flow_units: stock_flow_units(&intake, &exit, &ids, eq),
+                indicators,
+                placed,
+                placed_permanent,
+            }
+        })
+        .collect();
     Ok(TenantQuarter {
         tenant,
         quarter: q,
@@ -640,8 +814,14 @@ pub fn tenant_quarter(scope: &TenantScope, q: Quarter, history: usize) -> Result
         stock_by_province: by_prov,
         gol_paths,
         indicators,
-        placed: units(placed),
-        placed_permanent: units(placed_permanent),
+        placed,
+        placed_permanent,
+        stock_by_age: by_age,
+        stock_by_education: by_edu,
+        stock_vulnerable: vulnerable,
+        placed_by_province,
+        indicator_history,
+        earlier,
     })
 }
 

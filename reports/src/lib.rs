@@ -17,9 +17,13 @@
 
 pub mod causal_plots;
 pub mod cluster_plots;
+pub mod demand;
+pub mod map;
 pub mod pdf;
+pub mod profiles;
 mod render;
 pub mod study;
+mod trend;
 
 use std::path::{Path, PathBuf};
 
@@ -106,8 +110,8 @@ pub struct Section {
     pub tables: Vec<PubTable>,
     /// Tables of figures other than counts (ratios, expected numbers), after `tables`.
     pub figures: Vec<FigureTable>,
-    /// An SVG chart.
-    pub chart: Option<String>,
+    /// SVG charts (a chart for each message), each with an accessible title.
+    pub charts: Vec<String>,
     /// The chart's data, as published.
     pub chart_data: Option<ChartData>,
 }
@@ -115,7 +119,7 @@ pub struct Section {
 /// A published table whose cells are numbers of any kind (counts, expected numbers,
 /// ratios), each column with its decimals; a row whose counts protection hid has every
 /// figure hidden (a ratio would give its count back).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct FigureTable {
     /// Sheet-safe identifier.
     pub id: String,
@@ -154,6 +158,8 @@ pub struct ProtectionSummary {
     pub all_protected: bool,
     /// Linear programmes the audit solved.
     pub audit_solves: usize,
+    /// Seconds the protection took.
+    pub seconds: f64,
 }
 
 /// The report model, independent of the output format.
@@ -177,6 +183,23 @@ pub struct Report {
     pub min_count: u64,
     /// What the protection established.
     pub protection: ProtectionSummary,
+    /// Where the tables come from.
+    pub provenance: Provenance,
+}
+
+/// The analysis each table of a quarterly report comes from (its spec in
+/// [`Provenance::specs`]).
+pub(crate) fn spec_of(table: &str) -> &'static str {
+    match table {
+        "outcomes" => "outcomes",
+        "operators" => "operators",
+        "data_quality" => "audit",
+        t if t.starts_with("demand") => "demand",
+        t if t.starts_with("intake") || t == "gol_adjustments" || t == "occupability_profiles" => {
+            "intake"
+        }
+        _ => "indicators",
+    }
 }
 
 /// A report with what it publishes and how it was protected: what the ledger records.
@@ -237,6 +260,28 @@ fn union<'a>(sets: impl IntoIterator<Item = &'a Units>) -> Units {
     v.sort_unstable();
     v.dedup();
     v
+}
+
+/// Registers a pooled count and, when it pools several authorities, each authority's
+/// part with the line tying them: an authority's own report publishes its part, so the
+/// pooled total and the parts are protected as one system (a pooled total less the
+/// other authorities' published parts would otherwise give a hidden part back).
+pub(crate) fn pooled_count(
+    draft: &mut Draft,
+    key: &str,
+    parts: Vec<(String, Units)>,
+    margin: bool,
+) -> usize {
+    let total = draft.count(key, union(parts.iter().map(|p| &p.1)), margin);
+    if parts.len() > 1 {
+        let mut line: Vec<usize> = parts
+            .into_iter()
+            .map(|(tenant, set)| draft.count(&format!("{key}/{tenant}"), set, false))
+            .collect();
+        line.push(total);
+        draft.line(line);
+    }
+    total
 }
 
 /// Registers a tenant × category table with row totals (when `row_totals`) and column
@@ -380,7 +425,7 @@ impl Report {
             draft.line(total.clone());
             rows.push((t("Totale", "Total"), total.into_iter().map(Some).collect()));
             Layout {
-                id: "stock_flussi".into(),
+                id: "stock_flow".into(),
                 title: t(
                     "Stock e flussi delle persone in carico",
                     "Stock and flow of persons in charge",
@@ -417,7 +462,7 @@ impl Report {
         let by_sex = two_way(
             &mut draft,
             lang,
-            "sesso",
+            "by_sex",
             t(
                 "In carico a fine trimestre per sesso",
                 "In charge at the end by sex",
@@ -441,7 +486,7 @@ impl Report {
         let by_cit = two_way(
             &mut draft,
             lang,
-            "cittadinanza",
+            "by_citizenship",
             t(
                 "In carico a fine trimestre per cittadinanza",
                 "In charge at the end by citizenship",
@@ -461,7 +506,7 @@ impl Report {
         let by_prov = two_way(
             &mut draft,
             lang,
-            "provincia",
+            "by_province",
             t(
                 "In carico a fine trimestre per provincia di residenza",
                 "In charge at the end by province of residence",
@@ -473,12 +518,71 @@ impl Report {
             true,
         );
 
+        // Age band, education and the vulnerable groups the data records.
+        let keys_of = |get: &dyn Fn(&TenantQuarter) -> Vec<String>| -> Vec<String> {
+            let mut k: Vec<String> = tenants.iter().flat_map(get).collect();
+            k.sort();
+            k.dedup();
+            k
+        };
+        let ages = keys_of(&|tq| tq.stock_by_age.keys().cloned().collect());
+        let age_labels: Vec<String> = ages.iter().map(|k| group_label(k, lang)).collect();
+        let by_age = two_way(
+            &mut draft,
+            lang,
+            "by_age",
+            t(
+                "In carico a fine trimestre per classe di età",
+                "In charge at the end by age band",
+            ),
+            tenants,
+            &ages,
+            &age_labels,
+            |tq, c| tq.stock_by_age.get(c).cloned().unwrap_or_default(),
+            true,
+        );
+        let levels = keys_of(&|tq| tq.stock_by_education.keys().cloned().collect());
+        let level_labels: Vec<String> = levels.iter().map(|k| group_label(k, lang)).collect();
+        let by_edu = two_way(
+            &mut draft,
+            lang,
+            "by_education",
+            t(
+                "In carico a fine trimestre per titolo di studio",
+                "In charge at the end by education",
+            ),
+            tenants,
+            &levels,
+            &level_labels,
+            |tq, c| tq.stock_by_education.get(c).cloned().unwrap_or_default(),
+            true,
+        );
+        // The groups overlap and leave persons out: no row totals.
+        let groups: Vec<String> = ["disability", "income_support", "social_services"]
+            .map(String::from)
+            .to_vec();
+        let group_labels: Vec<String> = groups.iter().map(|k| group_label(k, lang)).collect();
+        let vulnerable = two_way(
+            &mut draft,
+            lang,
+            "vulnerable_groups",
+            t(
+                "In carico a fine trimestre nei gruppi vulnerabili (non esclusivi)",
+                "In charge at the end in the vulnerable groups (overlapping)",
+            ),
+            tenants,
+            &groups,
+            &group_labels,
+            |tq, c| tq.stock_vulnerable.get(c).cloned().unwrap_or_default(),
+            false,
+        );
+
         // 3. GOL paths, physical indicators and placements.
         let paths: Vec<String> = (1..=4).map(|p| format!("GOL {p}")).collect();
         let gol = two_way(
             &mut draft,
             lang,
-            "percorsi_gol",
+            "gol_paths",
             t(
                 "Assessment GOL del trimestre per percorso assegnato",
                 "GOL assessments in the quarter by final path",
@@ -519,7 +623,7 @@ impl Report {
             let mut columns: Vec<String> = tenants.iter().map(|tq| tq.tenant.clone()).collect();
             columns.push(t("Totale", "Total"));
             Layout {
-                id: "indicatori".into(),
+                id: "indicators".into(),
                 title: t(
                     "Indicatori fisici (standard dei servizi, allegato indicatori)",
                     "Physical indicators (service standards)",
@@ -535,7 +639,7 @@ impl Report {
         let placed = two_way(
             &mut draft,
             lang,
-            "inserimenti",
+            "placements",
             t(
                 "Persone in carico avviate al lavoro nel trimestre (primo rapporto)",
                 "Persons in charge starting a job in the quarter (first contract)",
@@ -555,6 +659,44 @@ impl Report {
             },
             false,
         );
+
+        // The map: persons in charge at the end (the province table's totals) and placed in
+        // the quarter, by province of residence.
+        let map_counts: Vec<(String, usize, usize)> = provinces
+            .iter()
+            .filter(|name| name.as_str() != "?")
+            .map(|name| {
+                let stock = union(
+                    tenants
+                        .iter()
+                        .filter_map(|tq| tq.stock_by_province.get(name)),
+                );
+                let placed: Vec<(String, Units)> = tenants
+                    .iter()
+                    .map(|tq| {
+                        let set = tq.placed_by_province.get(name).cloned().unwrap_or_default();
+                        (tq.tenant.clone(), set)
+                    })
+                    .collect();
+                (
+                    name.clone(),
+                    draft.count(&format!("by_province/total/{name}"), stock, true),
+                    pooled_count(&mut draft, &format!("map/placed/{name}"), placed, false),
+                )
+            })
+            .collect();
+        if !provinces.iter().any(|p| p == "?") && !map_counts.is_empty() {
+            let all = union(tenants.iter().map(|tq| &tq.placed));
+            let mut line = vec![draft.count("placements/total/placed", all, true)];
+            line.extend(map_counts.iter().map(|m| m.2));
+            draft.line(line);
+        }
+
+        // The intake's profiles.
+        let profile_layout = profiles::profile_counts(&analyses.intake, q, &mut draft, lang);
+
+        // This quarter against the previous one and a year before.
+        let trend_rows = trend::trend_counts(tenants, &mut draft, lang, rule.min);
 
         // Operator ratings: each operator's persons and those re-employed.
         let mut rated: Vec<(&occupa_engine::ratings::Rating, String, usize, usize)> = Vec::new();
@@ -587,7 +729,7 @@ impl Report {
         let stock_table = flow_layout.publish(&draft, p);
         // The narrative quotes the protected totals, never the raw ones.
         let tot: Vec<String> = stock_table.rows.last().map_or_else(Vec::new, |r| {
-            r.1.iter().map(|v| render::fmt_count(*v)).collect()
+            r.1.iter().map(|v| render::fmt_count(*v, lang)).collect()
         });
         let g = |i: usize| tot.get(i).cloned().unwrap_or_default();
         let text = vec![if lang == Lang::It {
@@ -615,12 +757,16 @@ impl Report {
             "Persone in carico a fine trimestre",
             "Persons in charge at the end of each quarter",
         );
+        let trend_shown = trend::shown(&trend_rows, &draft, p);
         let mut sections = vec![Section {
             heading: t("Persone in carico", "Persons in charge"),
             text,
             tables: vec![stock_table],
             figures: Vec::new(),
-            chart: (!hist.is_empty()).then(|| chart_svg(&chart_title, &hist)),
+            charts: (!hist.is_empty())
+                .then(|| chart_svg(&chart_title, &hist))
+                .into_iter()
+                .collect(),
             chart_data: (!hist.is_empty()).then(|| ("stock_end_history".to_string(), hist.clone())),
         }];
         sections.push(Section {
@@ -631,11 +777,14 @@ impl Report {
             )],
             tables: vec![
                 by_sex.publish(&draft, p),
+                by_age.publish(&draft, p),
                 by_cit.publish(&draft, p),
+                by_edu.publish(&draft, p),
+                vulnerable.publish(&draft, p),
                 by_prov.publish(&draft, p),
             ],
             figures: Vec::new(),
-            chart: None,
+            charts: Vec::new(),
             chart_data: None,
         });
         let mut tables = vec![gol.publish(&draft, p)];
@@ -646,23 +795,115 @@ impl Report {
         sections.push(Section {
             heading: t("Servizi erogati e risultati", "Services and results"),
             text: vec![t(
-                "Gli indicatori contano persone (o aziende) distinte con un servizio avviato nel trimestre; la definizione di ogni indicatore segue gli standard regionali dei servizi per il lavoro.",
-                "Indicators count distinct persons (or companies) with a service started in the quarter, as defined by the regional service standards.",
+                "Gli indicatori contano persone (o aziende) distinte con un servizio avviato nel trimestre; la definizione di ogni indicatore segue gli standard regionali dei servizi per il lavoro. Il confronto con il trimestre precedente e con lo stesso trimestre dell'anno prima riguarda ingressi, uscite, persone in carico e avviamenti al lavoro, quando ogni ente ne conta in ciascun trimestre almeno il triplo della soglia di riservatezza.",
+                "Indicators count distinct persons (or companies) with a service started in the quarter, as defined by the regional service standards. The comparison with the previous quarter and the same quarter a year before covers inflow, outflow, persons in charge and placements, when every authority counts at least three times the confidentiality threshold of them in each quarter.",
             )],
             tables,
-            figures: Vec::new(),
-            chart: None,
+            figures: if trend_shown.is_empty() {
+                Vec::new()
+            } else {
+                vec![trend::trend_table(&trend_shown, q, lang)]
+            },
+            charts: Vec::new(),
             chart_data: None,
         });
 
+        if let Some(c) = &profile_layout {
+            let gol_labels = occupa_engine::instruments::Instruments::builtin()
+                .map(|i| {
+                    if lang == Lang::It {
+                        i.gol.labels_it.clone()
+                    } else {
+                        i.gol.labels_en.clone()
+                    }
+                })
+                .unwrap_or_default();
+            sections.push(profiles::profiles_section(c, &gol_labels, &draft, p, lang));
+        }
+        if !map_counts.is_empty() {
+            sections.push(map_section(&map_counts, &draft, p, lang));
+        }
         if let Some(layout) = &outcome_layout {
             sections.push(outcomes_section(layout, &draft, p, lang));
+        }
+        if let Some(d) = analyses.demand.as_ref().filter(|d| !d.series.is_empty()) {
+            sections.push(demand::demand_section(d, lang));
         }
         if !rated.is_empty() {
             sections.push(operators_section(&rated, &draft, p, lang));
         }
+        let anomalies = indicators
+            .as_ref()
+            .map(|layout| anomalies(tenants, layout, &draft, p, lang))
+            .unwrap_or_default();
+        let anomaly_count = anomalies.rows.len();
+        if anomaly_count > 0 {
+            sections.push(Section {
+                heading: t("Anomalie", "Anomalies"),
+                text: vec![t(
+                    "Indicatori fisici di un ente lontani dalla propria storia: il valore del trimestre confrontato con gli 8 trimestri precedenti dello stesso ente, con uno scarto robusto (distanza dalla mediana in unità di deviazione assoluta mediana, ×1,4826); sono elencati i valori pubblicati con scarto di almeno 3,5 in valore assoluto. I valori dei trimestri precedenti non sono pubblicati qui.",
+                    "An authority's physical indicators far from their own history: the quarter's value against the authority's 8 previous quarters, as a robust score (distance from the median in median absolute deviations, ×1.4826); published values scoring at least 3.5 either way are listed. The earlier quarters' values are not published here.",
+                )],
+                tables: Vec::new(),
+                figures: vec![anomalies],
+                charts: Vec::new(),
+                chart_data: None,
+            });
+        }
         if !analyses.quality.is_empty() {
             sections.push(quality_section(&analyses.quality, lang));
+        }
+        // The summary, written from the figures as published, goes first.
+        let outcome_total = outcome_layout
+            .as_ref()
+            .and_then(|rows| rows.first())
+            .map(|r| (p.shown(&draft, r.counts[0]), p.shown(&draft, r.counts[2])));
+        let operator_counts = (!rated.is_empty()).then(|| {
+            let shown: Vec<_> = rated
+                .iter()
+                .filter(|(_, _, pi, oi)| {
+                    p.shown(&draft, *pi).is_some() && p.shown(&draft, *oi).is_some()
+                })
+                .collect();
+            let below = shown
+                .iter()
+                .filter(|(o, ..)| o.ratio < o.funnel998.0)
+                .count();
+            let above = shown
+                .iter()
+                .filter(|(o, ..)| o.ratio > o.funnel998.1)
+                .count();
+            (shown.len(), below, above)
+        });
+        let quality = (!analyses.quality.is_empty()).then(|| {
+            (
+                analyses.quality.iter().map(|s| s.rows[0]).sum::<u64>(),
+                analyses.quality.iter().map(|s| s.rows[2]).sum::<u64>(),
+            )
+        });
+        let summary = trend::summary(
+            &trend::SummaryFacts {
+                quarter: q,
+                trend: &trend_shown,
+                outcome: outcome_total,
+                operators: operator_counts,
+                anomalies: anomaly_count,
+                quality,
+            },
+            lang,
+        );
+        if !summary.is_empty() {
+            sections.insert(
+                0,
+                Section {
+                    heading: t("Sintesi", "Summary"),
+                    text: summary,
+                    tables: Vec::new(),
+                    figures: Vec::new(),
+                    charts: Vec::new(),
+                    chart_data: None,
+                },
+            );
         }
         let a = &protection.audit;
         let privacy_note = if lang == Lang::It {
@@ -701,6 +942,7 @@ impl Report {
             sections,
             privacy_note,
             min_count: rule.min,
+            provenance: analyses.provenance.clone(),
             protection: ProtectionSummary {
                 min_count: rule.min,
                 range: rule.range,
@@ -710,6 +952,7 @@ impl Report {
                 prior_checked: a.prior_checked,
                 all_protected: a.all_protected,
                 audit_solves: a.solves,
+                seconds: a.seconds,
             },
         };
         Ok(Published {
@@ -773,6 +1016,26 @@ pub struct Analyses {
     /// What ingestion did with each source file of the period: rows read, stored and
     /// quarantined, and the quarantined rows by reason.
     pub quality: Vec<SourceQuality>,
+    /// Each tenant's intake of the quarter and the one before (analysis tables with the
+    /// first ASSO, ISA and GOL of each person): the profiles section.
+    pub intake: Vec<(String, occupa_engine::analysis::AnalysisTable)>,
+    /// Labour demand: the publishable series and their forecasts.
+    pub demand: Option<demand::Demand>,
+    /// Where the figures come from: a hash of every stored file read, the engine's
+    /// version, and each analysis's spec by name (`outcomes`, `operators`, `intake`,
+    /// `demand`), for the provenance of every table.
+    pub provenance: Provenance,
+}
+
+/// What every table of a report is traced to.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Provenance {
+    /// SHA-256 over the names and SHA-256 of every stored file the report read.
+    pub data_snapshot: Option<String>,
+    /// The engine's version (and commit, when known).
+    pub engine: String,
+    /// Each analysis's spec, by name.
+    pub specs: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// One tenant's table as ingested (records, not persons: these counts describe files).
@@ -834,12 +1097,7 @@ fn outcome_counts(
                 continue;
             }
             // Stable English keys (the ledger's), labelled when printed.
-            let band = match age[r] {
-                a if a < 30.0 => "1 0-29",
-                a if a < 50.0 => "2 30-49",
-                a if a >= 50.0 => "3 50+",
-                _ => "4 missing",
-            };
+            let band = occupa_engine::indicators::age_band(age[r]);
             let area = match cit[r].as_deref().map(CitizenshipGroup::of) {
                 Some(CitizenshipGroup::Italian) => "ITA",
                 Some(CitizenshipGroup::OtherEu) => "EU",
@@ -936,16 +1194,7 @@ fn outcome_counts(
                 .collect();
             let c = counts_of(draft, &format!("{name}/{v}"), &rows);
             parts.push(c);
-            let shown = match v.as_str() {
-                "missing" | "4 missing" => t("non indicato", "not stated"),
-                "ITA" => t("italiana", "Italian"),
-                "EU" => t("UE", "other EU"),
-                "non-EU" => t("extra UE", "non-EU"),
-                "1 0-29" => t("fino a 29 anni", "up to 29"),
-                "2 30-49" => t("30–49 anni", "30–49"),
-                "3 50+" => t("50 anni e oltre", "50 and over"),
-                other => other.to_string(),
-            };
+            let shown = group_label(&v, lang);
             out.push(OutcomeRow {
                 label: format!("{heading}: {shown}"),
                 counts: c,
@@ -959,6 +1208,33 @@ fn outcome_counts(
         }
     }
     out
+}
+
+/// A group's stable key as printed in the report's language.
+pub(crate) fn group_label(key: &str, lang: Lang) -> String {
+    let t = |it: &str, en: &str| lang.t(it, en).to_string();
+    match key {
+        "missing" => t("non indicato", "not stated"),
+        "15-29" => t("15–29 anni", "15–29"),
+        "30-49" => t("30–49 anni", "30–49"),
+        "50+" => t("50 anni e oltre", "50 and over"),
+        "isced_0_2" => t("fino alla licenza media", "up to lower secondary"),
+        "isced_3_4" => t("diploma", "upper secondary"),
+        "isced_5_8" => t("laurea e oltre", "tertiary"),
+        "disability" => t(
+            "con disabilità (L. 68/1999)",
+            "with a disability (L. 68/1999)",
+        ),
+        "income_support" => t("con sostegno al reddito", "on income support"),
+        "social_services" => t(
+            "in carico ai servizi sociali",
+            "in the care of social services",
+        ),
+        "ITA" => t("italiana", "Italian"),
+        "EU" => t("UE", "other EU"),
+        "non-EU" => t("extra UE", "non-EU"),
+        other => other.to_string(),
+    }
 }
 
 /// The data-quality section: what ingestion read, stored and quarantined, by source and
@@ -1027,8 +1303,187 @@ fn quality_section(sources: &[SourceQuality], lang: Lang) -> Section {
             decimals: vec![0; 3 + reasons.len()],
             rows,
         }],
-        chart: None,
+        charts: Vec::new(),
         chart_data: None,
+    }
+}
+
+/// The territory section: persons in charge per 1,000 residents and placements per 100
+/// in charge by province, as a table and two choropleths; a rate only from shown counts.
+fn map_section(
+    counts: &[(String, usize, usize)],
+    draft: &Draft,
+    p: &Protection,
+    lang: Lang,
+) -> Section {
+    use occupa_engine::territory::{POPULATION_DATE, Territory};
+    let t = |it: &str, en: &str| lang.t(it, en).to_string();
+    let territory = Territory::get();
+    let code_of = |name: &str| {
+        territory
+            .provinces()
+            .into_iter()
+            .find(|p| p.name == name)
+            .map(|p| p.code.clone())
+    };
+    let mut rows = Vec::new();
+    let (mut per_1000, mut placement) = (Vec::new(), Vec::new());
+    for (name, si, pi) in counts {
+        let code = code_of(name);
+        let pop = code.as_deref().and_then(|c| territory.population(c));
+        let (stock, placed) = (p.shown(draft, *si), p.shown(draft, *pi));
+        let rate = stock
+            .zip(pop)
+            .filter(|(_, n)| *n > 0)
+            .map(|(s, n)| 1000.0 * s as f64 / n as f64);
+        let prate = placed
+            .zip(stock)
+            .filter(|(_, s)| *s > 0)
+            .map(|(a, s)| 100.0 * a as f64 / s as f64);
+        if let Some(code) = &code {
+            per_1000.push(map::MapValue {
+                code: code.clone(),
+                value: rate,
+            });
+            placement.push(map::MapValue {
+                code: code.clone(),
+                value: prate,
+            });
+        }
+        rows.push((
+            name.clone(),
+            vec![
+                pop.map(|n| n as f64),
+                stock.map(|n| n as f64),
+                rate,
+                placed.map(|n| n as f64),
+                prate,
+            ],
+        ));
+    }
+    let title1 = t(
+        "Persone in carico a fine trimestre ogni 1.000 residenti",
+        "Persons in charge at the end per 1,000 residents",
+    );
+    let title2 = t(
+        "Avviati al lavoro nel trimestre ogni 100 persone in carico",
+        "Placed in the quarter per 100 persons in charge",
+    );
+    let charts: Vec<String> = [
+        map::choropleth_svg(&title1, &per_1000, 1, lang),
+        map::choropleth_svg(&title2, &placement, 1, lang),
+    ]
+    .into_iter()
+    .filter(|s| !s.is_empty())
+    .collect();
+    Section {
+        heading: t("Territorio", "Territory"),
+        text: vec![format!(
+            "{} {POPULATION_DATE}. {}",
+            t(
+                "Province di residenza delle persone in carico. Popolazione residente ISTAT al",
+                "Provinces of residence of the persons in charge. ISTAT resident population at",
+            ),
+            t(
+                "Confini: ISTAT, confini delle unità amministrative 2022 (generalizzati), licenza CC BY; elaborazione Occupa. Un tasso è mostrato solo se i conteggi da cui deriva sono pubblicati.",
+                "Boundaries: ISTAT, administrative boundaries 2022 (generalised), CC BY licence; processed by Occupa. A rate is shown only when the counts it comes from are published.",
+            )
+        )],
+        tables: Vec::new(),
+        figures: vec![FigureTable {
+            id: "provinces".into(),
+            title: t(
+                "Persone in carico e avviamenti per provincia di residenza",
+                "Persons in charge and placements by province of residence",
+            ),
+            keys: [
+                "province",
+                "population",
+                "in_charge",
+                "in_charge_per_1000",
+                "placed",
+                "placed_per_100",
+            ]
+            .map(String::from)
+            .to_vec(),
+            headers: vec![
+                t("Provincia", "Province"),
+                t("Residenti", "Residents"),
+                t("In carico a fine trimestre", "In charge at the end"),
+                t("Ogni 1.000 residenti", "Per 1,000 residents"),
+                t("Avviati nel trimestre", "Placed in the quarter"),
+                t("Ogni 100 in carico", "Per 100 in charge"),
+            ],
+            decimals: vec![0, 0, 1, 0, 1],
+            rows,
+        }],
+        charts,
+        chart_data: None,
+    }
+}
+
+/// The anomalies table: each authority's indicators whose published value is far from
+/// the authority's own previous 8 quarters (robust score |z| ≥ 3.5, at least 6 quarters
+/// with activity). Only the quarter's published value and the score are printed.
+fn anomalies(
+    tenants: &[TenantQuarter],
+    layout: &Layout,
+    draft: &Draft,
+    p: &Protection,
+    lang: Lang,
+) -> FigureTable {
+    let t = |it: &str, en: &str| lang.t(it, en).to_string();
+    let mut rows = Vec::new();
+    for (k, (label, cells)) in layout.rows.iter().enumerate() {
+        for (ti, tq) in tenants.iter().enumerate() {
+            let Some(x) = cells
+                .get(ti)
+                .copied()
+                .flatten()
+                .and_then(|i| p.shown(draft, i))
+            else {
+                continue;
+            };
+            let Some(hist) = tq.indicator_history.get(k) else {
+                continue;
+            };
+            if hist.iter().filter(|&&h| h > 0).count() < 6 {
+                continue;
+            }
+            let mut v: Vec<f64> = hist.iter().map(|&h| h as f64).collect();
+            v.sort_by(f64::total_cmp);
+            let med = occupa_engine::linalg::quantile_sorted(&v, 0.5);
+            let mut dev: Vec<f64> = v.iter().map(|h| (h - med).abs()).collect();
+            dev.sort_by(f64::total_cmp);
+            // A flat history has no spread: the Poisson scale of its level stands in.
+            let scale = (1.4826 * occupa_engine::linalg::quantile_sorted(&dev, 0.5))
+                .max(med.sqrt())
+                .max(1.0);
+            let z = (x as f64 - med) / scale;
+            if z.abs() >= 3.5 {
+                rows.push((
+                    format!("{} · {label}", tq.tenant),
+                    vec![Some(x as f64), Some(z)],
+                ));
+            }
+        }
+    }
+    FigureTable {
+        id: "anomalies".into(),
+        title: t(
+            "Valori del trimestre lontani dalla storia dell'ente",
+            "Values of the quarter far from the authority's history",
+        ),
+        keys: ["authority_indicator", "value", "robust_score"]
+            .map(String::from)
+            .to_vec(),
+        headers: vec![
+            t("Ente · indicatore", "Authority · indicator"),
+            t("Valore del trimestre", "Value this quarter"),
+            t("Scarto robusto", "Robust score"),
+        ],
+        decimals: vec![0, 1],
+        rows,
     }
 }
 
@@ -1105,7 +1560,7 @@ fn outcomes_section(rows: &[OutcomeRow], draft: &Draft, p: &Protection, lang: La
             decimals: vec![0, 0, 1, 0, 1, 0, 1],
             rows: table_rows,
         }],
-        chart: None,
+        charts: Vec::new(),
         chart_data: None,
     }
 }
@@ -1182,7 +1637,10 @@ fn operators_section(
             decimals: vec![0, 0, 1, 2, 2, 2],
             rows,
         }],
-        chart: (!points.is_empty()).then(|| render::funnel_svg(&title, &points, &limits)),
+        charts: (!points.is_empty())
+            .then(|| render::funnel_svg(&title, &points, &limits))
+            .into_iter()
+            .collect(),
         chart_data: None,
     }
 }
@@ -1251,6 +1709,12 @@ mod tests {
             indicators: vec![],
             placed: vec![],
             placed_permanent: vec![],
+            stock_by_age: Default::default(),
+            stock_by_education: Default::default(),
+            stock_vulnerable: Default::default(),
+            placed_by_province: Default::default(),
+            indicator_history: vec![],
+            earlier: vec![],
         }
     }
 

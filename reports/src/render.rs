@@ -12,22 +12,9 @@ use crate::{FigureTable, Lang, PubTable, Report};
 
 const HIDDEN: &str = "x";
 
-pub(crate) fn fmt_count(v: Option<u64>) -> String {
-    match v {
-        None => HIDDEN.to_string(),
-        Some(n) => {
-            // Thousands separator: Italian and English reports alike use a thin grouping here.
-            let s = n.to_string();
-            let mut out = String::new();
-            for (i, ch) in s.chars().enumerate() {
-                if i > 0 && (s.len() - i) % 3 == 0 {
-                    out.push('.');
-                }
-                out.push(ch);
-            }
-            out
-        }
-    }
+/// A count in the report's language: `1.234` in Italian, `1,234` in English; `x` hidden.
+pub(crate) fn fmt_count(v: Option<u64>, lang: Lang) -> String {
+    fmt_figure(v.map(|n| n as f64), 0, lang)
 }
 
 fn esc_html(s: &str) -> String {
@@ -104,16 +91,16 @@ pub fn chart_svg(title: &str, points: &[(String, Option<u64>)]) -> String {
     svg
 }
 
-fn table_html(t: &PubTable, out: &mut String) {
+fn table_html(t: &PubTable, lang: Lang, out: &mut String) {
     let _ = write!(
         out,
-        "<table id=\"{}\"><caption>{}</caption><thead><tr><th>{}</th>",
+        "<div class=\"wide\"><table id=\"{}\"><caption>{}</caption><thead><tr><th scope=\"col\">{}</th>",
         esc_html(&t.id),
         esc_html(&t.title),
         esc_html(&t.label_header)
     );
     for c in &t.columns {
-        let _ = write!(out, "<th>{}</th>", esc_html(c));
+        let _ = write!(out, "<th scope=\"col\">{}</th>", esc_html(c));
     }
     out.push_str("</tr></thead><tbody>");
     let n = t.rows.len();
@@ -129,12 +116,12 @@ fn table_html(t: &PubTable, out: &mut String) {
                 out,
                 "<td{}>{}</td>",
                 if v.is_none() { " class=\"hidden\"" } else { "" },
-                fmt_count(*v)
+                fmt_count(*v, lang)
             );
         }
         out.push_str("</tr>");
     }
-    out.push_str("</tbody></table>\n");
+    out.push_str("</tbody></table></div>\n");
 }
 
 /// A figure in the report's language: decimal comma and grouped thousands in Italian.
@@ -169,7 +156,7 @@ pub(crate) fn fmt_figure(v: Option<f64>, decimals: usize, lang: Lang) -> String 
 fn figure_html(t: &FigureTable, lang: Lang, out: &mut String) {
     let _ = write!(
         out,
-        "<table id=\"{}\"><caption>{}</caption><thead><tr>",
+        "<div class=\"wide\"><table id=\"{}\"><caption>{}</caption><thead><tr>",
         esc_html(&t.id),
         esc_html(&t.title)
     );
@@ -189,7 +176,7 @@ fn figure_html(t: &FigureTable, lang: Lang, out: &mut String) {
         }
         out.push_str("</tr>");
     }
-    out.push_str("</tbody></table>\n");
+    out.push_str("</tbody></table></div>\n");
 }
 
 /// One figure table as CSV: its stable column ids, numbers with a point, hidden as `x`.
@@ -278,28 +265,57 @@ pub fn html(r: &Report) -> String {
          caption{{text-align:left;font-weight:600;margin-bottom:.4rem}}\
          th,td{{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:right}}th[scope=row],thead th:first-child{{text-align:left}}\
          tr.total{{font-weight:600;border-top:2px solid #444}}td.hidden{{color:#999}}.note{{font-size:.9rem;color:#555}}\
+         figure{{margin:1rem 0}}figure svg{{max-width:100%;height:auto}}.wide{{overflow-x:auto}}\
+         @media print{{body{{max-width:none;margin:0;font-size:10pt}}nav{{display:none}}section{{break-before:page}}\
+         table,figure{{break-inside:avoid}}a{{color:inherit;text-decoration:none}}}}\
          </style></head><body><h1>{}</h1><p>{}</p>",
         esc_html(&r.title),
         esc_html(&r.title),
         esc_html(&r.subtitle)
     );
-    for s in &r.sections {
-        let _ = write!(out, "<h2>{}</h2>", esc_html(&s.heading));
+    if r.sections.len() > 1 {
+        let _ = write!(
+            out,
+            "<nav aria-label=\"{0}\"><h2>{0}</h2><ol>",
+            if r.lang == Lang::It {
+                "Indice"
+            } else {
+                "Contents"
+            }
+        );
+        for (i, s) in r.sections.iter().enumerate() {
+            let _ = write!(
+                out,
+                "<li><a href=\"#s{}\">{}</a></li>",
+                i + 1,
+                esc_html(&s.heading)
+            );
+        }
+        out.push_str("</ol></nav>");
+    }
+    for (i, s) in r.sections.iter().enumerate() {
+        let _ = write!(
+            out,
+            "<section id=\"s{}\"><h2>{}</h2>",
+            i + 1,
+            esc_html(&s.heading)
+        );
         for p in &s.text {
             let _ = write!(out, "<p>{}</p>", esc_html(p));
         }
-        if let Some(svg) = &s.chart {
+        for svg in &s.charts {
             out.push_str("<figure>");
             // The SVG comes from our own renderer: numbers and escaped labels only.
             out.push_str(svg);
             out.push_str("</figure>");
         }
         for t in &s.tables {
-            table_html(t, &mut out);
+            table_html(t, r.lang, &mut out);
         }
         for f in &s.figures {
             figure_html(f, r.lang, &mut out);
         }
+        out.push_str("</section>");
     }
     let _ = writeln!(
         out,
@@ -315,20 +331,34 @@ pub fn markup(r: &Report) -> (String, Vec<Asset>) {
     let mut assets = Vec::new();
     let lang = if r.lang == Lang::It { "it" } else { "en" };
     let _ = writeln!(m, "#set document(title: \"{}\")", r.title.replace('"', "'"));
-    let _ = writeln!(m, "#set page(paper: \"a4\", margin: 2cm, numbering: \"1\")");
+    let _ = writeln!(
+        m,
+        "#set page(paper: \"a4\", margin: 2cm, numbering: \"1 / 1\")"
+    );
     let _ = writeln!(m, "#set text(lang: \"{lang}\", size: 10pt)");
     let _ = writeln!(m, "#set table(stroke: 0.4pt + gray, inset: 4pt)");
-    let _ = writeln!(m, "= {}\n", escape(&r.title));
+    let _ = writeln!(m, "#set heading(numbering: \"1.\")");
+    let _ = writeln!(
+        m,
+        "#text(size: 17pt, weight: \"bold\")[{}]\n",
+        escape(&r.title)
+    );
     let _ = writeln!(m, "{}\n", escape(&r.subtitle));
+    if r.sections.len() > 1 {
+        let contents = if r.lang == Lang::It {
+            "Indice"
+        } else {
+            "Contents"
+        };
+        let _ = writeln!(m, "#outline(title: [{contents}], depth: 1)\n");
+    }
     for (si, s) in r.sections.iter().enumerate() {
-        let _ = writeln!(m, "== {}\n", escape(&s.heading));
+        let _ = writeln!(m, "= {}\n", escape(&s.heading));
         for p in &s.text {
             let _ = writeln!(m, "{}\n", escape(p));
         }
-        if let Some(svg) = &s.chart
-            && !svg.is_empty()
-        {
-            let path = format!("chart-{si}.svg");
+        for (ci, svg) in s.charts.iter().enumerate().filter(|(_, c)| !c.is_empty()) {
+            let path = format!("chart-{si}-{ci}.svg");
             let _ = writeln!(m, "#figure(image(\"{path}\", width: 100%))\n");
             assets.push(Asset {
                 path,
@@ -360,7 +390,7 @@ pub fn markup(r: &Report) -> (String, Vec<Asset>) {
                 };
                 let _ = write!(m, "  {}", wrap(escape(label)));
                 for v in vals {
-                    let _ = write!(m, ", {}", wrap(escape(&fmt_count(*v))));
+                    let _ = write!(m, ", {}", wrap(escape(&fmt_count(*v, r.lang))));
                 }
                 m.push_str(",\n");
             }
@@ -479,44 +509,73 @@ pub fn csv(t: &PubTable) -> String {
 /// rows (hidden values `null`), and the provenance: the publication's id and what its
 /// protection established.
 pub fn json(r: &Report) -> String {
+    // Every table names the data, the engine and the spec it comes from.
+    let provenance = |id: &str| -> serde_json::Value {
+        use sha2::{Digest, Sha256};
+        let name = crate::spec_of(id);
+        let spec = r
+            .provenance
+            .specs
+            .get(name)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        let text = serde_json::to_string(&spec).unwrap_or_default();
+        let hash: String = Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        serde_json::json!({
+            "publication": r.id,
+            "data_snapshot": r.provenance.data_snapshot,
+            "engine": r.provenance.engine,
+            "analysis": name,
+            "spec": spec,
+            "spec_sha256": hash,
+        })
+    };
+    let table_json = |t: &PubTable| {
+        let mut columns = vec![t.label_header.clone()];
+        columns.extend(t.columns.iter().cloned());
+        serde_json::json!({
+            "id": t.id,
+            "title": t.title,
+            "provenance": provenance(&t.id),
+            "columns": columns,
+            "rows": t.rows.iter().map(|(label, vals)| {
+                let mut row = vec![serde_json::Value::from(label.clone())];
+                row.extend(vals.iter().map(|v| v.map_or(serde_json::Value::Null, serde_json::Value::from)));
+                row
+            }).collect::<Vec<_>>(),
+        })
+    };
+    let figure_json = |f: &FigureTable| {
+        serde_json::json!({
+            "id": f.id,
+            "title": f.title,
+            "provenance": provenance(&f.id),
+            "columns": f.keys,
+            "rows": f.rows.iter().map(|(label, vals)| {
+                let mut row = vec![serde_json::Value::from(label.clone())];
+                // Counts as integers, other figures as numbers.
+                row.extend(vals.iter().zip(&f.decimals).map(|(v, d)| match v {
+                    None => serde_json::Value::Null,
+                    Some(x) if *d == 0 && x.fract() == 0.0 && x.abs() < 9e15 => serde_json::Value::from(*x as i64),
+                    Some(x) => serde_json::Value::from(*x),
+                }));
+                row
+            }).collect::<Vec<_>>(),
+        })
+    };
+    // In the report's order, section by section.
     let tables: Vec<serde_json::Value> = r
         .sections
         .iter()
-        .flat_map(|s| &s.tables)
-        .map(|t| {
-            let mut columns = vec![t.label_header.clone()];
-            columns.extend(t.columns.iter().cloned());
-            serde_json::json!({
-                "id": t.id,
-                "title": t.title,
-                "columns": columns,
-                "rows": t.rows.iter().map(|(label, vals)| {
-                    let mut row = vec![serde_json::Value::from(label.clone())];
-                    row.extend(vals.iter().map(|v| v.map_or(serde_json::Value::Null, serde_json::Value::from)));
-                    row
-                }).collect::<Vec<_>>(),
-            })
+        .flat_map(|s| {
+            s.tables
+                .iter()
+                .map(table_json)
+                .chain(s.figures.iter().map(figure_json))
         })
-        .collect();
-    let tables: Vec<serde_json::Value> = tables
-        .into_iter()
-        .chain(r.sections.iter().flat_map(|s| &s.figures).map(|f| {
-            serde_json::json!({
-                "id": f.id,
-                "title": f.title,
-                "columns": f.keys,
-                "rows": f.rows.iter().map(|(label, vals)| {
-                    let mut row = vec![serde_json::Value::from(label.clone())];
-                    // Counts as integers, other figures as numbers.
-                    row.extend(vals.iter().zip(&f.decimals).map(|(v, d)| match v {
-                        None => serde_json::Value::Null,
-                        Some(x) if *d == 0 && x.fract() == 0.0 && x.abs() < 9e15 => serde_json::Value::from(*x as i64),
-                        Some(x) => serde_json::Value::from(*x),
-                    }));
-                    row
-                }).collect::<Vec<_>>(),
-            })
-        }))
         .collect();
     let charts: Vec<serde_json::Value> = r
         .sections
@@ -538,10 +597,104 @@ pub fn json(r: &Report) -> String {
         "provenance": {
             "publication": r.id,
             "generated": r.subtitle,
+            "data_snapshot": r.provenance.data_snapshot,
+            "engine": r.provenance.engine,
+            "specs": r.provenance.specs,
             "protection": r.protection,
         },
     });
     let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
     s.push('\n');
+    s
+}
+
+/// Horizontal grouped bars as SVG: a group per category, a bar per series, the value at
+/// each bar's end (`x` where hidden). Written by hand like the map: long Italian labels
+/// need a label column that plotters' axis labels do not wrap.
+pub fn bars_svg(
+    title: &str,
+    categories: &[String],
+    series: &[(String, Vec<Option<f64>>)],
+    lang: Lang,
+) -> String {
+    const COLOURS: [&str; 4] = ["#9ecae1", "#3182bd", "#fd8d3c", "#31a354"];
+    let label_w = 300.0;
+    let bar_w = 330.0;
+    let bar_h = 13.0;
+    let group_h = bar_h * series.len() as f64 + 10.0;
+    let top = 46.0;
+    let height = top + group_h * categories.len() as f64 + 10.0;
+    let width = label_w + bar_w + 70.0;
+    let max = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().flatten())
+        .fold(0.0_f64, |m, x| m.max(x.abs()))
+        .max(1e-9);
+    let decimals = if series
+        .iter()
+        .flat_map(|(_, v)| v.iter().flatten())
+        .all(|x| x.fract() == 0.0)
+    {
+        0
+    } else {
+        1
+    };
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" role=\"img\" aria-labelledby=\"bt\" font-family=\"sans-serif\" font-size=\"11\"><title id=\"bt\">{}</title><rect width=\"100%\" height=\"100%\" fill=\"white\"/><text x=\"4\" y=\"16\" font-size=\"13\" font-weight=\"bold\">{}</text>",
+        esc_html(title),
+        esc_html(title)
+    );
+    // Legend.
+    let mut lx = 4.0;
+    for (k, (name, _)) in series.iter().enumerate() {
+        let _ = write!(
+            s,
+            "<rect x=\"{lx:.0}\" y=\"24\" width=\"12\" height=\"10\" fill=\"{}\"/><text x=\"{:.0}\" y=\"33\">{}</text>",
+            COLOURS[k % COLOURS.len()],
+            lx + 16.0,
+            esc_html(name)
+        );
+        lx += 24.0 + 6.5 * name.chars().count() as f64;
+    }
+    for (i, cat) in categories.iter().enumerate() {
+        let y0 = top + group_h * i as f64;
+        // Long labels are cut with an ellipsis; the table beside gives them whole.
+        let shown: String = if cat.chars().count() > 46 {
+            cat.chars().take(45).collect::<String>() + "…"
+        } else {
+            cat.clone()
+        };
+        let _ = write!(
+            s,
+            "<text x=\"{:.0}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            label_w - 8.0,
+            y0 + group_h / 2.0,
+            esc_html(&shown)
+        );
+        for (k, (name, values)) in series.iter().enumerate() {
+            let y = y0 + bar_h * k as f64;
+            let v = values.get(i).copied().flatten();
+            let w = v.map_or(0.0, |x| x.abs() / max * bar_w);
+            let _ = write!(
+                s,
+                "<rect x=\"{label_w:.0}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"{}\"><title>{}: {}</title></rect><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\">{}</text>",
+                bar_h - 2.0,
+                COLOURS[k % COLOURS.len()],
+                esc_html(name),
+                fmt_figure(v, decimals, lang),
+                label_w + w + 4.0,
+                y + bar_h - 3.0,
+                fmt_figure(v, decimals, lang)
+            );
+        }
+    }
+    let _ = write!(
+        s,
+        "<line x1=\"{label_w:.0}\" y1=\"{:.0}\" x2=\"{label_w:.0}\" y2=\"{:.0}\" stroke=\"#333\"/></svg>",
+        top - 4.0,
+        height - 6.0
+    );
     s
 }

@@ -464,6 +464,20 @@ fn cohort_before(q: Quarter, lag: u32, months: &[u32]) -> occupa_engine::analysi
 /// months ending 6 months before the quarter's end, employed 6 months after, against the
 /// expected from their case mix. A tenant whose data cannot support it is named and left
 /// out of the section.
+/// The case mix the operator ratings adjust for.
+const RATING_COVARIATES: [&str; 10] = [
+    "age",
+    "sex",
+    "citizenship_group",
+    "C(education)",
+    "disability_l68",
+    "income_support",
+    "social_services_care",
+    "gol_a",
+    "gol_b",
+    "gol_cd",
+];
+
 fn operator_ratings(
     store: &Store,
     tenants: &[TenantId],
@@ -473,20 +487,7 @@ fn operator_ratings(
     use occupa_engine::ratings::{RatingSpec, rate};
     let rating = RatingSpec {
         outcome: "employed_6m".into(),
-        covariates: [
-            "age",
-            "sex",
-            "citizenship_group",
-            "C(education)",
-            "disability_l68",
-            "income_support",
-            "social_services_care",
-            "gol_a",
-            "gol_b",
-            "gol_cd",
-        ]
-        .map(String::from)
-        .to_vec(),
+        covariates: RATING_COVARIATES.map(String::from).to_vec(),
         operator: "gol_operator".into(),
     };
     let mut out = Vec::new();
@@ -593,6 +594,243 @@ fn outcome_cohorts(
     out
 }
 
+/// Labour demand for the quarterly report: each tenant's monthly hires and vacancies by
+/// sector and province (the store's series table) up to the quarter's end, pooled; the
+/// series that may be published (every month at the threshold, small ones pooled); each
+/// forecast 12 months from the quarter's end and 3 months from the previous quarter's
+/// end, by the engine's forecast runner (method chosen per series by backtest, intervals
+/// calibrated).
+fn demand_forecasts(
+    store: &Store,
+    tenants: &[TenantId],
+    q: Quarter,
+    min: u64,
+    lang: Lang,
+) -> Option<occupa_reports::demand::Demand> {
+    use occupa_engine::columns::{Table, Values};
+    use occupa_engine::forecast::runner::ForecastRequest;
+    use occupa_reports::demand::{Cells, Demand, DemandSeries, Kind, Level, publishable};
+    let month = |d: chrono::NaiveDate| d.format("%Y-%m").to_string();
+    let end = month(q.end());
+    let prev_end = month(q.prev().end());
+    let (mut hires, mut vacancies): (Cells, Cells) = Default::default();
+    for t in tenants {
+        let table = match occupa_engine::analysis::series_table(&store.scope(t)) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("the labour demand of {t} left out: {e}");
+                continue;
+            }
+        };
+        let (Ok((ml, mc)), Ok((sl, sc)), Ok((pl, pc)), Ok(h), Ok(v)) = (
+            table.categories("month"),
+            table.categories("sector"),
+            table.categories("province"),
+            table.numeric("hires"),
+            table.numeric("vacancies"),
+        ) else {
+            continue;
+        };
+        for r in 0..table.len() {
+            let (Some(m), Some(s), Some(p)) = (mc[r], sc[r], pc[r]) else {
+                continue;
+            };
+            let key = (
+                ml[m as usize].clone(),
+                sl[s as usize].clone(),
+                pl[p as usize].clone(),
+            );
+            if key.0 > end {
+                continue;
+            }
+            *hires.entry(key.clone()).or_default() += h[r];
+            *vacancies.entry(key).or_default() += v[r];
+        }
+    }
+    // The months from the first whose totals reach the threshold to the quarter's end.
+    let all: std::collections::BTreeSet<String> = hires.keys().map(|k| k.0.clone()).collect();
+    let total =
+        |c: &Cells, m: &str| -> f64 { c.iter().filter(|(k, _)| k.0 == m).map(|(_, v)| *v).sum() };
+    let months: Vec<String> = all
+        .into_iter()
+        .skip_while(|m| total(&hires, m) < min as f64 || total(&vacancies, m) < min as f64)
+        .collect();
+    if months.len() < 24 {
+        return None;
+    }
+    let other = if lang == Lang::It { "altri" } else { "other" };
+    let mut list: Vec<(Kind, Level, Vec<f64>)> = Vec::new();
+    let mut pooled = Vec::new();
+    for (kind, cells) in [(Kind::Hires, &hires), (Kind::Vacancies, &vacancies)] {
+        let (series, names) = publishable(cells, &months, min as f64, other);
+        pooled.extend(names);
+        list.extend(series.into_iter().map(|(l, v)| (kind, l, v)));
+    }
+    pooled.sort();
+    pooled.dedup();
+    let request = ForecastRequest {
+        levels: vec![80.0, 95.0],
+        id: vec!["series".into()],
+        time: "month".into(),
+        value: "value".into(),
+        ..ForecastRequest::new(12)
+    };
+    // One run over every series up to `last` (a month), `horizon` ahead.
+    let run = |last: &str, horizon: usize| -> Option<Vec<occupa_engine::forecast::Forecast>> {
+        let (mut ids, mut ms, mut vs) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, (_, _, values)) in list.iter().enumerate() {
+            for (m, v) in months.iter().zip(values) {
+                if m.as_str() <= last {
+                    ids.push(Some(format!("s{i:04}")));
+                    ms.push(Some(m.clone()));
+                    vs.push(*v);
+                }
+            }
+        }
+        let table = Table::from_values(
+            "the labour demand series",
+            vec![
+                ("series".into(), Values::Texts(ids)),
+                ("month".into(), Values::Texts(ms)),
+                ("value".into(), Values::Numbers(vs)),
+            ],
+        )
+        .ok()?;
+        let valid = ForecastRequest {
+            horizon,
+            ..request.clone()
+        }
+        .check()
+        .ok()?;
+        let set = valid.series(&table).ok()?;
+        let out = valid.run(&set, &|| {}).ok()?;
+        // Rows come back by series id.
+        let by: std::collections::HashMap<String, occupa_engine::forecast::Forecast> =
+            out.rows.into_iter().map(|(id, f, _)| (id, f)).collect();
+        (0..list.len())
+            .map(|i| by.get(&format!("s{i:04}")).cloned())
+            .collect()
+    };
+    let now = run(&end, 12)?;
+    let past = months
+        .iter()
+        .filter(|m| **m <= prev_end)
+        .count()
+        .ge(&24)
+        .then(|| run(&prev_end, 3))
+        .flatten();
+    let next: Vec<String> = (1..=12)
+        .filter_map(|k| {
+            q.end()
+                .checked_add_months(chrono::Months::new(k))
+                .map(month)
+        })
+        .collect();
+    let series = list
+        .into_iter()
+        .enumerate()
+        .map(|(i, (kind, level, values))| {
+            let label = match &level {
+                Level::Total => String::new(),
+                Level::Sector(s) | Level::Province(s) => s.clone(),
+            };
+            let actual: Vec<f64> = months
+                .iter()
+                .zip(&values)
+                .filter(|(m, _)| m.as_str() > prev_end.as_str())
+                .map(|(_, v)| *v)
+                .collect();
+            DemandSeries {
+                kind,
+                level,
+                label,
+                history: months.iter().cloned().zip(values).collect(),
+                forecast: now.get(i).cloned(),
+                past: past
+                    .as_ref()
+                    .and_then(|p| p.get(i).cloned())
+                    .map(|f| (f, actual)),
+            }
+        })
+        .collect();
+    Some(Demand {
+        series,
+        levels: vec![80.0, 95.0],
+        months: next,
+        pooled,
+        spec: serde_json::to_value(&request).unwrap_or_default(),
+    })
+}
+
+/// A fingerprint of the data a report reads: SHA-256 over each stored file's place and
+/// SHA-256, in order.
+fn data_snapshot(store: &Store, tenants: &[TenantId]) -> Option<String> {
+    use occupa_engine::schema::Table as T;
+    use sha2::{Digest, Sha256};
+    let mut lines = String::new();
+    for t in tenants {
+        let scope = store.scope(t);
+        for table in [
+            T::Persons,
+            T::Asso,
+            T::Isa,
+            T::Gol,
+            T::Services,
+            T::Employment,
+            T::Vacancies,
+        ] {
+            for part in scope.parts(table).ok()? {
+                let bytes = std::fs::read(&part).ok()?;
+                let name = part.strip_prefix(store.root()).unwrap_or(&part);
+                let hash: String = Sha256::digest(&bytes)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                lines.push_str(&format!("{} {hash}\n", name.display()));
+            }
+        }
+    }
+    Some(
+        Sha256::digest(lines.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
+}
+
+/// Each tenant's intake of quarter `q` and the quarter before, with the first assessments.
+fn intake_tables(
+    store: &Store,
+    tenants: &[TenantId],
+    q: Quarter,
+) -> Vec<(String, occupa_engine::analysis::AnalysisTable)> {
+    use occupa_engine::analysis::{AnalysisSpec, CohortSpec, OutcomeSpec, from_store};
+    let spec = AnalysisSpec {
+        cohort: CohortSpec {
+            intake_from: Some(q.prev().start().to_string()),
+            intake_to: Some(q.end().to_string()),
+            ..CohortSpec::default()
+        },
+        outcomes: OutcomeSpec {
+            months: vec![6],
+            observed_until: Some(q.end().to_string()),
+            ..OutcomeSpec::default()
+        },
+        ..AnalysisSpec::default()
+    };
+    let Ok(spec) = spec.check() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for t in tenants {
+        match from_store(&store.scope(t), &spec) {
+            Ok(built) => out.push((t.to_string(), built)),
+            Err(e) => eprintln!("the intake profiles of {t} left out: {e}"),
+        }
+    }
+    out
+}
+
 fn write_report(
     store: &Store,
     q: Quarter,
@@ -627,20 +865,89 @@ fn write_report(
     ));
     spin.enable_steady_tick(std::time::Duration::from_millis(120));
     let scope = tenant.unwrap_or("pooled");
+    let demand = demand_forecasts(store, &tenants, q, min.get(), lang);
+    let mut specs = std::collections::BTreeMap::new();
+    let names: Vec<&str> = tenants.iter().map(|t| t.as_str()).collect();
+    specs.insert(
+        "indicators".to_string(),
+        serde_json::json!({
+            "computation": "occupa_engine::indicators::tenant_quarter",
+            "quarter": q.to_string(),
+            "compared_with": [q.prev().prev().prev().prev().to_string(), q.prev().to_string()],
+            "history_quarters": 8,
+            "tenants": names,
+            "population": occupa_engine::territory::POPULATION_DATE,
+        }),
+    );
+    specs.insert(
+        "outcomes".to_string(),
+        serde_json::to_value(cohort_before(q, 12, &[6, 12])).unwrap_or_default(),
+    );
+    specs.insert(
+        "operators".to_string(),
+        serde_json::json!({
+            "cohort": cohort_before(q, 6, &[6]),
+            "outcome": "employed_6m",
+            "covariates": RATING_COVARIATES,
+            "operator": "gol_operator",
+            "model": "logit (Firth when a level separates), expected calibrated to the observed total; O/E exact Poisson 95% interval",
+        }),
+    );
+    specs.insert(
+        "intake".to_string(),
+        serde_json::json!({
+            "cohort": {"intake_from": q.prev().start().to_string(), "intake_to": q.end().to_string()},
+            "profiles": occupa_reports::profiles::profile_spec(vec!["asso_q01..asso_q25".into()]),
+        }),
+    );
+    specs.insert(
+        "audit".to_string(),
+        serde_json::json!({"source": "the store's audit.jsonl (ingest lines) and quarantine files"}),
+    );
+    if let Some(d) = &demand {
+        specs.insert("demand".to_string(), d.spec.clone());
+    }
     let analyses = occupa_reports::Analyses {
         operators: operator_ratings(store, &tenants, q),
         outcomes: outcome_cohorts(store, &tenants, q),
         quality: source_quality(store, &tenants),
+        intake: intake_tables(store, &tenants, q),
+        demand,
+        provenance: occupa_reports::Provenance {
+            data_snapshot: data_snapshot(store, &tenants),
+            engine: format!(
+                "occupa {} ({})",
+                env!("CARGO_PKG_VERSION"),
+                option_env!("OCCUPA_GIT_COMMIT").unwrap_or("commit unknown")
+            ),
+            specs,
+        },
     };
     let published = Report::quarterly_with(q, &tq, lang, Rule::new(min), &prior, scope, &analyses)?;
     spin.finish_and_clear();
     let audit = &published.protection.audit;
     if !audit.all_protected {
+        // Which counts (their keys, never their values), so the breakdown can be found.
+        let failing: Vec<String> = audit
+            .ranges
+            .iter()
+            .filter(|r| {
+                r.upper.is_some_and(|u| u < r.required.1 as f64 - 1e-6)
+                    || r.lower > r.required.0 as f64 + 1e-6
+            })
+            .map(|r| format!("{} in {}", r.key, r.publication))
+            .collect();
         bail!(
             "the interval audit could not protect every small count (with the {} earlier \
              publications of this store); nothing was written. Raise --min-count or publish \
-             fewer breakdowns",
-            prior.len()
+             fewer breakdowns. The counts: {}",
+            prior.len(),
+            failing
+                .iter()
+                .take(10)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
         );
     }
     // The ledger first: a crash before the files are written leaves it claiming a

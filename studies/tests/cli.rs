@@ -981,7 +981,7 @@ fn the_store_and_its_publications_defend_themselves_from_the_command_line() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|t| t["id"] == "stock_flussi")
+            .any(|t| t["id"] == "stock_flow")
     );
 
     // A research release with the shipped policy.

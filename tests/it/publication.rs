@@ -58,10 +58,87 @@ impl Seen {
             for row in table["rows"].as_array().unwrap() {
                 let row = row.as_array().unwrap();
                 let label = row[0].as_str().unwrap();
+                let row_index = table["rows"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .position(|r| r.as_array().unwrap() == row)
+                    .unwrap();
                 for (c, v) in row.iter().enumerate().skip(1) {
                     let shown = v.as_u64();
                     let col = cols[c];
-                    let units = if id == "indicatori" {
+                    // Rates and public figures (population) are not counts of persons: a rate
+                    // is checked to come from shown counts below.
+                    if matches!(
+                        col,
+                        "robust_score"
+                            | "population"
+                            | "in_charge_per_1000"
+                            | "placed_per_100"
+                            | "change_on_previous_pct"
+                            | "change_on_year_pct"
+                    ) {
+                        if !v.is_null() {
+                            let bases: &[usize] = match col {
+                                "in_charge_per_1000" => &[2],
+                                "placed_per_100" => &[2, 4],
+                                "change_on_previous_pct" => &[2, 3],
+                                "change_on_year_pct" => &[1, 3],
+                                "robust_score" => &[1],
+                                _ => &[],
+                            };
+                            for &b in bases {
+                                assert!(
+                                    !row[b].is_null(),
+                                    "{id} {label}: a rate of a hidden count"
+                                );
+                            }
+                        }
+                        continue;
+                    }
+                    let units = if id == "anomalies" {
+                        // "t02 · 6.3 label": that authority's indicator this quarter.
+                        let (tenant, rest) = label.split_once(" · ").unwrap();
+                        let ind = rest.split(' ').next().unwrap();
+                        by_label[tenant]
+                            .indicators
+                            .iter()
+                            .find(|i| i.id == ind)
+                            .unwrap()
+                            .units
+                            .clone()
+                    } else if id == "indicators_trend" {
+                        // Rows in the report's order: inflow, outflow, end stock, placed, of
+                        // whom permanent, then each indicator; columns a year before, the
+                        // previous quarter, this one.
+                        let of = |t: &TenantQuarter| -> Units {
+                            let k = c - 1;
+                            let (flow, inds, placed, perm) = if k == 2 {
+                                (&t.flow_units, &t.indicators, &t.placed, &t.placed_permanent)
+                            } else {
+                                let e = &t.earlier[k];
+                                (&e.flow_units, &e.indicators, &e.placed, &e.placed_permanent)
+                            };
+                            match row_index {
+                                0 => flow.inflow.clone(),
+                                1 => flow.outflow.clone(),
+                                2 => flow.stock_end.clone(),
+                                3 => placed.clone(),
+                                4 => perm.clone(),
+                                j => inds[j - 5].units.clone(),
+                            }
+                        };
+                        union(&tenants.iter().map(of).collect::<Vec<_>>())
+                    } else if id == "provinces" {
+                        let get = |m: &dyn Fn(&TenantQuarter) -> Option<&Units>| {
+                            union(tenants.iter().filter_map(m))
+                        };
+                        if col == "in_charge" {
+                            get(&|t| t.stock_by_province.get(label))
+                        } else {
+                            get(&|t| t.placed_by_province.get(label))
+                        }
+                    } else if id == "indicators" {
                         let ind = label.split(' ').next().unwrap();
                         let of = |t: &TenantQuarter| {
                             t.indicators
@@ -78,19 +155,49 @@ impl Seen {
                     } else {
                         let of = |t: &TenantQuarter| -> Option<Units> {
                             Some(match id {
-                                "stock_flussi" => match c {
+                                "stock_flow" => match c {
                                     1 => t.flow_units.stock_start.clone(),
                                     2 => t.flow_units.inflow.clone(),
                                     3 => t.flow_units.outflow.clone(),
                                     _ => t.flow_units.stock_end.clone(),
                                 },
-                                "sesso" => match col {
+                                "by_sex" => match col {
                                     "F" | "M" => {
                                         t.stock_by_sex.get(col).cloned().unwrap_or_default()
                                     }
                                     _ => union(t.stock_by_sex.values()),
                                 },
-                                "cittadinanza" => {
+                                // Labels to the stable keys, restated here.
+                                "by_age" => {
+                                    let key = match col {
+                                        "15–29 anni" => "15-29",
+                                        "30–49 anni" => "30-49",
+                                        "50 anni e oltre" => "50+",
+                                        "non indicato" => "missing",
+                                        _ => return Some(union(t.stock_by_age.values())),
+                                    };
+                                    t.stock_by_age.get(key).cloned().unwrap_or_default()
+                                }
+                                "by_education" => {
+                                    let key = match col {
+                                        "fino alla licenza media" => "isced_0_2",
+                                        "diploma" => "isced_3_4",
+                                        "laurea e oltre" => "isced_5_8",
+                                        "non indicato" => "missing",
+                                        _ => return Some(union(t.stock_by_education.values())),
+                                    };
+                                    t.stock_by_education.get(key).cloned().unwrap_or_default()
+                                }
+                                "vulnerable_groups" => {
+                                    let key = match col {
+                                        "con disabilità (L. 68/1999)" => "disability",
+                                        "con sostegno al reddito" => "income_support",
+                                        "in carico ai servizi sociali" => "social_services",
+                                        other => panic!("vulnerable group {other}"),
+                                    };
+                                    t.stock_vulnerable.get(key).cloned().unwrap_or_default()
+                                }
+                                "by_citizenship" => {
                                     let key = match col {
                                         "italiana" | "Italian" => "italiana",
                                         "UE" | "other EU" => "UE",
@@ -99,14 +206,14 @@ impl Seen {
                                     };
                                     t.stock_by_citizenship.get(key).cloned().unwrap_or_default()
                                 }
-                                "provincia" => match t.stock_by_province.get(col) {
+                                "by_province" => match t.stock_by_province.get(col) {
                                     Some(u) => u.clone(),
                                     None if matches!(col, "Totale" | "Total") => {
                                         union(t.stock_by_province.values())
                                     }
                                     None => Units::new(),
                                 },
-                                "percorsi_gol" => match col.strip_prefix("GOL ") {
+                                "gol_paths" => match col.strip_prefix("GOL ") {
                                     Some(p) => t
                                         .gol_paths
                                         .get(&p.parse::<u8>().unwrap())
@@ -114,7 +221,7 @@ impl Seen {
                                         .unwrap_or_default(),
                                     None => union(t.gol_paths.values()),
                                 },
-                                "inserimenti" => {
+                                "placements" => {
                                     if c == 1 {
                                         t.placed.clone()
                                     } else {
