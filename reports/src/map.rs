@@ -178,15 +178,20 @@ pub fn choropleth_svg(title: &str, values: &[MapValue], decimals: usize, lang: L
     let mut ly = 10.0;
     let mut lo: Option<f64> = shown.iter().copied().reduce(f64::min);
     for (k, b) in br.iter().enumerate() {
+        let to = fmt_figure(Some(*b), decimals, lang);
         let from = lo.map_or("x".into(), |l| fmt_figure(Some(l), decimals, lang));
+        // A class of one value shows the value once.
+        let range = if from == to {
+            to.clone()
+        } else {
+            format!("{from} – {to}")
+        };
         let _ = write!(
             svg,
-            "<rect x=\"{lx:.1}\" y=\"{ly:.1}\" width=\"18\" height=\"14\" fill=\"{}\" stroke=\"#333\" stroke-width=\"0.5\"/><text x=\"{:.1}\" y=\"{:.1}\">{} – {}</text>",
+            "<rect x=\"{lx:.1}\" y=\"{ly:.1}\" width=\"18\" height=\"14\" fill=\"{}\" stroke=\"#333\" stroke-width=\"0.5\"/><text x=\"{:.1}\" y=\"{:.1}\">{range}</text>",
             CLASSES[k.min(CLASSES.len() - 1)],
             lx + 24.0,
             ly + 11.0,
-            from,
-            fmt_figure(Some(*b), decimals, lang)
         );
         lo = Some(*b);
         ly += 20.0;

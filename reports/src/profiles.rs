@@ -209,6 +209,7 @@ pub(crate) fn profile_counts(
     let mut classes = Vec::new();
     let mut class_totals = [0usize; 2];
     let mut lca_note = None;
+    let mut lca_failed: Option<String> = None;
     // Each person's profile (index into `people`).
     let mut class_of: Vec<Option<usize>> = vec![None; people.len()];
     let with_asso: Vec<usize> = (0..people.len())
@@ -224,15 +225,25 @@ pub(crate) fn profile_counts(
                 )
             })
             .collect();
-        let fitted = Table::from_values("intake", columns)
-            .ok()
-            .and_then(|t| {
-                profile_spec(answer_cols.clone())
-                    .check()
-                    .ok()
-                    .map(|s| (t, s))
-            })
-            .and_then(|(t, s)| cluster_table(&t, &s).ok());
+        // From 2 to 5 classes; with few persons the larger numbers are not identified
+        // (more parameters than answer patterns), so the range narrows until one is.
+        let table = Table::from_values("intake", columns).ok();
+        let mut fitted = None;
+        let mut range_top = 5;
+        for top in (2..=5).rev() {
+            range_top = top;
+            let Some(t) = &table else { break };
+            let mut spec = profile_spec(answer_cols.clone());
+            spec.k_range = Some(format!("2..{top}"));
+            match spec.check().and_then(|s| cluster_table(t, &s)) {
+                Ok(r) => {
+                    fitted = Some(r);
+                    lca_failed = None;
+                    break;
+                }
+                Err(e) => lca_failed = Some(e.to_string()),
+            }
+        }
         if let Some(report) = fitted {
             class_of = vec![None; people.len()];
             for (i, l) in with_asso.iter().zip(&report.labels) {
@@ -273,20 +284,48 @@ pub(crate) fn profile_counts(
             }
             lca_note = Some(if lang == Lang::It {
                 format!(
-                    "Profili di occupabilità: classi latenti delle {} risposte ASSO delle persone prese in carico nei due trimestri, numero di classi ({}) scelto per BIC tra 2 e 5 (seme {}).",
+                    "Profili di occupabilità: classi latenti delle {} risposte ASSO delle persone prese in carico nei due trimestri, numero di classi ({}) scelto per BIC tra 2 e {range_top} (seme {}).",
                     answer_cols.len(),
                     report.k,
                     report.seed
                 )
             } else {
                 format!(
-                    "Occupability profiles: latent classes of the {} ASSO answers of the persons taken in charge in the two quarters, the number of classes ({}) chosen by BIC from 2 to 5 (seed {}).",
+                    "Occupability profiles: latent classes of the {} ASSO answers of the persons taken in charge in the two quarters, the number of classes ({}) chosen by BIC from 2 to {range_top} (seed {}).",
                     answer_cols.len(),
                     report.k,
                     report.seed
                 )
             });
         }
+    }
+
+    if lca_note.is_none() {
+        // Said in the report, in its language; the engine's reason goes to the log.
+        if let Some(e) = &lca_failed {
+            eprintln!("the occupability profiles of the report were not fitted: {e}");
+        }
+        lca_note = Some(if lang == Lang::It {
+            format!(
+                "Profili di occupabilità non stimati: {} persone con risposte ASSO nei due trimestri{}.",
+                with_asso.len(),
+                if lca_failed.is_some() {
+                    ", la stima delle classi latenti non è riuscita"
+                } else {
+                    ", ne servono almeno 50"
+                }
+            )
+        } else {
+            format!(
+                "Occupability profiles not fitted: {} persons with ASSO answers in the two quarters{}.",
+                with_asso.len(),
+                if lca_failed.is_some() {
+                    ", the latent class fit failed"
+                } else {
+                    ", at least 50 are needed"
+                }
+            )
+        });
     }
 
     // Score distributions this quarter.

@@ -64,6 +64,77 @@ fn demo_writes_the_report_and_prints_what_it_wrote() {
         ids.contains(&"operators") && ids.contains(&"outcomes"),
         "{ids:?}"
     );
+    // Every section the issue asks for is there.
+    for id in [
+        "stock_flow",
+        "by_age",
+        "by_education",
+        "vulnerable_groups",
+        "indicators_trend",
+        "intake_gol_paths",
+        "gol_adjustments",
+        "occupability_profiles",
+        "intake_scores",
+        "provinces",
+        "demand_forecast",
+        "demand_forecast_vs_actual",
+        "data_quality",
+    ] {
+        assert!(ids.contains(&id), "no table {id}: {ids:?}");
+    }
+    // No published count of persons lies between 1 and the threshold less one, in any
+    // table of report.json (the CSVs, the XLSX and the HTML render the same cells). Left
+    // out: figures that are not counts of persons (rates, scores, expected numbers, the
+    // files' rows, residents, forecasts and months), told by their column.
+    let not_persons = |table: &str, column: &str| {
+        table == "data_quality"
+            || table.starts_with("demand")
+            || column.ends_with("pct")
+            || column.starts_with("share")
+            || matches!(
+                column,
+                "expected"
+                    | "ratio"
+                    | "lo95"
+                    | "hi95"
+                    | "population"
+                    | "in_charge_per_1000"
+                    | "placed_per_100"
+                    | "robust_score"
+                    | "change_points"
+                    | "permanent_12m_pct_of_employed"
+                    | "mean"
+                    | "q1"
+                    | "median"
+                    | "q3"
+            )
+    };
+    let mut checked = 0;
+    for t in report["tables"].as_array().unwrap() {
+        let id = t["id"].as_str().unwrap();
+        let columns: Vec<&str> = t["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        for row in t["rows"].as_array().unwrap() {
+            for (c, v) in row.as_array().unwrap().iter().enumerate().skip(1) {
+                if not_persons(id, columns[c]) {
+                    continue;
+                }
+                if let Some(n) = v.as_f64() {
+                    checked += 1;
+                    assert!(
+                        n == 0.0 || n >= 5.0,
+                        "{id} {}: {n} is a count below the threshold",
+                        columns[c]
+                    );
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "{checked}");
     // The key lives beside the store, never inside it, and only its owner may read it.
     let key = tmp.path().join("occupa-data.key");
     assert!(key.exists());
@@ -1419,6 +1490,47 @@ fn the_readme_commands_run_as_written() {
         "forecast-regions.csv",
     ] {
         assert!(tmp.path().join(f).exists(), "{f} was not written");
+    }
+    // The README's report is in English: no Italian heading, label or sentence in its HTML
+    // (the words below are each section's or table's Italian heading or a common word of
+    // the Italian text), and the PDF's table of contents is English too.
+    let html = std::fs::read_to_string(tmp.path().join("report/report.html")).unwrap();
+    for italian in [
+        "Sintesi",
+        "Persone in carico",
+        "Chi è in carico",
+        "Servizi erogati",
+        "Profili delle persone",
+        "Territorio",
+        "Esiti occupazionali",
+        "Domanda di lavoro",
+        "Valutazione degli operatori",
+        "Qualità dei dati",
+        "Anomalie",
+        "Indice",
+        "Totale",
+        ">Ente<",
+        "trimestre",
+        " della ",
+        " delle ",
+        " persone ",
+        "oscurato",
+    ] {
+        assert!(
+            !html.contains(italian),
+            "the English report says {italian:?}"
+        );
+    }
+    for english in [
+        "Summary",
+        "Contents",
+        "Who is in charge",
+        "Employment outcomes",
+    ] {
+        assert!(
+            html.contains(english),
+            "the English report lacks {english:?}"
+        );
     }
     // anonymise-table: rows read = rows released (suppressed ones as `*`) + quarantined,
     // and the quarantine names lines and columns, never values.
