@@ -13,7 +13,8 @@ cd "$work"
 [ -f k.key ] || "$occupa" key new --out k.key > /dev/null
 if [ ! -d store ]; then
     "$occupa" simulate --out ex --persons "$persons" --tenants "$tenants" --seed 1 > /dev/null
-    for d in ex/t*; do
+    for d in ex/t[0-9]*/; do
+        d=${d%/}
         t=$(basename "$d")
         for tb in persons asso isa gol services employment vacancies; do
             "$occupa" ingest --data store --tenant "$t" --table "$tb" --key-file k.key "$d/$tb.csv" > /dev/null 2>&1
