@@ -770,15 +770,7 @@ fn data_snapshot(store: &Store, tenants: &[TenantId]) -> Option<String> {
     let mut lines = String::new();
     for t in tenants {
         let scope = store.scope(t);
-        for table in [
-            T::Persons,
-            T::Asso,
-            T::Isa,
-            T::Gol,
-            T::Services,
-            T::Employment,
-            T::Vacancies,
-        ] {
+        for table in T::ALL {
             for part in scope.parts(table).ok()? {
                 let bytes = std::fs::read(&part).ok()?;
                 let name = part.strip_prefix(store.root()).unwrap_or(&part);

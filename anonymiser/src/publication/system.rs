@@ -242,6 +242,23 @@ impl System {
         }
     }
 
+    /// Sets the objective: the sum of `rows` (an atom counted once per row it is in).
+    fn objective(&mut self, rows: &[usize], maximize: bool) -> Result<()> {
+        let mut obj = vec![0.0; self.atom_rows.len() + 1];
+        for &r in rows {
+            for &a in &self.row_atoms[r] {
+                obj[a as usize + 1] += 1.0;
+            }
+        }
+        self.lp.set_objective_function(&mut obj).map_err(lp_err)?;
+        if maximize {
+            self.lp.set_maximize();
+        } else {
+            self.lp.set_minimize();
+        }
+        Ok(())
+    }
+
     /// Whether row `row` is unbounded above for want of a fixed row over one of its atoms.
     pub fn free_above(&self, row: usize) -> bool {
         self.row_atoms[row].iter().any(|&a| {
@@ -257,18 +274,7 @@ impl System {
     /// `None` when the sum is unbounded (a row free above is left out by the caller).
     pub fn joint(&mut self, rows: &[usize], maximize: bool) -> Result<Option<Vec<f64>>> {
         let ncols = self.atom_rows.len();
-        let mut obj = vec![0.0; ncols + 1];
-        for &r in rows {
-            for &a in &self.row_atoms[r] {
-                obj[a as usize + 1] += 1.0;
-            }
-        }
-        self.lp.set_objective_function(&mut obj).map_err(lp_err)?;
-        if maximize {
-            self.lp.set_maximize();
-        } else {
-            self.lp.set_minimize();
-        }
+        self.objective(rows, maximize)?;
         match self.solve() {
             lpsolve::SolveStatus::Optimal | lpsolve::SolveStatus::Presolved => {
                 if self.lp.get_objective() >= LP_INFINITY {
@@ -297,17 +303,7 @@ impl System {
         if maximize && self.free_above(row) {
             return Ok(None);
         }
-        let ncols = self.atom_rows.len();
-        let mut obj = vec![0.0; ncols + 1];
-        for &a in &self.row_atoms[row] {
-            obj[a as usize + 1] = 1.0;
-        }
-        self.lp.set_objective_function(&mut obj).map_err(lp_err)?;
-        if maximize {
-            self.lp.set_maximize();
-        } else {
-            self.lp.set_minimize();
-        }
+        self.objective(&[row], maximize)?;
         match self.solve() {
             lpsolve::SolveStatus::Optimal | lpsolve::SolveStatus::Presolved => {
                 let v = self.lp.get_objective();
