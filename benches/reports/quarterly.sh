@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The quarterly report for 100,000 persons across 20 authorities, from the store to every
 # file (benches/RESULTS.md): the first report of a store, then the previous quarter's,
-# protected against the first from the ledger.
+# protected against the first from the ledger; then the annual report of 2025 after both.
 # Usage: benches/reports/quarterly.sh [WORKDIR] [PERSONS] [TENANTS]   (needs target/release/occupa)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,12 +21,14 @@ if [ ! -d store ]; then
         done
     done
 fi
-rm -rf store/ledger q3 q2
+rm -rf store/ledger q3 q2 y25
 export OCCUPA_KEY_FILE="$work/k.key"
 /usr/bin/time -f "quarterly report 2026Q3 (first of the store): %e s wall, %M KB peak" \
     "$occupa" report quarterly --data store --period 2026Q3 --out q3 > /dev/null
 /usr/bin/time -f "quarterly report 2026Q2 (after 2026Q3): %e s wall, %M KB peak" \
     "$occupa" report quarterly --data store --period 2026Q2 --out q2 > /dev/null
-for d in q3 q2; do
+/usr/bin/time -f "annual report 2025 (after both): %e s wall, %M KB peak" \
+    "$occupa" report annual --data store --year 2025 --out y25 > /dev/null
+for d in q3 q2 y25; do
     python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['provenance']['protection']; print(sys.argv[1], 'protection', round(p['seconds'],1), 's,', p['audit_solves'], 'solves,', p['hidden'], 'hidden,', p['prior_checked'], 'earlier cells checked')" "$d/report.json"
 done

@@ -721,6 +721,10 @@ fn person_columns(first: &DataFrame, intake: &[i32]) -> Result<Vec<(String, Valu
     Ok(cols)
 }
 
+/// Days after the first ISA from which a later ISA is a follow-up (a re-assessment, not
+/// a correction of the first).
+const ISA_FOLLOW_UP_DAYS: i32 = 60;
+
 /// Each person's first ASSO, ISA and GOL record of this intake: scores, ASSO answers,
 /// GOL paths, adjustment and override.
 fn assessment_columns(
@@ -779,6 +783,47 @@ fn assessment_columns(
                 Values::Numbers(
                     pick.iter()
                         .map(|p| p.map_or(f64::NAN, |(_, k)| v[k]))
+                        .collect(),
+                ),
+            ));
+        }
+        // ISA is repeated along the care path: each person's last record of this intake
+        // at least ISA_FOLLOW_UP_DAYS after the first (`isa2_*`, and the days between),
+        // for the before/after comparison of the persons assessed twice.
+        if prefix == "isa" {
+            let mut follow: Vec<Option<(i32, usize)>> = vec![None; n];
+            for &(k, r) in &pairs {
+                let (Some(d), Some((d0, _))) = (dates[k], pick[r]) else {
+                    continue;
+                };
+                if d >= d0 + ISA_FOLLOW_UP_DAYS
+                    && follow[r].is_none_or(|(fd, fk)| (d, k) > (fd, fk))
+                {
+                    follow[r] = Some((d, k));
+                }
+            }
+            for (from, to) in &wanted {
+                let v = num_col(&df, from)?;
+                cols.push((
+                    to.replacen("isa_", "isa2_", 1),
+                    Values::Numbers(
+                        follow
+                            .iter()
+                            .map(|p| p.map_or(f64::NAN, |(_, k)| v[k]))
+                            .collect(),
+                    ),
+                ));
+            }
+            cols.push((
+                "isa2_days".into(),
+                Values::Numbers(
+                    follow
+                        .iter()
+                        .zip(&pick)
+                        .map(|(f, p)| match (f, p) {
+                            (Some((d, _)), Some((d0, _))) => f64::from(d - d0),
+                            _ => f64::NAN,
+                        })
                         .collect(),
                 ),
             ));

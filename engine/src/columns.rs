@@ -602,6 +602,45 @@ impl Table {
         }
     }
 
+    /// The rows of `parts` one after the other, as one table built in memory (the
+    /// analysis tables of several authorities, pooled for an estimate and never written):
+    /// the columns every part has, in the first part's order.
+    pub fn stack(source: &str, parts: &[&Table]) -> Result<Table> {
+        let Some(first) = parts.first() else {
+            return Table::from_values(source, Vec::new());
+        };
+        let headers: Vec<String> = first
+            .headers
+            .iter()
+            .filter(|h| parts.iter().all(|p| p.headers.contains(h)))
+            .cloned()
+            .collect();
+        let mut columns = Vec::with_capacity(headers.len());
+        for h in &headers {
+            let mut column: Option<Column> = None;
+            let mut before = 0;
+            for p in parts {
+                let c = p.column(h)?.clone();
+                match &mut column {
+                    None => column = Some(c),
+                    Some(acc) => acc.append(c, before),
+                }
+                before += p.rows;
+            }
+            if let Some(mut c) = column {
+                c.dot_row = None;
+                columns.push(c);
+            }
+        }
+        let rows: usize = parts.iter().map(|p| p.rows).sum();
+        let mut t = Table::from_values(source, Vec::new())?;
+        t.headers = headers;
+        t.columns = columns;
+        t.rows = rows;
+        t.lines = (0..rows).map(|i| (i + 1) as u32).collect();
+        Ok(t)
+    }
+
     /// Whether the table was built in memory from a store or a release (its cells are
     /// never quoted in messages).
     fn is_built(&self) -> bool {

@@ -825,6 +825,48 @@ pub fn tenant_quarter(scope: &TenantScope, q: Quarter, history: usize) -> Result
     })
 }
 
+/// The flow, physical indicators and placements of each of `quarters` for one tenant,
+/// as sets (the annual report's quarters), reading the store once.
+pub fn quarter_figures(scope: &TenantScope, quarters: &[Quarter]) -> Result<Vec<PeriodFigures>> {
+    let tenant = scope.tenant().to_string();
+    let persons = scope.read(Table::Persons)?;
+    let intake = dates(&persons, "intake_date")?;
+    let exit = dates(&persons, "exit_date")?;
+    let person_ids = strings(&persons, "person_id")?;
+    let ids: Vec<u64> = person_ids
+        .iter()
+        .map(|p| unit_key(&tenant, UnitKind::Person, p.as_deref().unwrap_or("")))
+        .collect();
+    let services = scope.read_columns(
+        Table::Services,
+        Some(&[
+            "person_id",
+            "employer_id",
+            "service_code",
+            "start_date",
+            "outcome",
+        ]),
+    )?;
+    let emp = scope.read_columns(
+        Table::Employment,
+        Some(&["person_id", "start_date", "contract_type"]),
+    )?;
+    let period = Period::read(&tenant, &services, &emp, &person_ids)?;
+    Ok(quarters
+        .iter()
+        .map(|&q| {
+            let (indicators, placed, placed_permanent) = period.figures(q);
+            PeriodFigures {
+                quarter: q,
+                flow_units: stock_flow_units(&intake, &exit, &ids, q),
+                indicators,
+                placed,
+                placed_permanent,
+            }
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,6 +82,9 @@ pub struct Demand {
     pub pooled: Vec<String>,
     /// The model choice and request, for provenance.
     pub spec: serde_json::Value,
+    /// How many months the past forecast covers: 3 (the quarter, in the quarterly report)
+    /// or 12 (the year, in the annual report).
+    pub past_months: usize,
 }
 
 /// The series of one kind to publish: the total, sectors and provinces; those with a
@@ -411,6 +414,7 @@ pub(crate) fn demand_section(d: &Demand, lang: Lang) -> Section {
             t("IC 95% sup.", "95% high"),
         ],
         decimals: vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 0],
+        notes: Vec::new(),
         rows,
     };
     let mut back_rows = Vec::new();
@@ -446,10 +450,17 @@ pub(crate) fn demand_section(d: &Demand, lang: Lang) -> Section {
     if !back_rows.is_empty() {
         figures.push(FigureTable {
             id: "demand_forecast_vs_actual".into(),
-            title: t(
-                "La previsione del trimestre scorso e ciò che è accaduto",
-                "Last quarter's forecast against what happened",
-            ),
+            title: if d.past_months >= 12 {
+                t(
+                    "La previsione di un anno fa e ciò che è accaduto nei 12 mesi",
+                    "Last year's forecast against what happened in the 12 months",
+                )
+            } else {
+                t(
+                    "La previsione del trimestre scorso e ciò che è accaduto",
+                    "Last quarter's forecast against what happened",
+                )
+            },
             keys: [
                 "series",
                 "forecast",
@@ -471,13 +482,21 @@ pub(crate) fn demand_section(d: &Demand, lang: Lang) -> Section {
                 t("Mesi", "Months"),
             ],
             decimals: vec![0, 0, 1, 0, 0, 0],
+            notes: Vec::new(),
             rows: back_rows,
         });
     }
-    let mut text = vec![t(
-        "Assunzioni (comunicazioni obbligatorie) e posti vacanti notificati dalle aziende, per mese: previsione dei prossimi 12 mesi con intervalli all'80% e al 95% (metodo scelto per ogni serie dal confronto su periodi già osservati, intervalli calibrati sugli errori passati), e la previsione fatta alla fine del trimestre precedente confrontata con i tre mesi osservati. Una serie è pubblicata solo se ogni suo mese raggiunge la soglia di riservatezza; le altre sono riunite in «altri».",
-        "Hires (compulsory notifications) and vacancies notified by employers, by month: the forecast of the next 12 months with 80% and 95% intervals (the method chosen for each series on periods already observed, intervals calibrated on past errors), and the forecast made at the end of the previous quarter against the three months observed. A series is published only when each of its months reaches the confidentiality threshold; the others are pooled into 'other'.",
-    )];
+    let mut text = vec![if d.past_months >= 12 {
+        t(
+            "Assunzioni (comunicazioni obbligatorie) e posti vacanti notificati dalle aziende, per mese: previsione dei prossimi 12 mesi con intervalli all'80% e al 95% (metodo scelto per ogni serie dal confronto su periodi già osservati, intervalli calibrati sugli errori passati), e la previsione fatta alla fine dell'anno precedente confrontata con i 12 mesi dell'anno. Una serie è pubblicata solo se ogni suo mese raggiunge la soglia di riservatezza; le altre sono riunite in «altri».",
+            "Hires (compulsory notifications) and vacancies notified by employers, by month: the forecast of the next 12 months with 80% and 95% intervals (the method chosen for each series on periods already observed, intervals calibrated on past errors), and the forecast made at the end of the previous year against the year's 12 months. A series is published only when each of its months reaches the confidentiality threshold; the others are pooled into 'other'.",
+        )
+    } else {
+        t(
+            "Assunzioni (comunicazioni obbligatorie) e posti vacanti notificati dalle aziende, per mese: previsione dei prossimi 12 mesi con intervalli all'80% e al 95% (metodo scelto per ogni serie dal confronto su periodi già osservati, intervalli calibrati sugli errori passati), e la previsione fatta alla fine del trimestre precedente confrontata con i tre mesi osservati. Una serie è pubblicata solo se ogni suo mese raggiunge la soglia di riservatezza; le altre sono riunite in «altri».",
+            "Hires (compulsory notifications) and vacancies notified by employers, by month: the forecast of the next 12 months with 80% and 95% intervals (the method chosen for each series on periods already observed, intervals calibrated on past errors), and the forecast made at the end of the previous quarter against the three months observed. A series is published only when each of its months reaches the confidentiality threshold; the others are pooled into 'other'.",
+        )
+    }];
     if !d.pooled.is_empty() {
         text.push(format!(
             "{} {}.",

@@ -15,6 +15,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod annual;
 pub mod causal_plots;
 pub mod cluster_plots;
 pub mod demand;
@@ -133,6 +134,9 @@ pub struct FigureTable {
     pub decimals: Vec<usize>,
     /// Rows: label and values (`None` hidden).
     pub rows: Vec<(String, Vec<Option<f64>>)>,
+    /// A text per row after the values (a grade, why an estimate is withheld), when the
+    /// table has them: `keys` and `headers` then end with the note's.
+    pub notes: Vec<String>,
 }
 
 /// A chart's id and points (label, value; `None` hidden).
@@ -194,6 +198,8 @@ pub(crate) fn spec_of(table: &str) -> &'static str {
         "outcomes" => "outcomes",
         "operators" => "operators",
         "data_quality" => "audit",
+        "service_effects" | "effects_by_profile" => "effects",
+        "isa_before_after" | "isa_change" | "adjustment_audit" => "intake",
         t if t.starts_with("demand") => "demand",
         t if t.starts_with("intake") || t == "gol_adjustments" || t == "occupability_profiles" => {
             "intake"
@@ -1301,6 +1307,7 @@ fn quality_section(sources: &[SourceQuality], lang: Lang) -> Section {
             keys,
             headers,
             decimals: vec![0; 3 + reasons.len()],
+            notes: Vec::new(),
             rows,
         }],
         charts: Vec::new(),
@@ -1415,6 +1422,7 @@ fn map_section(
                 t("Ogni 100 in carico", "Per 100 in charge"),
             ],
             decimals: vec![0, 0, 1, 0, 1],
+            notes: Vec::new(),
             rows,
         }],
         charts,
@@ -1483,6 +1491,7 @@ fn anomalies(
             t("Scarto robusto", "Robust score"),
         ],
         decimals: vec![0, 1],
+        notes: Vec::new(),
         rows,
     }
 }
@@ -1558,6 +1567,7 @@ fn outcomes_section(rows: &[OutcomeRow], draft: &Draft, p: &Protection, lang: La
                 t("% degli occupati", "% of employed"),
             ],
             decimals: vec![0, 0, 1, 0, 1, 0, 1],
+            notes: Vec::new(),
             rows: table_rows,
         }],
         charts: Vec::new(),
@@ -1635,6 +1645,7 @@ fn operators_section(
                 t("IC 95% sup.", "95% CI high"),
             ],
             decimals: vec![0, 0, 1, 2, 2, 2],
+            notes: Vec::new(),
             rows,
         }],
         charts: (!points.is_empty())

@@ -466,6 +466,7 @@ pub(crate) fn profiles_section(
             t("Var. %", "% change"),
         ],
         decimals: vec![0, 0, 1],
+        notes: Vec::new(),
         rows: gol_rows,
     });
 
@@ -480,6 +481,7 @@ pub(crate) fn profiles_section(
         keys: ["change", "persons", "share_of_assessed_pct"].map(String::from).to_vec(),
         headers: vec![t("Modifica", "Change"), t("Persone", "Persons"), t("% dei valutati", "% of assessed")],
         decimals: vec![0, 1],
+        notes: Vec::new(),
         rows: [
             (t("Aggiustamento ±3 punti", "±3-point adjustment"), c.adjustments[0]),
             (t("Cambio di percorso motivato", "Justified path override"), c.adjustments[1]),
@@ -544,6 +546,7 @@ pub(crate) fn profiles_section(
                 t("Var. punti %", "Change (points)"),
             ],
             decimals: vec![0, 1, 0, 1, 1],
+            notes: Vec::new(),
             rows,
         });
     }
@@ -568,6 +571,7 @@ pub(crate) fn profiles_section(
                 t("3° quartile", "3rd quartile"),
             ],
             decimals: vec![0, 1, 1, 1, 1],
+            notes: Vec::new(),
             rows: c
                 .scores
                 .iter()

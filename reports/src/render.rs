@@ -17,7 +17,7 @@ pub(crate) fn fmt_count(v: Option<u64>, lang: Lang) -> String {
     fmt_figure(v.map(|n| n as f64), 0, lang)
 }
 
-fn esc_html(s: &str) -> String {
+pub(crate) fn esc_html(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -164,7 +164,7 @@ fn figure_html(t: &FigureTable, lang: Lang, out: &mut String) {
         let _ = write!(out, "<th scope=\"col\">{}</th>", esc_html(h));
     }
     out.push_str("</tr></thead><tbody>");
-    for (label, vals) in &t.rows {
+    for (i, (label, vals)) in t.rows.iter().enumerate() {
         let _ = write!(out, "<tr><th scope=\"row\">{}</th>", esc_html(label));
         for (v, d) in vals.iter().zip(&t.decimals) {
             let _ = write!(
@@ -173,6 +173,9 @@ fn figure_html(t: &FigureTable, lang: Lang, out: &mut String) {
                 if v.is_none() { " class=\"hidden\"" } else { "" },
                 fmt_figure(*v, *d, lang)
             );
+        }
+        if let Some(note) = t.notes.get(i) {
+            let _ = write!(out, "<td class=\"note\">{}</td>", esc_html(note));
         }
         out.push_str("</tr>");
     }
@@ -184,11 +187,15 @@ pub fn figure_csv(t: &FigureTable) -> String {
     let q = |s: &str| csv_field(s).into_owned();
     let mut out = t.keys.iter().map(|k| q(k)).collect::<Vec<_>>().join(",");
     out.push('\n');
-    for (label, vals) in &t.rows {
+    for (i, (label, vals)) in t.rows.iter().enumerate() {
         out.push_str(&q(label));
         for v in vals {
             out.push(',');
             out.push_str(&v.map_or(HIDDEN.to_string(), |x| format!("{x}")));
+        }
+        if let Some(note) = t.notes.get(i) {
+            out.push(',');
+            out.push_str(&q(note));
         }
         out.push('\n');
     }
@@ -399,10 +406,17 @@ pub fn markup(r: &Report) -> (String, Vec<Asset>) {
         for f in &s.figures {
             let _ = writeln!(m, "*{}*\n", escape(&f.title));
             let n = f.headers.len();
+            // A note column (text) is left-aligned like the labels.
+            let mut align = vec!["right"; n.saturating_sub(1).max(1)];
+            if !f.notes.is_empty()
+                && let Some(last) = align.last_mut()
+            {
+                *last = "left";
+            }
             let _ = writeln!(
                 m,
                 "#table(columns: {n}, align: (left, {}),",
-                vec!["right"; n.saturating_sub(1).max(1)].join(", ")
+                align.join(", ")
             );
             let heads: Vec<String> = f
                 .headers
@@ -410,13 +424,16 @@ pub fn markup(r: &Report) -> (String, Vec<Asset>) {
                 .map(|h| format!("[*{}*]", escape(h)))
                 .collect();
             let _ = writeln!(m, "  table.header({}),", heads.join(", "));
-            for (label, vals) in &f.rows {
+            for (i, (label, vals)) in f.rows.iter().enumerate() {
                 let mut cells = vec![format!("[{}]", escape(label))];
                 cells.extend(
                     vals.iter()
                         .zip(&f.decimals)
                         .map(|(v, d)| format!("[{}]", escape(&fmt_figure(*v, *d, r.lang)))),
                 );
+                if let Some(note) = f.notes.get(i) {
+                    cells.push(format!("[#text(size: 7pt)[{}]]", escape(note)));
+                }
                 let _ = writeln!(m, "  {},", cells.join(", "));
             }
             m.push_str(")\n\n");
@@ -471,6 +488,9 @@ pub fn xlsx(r: &Report) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
                         Some(x) => ws.write_number(row, c as u16 + 1, *x)?,
                         None => ws.write_string(row, c as u16 + 1, HIDDEN)?,
                     };
+                }
+                if let Some(note) = f.notes.get(i) {
+                    ws.write_string(row, vals.len() as u16 + 1, safe(note))?;
                 }
             }
             ws.set_column_width(0, 24)?;
@@ -554,7 +574,7 @@ pub fn json(r: &Report) -> String {
             "title": f.title,
             "provenance": provenance(&f.id),
             "columns": f.keys,
-            "rows": f.rows.iter().map(|(label, vals)| {
+            "rows": f.rows.iter().enumerate().map(|(i, (label, vals))| {
                 let mut row = vec![serde_json::Value::from(label.clone())];
                 // Counts as integers, other figures as numbers.
                 row.extend(vals.iter().zip(&f.decimals).map(|(v, d)| match v {
@@ -562,6 +582,9 @@ pub fn json(r: &Report) -> String {
                     Some(x) if *d == 0 && x.fract() == 0.0 && x.abs() < 9e15 => serde_json::Value::from(*x as i64),
                     Some(x) => serde_json::Value::from(*x),
                 }));
+                if let Some(note) = f.notes.get(i) {
+                    row.push(serde_json::Value::from(note.clone()));
+                }
                 row
             }).collect::<Vec<_>>(),
         })

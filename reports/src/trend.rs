@@ -188,6 +188,7 @@ pub(crate) fn trend_table(rows: &[Shown], q: Quarter, lang: Lang) -> FigureTable
             t("Var. % sull'anno prima", "% change on a year before"),
         ],
         decimals: vec![0, 0, 0, 1, 1],
+        notes: Vec::new(),
         rows: rows
             .iter()
             .map(|r| {

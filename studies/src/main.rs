@@ -362,6 +362,32 @@ enum ReportCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// The annual report: the year in review, the impact of services A.3–A.6 at 6 and 12
+    /// months (by profile), ISA before and after, the audit of adjustments and overrides,
+    /// last year's demand forecast against what happened.
+    Annual {
+        /// Store folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// Year, e.g. 2025.
+        #[arg(long)]
+        year: i32,
+        /// Only this tenant (default: every tenant, each read through its own scope).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// it or en.
+        #[arg(long, default_value = "it")]
+        lang: String,
+        /// Smallest count published (at least 3 unless --allow-min-count-below-3).
+        #[arg(long, default_value_t = 5)]
+        min_count: u64,
+        /// Accept --min-count 1 or 2 (internal checks only).
+        #[arg(long)]
+        allow_min_count_below_3: bool,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -603,7 +629,8 @@ fn outcome_cohorts(
 fn demand_forecasts(
     store: &Store,
     tenants: &[TenantId],
-    q: Quarter,
+    period_end: chrono::NaiveDate,
+    past_months: usize,
     min: u64,
     lang: Lang,
 ) -> Option<occupa_reports::demand::Demand> {
@@ -611,8 +638,14 @@ fn demand_forecasts(
     use occupa_engine::forecast::runner::ForecastRequest;
     use occupa_reports::demand::{Cells, Demand, DemandSeries, Kind, Level, publishable};
     let month = |d: chrono::NaiveDate| d.format("%Y-%m").to_string();
-    let end = month(q.end());
-    let prev_end = month(q.prev().end());
+    let end = month(period_end);
+    // The past forecast was made `past_months` before the period's end.
+    let prev_end = month(
+        (period_end + chrono::Duration::days(1))
+            .checked_sub_months(chrono::Months::new(past_months as u32))
+            .unwrap_or(period_end)
+            - chrono::Duration::days(1),
+    );
     let (mut hires, mut vacancies): (Cells, Cells) = Default::default();
     for t in tenants {
         let table = match occupa_engine::analysis::series_table(&store.scope(t)) {
@@ -717,11 +750,11 @@ fn demand_forecasts(
         .filter(|m| **m <= prev_end)
         .count()
         .ge(&24)
-        .then(|| run(&prev_end, 3))
+        .then(|| run(&prev_end, past_months))
         .flatten();
     let next: Vec<String> = (1..=12)
         .filter_map(|k| {
-            q.end()
+            period_end
                 .checked_add_months(chrono::Months::new(k))
                 .map(month)
         })
@@ -759,6 +792,7 @@ fn demand_forecasts(
         months: next,
         pooled,
         spec: serde_json::to_value(&request).unwrap_or_default(),
+        past_months,
     })
 }
 
@@ -857,7 +891,7 @@ fn write_report(
     ));
     spin.enable_steady_tick(std::time::Duration::from_millis(120));
     let scope = tenant.unwrap_or("pooled");
-    let demand = demand_forecasts(store, &tenants, q, min.get(), lang);
+    let demand = demand_forecasts(store, &tenants, q.end(), 3, min.get(), lang);
     let mut specs = std::collections::BTreeMap::new();
     let names: Vec<&str> = tenants.iter().map(|t| t.as_str()).collect();
     specs.insert(
@@ -917,6 +951,35 @@ fn write_report(
     };
     let published = Report::quarterly_with(q, &tq, lang, Rule::new(min), &prior, scope, &analyses)?;
     spin.finish_and_clear();
+    commit_report(
+        store,
+        &published,
+        &tenants,
+        out,
+        "report quarterly",
+        &q.to_string(),
+        min,
+        prior.len(),
+    )
+}
+
+/// Writes a protected report: refused (nothing written) unless the audit proved every
+/// small count protected; then the ledger (first: a crash leaves it claiming a publication
+/// that did not happen, never the reverse), the files, and the audit line.
+#[allow(clippy::too_many_arguments)]
+fn commit_report(
+    store: &Store,
+    published: &occupa_reports::Published,
+    tenants: &[TenantId],
+    out: &Path,
+    command: &str,
+    period: &str,
+    min: MinCount,
+    priors: usize,
+) -> Result<Vec<PathBuf>> {
+    use occupa_anonymiser::publication::Rule;
+    use occupa_anonymiser::publication::ledger::Ledger;
+    let ledger = Ledger::open(store.root())?;
     let audit = &published.protection.audit;
     if !audit.all_protected {
         // Which counts (their keys, never their values), so the breakdown can be found.
@@ -930,10 +993,9 @@ fn write_report(
             .map(|r| format!("{} in {}", r.key, r.publication))
             .collect();
         bail!(
-            "the interval audit could not protect every small count (with the {} earlier \
+            "the interval audit could not protect every small count (with the {priors} earlier \
              publications of this store); nothing was written. Raise --min-count or publish \
              fewer breakdowns. The counts: {}",
-            prior.len(),
             failing
                 .iter()
                 .take(10)
@@ -942,16 +1004,13 @@ fn write_report(
                 .join("; ")
         );
     }
-    // The ledger first: a crash before the files are written leaves it claiming a
-    // publication that did not happen, never the reverse. The audit line is part of the
-    // ledger's commit.
     let staged = ledger.stage(&published.draft, &published.protection, Rule::new(min))?;
     let intent = store.audit_intent(
         &format!("report-{}", staged.name),
         serde_json::json!({
-            "command": "report quarterly",
+            "command": command,
             "publication": published.report.id,
-            "period": q.to_string(),
+            "period": period,
             "tenants": tenants.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
             "out": out,
             "hidden": audit.hidden,
@@ -965,6 +1024,207 @@ fn write_report(
     let written = published.report.write_all(out)?;
     store.complete_audit(intent)?;
     Ok(written)
+}
+
+/// The services' cohorts of the annual report: each tenant's persons taken in charge in
+/// `cohort_year`, exposed to `service` when it started within 90 days of taking charge,
+/// persons with another of the report's services in that window left out.
+fn service_cohort(cohort_year: i32, service: &str) -> occupa_engine::analysis::AnalysisSpec {
+    use occupa_engine::analysis::{AnalysisSpec, CohortSpec, ExposureSpec, Later, OutcomeSpec};
+    AnalysisSpec {
+        cohort: CohortSpec {
+            intake_from: Some(format!("{cohort_year}-01-01")),
+            intake_to: Some(format!("{cohort_year}-12-31")),
+            ..CohortSpec::default()
+        },
+        exposure: Some(ExposureSpec {
+            service: Some(service.to_string()),
+            within_days: Some(90),
+            gol_path: None,
+            later: Later::Exclude,
+            // Against persons with none of the other services: A.3 (the individual action
+            // plan) comes with most of the others, so it is left in their comparisons;
+            // A.3's own comparison excludes the others.
+            exclude_services: occupa_reports::annual::SERVICES
+                .iter()
+                .filter(|s| **s != service && **s != "A.3")
+                .map(|s| s.to_string())
+                .collect(),
+            name: "exposed".into(),
+        }),
+        outcomes: OutcomeSpec {
+            months: occupa_reports::annual::HORIZONS.to_vec(),
+            ..OutcomeSpec::default()
+        },
+        ..AnalysisSpec::default()
+    }
+}
+
+/// The annual report of `year` (see `occupa report annual --help`).
+fn write_annual(
+    store: &Store,
+    year: i32,
+    tenant: Option<&str>,
+    lang: Lang,
+    min: MinCount,
+    out: &Path,
+) -> Result<Vec<PathBuf>> {
+    use occupa_anonymiser::publication::Rule;
+    use occupa_anonymiser::publication::ledger::Ledger;
+    use occupa_engine::analysis::{AnalysisSpec, CohortSpec, OutcomeSpec, from_store};
+    let tenants = match tenant {
+        Some(t) => vec![TenantId::new(t)?],
+        None => store.tenants()?,
+    };
+    if tenants.is_empty() {
+        bail!(
+            "the store {} holds no tenant: ingest data first (occupa ingest …) or run occupa demo",
+            store.root().display()
+        );
+    }
+    if !(1990..=2100).contains(&year) {
+        bail!("--year {year}: give a calendar year such as 2025");
+    }
+    let t0 = Instant::now();
+    let pb = ProgressBar::new(4 + 2 * tenants.len() as u64 + (tenants.len() * 4) as u64);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} [{elapsed}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    pb.set_message("reading the year");
+    let quarters: Vec<Quarter> = (1..=4)
+        .map(|k| Quarter::parse(&format!("{year}Q{k}")))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut figures = Vec::new();
+    for t in &tenants {
+        figures.push((
+            t.to_string(),
+            occupa_engine::indicators::quarter_figures(&store.scope(t), &quarters)?,
+        ));
+        pb.inc(1);
+    }
+    pb.set_message("building the cohorts");
+    let mut services = Vec::new();
+    for service in occupa_reports::annual::SERVICES {
+        let spec = service_cohort(year - 1, service).check()?;
+        let mut tables = Vec::new();
+        for t in &tenants {
+            match from_store(&store.scope(t), &spec) {
+                Ok(built) if !built.table.is_empty() => tables.push((t.to_string(), built)),
+                Ok(_) => {}
+                Err(e) => eprintln!("the {service} cohort of {t} left out: {e}"),
+            }
+            pb.inc(1);
+        }
+        services.push((service.to_string(), tables));
+    }
+    let intake_spec = AnalysisSpec {
+        cohort: CohortSpec {
+            intake_from: Some(format!("{}-01-01", year - 1)),
+            intake_to: Some(format!("{year}-12-31")),
+            ..CohortSpec::default()
+        },
+        outcomes: OutcomeSpec {
+            months: vec![6],
+            ..OutcomeSpec::default()
+        },
+        ..AnalysisSpec::default()
+    }
+    .check()?;
+    let mut intake = Vec::new();
+    for t in &tenants {
+        match from_store(&store.scope(t), &intake_spec) {
+            Ok(built) => intake.push((t.to_string(), built)),
+            Err(e) => eprintln!("the intake of {t} left out: {e}"),
+        }
+        pb.inc(1);
+    }
+    pb.set_message("forecasting labour demand");
+    let year_end = quarters[3].end();
+    let demand = demand_forecasts(store, &tenants, year_end, 12, min.get(), lang);
+    pb.inc(2);
+    let names: Vec<&str> = tenants.iter().map(|t| t.as_str()).collect();
+    let mut specs = std::collections::BTreeMap::new();
+    specs.insert(
+        "indicators".to_string(),
+        serde_json::json!({
+            "computation": "occupa_engine::indicators::quarter_figures",
+            "quarters": quarters.iter().map(|q| q.to_string()).collect::<Vec<_>>(),
+            "tenants": names,
+        }),
+    );
+    specs.insert(
+        "cohorts".to_string(),
+        serde_json::json!(
+            occupa_reports::annual::SERVICES
+                .iter()
+                .map(|s| (s.to_string(), service_cohort(year - 1, s)))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        ),
+    );
+    specs.insert(
+        "intake".to_string(),
+        serde_json::to_value(intake_spec_json(year))?,
+    );
+    specs.insert(
+        "audit".to_string(),
+        serde_json::json!({"source": "the store's audit.jsonl (ingest lines) and quarantine files"}),
+    );
+    if let Some(d) = &demand {
+        specs.insert("demand".to_string(), d.spec.clone());
+    }
+    let inputs = occupa_reports::annual::AnnualInputs {
+        year,
+        quarters: figures,
+        services,
+        intake,
+        demand,
+        quality: source_quality(store, &tenants),
+        provenance: occupa_reports::Provenance {
+            data_snapshot: data_snapshot(store, &tenants),
+            engine: format!(
+                "occupa {} ({})",
+                env!("CARGO_PKG_VERSION"),
+                option_env!("OCCUPA_GIT_COMMIT").unwrap_or("commit unknown")
+            ),
+            specs,
+        },
+    };
+    let ledger = Ledger::open(store.root())?;
+    let prior = ledger.priors()?;
+    pb.set_message(format!(
+        "estimating and protecting against {} earlier publications",
+        prior.len()
+    ));
+    let scope = tenant.unwrap_or("pooled");
+    let published = Report::annual(&inputs, lang, Rule::new(min), &prior, scope)?;
+    pb.inc(1);
+    pb.finish_and_clear();
+    let written = commit_report(
+        store,
+        &published,
+        &tenants,
+        out,
+        "report annual",
+        &year.to_string(),
+        min,
+        prior.len(),
+    )?;
+    eprintln!(
+        "annual report {year}: {:.1} s (protection {:.1} s, {} counts hidden)",
+        t0.elapsed().as_secs_f64(),
+        published.protection.audit.seconds,
+        published.protection.audit.hidden
+    );
+    Ok(written)
+}
+
+fn intake_spec_json(year: i32) -> serde_json::Value {
+    serde_json::json!({
+        "cohort": {"intake_from": format!("{}-01-01", year - 1), "intake_to": format!("{year}-12-31")},
+        "isa_follow_up": "each person's last ISA of the intake at least 60 days after the first",
+        "adjustments": "gol_adjusted, gol_override, gol_operator of the first GOL assessment",
+    })
 }
 
 fn demo(a: DemoArgs) -> Result<()> {
@@ -1134,6 +1394,39 @@ fn main() {
                 "{}",
                 serde_json::to_string_pretty(
                     &serde_json::json!({"period": q.to_string(), "written": written})
+                )?
+            );
+            Ok(())
+        })(),
+        Command::Report(ReportCommand::Annual {
+            data,
+            year,
+            tenant,
+            lang,
+            min_count,
+            allow_min_count_below_3,
+            out,
+        }) => (|| {
+            if min_count < 3 && !allow_min_count_below_3 {
+                bail!(
+                    "--min-count {min_count}: a threshold below 3 publishes counts of one or two \
+                     persons; use 3 or more (the default is 5), or add \
+                     --allow-min-count-below-3 for an internal check that will not be published"
+                );
+            }
+            let store = Store::open(&data)?;
+            let written = write_annual(
+                &store,
+                year,
+                tenant.as_deref(),
+                parse_lang(&lang)?,
+                MinCount::new(min_count)?,
+                &out,
+            )?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"year": year, "written": written})
                 )?
             );
             Ok(())

@@ -2247,3 +2247,142 @@ fn occupa_studies_examples() -> Vec<(String, String)> {
     v.sort();
     v
 }
+
+#[test]
+fn the_annual_report_covers_the_planted_effects_and_publishes_no_small_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = occupa()
+        .current_dir(tmp.path())
+        .args(["demo"])
+        .output()
+        .unwrap();
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    let out = tmp.path().join("annual");
+    let run = occupa()
+        .current_dir(tmp.path())
+        .args([
+            "report",
+            "annual",
+            "--data",
+            "occupa-data",
+            "--year",
+            "2025",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for f in ["report.html", "report.pdf", "report.xlsx", "report.json"] {
+        assert!(std::fs::metadata(out.join(f)).unwrap().len() > 1000, "{f}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let tables = report["tables"].as_array().unwrap();
+    let table = |id: &str| {
+        tables
+            .iter()
+            .find(|t| t["id"] == id)
+            .unwrap_or_else(|| panic!("no table {id}"))
+    };
+    for id in [
+        "year_flows",
+        "year_indicators",
+        "service_effects",
+        "effects_by_profile",
+        "isa_before_after",
+        "isa_change",
+        "adjustment_audit",
+        "demand_forecast_vs_actual",
+        "data_quality",
+    ] {
+        table(id);
+        assert!(
+            out.join("tables").join(format!("{id}.csv")).exists(),
+            "{id}.csv"
+        );
+    }
+    // Every effect shown covers what the simulator planted (the treated's average effect
+    // on employment, over every simulated person with the service; A.3 has none).
+    let truth: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(tmp.path().join("occupa-out/simulated-exports/truth.json")).unwrap(),
+    )
+    .unwrap();
+    let effects = table("service_effects");
+    let mut shown = 0;
+    for row in effects["rows"].as_array().unwrap() {
+        let r = row.as_array().unwrap();
+        let label = r[0].as_str().unwrap();
+        let service = label.split(" · ").next().unwrap();
+        let months = if label.contains("12") { 12 } else { 6 };
+        let (Some(att), Some(lo), Some(hi)) = (r[3].as_f64(), r[4].as_f64(), r[5].as_f64()) else {
+            continue;
+        };
+        let planted = if service == "A.3" {
+            0.0
+        } else {
+            100.0
+                * truth["effects"][service][format!("att_employed_{months}m")]
+                    .as_f64()
+                    .unwrap()
+        };
+        assert!(
+            lo <= planted && planted <= hi,
+            "{label}: {att:.1} [{lo:.1}, {hi:.1}] does not cover the planted {planted:.1}"
+        );
+        shown += 1;
+    }
+    assert_eq!(
+        shown, 8,
+        "every service at both horizons is estimated on the demo"
+    );
+    // The CSV holds the same figures as report.json.
+    let csv = std::fs::read_to_string(out.join("tables/service_effects.csv")).unwrap();
+    let mut rdr = csv::Reader::from_reader(csv.as_bytes());
+    for (rec, row) in rdr.records().zip(effects["rows"].as_array().unwrap()) {
+        let rec = rec.unwrap();
+        let r = row.as_array().unwrap();
+        for c in 1..7 {
+            match r[c].as_f64() {
+                Some(x) => assert!((rec[c].parse::<f64>().unwrap() - x).abs() < 1e-9),
+                None => assert_eq!(&rec[c], "x"),
+            }
+        }
+    }
+    // No published count of persons between 1 and the threshold less one.
+    let counts = |id: &str, column: &str| match id {
+        "year_flows" | "year_indicators" | "isa_change" => true,
+        "service_effects" | "effects_by_profile" => matches!(column, "treated" | "controls"),
+        "isa_before_after" => column == "persons",
+        "adjustment_audit" => column == "assessed",
+        _ => false,
+    };
+    let mut checked = 0;
+    for t in tables {
+        let id = t["id"].as_str().unwrap();
+        let columns: Vec<&str> = t["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        for row in t["rows"].as_array().unwrap() {
+            for (c, v) in row.as_array().unwrap().iter().enumerate().skip(1) {
+                if let Some(n) = v.as_f64().filter(|_| counts(id, columns[c])) {
+                    checked += 1;
+                    assert!(n == 0.0 || n >= 5.0, "{id} {}: {n}", columns[c]);
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "{checked}");
+    assert!(report["provenance"]["specs"]["effects"].is_array());
+}

@@ -272,6 +272,11 @@ fn line_pattern(draft: &Draft, status: &mut [Status]) {
     }
 }
 
+/// Atoms of a large row that join a local programme's neighbourhood, and the most atoms a
+/// local programme holds (`System::local_bound`).
+const LOCAL_WIDE: usize = 24;
+const LOCAL_BUDGET: usize = 400;
+
 /// Protects `draft` against itself and every prior publication.
 pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection> {
     let t0 = Instant::now();
@@ -369,15 +374,43 @@ pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection>
         }
     }
     let checked = targets.iter().filter(|t| t.current).count();
+    let trace = std::env::var_os("OCCUPA_PROTECT_TRACE").is_some();
+    if trace {
+        eprintln!(
+            "protect {}: {} counts, {} primary targets ({} prior), {} rows, {} atoms, first pattern hides {}, {:.2}s",
+            draft.id,
+            draft.counts.len(),
+            targets.len(),
+            prior_checked,
+            sys.rows(),
+            sys.atoms(),
+            status.iter().filter(|s| **s != Status::Safe).count(),
+            t0.elapsed().as_secs_f64()
+        );
+    }
     let mut added = 0;
     let mut all_protected = true;
-    const EPS: f64 = 1e-6;
-    // Certify first what joint programmes can: a feasible point where a hidden count
-    // reaches the top (bottom) of its range proves the attacker cannot rule that value out,
-    // and the point that maximises (minimises) the sum of every uncertified count settles
-    // most of them in one solve. Rounds while they settle more; the rest one by one below.
+    // Certify first what small programmes can (`certify_local`), then what joint
+    // programmes can: a feasible point of the full system where a hidden count reaches
+    // the top (bottom) of its range proves the attacker cannot rule that value out, and
+    // the point that maximises (minimises) the sum of every uncertified count settles
+    // most of them in one solve. The rest one by one below.
     let mut up_seen: Vec<Option<f64>> = vec![None; targets.len()];
     let mut down_seen: Vec<Option<f64>> = vec![None; targets.len()];
+    for (k, t) in targets.iter().enumerate() {
+        if !sys.free_above(t.row)
+            && let Some(v) = sys.local_bound(t.row, true, LOCAL_WIDE, LOCAL_BUDGET)?
+            && v >= t.required.1 as f64 - 1e-6
+        {
+            up_seen[k] = Some(v);
+        }
+        if t.required.0 < t.value
+            && let Some(v) = sys.local_bound(t.row, false, LOCAL_WIDE, LOCAL_BUDGET)?
+            && v <= t.required.0 as f64 + 1e-6
+        {
+            down_seen[k] = Some(v);
+        }
+    }
     for up in [true, false] {
         for _round in 0..4 {
             let open: Vec<usize> = (0..targets.len())
@@ -400,10 +433,10 @@ pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection>
             let mut settled = 0;
             for (&k, v) in open.iter().zip(values) {
                 let t = &targets[k];
-                if up && v >= t.required.1 as f64 - EPS {
+                if up && v >= t.required.1 as f64 - 1e-6 {
                     up_seen[k] = Some(v);
                     settled += 1;
-                } else if !up && v <= t.required.0 as f64 + EPS {
+                } else if !up && v <= t.required.0 as f64 + 1e-6 {
                     down_seen[k] = Some(v);
                     settled += 1;
                 }
@@ -413,22 +446,25 @@ pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection>
             }
         }
     }
+    if trace {
+        eprintln!(
+            "  local and joint: up settled {}, down settled {}, {} programmes, {:.2}s",
+            up_seen.iter().filter(|v| v.is_some()).count(),
+            down_seen.iter().filter(|v| v.is_some()).count(),
+            sys.solves(),
+            t0.elapsed().as_secs_f64()
+        );
+    }
     for (k, t) in targets.iter().enumerate() {
-        // Upward: the attacker must not rule out a value at the top of the range. A value
-        // certified above is reported as found (the true bound is at least that).
+        // Upward: the attacker must not rule out a value at the top of the range (a
+        // bound found is what the attacker can at least reach: see `certify`).
+        let goal = t.required.1 as f64;
         let mut upper = match up_seen[k] {
             Some(v) => Some(v),
-            None => sys.bound(t.row, true)?,
+            None => certify(&mut sys, t.row, true, goal)?,
         };
-        while upper.is_some_and(|u| u < t.required.1 as f64 - EPS) {
-            match repair(
-                &mut sys,
-                draft,
-                &mut status,
-                t.row,
-                true,
-                t.required.1 as f64,
-            )? {
+        while !meets(upper, true, goal) {
+            match repair(&mut sys, draft, &mut status, t.row, true, goal)? {
                 Some(u) => {
                     added += 1;
                     upper = u;
@@ -440,26 +476,19 @@ pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection>
             }
         }
         // Downward, where the range asks for it (a count of 1 needs nothing).
-        let mut lower = if t.required.0 < t.value {
-            match down_seen[k] {
-                Some(v) => v,
-                None => sys.bound(t.row, false)?.unwrap_or(0.0),
-            }
+        let goal = t.required.0 as f64;
+        let mut lower = if let Some(v) = down_seen[k] {
+            Some(v)
+        } else if t.required.0 < t.value {
+            certify(&mut sys, t.row, false, goal)?
         } else {
-            t.value as f64
+            Some(t.value as f64)
         };
-        while lower > t.required.0 as f64 + EPS {
-            match repair(
-                &mut sys,
-                draft,
-                &mut status,
-                t.row,
-                false,
-                t.required.0 as f64,
-            )? {
+        while !meets(lower, false, goal) {
+            match repair(&mut sys, draft, &mut status, t.row, false, goal)? {
                 Some(l) => {
                     added += 1;
-                    lower = l.unwrap_or(0.0);
+                    lower = l;
                 }
                 None => {
                     all_protected = false;
@@ -467,14 +496,31 @@ pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection>
                 }
             }
         }
+        if trace && (up_seen[k].is_none() || (down_seen[k].is_none() && t.required.0 < t.value)) {
+            eprintln!(
+                "    {} ({}): {} programmes so far, {:.2}s",
+                t.key,
+                t.value,
+                sys.solves(),
+                t0.elapsed().as_secs_f64()
+            );
+        }
         ranges.push(CellRange {
             publication: t.publication.clone(),
             key: t.key.clone(),
             value: t.value,
-            lower,
+            lower: lower.unwrap_or(0.0),
             upper,
             required: t.required,
         });
+    }
+    if trace {
+        eprintln!(
+            "  {} targets: {added} counts added, {} programmes, {:.2}s",
+            targets.len(),
+            sys.solves(),
+            t0.elapsed().as_secs_f64()
+        );
     }
     // No second pass: hiding a count frees its row, which only enlarges the attacker's
     // feasible set, so every interval found above can only widen afterwards; a range met
@@ -510,31 +556,79 @@ pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection>
     })
 }
 
+/// Whether a bound reaches its goal: `None` is unbounded (above: met; below: never, a
+/// count has no negative values and `None` is not returned downward).
+fn meets(b: Option<f64>, up: bool, goal: f64) -> bool {
+    const EPS: f64 = 1e-6;
+    match (b, up) {
+        (None, true) => true,
+        (None, false) => false,
+        (Some(v), true) => v >= goal - EPS,
+        (Some(v), false) => v <= goal + EPS,
+    }
+}
+
+/// What the attacker can at least reach for `row` (upward when `up`): the local
+/// programme's bound (`System::local_bound`), from a small neighbourhood and, when that
+/// does not reach `goal`, a larger one.
+///
+/// Why local programmes and not the full one: the full programme over every atom of a
+/// publication and the store's earlier ones grows with the data (16,000 atoms for the
+/// demo's annual report, 1–3 s per solve), and protecting a report takes thousands of
+/// solves. A local programme holds every atom outside the neighbourhood at its true
+/// value, which only shrinks the attacker's feasible set: a range it certifies, the
+/// attacker truly has. It may fail to certify a count the full programme would; the count
+/// is then protected by hiding more (never less), so the error is on the side of privacy.
+fn certify_local(sys: &mut System, row: usize, up: bool, goal: f64) -> Result<Option<f64>> {
+    let mut best = None;
+    for (wide, budget) in [
+        (LOCAL_WIDE, LOCAL_BUDGET),
+        (LOCAL_WIDE * 4, LOCAL_BUDGET * 4),
+    ] {
+        let b = sys.local_bound(row, up, wide, budget)?;
+        if meets(b, up, goal) {
+            return Ok(b);
+        }
+        best = b;
+    }
+    Ok(best)
+}
+
+/// [`certify_local`], and when it falls short the full programme, which is exact: a
+/// count is hidden for want of protection only when the whole system says so.
+fn certify(sys: &mut System, row: usize, up: bool, goal: f64) -> Result<Option<f64>> {
+    let b = certify_local(sys, row, up, goal)?;
+    if meets(b, up, goal) {
+        return Ok(b);
+    }
+    sys.bound(row, up)
+}
+
 /// Hides one more count of this publication so that the interval of `row` reaches
-/// `target` (upward when `up`): among the shown counts sharing units with it, the one
-/// that reaches it at the least value, else the one that moves the bound most. Returns
-/// the new bound, or `None` when no single count helps.
+/// `goal` (upward when `up`): among the shown counts sharing units with it, smallest
+/// first (parts before totals), the first whose hiding lets `certify` reach it, else the
+/// one that moved the bound most, else the first. Returns the new bound, or `None` when no
+/// count of this publication is left to hide.
 fn repair(
     sys: &mut System,
     draft: &Draft,
     status: &mut [Status],
     row: usize,
     up: bool,
-    target: f64,
+    goal: f64,
 ) -> Result<Option<Option<f64>>> {
-    let before = sys.bound(row, up)?;
     let mut candidates: Vec<usize> = sys
         .neighbours(row)
         .into_iter()
         .filter(|&i| status[i] == Status::Safe && draft.counts[i].value() > 0)
         .collect();
     candidates.sort_by_key(|&i| (draft.counts[i].margin as u8, draft.counts[i].value(), i));
-    let meets = |b: Option<f64>| match (b, up) {
-        (None, true) => true,
-        (None, false) => false,
-        (Some(v), true) => v >= target - 1e-6,
-        (Some(v), false) => v <= target + 1e-6,
-    };
+    // Each neighbour in turn: the first whose hiding lets a local programme reach the
+    // goal is hidden; else the one that moved the local bound most. Local programmes
+    // only (the full one costs seconds a solve at a report's size): a local bound
+    // understates the attacker's range, so this may hide a count the full programme
+    // would not have needed, never the reverse.
+    let before = certify_local(sys, row, up, goal)?;
     let gain = |b: Option<f64>| -> f64 {
         match (b, before, up) {
             (None, _, true) => f64::INFINITY,
@@ -545,29 +639,32 @@ fn repair(
         }
     };
     let mut best: Option<(usize, Option<f64>, f64)> = None;
-    for &c in candidates.iter().take(40) {
+    for &c in candidates.iter().take(16) {
         sys.set_shown(c, false)?;
-        let b = sys.bound(row, up)?;
-        if meets(b) {
+        let b = certify_local(sys, row, up, goal)?;
+        if meets(b, up, goal) {
             status[c] = Status::Secondary;
             return Ok(Some(b));
         }
         let g = gain(b);
-        if g > 1e-9 && best.as_ref().is_none_or(|(_, _, bg)| g > *bg) {
+        if g > 1e-9 && best.is_none_or(|(_, _, bg)| g > bg) {
             best = Some((c, b, g));
         }
         sys.set_shown(c, true)?;
     }
-    // No single count moves the bound (two constraints each hold it): hide the cheapest
-    // and try again; every call hides one more count, so this ends.
-    let pick = best
-        .map(|(c, _, _)| c)
-        .or_else(|| candidates.first().copied());
-    match pick {
-        Some(c) => {
+    match best
+        .map(|(c, b, _)| (c, b))
+        .or_else(|| candidates.first().map(|&c| (c, None)))
+    {
+        Some((c, b)) => {
             sys.set_shown(c, false)?;
             status[c] = Status::Secondary;
-            Ok(Some(sys.bound(row, up)?))
+            // The exact answer once the local one stops moving.
+            Ok(Some(if b.is_some() {
+                b
+            } else {
+                certify(sys, row, up, goal)?
+            }))
         }
         None => Ok(None),
     }

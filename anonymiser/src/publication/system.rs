@@ -30,6 +30,8 @@ pub struct System {
     units_of_row: Vec<Units>,
     row_atoms: Vec<Vec<u32>>,
     atom_rows: Vec<Vec<u32>>,
+    /// Units in each atom (its true value).
+    atom_size: Vec<u64>,
     lp: lpsolve::Problem,
     solves: usize,
 }
@@ -121,6 +123,7 @@ impl System {
         pairs.sort_unstable();
         let mut atom_of: HashMap<Vec<u32>, u32> = HashMap::new();
         let mut atom_rows: Vec<Vec<u32>> = Vec::new();
+        let mut atom_size: Vec<u64> = Vec::new();
         let mut i = 0;
         while i < pairs.len() {
             let mut j = i;
@@ -130,9 +133,13 @@ impl System {
                 j += 1;
             }
             sig.dedup();
-            if !atom_of.contains_key(&sig) {
-                atom_of.insert(sig.clone(), atom_rows.len() as u32);
-                atom_rows.push(sig);
+            match atom_of.get(&sig) {
+                Some(&a) => atom_size[a as usize] += 1,
+                None => {
+                    atom_of.insert(sig.clone(), atom_rows.len() as u32);
+                    atom_rows.push(sig);
+                    atom_size.push(1);
+                }
             }
             i = j;
         }
@@ -147,6 +154,9 @@ impl System {
         let mut lp = lpsolve::Problem::new(nrows as i32, 0)
             .ok_or_else(|| lp_err("cannot allocate the model"))?;
         lp.set_verbose(lpsolve::Verbosity::Critical);
+        // Shadow prices after each solve: they name the shown counts that hold a bound
+        // (see `binding`), so a repair tries those instead of every neighbour.
+        lp.set_presolve(lpsolve::PresolveMode::DUALS);
         for r in 0..nrows {
             set_row(&mut lp, r, shown[r], value[r])?;
         }
@@ -165,6 +175,7 @@ impl System {
             units_of_row,
             row_atoms,
             atom_rows,
+            atom_size,
             lp,
             solves: 0,
         })
@@ -257,6 +268,138 @@ impl System {
             self.lp.set_minimize();
         }
         Ok(())
+    }
+
+    /// After a bound's solve: the draft counts shown now (not fixed by an earlier
+    /// publication) whose constraints hold the bound, the strongest first (largest shadow
+    /// price): hiding one of them is what can move the bound.
+    pub fn binding(&self) -> Vec<usize> {
+        let nrows = self.value.len();
+        let mut duals = vec![0.0; nrows + self.atom_rows.len() + 1];
+        let Some(d) = self.lp.get_dual_solution(&mut duals) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(f64, usize)> = (0..nrows)
+            .filter(|&r| self.shown[r] && !self.shown_before[r])
+            .filter_map(|r| {
+                let v = d.get(r).copied().unwrap_or(0.0).abs();
+                (v > 1e-9).then_some((v, self.count_of_row[r]?))
+            })
+            .collect();
+        out.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        out.into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// A sufficient certificate, from a small programme: the bound of `row` when every atom
+    /// outside a neighbourhood of the row is held at its true value. Holding variables
+    /// only shrinks the attacker's feasible set, so the maximum found here is at most the
+    /// attacker's true maximum (the minimum at least the true minimum): when it already
+    /// reaches the protection range, the full programme would too, and need not be solved.
+    /// When it does not, nothing follows, and the caller solves the full programme.
+    ///
+    /// The neighbourhood: the row's atoms, then, twice, the atoms of every fixed row that
+    /// shares one with it (rows of at most `wide` atoms whole, larger ones by their first
+    /// `wide` atoms), up to `budget` atoms.
+    pub fn local_bound(
+        &mut self,
+        row: usize,
+        maximize: bool,
+        wide: usize,
+        budget: usize,
+    ) -> Result<Option<f64>> {
+        if maximize && self.free_above(row) {
+            return Ok(None);
+        }
+        let fixed = |r: usize| self.shown[r] || self.shown_before[r];
+        let mut in_n: HashMap<u32, usize> = HashMap::new();
+        let mut order: Vec<u32> = Vec::new();
+        let push = |a: u32, in_n: &mut HashMap<u32, usize>, order: &mut Vec<u32>| {
+            if let std::collections::hash_map::Entry::Vacant(e) = in_n.entry(a) {
+                e.insert(order.len());
+                order.push(a);
+            }
+        };
+        for &a in &self.row_atoms[row] {
+            push(a, &mut in_n, &mut order);
+        }
+        let mut frontier_start = 0;
+        for _depth in 0..2 {
+            let frontier: Vec<u32> = order[frontier_start..].to_vec();
+            frontier_start = order.len();
+            let mut rows: Vec<u32> = frontier
+                .iter()
+                .flat_map(|&a| self.atom_rows[a as usize].iter().copied())
+                .filter(|&r| fixed(r as usize))
+                .collect();
+            rows.sort_unstable();
+            rows.dedup();
+            // Small rows first: they are the ones that can trade units with the row.
+            rows.sort_by_key(|&r| self.row_atoms[r as usize].len());
+            for r in rows {
+                for &a in self.row_atoms[r as usize].iter().take(wide) {
+                    if order.len() >= budget {
+                        break;
+                    }
+                    push(a, &mut in_n, &mut order);
+                }
+            }
+        }
+        // The fixed rows over the neighbourhood, each less its atoms held outside.
+        let mut rows: Vec<u32> = order
+            .iter()
+            .flat_map(|&a| self.atom_rows[a as usize].iter().copied())
+            .filter(|&r| fixed(r as usize))
+            .collect();
+        rows.sort_unstable();
+        rows.dedup();
+        let mut local_row: HashMap<u32, i32> = HashMap::new();
+        let mut lp = lpsolve::Problem::new(rows.len() as i32, 0)
+            .ok_or_else(|| lp_err("cannot allocate the model"))?;
+        lp.set_verbose(lpsolve::Verbosity::Critical);
+        for (k, &r) in rows.iter().enumerate() {
+            local_row.insert(r, k as i32 + 1);
+            let outside: u64 = self.row_atoms[r as usize]
+                .iter()
+                .filter(|a| !in_n.contains_key(a))
+                .map(|&a| self.atom_size[a as usize])
+                .sum();
+            let rhs = self.value[r as usize].saturating_sub(outside);
+            set_row(&mut lp, k, true, rhs)?;
+        }
+        for &a in &order {
+            let mut idx: Vec<i32> = self.atom_rows[a as usize]
+                .iter()
+                .filter_map(|r| local_row.get(r).copied())
+                .collect();
+            let mut vals = vec![1.0; idx.len()];
+            lp.add_column_scatter(&mut vals, &mut idx).map_err(lp_err)?;
+        }
+        let mut obj = vec![0.0; order.len() + 1];
+        for &a in &self.row_atoms[row] {
+            if let Some(&k) = in_n.get(&a) {
+                obj[k + 1] = 1.0;
+            }
+        }
+        lp.set_objective_function(&mut obj).map_err(lp_err)?;
+        if maximize {
+            lp.set_maximize();
+        } else {
+            lp.set_minimize();
+        }
+        self.solves += 1;
+        match lp.solve() {
+            lpsolve::SolveStatus::Optimal | lpsolve::SolveStatus::Presolved => {
+                let v = lp.get_objective();
+                Ok((v < LP_INFINITY).then_some(v))
+            }
+            lpsolve::SolveStatus::Unbounded => Ok(None),
+            // No certificate (a numerical failure proves nothing either way).
+            _ => Ok(Some(if maximize {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            })),
+        }
     }
 
     /// Whether row `row` is unbounded above for want of a fixed row over one of its atoms.
