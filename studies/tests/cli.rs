@@ -1532,6 +1532,38 @@ fn the_readme_commands_run_as_written() {
             "the English report lacks {english:?}"
         );
     }
+    // The annual report in English likewise.
+    let annual = std::fs::read_to_string(tmp.path().join("annual-2025/report.html")).unwrap();
+    for italian in [
+        "Sintesi",
+        "L'anno in cifre",
+        "Impatto dei servizi",
+        "ISA prima e dopo",
+        "Audit delle rettifiche",
+        "Domanda di lavoro",
+        "Qualità dei dati",
+        "Indice",
+        "Totale",
+        "mesi",
+        "Profilo",
+        "diagnostica",
+        "non stimato",
+        " della ",
+        " delle ",
+        " persone ",
+        "oscurato",
+    ] {
+        assert!(
+            !annual.contains(italian),
+            "the English annual report says {italian:?}"
+        );
+    }
+    for english in ["Summary", "Impact of the services", "ISA before and after"] {
+        assert!(
+            annual.contains(english),
+            "the English annual report lacks {english:?}"
+        );
+    }
     // anonymise-table: rows read = rows released (suppressed ones as `*`) + quarantined,
     // and the quarantine names lines and columns, never values.
     let lines = |f: &str| {
