@@ -510,7 +510,6 @@ fn in_year(table: &AnalysisTable, year: i32) -> Vec<bool> {
 fn isa_counts(inputs: &AnnualInputs, draft: &mut Draft, lang: Lang) -> Option<IsaCounts> {
     let inst = occupa_engine::instruments::Instruments::builtin().ok()?;
     let mut rows = Vec::new();
-    let mut firsts: Vec<(String, Units)> = Vec::new();
     let mut change_parts: [Vec<(String, Units)>; 3] = Default::default();
     let mut any = false;
     for g in &inst.isa.groups {
@@ -543,9 +542,6 @@ fn isa_counts(inputs: &AnnualInputs, draft: &mut Draft, lang: Lang) -> Option<Is
         } else {
             f64::NAN
         };
-        if firsts.is_empty() {
-            firsts = parts.clone();
-        }
         let count = pooled_count(draft, &format!("isa/{}/assessed_twice", g.id), parts, false);
         rows.push(IsaRow {
             label: if lang == Lang::It {
@@ -616,7 +612,6 @@ fn isa_counts(inputs: &AnnualInputs, draft: &mut Draft, lang: Lang) -> Option<Is
     }
     change[3] = pooled_count(draft, "isa/mean/assessed_twice", all, true);
     draft.line(change.to_vec());
-    let _ = firsts;
     Some(IsaCounts { rows, change })
 }
 
@@ -1341,7 +1336,6 @@ impl Report {
                 let n = audit_raw[y][0];
                 (n > 0).then(|| audit_raw[y][k] as f64 / n as f64)
             };
-            let _ = audit_totals;
             let mut rows = Vec::new();
             let mut notes = Vec::new();
             let several = inputs.intake.len() > 1;

@@ -270,7 +270,7 @@ pub fn html(r: &Report) -> String {
          body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}}\
          table{{border-collapse:collapse;margin:1rem 0 2rem;font-variant-numeric:tabular-nums}}\
          caption{{text-align:left;font-weight:600;margin-bottom:.4rem}}\
-         th,td{{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:right}}th[scope=row],thead th:first-child{{text-align:left}}\
+         th,td{{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:right}}th[scope=row],thead th:first-child,td.note{{text-align:left}}\
          tr.total{{font-weight:600;border-top:2px solid #444}}td.hidden{{color:#999}}.note{{font-size:.9rem;color:#555}}\
          figure{{margin:1rem 0}}figure svg{{max-width:100%;height:auto}}.wide{{overflow-x:auto}}\
          @media print{{body{{max-width:none;margin:0;font-size:10pt}}nav{{display:none}}section{{break-before:page}}\
