@@ -276,6 +276,10 @@ fn line_pattern(draft: &Draft, status: &mut [Status]) {
 /// local programme holds (`System::local_bound`).
 const LOCAL_WIDE: usize = 24;
 const LOCAL_BUDGET: usize = 400;
+/// Above this many atoms a full programme costs tens of seconds a solve: counts are then
+/// certified and repaired with local programmes only (which can only hide more), and the
+/// full programme is the last word only where nothing is left to hide.
+const FULL_PROGRAMME_ATOMS: usize = 40_000;
 
 /// Protects `draft` against itself and every prior publication.
 pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection> {
@@ -412,6 +416,9 @@ pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection>
         }
     }
     for up in [true, false] {
+        if sys.atoms() > FULL_PROGRAMME_ATOMS {
+            break;
+        }
         for _round in 0..4 {
             let open: Vec<usize> = (0..targets.len())
                 .filter(|&k| {
@@ -598,7 +605,7 @@ fn certify_local(sys: &mut System, row: usize, up: bool, goal: f64) -> Result<Op
 /// count is hidden for want of protection only when the whole system says so.
 fn certify(sys: &mut System, row: usize, up: bool, goal: f64) -> Result<Option<f64>> {
     let b = certify_local(sys, row, up, goal)?;
-    if meets(b, up, goal) {
+    if meets(b, up, goal) || sys.atoms() > FULL_PROGRAMME_ATOMS {
         return Ok(b);
     }
     sys.bound(row, up)
@@ -659,14 +666,18 @@ fn repair(
         Some((c, b)) => {
             sys.set_shown(c, false)?;
             status[c] = Status::Secondary;
-            // The exact answer once the local one stops moving.
             Ok(Some(if b.is_some() {
                 b
             } else {
-                certify(sys, row, up, goal)?
+                certify_local(sys, row, up, goal)?
             }))
         }
-        None => Ok(None),
+        // Nothing of this publication left to hide around it: the full programme's exact
+        // answer is the last word (the earlier publications may protect it already).
+        None => {
+            let exact = sys.bound(row, up)?;
+            Ok(meets(exact, up, goal).then_some(exact))
+        }
     }
 }
 
