@@ -1103,6 +1103,21 @@ fn write_annual(
         ));
         pb.inc(1);
     }
+    let anyone = figures.iter().any(|(_, fs)| {
+        fs.iter().any(|f| {
+            !(f.flow_units.inflow.is_empty()
+                && f.flow_units.outflow.is_empty()
+                && f.placed.is_empty())
+        })
+    });
+    if !anyone {
+        pb.finish_and_clear();
+        bail!(
+            "the store {} records no one taken in charge, leaving or starting a job in \
+             {year}: its data do not cover that year; check --year (nothing written)",
+            store.root().display()
+        );
+    }
     pb.set_message("building the cohorts");
     let mut services = Vec::new();
     for service in occupa_reports::annual::SERVICES {

@@ -2417,4 +2417,27 @@ fn the_annual_report_covers_the_planted_effects_and_publishes_no_small_count() {
     }
     assert!(checked > 100, "{checked}");
     assert!(report["provenance"]["specs"]["effects"].is_array());
+    // A year the data do not cover is refused, and nothing is written.
+    let none = tmp.path().join("annual-2031");
+    let refused = occupa()
+        .current_dir(tmp.path())
+        .args([
+            "report",
+            "annual",
+            "--data",
+            "occupa-data",
+            "--year",
+            "2031",
+            "--out",
+        ])
+        .arg(&none)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("do not cover that year") && err.contains("--year"),
+        "{err}"
+    );
+    assert!(!none.exists());
 }
