@@ -1696,22 +1696,3 @@ impl Report {
         })
     }
 }
-
-/// The shown effects of a published annual report, for tests and callers: (service,
-/// horizon, profile, ATT, 95 % interval) in proportions.
-pub fn shown_effects(r: &Report) -> Vec<(String, f64, f64, f64)> {
-    r.sections
-        .iter()
-        .flat_map(|s| &s.figures)
-        .filter(|f| f.id == "service_effects")
-        .flat_map(|f| &f.rows)
-        .filter_map(|(label, v)| {
-            Some((
-                label.clone(),
-                v.get(2).copied()?? / 100.0,
-                v.get(3).copied()?? / 100.0,
-                v.get(4).copied()?? / 100.0,
-            ))
-        })
-        .collect()
-}
