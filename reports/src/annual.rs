@@ -1677,17 +1677,7 @@ impl Report {
             privacy_note,
             min_count: rule.min,
             provenance,
-            protection: ProtectionSummary {
-                min_count: rule.min,
-                range: rule.range,
-                hidden: a.hidden,
-                primary: a.primary,
-                prior_publications: a.prior_publications,
-                prior_checked: a.prior_checked,
-                all_protected: a.all_protected,
-                audit_solves: a.solves,
-                seconds: a.seconds,
-            },
+            protection: ProtectionSummary::new(rule, a),
         };
         Ok(Published {
             report,

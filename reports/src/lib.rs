@@ -166,6 +166,23 @@ pub struct ProtectionSummary {
     pub seconds: f64,
 }
 
+impl ProtectionSummary {
+    /// What a report states of its protection: the rule and the audit's figures.
+    pub(crate) fn new(rule: Rule, a: &occupa_anonymiser::publication::AuditReport) -> Self {
+        ProtectionSummary {
+            min_count: rule.min,
+            range: rule.range,
+            hidden: a.hidden,
+            primary: a.primary,
+            prior_publications: a.prior_publications,
+            prior_checked: a.prior_checked,
+            all_protected: a.all_protected,
+            audit_solves: a.solves,
+            seconds: a.seconds,
+        }
+    }
+}
+
 /// The report model, independent of the output format.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -949,17 +966,7 @@ impl Report {
             privacy_note,
             min_count: rule.min,
             provenance: analyses.provenance.clone(),
-            protection: ProtectionSummary {
-                min_count: rule.min,
-                range: rule.range,
-                hidden: a.hidden,
-                primary: a.primary,
-                prior_publications: a.prior_publications,
-                prior_checked: a.prior_checked,
-                all_protected: a.all_protected,
-                audit_solves: a.solves,
-                seconds: a.seconds,
-            },
+            protection: ProtectionSummary::new(rule, a),
         };
         Ok(Published {
             report,

@@ -1350,6 +1350,18 @@ fn demo(a: DemoArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--min-count` below 3 only with `--allow-min-count-below-3`.
+fn check_min_count(min_count: u64, allow_below_3: bool) -> Result<()> {
+    if min_count < 3 && !allow_below_3 {
+        bail!(
+            "--min-count {min_count}: a threshold below 3 publishes counts of one or two \
+             persons; use 3 or more (the default is 5), or add \
+             --allow-min-count-below-3 for an internal check that will not be published"
+        );
+    }
+    Ok(())
+}
+
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -1388,13 +1400,7 @@ fn main() {
             allow_min_count_below_3,
             out,
         }) => (|| {
-            if min_count < 3 && !allow_min_count_below_3 {
-                bail!(
-                    "--min-count {min_count}: a threshold below 3 publishes counts of one or two \
-                     persons; use 3 or more (the default is 5), or add \
-                     --allow-min-count-below-3 for an internal check that will not be published"
-                );
-            }
+            check_min_count(min_count, allow_min_count_below_3)?;
             let q = Quarter::parse(&period)?;
             let store = Store::open(&data)?;
             let written = write_report(
@@ -1422,13 +1428,7 @@ fn main() {
             allow_min_count_below_3,
             out,
         }) => (|| {
-            if min_count < 3 && !allow_min_count_below_3 {
-                bail!(
-                    "--min-count {min_count}: a threshold below 3 publishes counts of one or two \
-                     persons; use 3 or more (the default is 5), or add \
-                     --allow-min-count-below-3 for an internal check that will not be published"
-                );
-            }
+            check_min_count(min_count, allow_min_count_below_3)?;
             let store = Store::open(&data)?;
             let written = write_annual(
                 &store,
