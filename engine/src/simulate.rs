@@ -4,7 +4,8 @@
 //!
 //! Planted structure:
 //! - four latent profile classes that drive the ASSO and ISA answers and the GOL sections;
-//! - GOL scores, the operator's ±3 adjustment near the thresholds, paths and overrides;
+//! - GOL scores, the operator's ±3 adjustment near the thresholds, paths and overrides,
+//!   and one opportunistic operator whose adjustments rise suddenly in 2025;
 //! - one main active service (none, A.4, A.5, A.6) chosen by a multinomial logit on
 //!   *observed* covariates only (selection on observables);
 //! - a monthly job-finding hazard with a known, heterogeneous effect of each service and
@@ -173,6 +174,22 @@ const INCLUSION_EFFECT: f64 = 0.4;
 /// Share of persons with a disability or in social services' care whom the operator moves
 /// to the inclusion path when the rules give another.
 const OVERRIDE_RATE: f64 = 0.25;
+/// Chance that an operator adjusts a GOL section score lying within 2 points of its
+/// threshold.
+const ADJUST_RATE: f64 = 0.35;
+/// The planted opportunistic operator: the first operator of the second authority, who
+/// from `from` on adjusts sections A and B near their thresholds at `rate` instead of
+/// [`ADJUST_RATE`] (a sudden rise the annual report's audit of adjustments must flag).
+struct Opportunist {
+    tenant: usize,
+    from: (i32, u32, u32),
+    rate: f64,
+}
+const OPPORTUNIST: Opportunist = Opportunist {
+    tenant: 1,
+    from: (2025, 1, 1),
+    rate: 0.9,
+};
 /// C + D scores over which the RDD truth is averaged: the two either side of 12.
 const RD_WINDOW: (i32, i32) = (11, 12);
 
@@ -572,6 +589,14 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
         employed: [bool; 2],
     }
     let mut truth_people: Vec<PersonTruth> = Vec::with_capacity(cfg.persons);
+    // No opportunist in a one-authority simulation: its second authority does not exist.
+    let opportunist: String = tenants
+        .get(OPPORTUNIST.tenant)
+        .map(|t| t.operators[0].0.clone())
+        .unwrap_or_default();
+    let opportunist_from =
+        NaiveDate::from_ymd_opt(OPPORTUNIST.from.0, OPPORTUNIST.from.1, OPPORTUNIST.from.2)
+            .unwrap_or_default();
     let mut used_codes: HashSet<String> = HashSet::new();
     let mut class_counts = [0usize; 4];
     let mut path_counts = [0usize; 4];
@@ -762,13 +787,29 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
                 -rng.random_range(1..=3)
             }
         };
-        if rng.random::<f64>() < 0.35 {
+        let u_adjust = rng.random::<f64>();
+        if u_adjust < ADJUST_RATE {
             if near(sums[0], 7) {
                 adjust = Some(("A", nudge(&mut rng, sums[0], 7)));
             } else if near(sums[1], 8) {
                 adjust = Some(("B", nudge(&mut rng, sums[1], 8)));
             } else if near(c_raw, 6) {
                 adjust = Some(("C", nudge(&mut rng, c_raw, 6)));
+            }
+        } else if u_adjust < OPPORTUNIST.rate
+            && operator == opportunist
+            && gol_date >= opportunist_from
+        {
+            // The planted opportunist's extra adjustments draw from their own stream, so
+            // every other person of the simulation is the same with or without them; only
+            // sections A and B, so the C + D running variable of the inclusion path's
+            // discontinuity is not manipulated.
+            let mut side =
+                ChaCha8Rng::seed_from_u64(cfg.seed ^ (n as u64).wrapping_mul(0x9e37_79b9));
+            if near(sums[0], 7) {
+                adjust = Some(("A", nudge(&mut side, sums[0], 7)));
+            } else if near(sums[1], 8) {
+                adjust = Some(("B", nudge(&mut side, sums[1], 8)));
             }
         }
         let c_adj = c_raw + adjust.filter(|a| a.0 == "C").map_or(0, |a| a.1);
@@ -1325,6 +1366,13 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
         "effects": effects,
         "inclusion_path": inclusion,
         "operator_quality_log_odds": operators,
+        "opportunistic_operator": (!opportunist.is_empty()).then(|| serde_json::json!({
+            "operator": opportunist,
+            "from": opportunist_from.to_string(),
+            "adjust_rate_near_threshold": OPPORTUNIST.rate,
+            "usual_rate": ADJUST_RATE,
+            "note": "from `from` on, this operator adjusts GOL sections A and B within 2 points of their thresholds at the planted rate instead of the usual one; section C is never touched",
+        })),
         "demand": demand,
         "dirty": {"rate": cfg.dirty_rate, "by_tenant": dirty, "expected_quarantined": expected_q},
     });

@@ -698,25 +698,42 @@ fn audit_counts(
         }
     }
     let mut totals = [[0usize; 3]; 2];
+    // Each authority's part of the year's totals, as the draft registers it.
+    let mut tenant_parts: [Vec<(String, usize)>; 3] = Default::default();
     for (y, ys) in totals_parts.into_iter().enumerate().skip(1) {
         for (k, parts) in ys.into_iter().enumerate() {
-            totals[y][k] = pooled_count(
-                draft,
-                &format!(
-                    "adjustments/total/{}/{}",
-                    inputs.year - 1 + y as i32,
-                    kinds[k]
-                ),
-                parts,
-                k == 0,
-            );
+            let key = format!("adjustments/total/{}/{}", inputs.year, kinds[k]);
+            let own = parts.clone();
+            totals[y][k] = pooled_count(draft, &key, parts, k == 0);
+            let single = own.len() == 1;
+            for (tenant, set) in own {
+                // The count `pooled_count` registered for the part (the same units are the
+                // same count), or the total itself for a single authority.
+                let part = if single {
+                    totals[y][k]
+                } else {
+                    draft.count(&format!("{key}/{tenant}"), set, false)
+                };
+                tenant_parts[k].push((tenant, part));
+            }
         }
     }
-    // Each operator's assessments add up to the authority's (the first pattern's lines).
+    // Each operator's counts add up to the authority's, and the authorities' to the total
+    // (the first pattern's lines): an authority whose part is shown must not have a single
+    // hidden operator, which the part would give away.
     for (k, &total) in totals[1].iter().enumerate() {
         let mut line: Vec<usize> = rows.iter().map(|r| r.counts[1][k]).collect();
         line.push(total);
         draft.line(line);
+        for (tenant, part) in &tenant_parts[k] {
+            let mut line: Vec<usize> = rows
+                .iter()
+                .filter(|r| r.tenant == *tenant)
+                .map(|r| r.counts[1][k])
+                .collect();
+            line.push(*part);
+            draft.line(line);
+        }
     }
     (rows, totals, raw_totals)
 }

@@ -983,16 +983,24 @@ impl Report {
         };
         std::fs::create_dir_all(out).map_err(|e| werr(out, e.to_string()))?;
         let mut written = Vec::new();
+        // Typesetting the PDF is the longest part: it runs beside the other formats.
+        let (pdf_bytes, html_text) = rayon::join(
+            || {
+                let (m, assets) = markup(self);
+                pdf::render_pdf(&m, &assets).map_err(|e| Error::Pdf(e.to_string()))
+            },
+            || (html(self), render::xlsx(self)),
+        );
+        let (html_text, xlsx_bytes) = html_text;
+        let pdf_bytes = pdf_bytes?;
         let h = out.join("report.html");
-        write_atomic(&h, html(self).as_bytes())?;
+        write_atomic(&h, html_text.as_bytes())?;
         written.push(h);
-        let (m, assets) = markup(self);
-        let pdf_bytes = pdf::render_pdf(&m, &assets).map_err(|e| Error::Pdf(e.to_string()))?;
         let p = out.join("report.pdf");
         write_atomic(&p, &pdf_bytes)?;
         written.push(p);
         let x = out.join("report.xlsx");
-        let bytes = render::xlsx(self).map_err(|e| werr(&x, e.to_string()))?;
+        let bytes = xlsx_bytes.map_err(|e| werr(&x, e.to_string()))?;
         write_atomic(&x, &bytes)?;
         written.push(x);
         let dir = out.join("tables");

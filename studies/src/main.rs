@@ -7,7 +7,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use occupa_anonymiser::MinCount;
-use occupa_engine::indicators::{Quarter, tenant_quarter};
+use occupa_engine::indicators::{Quarter, TenantQuarter, tenant_quarter};
 use occupa_engine::ingest::{self, IngestSummary, Progress};
 use occupa_engine::instruments::Instruments;
 use occupa_engine::pseudonym::Key;
@@ -15,6 +15,7 @@ use occupa_engine::schema::Table;
 use occupa_engine::simulate::{SimConfig, simulate};
 use occupa_engine::store::{Store, TenantId};
 use occupa_reports::{Lang, Report};
+use rayon::prelude::*;
 
 mod cluster;
 mod evaluate;
@@ -877,10 +878,10 @@ fn write_report(
             store.root().display()
         );
     }
-    let mut tq = Vec::new();
-    for t in &tenants {
-        tq.push(tenant_quarter(&store.scope(t), q, 8)?);
-    }
+    let tq: Vec<TenantQuarter> = tenants
+        .par_iter()
+        .map(|t| tenant_quarter(&store.scope(t), q, 8))
+        .collect::<std::result::Result<_, _>>()?;
     // Everything this store has published before: the report is protected against it.
     let ledger = Ledger::open(store.root())?;
     let prior = ledger.priors()?;
@@ -891,7 +892,26 @@ fn write_report(
     ));
     spin.enable_steady_tick(std::time::Duration::from_millis(120));
     let scope = tenant.unwrap_or("pooled");
-    let demand = demand_forecasts(store, &tenants, q.end(), 3, min.get(), lang);
+    // The analyses read the store independently: two at a time on two cores.
+    let ((demand, operators), (outcomes, (quality, intake))) = rayon::join(
+        || {
+            rayon::join(
+                || demand_forecasts(store, &tenants, q.end(), 3, min.get(), lang),
+                || operator_ratings(store, &tenants, q),
+            )
+        },
+        || {
+            rayon::join(
+                || outcome_cohorts(store, &tenants, q),
+                || {
+                    rayon::join(
+                        || source_quality(store, &tenants),
+                        || intake_tables(store, &tenants, q),
+                    )
+                },
+            )
+        },
+    );
     let mut specs = std::collections::BTreeMap::new();
     let names: Vec<&str> = tenants.iter().map(|t| t.as_str()).collect();
     specs.insert(
@@ -934,10 +954,10 @@ fn write_report(
         specs.insert("demand".to_string(), d.spec.clone());
     }
     let analyses = occupa_reports::Analyses {
-        operators: operator_ratings(store, &tenants, q),
-        outcomes: outcome_cohorts(store, &tenants, q),
-        quality: source_quality(store, &tenants),
-        intake: intake_tables(store, &tenants, q),
+        operators,
+        outcomes,
+        quality,
+        intake,
         demand,
         provenance: occupa_reports::Provenance {
             data_snapshot: data_snapshot(store, &tenants),
@@ -1095,14 +1115,15 @@ fn write_annual(
     let quarters: Vec<Quarter> = (1..=4)
         .map(|k| Quarter::parse(&format!("{year}Q{k}")))
         .collect::<std::result::Result<_, _>>()?;
-    let mut figures = Vec::new();
-    for t in &tenants {
-        figures.push((
-            t.to_string(),
-            occupa_engine::indicators::quarter_figures(&store.scope(t), &quarters)?,
-        ));
-        pb.inc(1);
-    }
+    // Each authority's data are read apart from the others': in parallel, in order.
+    let figures = tenants
+        .par_iter()
+        .map(|t| -> Result<_> {
+            let f = occupa_engine::indicators::quarter_figures(&store.scope(t), &quarters)?;
+            pb.inc(1);
+            Ok((t.to_string(), f))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let anyone = figures.iter().any(|(_, fs)| {
         fs.iter().any(|f| {
             !(f.flow_units.inflow.is_empty()
@@ -1122,15 +1143,21 @@ fn write_annual(
     let mut services = Vec::new();
     for service in occupa_reports::annual::SERVICES {
         let spec = service_cohort(year - 1, service).check()?;
-        let mut tables = Vec::new();
-        for t in &tenants {
-            match from_store(&store.scope(t), &spec) {
-                Ok(built) if !built.table.is_empty() => tables.push((t.to_string(), built)),
-                Ok(_) => {}
-                Err(e) => eprintln!("the {service} cohort of {t} left out: {e}"),
-            }
-            pb.inc(1);
-        }
+        let tables: Vec<_> = tenants
+            .par_iter()
+            .filter_map(|t| {
+                let built = match from_store(&store.scope(t), &spec) {
+                    Ok(built) if !built.table.is_empty() => Some((t.to_string(), built)),
+                    Ok(_) => None,
+                    Err(e) => {
+                        pb.suspend(|| eprintln!("the {service} cohort of {t} left out: {e}"));
+                        None
+                    }
+                };
+                pb.inc(1);
+                built
+            })
+            .collect();
         services.push((service.to_string(), tables));
     }
     let intake_spec = AnalysisSpec {
@@ -1146,18 +1173,31 @@ fn write_annual(
         ..AnalysisSpec::default()
     }
     .check()?;
-    let mut intake = Vec::new();
-    for t in &tenants {
-        match from_store(&store.scope(t), &intake_spec) {
-            Ok(built) => intake.push((t.to_string(), built)),
-            Err(e) => eprintln!("the intake of {t} left out: {e}"),
-        }
-        pb.inc(1);
-    }
-    pb.set_message("forecasting labour demand");
     let year_end = quarters[3].end();
-    let demand = demand_forecasts(store, &tenants, year_end, 12, min.get(), lang);
-    pb.inc(2);
+    // The labour-demand forecasts beside the intake's reading.
+    let (intake, demand) = rayon::join(
+        || {
+            tenants
+                .par_iter()
+                .filter_map(|t| {
+                    let built = match from_store(&store.scope(t), &intake_spec) {
+                        Ok(built) => Some((t.to_string(), built)),
+                        Err(e) => {
+                            pb.suspend(|| eprintln!("the intake of {t} left out: {e}"));
+                            None
+                        }
+                    };
+                    pb.inc(1);
+                    built
+                })
+                .collect::<Vec<_>>()
+        },
+        || {
+            let d = demand_forecasts(store, &tenants, year_end, 12, min.get(), lang);
+            pb.inc(2);
+            d
+        },
+    );
     let names: Vec<&str> = tenants.iter().map(|t| t.as_str()).collect();
     let mut specs = std::collections::BTreeMap::new();
     specs.insert(

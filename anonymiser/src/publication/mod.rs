@@ -30,7 +30,7 @@ use occupa_engine::indicators::Units;
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, MinCount, Result, Status};
-use system::System;
+use system::{Neighbourhood, System};
 
 /// The protection rule: the threshold, and how far an attacker's interval for a hidden
 /// small count must reach.
@@ -272,10 +272,30 @@ fn line_pattern(draft: &Draft, status: &mut [Status]) {
     }
 }
 
-/// Atoms of a large row that join a local programme's neighbourhood, and the most atoms a
-/// local programme holds (`System::local_bound`).
-const LOCAL_WIDE: usize = 24;
-const LOCAL_BUDGET: usize = 400;
+/// Local programmes' neighbourhoods, smallest first. The first two are cheap (a few to
+/// 200 milliseconds) and are what repairs try for each candidate; the third (about a
+/// second at 6,400 atoms) settles counts the small ones cannot, before a full programme
+/// (seconds at a report's size) is considered. A fourth of 25,600 atoms was measured at
+/// 3.4 s on the demo's annual report, more than the full programme there: dropped.
+const TIERS: [Neighbourhood; 3] = [
+    Neighbourhood {
+        wide: 24,
+        budget: 400,
+        depth: 2,
+    },
+    Neighbourhood {
+        wide: 96,
+        budget: 1_600,
+        depth: 2,
+    },
+    Neighbourhood {
+        wide: 384,
+        budget: 6_400,
+        depth: 3,
+    },
+];
+/// The cheap tiers.
+const CHEAP: usize = 2;
 /// Above this many atoms a full programme costs tens of seconds a solve: counts are then
 /// certified and repaired with local programmes only (which can only hide more), and the
 /// full programme is the last word only where nothing is left to hide.
@@ -403,13 +423,13 @@ pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection>
     let mut down_seen: Vec<Option<f64>> = vec![None; targets.len()];
     for (k, t) in targets.iter().enumerate() {
         if !sys.free_above(t.row)
-            && let Some(v) = sys.local_bound(t.row, true, LOCAL_WIDE, LOCAL_BUDGET)?
+            && let Some(v) = sys.local_bound(t.row, true, TIERS[0])?
             && v >= t.required.1 as f64 - 1e-6
         {
             up_seen[k] = Some(v);
         }
         if t.required.0 < t.value
-            && let Some(v) = sys.local_bound(t.row, false, LOCAL_WIDE, LOCAL_BUDGET)?
+            && let Some(v) = sys.local_bound(t.row, false, TIERS[0])?
             && v <= t.required.0 as f64 + 1e-6
         {
             down_seen[k] = Some(v);
@@ -586,25 +606,42 @@ fn meets(b: Option<f64>, up: bool, goal: f64) -> bool {
 /// value, which only shrinks the attacker's feasible set: a range it certifies, the
 /// attacker truly has. It may fail to certify a count the full programme would; the count
 /// is then protected by hiding more (never less), so the error is on the side of privacy.
-fn certify_local(sys: &mut System, row: usize, up: bool, goal: f64) -> Result<Option<f64>> {
+fn certify_local(
+    sys: &mut System,
+    row: usize,
+    up: bool,
+    goal: f64,
+    tiers: &[Neighbourhood],
+) -> Result<Option<f64>> {
     let mut best = None;
-    for (wide, budget) in [
-        (LOCAL_WIDE, LOCAL_BUDGET),
-        (LOCAL_WIDE * 4, LOCAL_BUDGET * 4),
-    ] {
-        let b = sys.local_bound(row, up, wide, budget)?;
+    for &n in tiers {
+        let b = sys.local_bound(row, up, n)?;
         if meets(b, up, goal) {
             return Ok(b);
         }
-        best = b;
+        // Each bound is a feasible point the attacker cannot rule out: the widest of them
+        // is what is certified (a larger neighbourhood need not contain a smaller one).
+        best = Some(better(best, b, up));
     }
-    Ok(best)
+    Ok(best.flatten())
 }
 
-/// [`certify_local`], and when it falls short the full programme, which is exact: a
-/// count is hidden for want of protection only when the whole system says so.
+/// The wider of two certified bounds (`None` above is unbounded; below it is no bound).
+fn better(a: Option<Option<f64>>, b: Option<f64>, up: bool) -> Option<f64> {
+    match (a, up) {
+        (None, _) => b,
+        (Some(None), true) => None,
+        (Some(None), false) => b,
+        (Some(Some(x)), true) => b.map(|y| x.max(y)),
+        (Some(Some(x)), false) => Some(b.map_or(x, |y| x.min(y))),
+    }
+}
+
+/// Every local tier, and when they fall short the full programme, which is exact: a
+/// count is hidden for want of protection only when the whole system says so (above
+/// [`FULL_PROGRAMME_ATOMS`], when the local programmes say so).
 fn certify(sys: &mut System, row: usize, up: bool, goal: f64) -> Result<Option<f64>> {
-    let b = certify_local(sys, row, up, goal)?;
+    let b = certify_local(sys, row, up, goal, &TIERS)?;
     if meets(b, up, goal) || sys.atoms() > FULL_PROGRAMME_ATOMS {
         return Ok(b);
     }
@@ -635,7 +672,7 @@ fn repair(
     // only (the full one costs seconds a solve at a report's size): a local bound
     // understates the attacker's range, so this may hide a count the full programme
     // would not have needed, never the reverse.
-    let before = certify_local(sys, row, up, goal)?;
+    let before = certify_local(sys, row, up, goal, &TIERS[..CHEAP])?;
     let gain = |b: Option<f64>| -> f64 {
         match (b, before, up) {
             (None, _, true) => f64::INFINITY,
@@ -648,7 +685,7 @@ fn repair(
     let mut best: Option<(usize, Option<f64>, f64)> = None;
     for &c in candidates.iter().take(16) {
         sys.set_shown(c, false)?;
-        let b = certify_local(sys, row, up, goal)?;
+        let b = certify_local(sys, row, up, goal, &TIERS[..CHEAP])?;
         if meets(b, up, goal) {
             status[c] = Status::Secondary;
             return Ok(Some(b));
@@ -666,15 +703,25 @@ fn repair(
         Some((c, b)) => {
             sys.set_shown(c, false)?;
             status[c] = Status::Secondary;
-            Ok(Some(if b.is_some() {
+            // The hidden count may have opened a path only a larger neighbourhood sees.
+            let b = if b.is_some() { b } else { before };
+            Ok(Some(if meets(b, up, goal) {
                 b
             } else {
-                certify_local(sys, row, up, goal)?
+                better(
+                    Some(b),
+                    certify_local(sys, row, up, goal, &TIERS[CHEAP..])?,
+                    up,
+                )
             }))
         }
         // Nothing of this publication left to hide around it: the full programme's exact
         // answer is the last word (the earlier publications may protect it already).
         None => {
+            let local = certify_local(sys, row, up, goal, &TIERS[CHEAP..])?;
+            if meets(local, up, goal) {
+                return Ok(Some(local));
+            }
             let exact = sys.bound(row, up)?;
             Ok(meets(exact, up, goal).then_some(exact))
         }

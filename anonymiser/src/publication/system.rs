@@ -14,6 +14,17 @@ use crate::{Error, Result, Status};
 /// lp_solve reports an unbounded variable's objective as its "infinity".
 const LP_INFINITY: f64 = 1e29;
 
+/// How far a local programme reaches around its row (`System::local_bound`).
+#[derive(Debug, Clone, Copy)]
+pub struct Neighbourhood {
+    /// Atoms of a large row that join.
+    pub wide: usize,
+    /// Most atoms in all.
+    pub budget: usize,
+    /// Rings of rows around the row.
+    pub depth: usize,
+}
+
 /// The system of one protection run.
 pub struct System {
     /// Value of each distinct count.
@@ -297,16 +308,20 @@ impl System {
     /// reaches the protection range, the full programme would too, and need not be solved.
     /// When it does not, nothing follows, and the caller solves the full programme.
     ///
-    /// The neighbourhood: the row's atoms, then, twice, the atoms of every fixed row that
-    /// shares one with it (rows of at most `wide` atoms whole, larger ones by their first
-    /// `wide` atoms), up to `budget` atoms.
+    /// The neighbourhood: the row's atoms, then, `n.depth` times, the atoms of every fixed
+    /// row that shares one with it (rows of at most `n.wide` atoms whole, larger ones by
+    /// their first `n.wide` atoms), up to `n.budget` atoms.
     pub fn local_bound(
         &mut self,
         row: usize,
         maximize: bool,
-        wide: usize,
-        budget: usize,
+        n: Neighbourhood,
     ) -> Result<Option<f64>> {
+        let Neighbourhood {
+            wide,
+            budget,
+            depth,
+        } = n;
         if maximize && self.free_above(row) {
             return Ok(None);
         }
@@ -323,7 +338,7 @@ impl System {
             push(a, &mut in_n, &mut order);
         }
         let mut frontier_start = 0;
-        for _depth in 0..2 {
+        for _depth in 0..depth {
             let frontier: Vec<u32> = order[frontier_start..].to_vec();
             frontier_start = order.len();
             let mut rows: Vec<u32> = frontier
@@ -387,7 +402,18 @@ impl System {
             lp.set_minimize();
         }
         self.solves += 1;
-        match lp.solve() {
+        let t0 = std::time::Instant::now();
+        let status = lp.solve();
+        if std::env::var_os("OCCUPA_PROTECT_TRACE").is_some() && t0.elapsed().as_secs_f64() > 0.2 {
+            eprintln!(
+                "      local programme: {} atoms, {} rows, depth {}, {:.2}s, {status:?}",
+                order.len(),
+                rows.len(),
+                depth,
+                t0.elapsed().as_secs_f64()
+            );
+        }
+        match status {
             lpsolve::SolveStatus::Optimal | lpsolve::SolveStatus::Presolved => {
                 let v = lp.get_objective();
                 Ok((v < LP_INFINITY).then_some(v))
