@@ -624,15 +624,26 @@ struct AuditRow {
     raw: [[u64; 3]; 2],
 }
 
-fn audit_counts(
-    inputs: &AnnualInputs,
+/// Each operator's GOL assessments, adjusted and overridden, in two windows of the intake
+/// (`window` gives, for a table, which rows fall in the earlier one and in the later one).
+/// The later window's counts are registered in the draft (`period` names it in the keys):
+/// every operator's with the totals and their lines when `all` (the annual audit), else
+/// only the operators flagged on the raw counts ([`raw_flags`]: the quarterly report lists
+/// those alone, and a count registered is a count the ledger holds as published). The
+/// earlier window drives the sudden-shift flag alone, which names no figure.
+pub(crate) fn audit_counts(
+    intake: &[(String, AnalysisTable)],
+    window: &dyn Fn(&AnalysisTable) -> [Vec<bool>; 2],
+    period: &str,
+    all: bool,
+    min: u64,
     draft: &mut Draft,
-) -> (Vec<AuditRow>, [[usize; 3]; 2], [[u64; 3]; 2]) {
-    let mut rows = Vec::new();
+) -> AuditCounts {
     let kinds = ["assessed", "adjusted", "overridden"];
     let mut totals_parts: [[Vec<(String, Units)>; 3]; 2] = Default::default();
-    let mut raw_totals = [[0u64; 3]; 2];
-    for (tenant, built) in &inputs.intake {
+    let mut raw_total = [[0u64; 3]; 2];
+    let mut found: Vec<(String, String, [[Units; 3]; 2])> = Vec::new();
+    for (tenant, built) in intake {
         let t = &built.table;
         let (Ok(path), Ok(adj), Ok(ovr), Ok((olevels, ocodes))) = (
             t.numeric("gol_path"),
@@ -642,7 +653,7 @@ fn audit_counts(
         ) else {
             continue;
         };
-        let years = [in_year(built, inputs.year - 1), in_year(built, inputs.year)];
+        let years = window(built);
         let mut by_op: BTreeMap<String, [[Units; 3]; 2]> = BTreeMap::new();
         let mut tenant_sets: [[Units; 3]; 2] = Default::default();
         for r in 0..t.len() {
@@ -668,41 +679,52 @@ fn audit_counts(
         }
         for (y, sets) in tenant_sets.into_iter().enumerate() {
             for (k, s) in sets.into_iter().enumerate() {
-                raw_totals[y][k] += s.len() as u64;
+                raw_total[y][k] += s.len() as u64;
                 totals_parts[y][k].push((tenant.clone(), sorted(s)));
             }
         }
-        for (op, sets) in by_op {
-            let mut counts = [[0usize; 3]; 2];
-            let mut raw = [[0u64; 3]; 2];
-            for (y, ys) in sets.into_iter().enumerate() {
-                for (k, s) in ys.into_iter().enumerate() {
-                    raw[y][k] = s.len() as u64;
-                    // Only the year's counts are published; the year before enters the
-                    // shift's flag alone, which names no figure.
-                    if y == 1 {
-                        counts[y][k] = draft.count(
-                            &format!("adjustments/{tenant}/{op}/{}/{}", inputs.year, kinds[k]),
-                            sorted(s),
-                            k == 0,
-                        );
-                    }
-                }
-            }
-            rows.push(AuditRow {
-                tenant: tenant.clone(),
-                operator: op,
-                counts,
-                raw,
-            });
+        found.extend(
+            by_op
+                .into_iter()
+                .map(|(op, sets)| (tenant.clone(), op, sets)),
+        );
+    }
+    let p0 = pooled_shares(&raw_total);
+    let mut rows = Vec::new();
+    for (tenant, op, sets) in found {
+        let raw = sets.clone().map(|ys| ys.map(|s| s.len() as u64));
+        if !all && raw_flags(&raw, p0, min).is_empty() {
+            continue;
         }
+        let mut counts = [[0usize; 3]; 2];
+        for (k, s) in sets[1].iter().enumerate() {
+            counts[1][k] = draft.count(
+                &format!("adjustments/{tenant}/{op}/{period}/{}", kinds[k]),
+                sorted(s.clone()),
+                k == 0,
+            );
+        }
+        rows.push(AuditRow {
+            tenant,
+            operator: op,
+            counts,
+            raw,
+        });
+    }
+    if !all {
+        return AuditCounts {
+            rows,
+            totals: None,
+            raw_total,
+            several: intake.len() > 1,
+        };
     }
     let mut totals = [[0usize; 3]; 2];
     // Each authority's part of the year's totals, as the draft registers it.
     let mut tenant_parts: [Vec<(String, usize)>; 3] = Default::default();
     for (y, ys) in totals_parts.into_iter().enumerate().skip(1) {
         for (k, parts) in ys.into_iter().enumerate() {
-            let key = format!("adjustments/total/{}/{}", inputs.year, kinds[k]);
+            let key = format!("adjustments/total/{period}/{}", kinds[k]);
             let own = parts.clone();
             totals[y][k] = pooled_count(draft, &key, parts, k == 0);
             let single = own.len() == 1;
@@ -735,7 +757,183 @@ fn audit_counts(
             draft.line(line);
         }
     }
-    (rows, totals, raw_totals)
+    AuditCounts {
+        rows,
+        totals: Some(totals),
+        raw_total,
+        several: intake.len() > 1,
+    }
+}
+
+/// All operators' shares of the later window: adjusted and overridden among the assessed.
+fn pooled_shares(raw_total: &[[u64; 3]; 2]) -> [Option<f64>; 3] {
+    let n = raw_total[1][0];
+    [1, 1, 2].map(|k| (n > 0).then(|| raw_total[1][k] as f64 / n as f64))
+}
+
+/// Why an operator stands out in a pair of windows, for adjustments (`k` = 1) or
+/// overrides (2).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Flag {
+    /// Above the funnel's 99.8 % limit around all operators' share.
+    Above(usize),
+    /// Below it.
+    Below(usize),
+    /// A sudden rise on the earlier window (two-proportion z ≥ 3.09).
+    Rise(usize),
+    /// A sudden fall.
+    Fall(usize),
+}
+
+/// The flags of an operator's raw counts ([earlier, later] × [assessed, adjusted,
+/// overridden]) against all operators' shares `p0`: only with at least `min` assessments
+/// in the later window, and for a shift with at least `min` assessments and `min` of the
+/// compared kind in the earlier one (the earlier window is never published, and a flag
+/// would bound a small count there).
+pub(crate) fn raw_flags(raw: &[[u64; 3]; 2], p0: [Option<f64>; 3], min: u64) -> Vec<Flag> {
+    let mut out = Vec::new();
+    if raw[1][0] < min {
+        return out;
+    }
+    let nn = raw[1][0] as f64;
+    for k in [1, 2] {
+        let x = raw[1][k] as f64 / nn;
+        if let Some(p0) = p0[k] {
+            let lim = Z998 * (p0 * (1.0 - p0) / nn).sqrt();
+            if x > p0 + lim {
+                out.push(Flag::Above(k));
+            } else if x < p0 - lim {
+                out.push(Flag::Below(k));
+            }
+        }
+        if raw[0][0] >= min && raw[0][k] >= min {
+            let n0 = raw[0][0] as f64;
+            let x0 = raw[0][k] as f64 / n0;
+            let pp = (raw[0][k] + raw[1][k]) as f64 / (n0 + nn);
+            let se = (pp * (1.0 - pp) * (1.0 / n0 + 1.0 / nn)).sqrt();
+            if se > 0.0 && ((x - x0) / se).abs() >= Z998 {
+                out.push(if x > x0 { Flag::Rise(k) } else { Flag::Fall(k) });
+            }
+        }
+    }
+    out
+}
+
+/// A row of a figure table: its label and values.
+type FigureRow = (String, Vec<Option<f64>>);
+
+/// What [`audit_counts`] registered.
+pub(crate) struct AuditCounts {
+    rows: Vec<AuditRow>,
+    /// [earlier, later] × [assessed, adjusted, overridden]: counts of the total (later
+    /// only), when registered.
+    totals: Option<[[usize; 3]; 2]>,
+    /// The same, raw.
+    raw_total: [[u64; 3]; 2],
+    /// More than one authority: rows are labelled with theirs.
+    several: bool,
+}
+
+impl AuditCounts {
+    /// Whether any operator was found.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The audit table's rows, once protected: per operator (and a total when `total`),
+    /// assessments, % adjusted and % overridden (each share only when the counts under it
+    /// are shown and the assessments reach `min`), and the flags: outside the 99.8 % funnel
+    /// around all operators' share, or a sudden shift from the earlier window
+    /// (two-proportion z ≥ 3.09 with at least `min` assessments then). `before` names the
+    /// earlier window in the flag. Returns the rows, their notes and the operators flagged.
+    pub(crate) fn table_rows(
+        &self,
+        shown: &dyn Fn(usize) -> Option<u64>,
+        min: u64,
+        total: bool,
+        before: &str,
+        lang: Lang,
+    ) -> (Vec<FigureRow>, Vec<String>, usize) {
+        let t = |it: &str, en: &str| lang.t(it, en).to_string();
+        let share = |c: &[usize; 3], k: usize| -> Option<f64> {
+            let n = shown(c[0])?;
+            let x = shown(c[k])?;
+            (n >= min).then(|| 100.0 * x as f64 / n as f64)
+        };
+        // The centre of the funnel: the published total's shares where the total is
+        // registered (the annual audit), else all operators' raw shares, never published
+        // and large (the quarterly list of flagged operators).
+        let p0 = match self.totals {
+            Some(tot) => [1, 1, 2].map(|k| {
+                let n = shown(tot[1][0])?;
+                let x = shown(tot[1][k])?;
+                (n > 0).then(|| x as f64 / n as f64)
+            }),
+            None => pooled_shares(&self.raw_total),
+        };
+        let several = self.several;
+        let mut rows = Vec::new();
+        let mut notes = Vec::new();
+        let mut flagged = 0;
+        for r in &self.rows {
+            let now = &r.counts[1];
+            let n = shown(now[0]);
+            let what = |k: usize| {
+                if k == 1 {
+                    t("rettifiche", "adjustments")
+                } else {
+                    t("cambi di percorso", "path overrides")
+                }
+            };
+            // A flag, or its absence, bounds the count under it: only a published count is
+            // flagged (a hidden one would be narrowed by the funnel).
+            let flags: Vec<String> = raw_flags(&r.raw, p0, min)
+                .into_iter()
+                .filter_map(|f| {
+                    let (k, text) = match f {
+                        Flag::Above(k) => {
+                            (k, t("sopra il limite del 99,8%", "above the 99.8% limit"))
+                        }
+                        Flag::Below(k) => {
+                            (k, t("sotto il limite del 99,8%", "below the 99.8% limit"))
+                        }
+                        Flag::Rise(k) => (
+                            k,
+                            format!("{} {before}", t("aumento brusco", "sudden rise")),
+                        ),
+                        Flag::Fall(k) => {
+                            (k, format!("{} {before}", t("calo brusco", "sudden fall")))
+                        }
+                    };
+                    share(now, k).map(|_| format!("{}: {text}", what(k)))
+                })
+                .collect();
+            flagged += usize::from(!flags.is_empty());
+            let label = if several {
+                format!("{} / {}", r.tenant, r.operator)
+            } else {
+                r.operator.clone()
+            };
+            rows.push((
+                label,
+                vec![n.map(|x| x as f64), share(now, 1), share(now, 2)],
+            ));
+            notes.push(flags.join("; "));
+        }
+        if let (true, Some(tot)) = (total, self.totals) {
+            let tot = &tot[1];
+            rows.push((
+                t("Totale", "Total"),
+                vec![
+                    shown(tot[0]).map(|x| x as f64),
+                    share(tot, 1),
+                    share(tot, 2),
+                ],
+            ));
+            notes.push(String::new());
+        }
+        (rows, notes, flagged)
+    }
 }
 
 fn fmt_pp(x: f64, lang: Lang) -> String {
@@ -1013,7 +1211,14 @@ impl Report {
         // 2. Effects, 3. ISA, 4. the adjustments' audit.
         let (effect_rows, profile_labels, effect_specs) = effects(inputs, &mut draft, lang);
         let isa = isa_counts(inputs, &mut draft, lang);
-        let (audit_rows, audit_totals, audit_raw) = audit_counts(inputs, &mut draft);
+        let audit = audit_counts(
+            &inputs.intake,
+            &|t| [in_year(t, year - 1), in_year(t, year)],
+            &year.to_string(),
+            true,
+            rule.min,
+            &mut draft,
+        );
 
         let protection = protect(&draft, prior, rule)?;
         let p = &protection;
@@ -1343,104 +1548,21 @@ impl Report {
 
         // The audit of adjustments and overrides.
         let mut flagged = 0usize;
-        if !audit_rows.is_empty() {
-            let share = |c: &[usize; 3], k: usize| -> Option<f64> {
-                let n = shown(c[0])?;
-                let x = shown(c[k])?;
-                (n >= rule.min).then(|| 100.0 * x as f64 / n as f64)
-            };
-            let pooled_share = |y: usize, k: usize| -> Option<f64> {
-                let n = audit_raw[y][0];
-                (n > 0).then(|| audit_raw[y][k] as f64 / n as f64)
-            };
-            let mut rows = Vec::new();
-            let mut notes = Vec::new();
-            let several = inputs.intake.len() > 1;
-            for r in &audit_rows {
-                let now = &r.counts[1];
-                let n = shown(now[0]);
-                let mut flags = Vec::new();
-                if share(now, 1).is_some() {
-                    for (k, what) in [
-                        (1, t("rettifiche", "adjustments")),
-                        (2, t("cambi di percorso", "path overrides")),
-                    ] {
-                        let Some(p0) = pooled_share(1, k) else {
-                            continue;
-                        };
-                        let nn = r.raw[1][0] as f64;
-                        let x = r.raw[1][k] as f64 / nn;
-                        let lim = Z998 * (p0 * (1.0 - p0) / nn).sqrt();
-                        if x > p0 + lim {
-                            flags.push(format!(
-                                "{what}: {}",
-                                t("sopra il limite del 99,8%", "above the 99.8% limit")
-                            ));
-                        } else if x < p0 - lim {
-                            flags.push(format!(
-                                "{what}: {}",
-                                t("sotto il limite del 99,8%", "below the 99.8% limit")
-                            ));
-                        }
-                        // A sudden shift from the year before (two-proportion z), with
-                        // at least the threshold of assessments that year.
-                        if r.raw[0][0] >= rule.min {
-                            let n0 = r.raw[0][0] as f64;
-                            let x0 = r.raw[0][k] as f64 / n0;
-                            let pp = (r.raw[0][k] + r.raw[1][k]) as f64 / (n0 + nn);
-                            let se = (pp * (1.0 - pp) * (1.0 / n0 + 1.0 / nn)).sqrt();
-                            if se > 0.0 && ((x - x0) / se).abs() >= Z998 {
-                                flags.push(format!(
-                                    "{what}: {}",
-                                    if x > x0 {
-                                        t(
-                                            "aumento brusco sull'anno prima",
-                                            "sudden rise on the year before",
-                                        )
-                                    } else {
-                                        t(
-                                            "calo brusco sull'anno prima",
-                                            "sudden fall on the year before",
-                                        )
-                                    }
-                                ));
-                            }
-                        }
-                    }
-                }
-                flagged += usize::from(!flags.is_empty());
-                let label = if several {
-                    format!("{} / {}", r.tenant, r.operator)
-                } else {
-                    r.operator.clone()
-                };
-                rows.push((
-                    label,
-                    vec![n.map(|x| x as f64), share(now, 1), share(now, 2)],
-                ));
-                notes.push(if flags.is_empty() {
-                    String::new()
-                } else {
-                    flags.join("; ")
-                });
-            }
-            let tot = |y: usize| &audit_totals[y];
-            let total_share = |y: usize, k: usize| share(tot(y), k);
-            rows.push((
-                t("Totale", "Total"),
-                vec![
-                    shown(tot(1)[0]).map(|x| x as f64),
-                    total_share(1, 1),
-                    total_share(1, 2),
-                ],
-            ));
-            notes.push(String::new());
+        if !audit.is_empty() {
+            let (rows, notes, n) = audit.table_rows(
+                &shown,
+                rule.min,
+                true,
+                t("sull'anno prima", "on the year before").as_str(),
+                lang,
+            );
+            flagged = n;
             sections.push(Section {
                 heading: t("Audit delle rettifiche e dei cambi di percorso", "Audit of adjustments and path overrides"),
                 text: vec![if lang == Lang::It {
-                    format!("Per ogni operatore, gli assessment GOL delle persone prese in carico nel {year}: quota con una rettifica di ±3 punti e quota con il percorso cambiato rispetto a quello della regola. È segnalato l'operatore la cui quota è fuori dai limiti al 99,8% attorno alla quota di tutti gli operatori (funnel: gli operatori piccoli non sono segnalati per il solo rumore), o cambia bruscamente rispetto al {} (test z a due proporzioni oltre 3,09, solo con almeno la soglia di assessment in quell'anno; le quote del {} non sono pubblicate). Una segnalazione è una domanda da porre, non una prova di comportamento opportunistico. Le quote sono pubblicate solo quando lo sono i conteggi sotto di esse.", year - 1, year - 1)
+                    format!("Per ogni operatore, gli assessment GOL delle persone prese in carico nel {year}: quota con una rettifica di ±3 punti e quota con il percorso cambiato rispetto a quello della regola. È segnalato l'operatore la cui quota è fuori dai limiti al 99,8% attorno alla quota di tutti gli operatori (funnel: gli operatori piccoli non sono segnalati per il solo rumore), o cambia bruscamente rispetto al {} (test z a due proporzioni oltre 3,09, solo quando gli assessment di quell'anno e il conteggio confrontato raggiungono entrambi la soglia; le quote del {} non sono pubblicate). Una segnalazione è una domanda da porre, non una prova di comportamento opportunistico. Le quote sono pubblicate, e segnalate, solo quando lo sono i conteggi sotto di esse.", year - 1, year - 1)
                 } else {
-                    format!("For each operator, the GOL assessments of the persons taken in charge in {year}: the share with a ±3-point adjustment and the share whose path differs from the rule's. An operator is flagged when its share is outside the 99.8% limits around all operators' share (a funnel: small operators are not flagged for noise alone), or shifts suddenly from {} (two-proportion z beyond 3.09, only with at least the threshold of assessments that year; the shares of {} are not published). A flag is a question to ask, not proof of opportunistic behaviour. Shares are published only when the counts under them are.", year - 1, year - 1)
+                    format!("For each operator, the GOL assessments of the persons taken in charge in {year}: the share with a ±3-point adjustment and the share whose path differs from the rule's. An operator is flagged when its share is outside the 99.8% limits around all operators' share (a funnel: small operators are not flagged for noise alone), or shifts suddenly from {} (two-proportion z beyond 3.09, only when that year's assessments and the count compared both reach the threshold; the shares of {} are not published). A flag is a question to ask, not proof of opportunistic behaviour. Shares are published, and flagged, only when the counts under them are.", year - 1, year - 1)
                 }],
                 tables: Vec::new(),
                 figures: vec![FigureTable {
@@ -1599,7 +1721,7 @@ impl Report {
                 )
             });
         }
-        if !audit_rows.is_empty() {
+        if !audit.is_empty() {
             summary.push(match (flagged, lang) {
                 (0, Lang::It) => "Nessun operatore è segnalato nell'audit delle rettifiche e dei cambi di percorso.".to_string(),
                 (0, Lang::En) => "No operator is flagged in the audit of adjustments and path overrides.".to_string(),

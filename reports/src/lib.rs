@@ -216,7 +216,7 @@ pub(crate) fn spec_of(table: &str) -> &'static str {
         "operators" => "operators",
         "data_quality" => "audit",
         "service_effects" | "effects_by_profile" => "effects",
-        "isa_before_after" | "isa_change" | "adjustment_audit" => "intake",
+        "isa_before_after" | "isa_change" | "adjustment_audit" | "operator_shifts" => "intake",
         t if t.starts_with("demand") => "demand",
         t if t.starts_with("intake") || t == "gol_adjustments" || t == "occupability_profiles" => {
             "intake"
@@ -717,6 +717,33 @@ impl Report {
 
         // The intake's profiles.
         let profile_layout = profiles::profile_counts(&analyses.intake, q, &mut draft, lang);
+        // The operators' adjustments and overrides over the last four quarters against the
+        // four before (per quarter they are too few to flag anything but noise).
+        let last_four: Vec<Quarter> = std::iter::successors(Some(q), |x| Some(x.prev()))
+            .take(8)
+            .collect();
+        let operator_audit = annual::audit_counts(
+            &analyses.intake,
+            &|t| {
+                let Ok((levels, codes)) = t.table.categories("intake_month") else {
+                    return [vec![false; t.table.len()], vec![false; t.table.len()]];
+                };
+                let at = |k: std::ops::Range<usize>| -> Vec<bool> {
+                    codes
+                        .iter()
+                        .map(|c| {
+                            c.and_then(|c| profiles::quarter_of_month(&levels[c as usize]))
+                                .is_some_and(|iq| last_four[k.clone()].contains(&iq))
+                        })
+                        .collect()
+                };
+                [at(4..8), at(0..4)]
+            },
+            &format!("{}-{q}", last_four[3]),
+            false,
+            rule.min,
+            &mut draft,
+        );
 
         // This quarter against the previous one and a year before.
         let trend_rows = trend::trend_counts(tenants, &mut draft, lang, rule.min);
@@ -859,16 +886,78 @@ impl Report {
             .as_ref()
             .map(|layout| anomalies(tenants, layout, &draft, p, lang))
             .unwrap_or_default();
-        let anomaly_count = anomalies.rows.len();
+        // Operators flagged in the audit of the last four quarters.
+        let shifts = {
+            let shown = |i: usize| p.shown(&draft, i);
+            let (rows, notes, _) = operator_audit.table_rows(
+                &shown,
+                rule.min,
+                false,
+                t("sui 4 trimestri prima", "on the four quarters before").as_str(),
+                lang,
+            );
+            let (rows, notes): (Vec<_>, Vec<_>) = rows
+                .into_iter()
+                .zip(notes)
+                .filter(|(_, n)| !n.is_empty())
+                .unzip();
+            FigureTable {
+                id: "operator_shifts".into(),
+                title: t(
+                    &format!(
+                        "Operatori segnalati: rettifiche ±3 e cambi di percorso, {} – {q} (%)",
+                        last_four[3]
+                    ),
+                    &format!(
+                        "Operators flagged: ±3 adjustments and path overrides, {} – {q} (%)",
+                        last_four[3]
+                    ),
+                ),
+                keys: [
+                    "operator",
+                    "assessed",
+                    "adjusted_pct",
+                    "overridden_pct",
+                    "flags",
+                ]
+                .map(String::from)
+                .to_vec(),
+                headers: vec![
+                    t("Operatore", "Operator"),
+                    t("Assessment", "Assessments"),
+                    t("Rettificati %", "Adjusted %"),
+                    t("Percorso cambiato %", "Overridden %"),
+                    t("Segnalazioni", "Flags"),
+                ],
+                decimals: vec![0, 1, 1],
+                rows,
+                notes,
+            }
+        };
+        let anomaly_count = anomalies.rows.len() + shifts.rows.len();
         if anomaly_count > 0 {
-            sections.push(Section {
-                heading: t("Anomalie", "Anomalies"),
-                text: vec![t(
+            let mut text = Vec::new();
+            let mut figures = Vec::new();
+            if !anomalies.rows.is_empty() {
+                text.push(t(
                     "Indicatori fisici di un ente lontani dalla propria storia: il valore del trimestre confrontato con gli 8 trimestri precedenti dello stesso ente, con uno scarto robusto (distanza dalla mediana in unità di deviazione assoluta mediana, ×1,4826); sono elencati i valori pubblicati con scarto di almeno 3,5 in valore assoluto. I valori dei trimestri precedenti non sono pubblicati qui.",
                     "An authority's physical indicators far from their own history: the quarter's value against the authority's 8 previous quarters, as a robust score (distance from the median in median absolute deviations, ×1.4826); published values scoring at least 3.5 either way are listed. The earlier quarters' values are not published here.",
-                )],
+                ));
+                figures.push(anomalies);
+            }
+            if !shifts.rows.is_empty() {
+                text.push(if lang == Lang::It {
+                    format!("Operatori le cui rettifiche di ±3 punti o i cui cambi di percorso GOL, sulle persone prese in carico da {} a {q}, sono fuori dai limiti al 99,8% attorno alla quota di tutti gli operatori o cambiano bruscamente rispetto ai quattro trimestri prima (test z a due proporzioni oltre 3,09). Le quote dei trimestri prima non sono pubblicate; una segnalazione è una domanda da porre, non una prova. L'audit completo è nel rapporto annuale.", last_four[3])
+                } else {
+                    format!("Operators whose ±3-point adjustments or GOL path overrides, over the persons taken in charge from {} to {q}, are outside the 99.8% limits around all operators' share or shift suddenly from the four quarters before (two-proportion z beyond 3.09). The earlier quarters' shares are not published; a flag is a question to ask, not proof. The full audit is in the annual report.", last_four[3])
+                });
+                figures.push(shifts);
+            }
+            sections.push(Section {
+                heading: t("Anomalie", "Anomalies"),
+                text,
                 tables: Vec::new(),
-                figures: vec![anomalies],
+                figures,
                 charts: Vec::new(),
                 chart_data: None,
             });
@@ -1037,8 +1126,9 @@ pub struct Analyses {
     /// What ingestion did with each source file of the period: rows read, stored and
     /// quarantined, and the quarantined rows by reason.
     pub quality: Vec<SourceQuality>,
-    /// Each tenant's intake of the quarter and the one before (analysis tables with the
-    /// first ASSO, ISA and GOL of each person): the profiles section.
+    /// Each tenant's intake of the quarter and the seven before (analysis tables with the
+    /// first ASSO, ISA and GOL of each person): the profiles section takes the last two
+    /// quarters, the operators' audit all eight.
     pub intake: Vec<(String, occupa_engine::analysis::AnalysisTable)>,
     /// Labour demand: the publishable series and their forecasts.
     pub demand: Option<demand::Demand>,

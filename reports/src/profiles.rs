@@ -60,7 +60,7 @@ pub(crate) struct ProfileCounts {
     lca_note: Option<String>,
 }
 
-fn quarter_of_month(m: &str) -> Option<Quarter> {
+pub(crate) fn quarter_of_month(m: &str) -> Option<Quarter> {
     let d = chrono::NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").ok()?;
     Some(Quarter::of(d))
 }

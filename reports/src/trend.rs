@@ -415,9 +415,9 @@ pub(crate) fn summary(f: &SummaryFacts<'_>, lang: Lang) -> Vec<String> {
     }
     if f.anomalies > 0 {
         out.push(if it {
-            format!("Sono segnalati {} valori insoliti rispetto alla propria storia (sezione Anomalie).", f.anomalies)
+            format!("Sono segnalati {} valori insoliti, rispetto alla propria storia o agli altri operatori (sezione Anomalie).", f.anomalies)
         } else {
-            format!("{} values unusual against their own history are listed (section Anomalies).", f.anomalies)
+            format!("{} values unusual against their own history or against the other operators are listed (section Anomalies).", f.anomalies)
         });
     }
     if let Some((read, quarantined)) = f.quality

@@ -2,6 +2,11 @@
 
 use std::process::Command;
 
+#[path = "cli/annual_attack.rs"]
+mod annual_attack;
+#[path = "cli/identifiers.rs"]
+mod identifiers;
+
 fn occupa() -> Command {
     Command::new(env!("CARGO_BIN_EXE_occupa"))
 }
@@ -1506,7 +1511,8 @@ fn the_readme_commands_run_as_written() {
         "Domanda di lavoro",
         "Valutazione degli operatori",
         "Qualità dei dati",
-        "Anomalie",
+        // As a heading: "Anomalies" contains it.
+        ">Anomalie<",
         "Indice",
         "Totale",
         ">Ente<",
@@ -2417,6 +2423,65 @@ fn the_annual_report_covers_the_planted_effects_and_publishes_no_small_count() {
     }
     assert!(checked > 100, "{checked}");
     assert!(report["provenance"]["specs"]["effects"].is_array());
+    // The audit finds the operator the simulator planted: its adjustments rise in 2025,
+    // it is flagged for them, and its share of adjusted assessments is the highest.
+    let planted = truth["opportunistic_operator"]["operator"]
+        .as_str()
+        .unwrap();
+    let audit = table("adjustment_audit");
+    let columns: Vec<&str> = audit["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let (share, note) = (
+        columns.iter().position(|c| *c == "adjusted_pct").unwrap(),
+        columns.iter().position(|c| *c == "flags").unwrap(),
+    );
+    let rows: Vec<&Vec<serde_json::Value>> = audit["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_array().unwrap())
+        .collect();
+    let mine = rows
+        .iter()
+        .find(|r| r[0].as_str().unwrap().ends_with(planted))
+        .unwrap_or_else(|| panic!("{planted} is not in the audit"));
+    let flags = mine[note].as_str().unwrap();
+    assert!(
+        flags.contains("rettifiche: sopra il limite")
+            && flags.contains("rettifiche: aumento brusco"),
+        "{planted}: {flags}"
+    );
+    let highest = rows
+        .iter()
+        .filter(|r| !r[0].as_str().unwrap().starts_with("Totale"))
+        .filter_map(|r| Some((r[share].as_f64()?, r[0].as_str().unwrap())))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .unwrap();
+    assert!(highest.1.ends_with(planted), "{highest:?}");
+    // The demo's quarterly report lists it among the anomalies, over its last four quarters.
+    let quarterly: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("occupa-out/report.json")).unwrap())
+            .unwrap();
+    let shifts = quarterly["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "operator_shifts")
+        .expect("the quarterly report flags the planted operator");
+    let flagged: Vec<&str> = shifts["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap())
+        .collect();
+    assert!(
+        flagged.iter().any(|o| o.ends_with(planted)),
+        "{planted} not among {flagged:?}"
+    );
     // A year the data do not cover is refused, and nothing is written.
     let none = tmp.path().join("annual-2031");
     let refused = occupa()

@@ -294,6 +294,8 @@ const TIERS: [Neighbourhood; 3] = [
         depth: 3,
     },
 ];
+/// Up to this many atoms a repair asks the full programme which counts hold the bound.
+const DUAL_GUIDED_ATOMS: usize = 8_000;
 /// The cheap tiers.
 const CHEAP: usize = 2;
 /// Above this many atoms a full programme costs tens of seconds a solve: counts are then
@@ -615,6 +617,11 @@ fn certify_local(
 ) -> Result<Option<f64>> {
     let mut best = None;
     for &n in tiers {
+        // A neighbourhood near the system's size might as well be the full programme, which
+        // is exact and warm-started (a few milliseconds where a local one is built anew).
+        if sys.atoms() <= 2 * n.budget {
+            return sys.bound(row, up);
+        }
         let b = sys.local_bound(row, up, n)?;
         if meets(b, up, goal) {
             return Ok(b);
@@ -667,6 +674,29 @@ fn repair(
         .filter(|&i| status[i] == Status::Safe && draft.counts[i].value() > 0)
         .collect();
     candidates.sort_by_key(|&i| (draft.counts[i].margin as u8, draft.counts[i].value(), i));
+    // The sixteen smallest neighbours; in a small system, where the full programme costs
+    // milliseconds, also the shown counts its duals name as holding the bound, and the
+    // first of those is the fallback when no hiding moves a local bound (without it the
+    // smallest neighbours were hidden one by one, a dozen for one count of a
+    // three-authority report).
+    candidates.truncate(16);
+    let mut held_first = None;
+    if sys.atoms() <= DUAL_GUIDED_ATOMS {
+        sys.bound(row, up)?;
+        let mut held: Vec<usize> = sys
+            .binding()
+            .into_iter()
+            .filter(|&i| status[i] == Status::Safe && draft.counts[i].value() > 0)
+            .collect();
+        held.sort_by_key(|&i| (draft.counts[i].margin as u8, draft.counts[i].value(), i));
+        held_first = held.first().copied();
+        let extra: Vec<usize> = held
+            .into_iter()
+            .filter(|c| !candidates.contains(c))
+            .take(16)
+            .collect();
+        candidates.extend(extra);
+    }
     // Each neighbour in turn: the first whose hiding lets a local programme reach the
     // goal is hidden; else the one that moved the local bound most. Local programmes
     // only (the full one costs seconds a solve at a report's size): a local bound
@@ -683,7 +713,7 @@ fn repair(
         }
     };
     let mut best: Option<(usize, Option<f64>, f64)> = None;
-    for &c in candidates.iter().take(16) {
+    for &c in &candidates {
         sys.set_shown(c, false)?;
         let b = certify_local(sys, row, up, goal, &TIERS[..CHEAP])?;
         if meets(b, up, goal) {
@@ -696,10 +726,11 @@ fn repair(
         }
         sys.set_shown(c, true)?;
     }
-    match best
-        .map(|(c, b, _)| (c, b))
-        .or_else(|| candidates.first().map(|&c| (c, None)))
-    {
+    match best.map(|(c, b, _)| (c, b)).or_else(|| {
+        held_first
+            .or(candidates.first().copied())
+            .map(|c| (c, None))
+    }) {
         Some((c, b)) => {
             sys.set_shown(c, false)?;
             status[c] = Status::Secondary;
