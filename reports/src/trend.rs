@@ -413,12 +413,12 @@ pub(crate) fn summary(f: &SummaryFacts<'_>, lang: Lang) -> Vec<String> {
             )
         });
     }
-    if f.anomalies > 0 {
-        out.push(if it {
-            format!("Sono segnalati {} valori insoliti, rispetto alla propria storia o agli altri operatori (sezione Anomalie).", f.anomalies)
-        } else {
-            format!("{} values unusual against their own history or against the other operators are listed (section Anomalies).", f.anomalies)
-        });
+    match (f.anomalies, it) {
+        (0, _) => {}
+        (1, true) => out.push("È segnalato un valore insolito, rispetto alla propria storia o agli altri operatori (sezione Anomalie).".to_string()),
+        (1, false) => out.push("One value unusual against its own history or against the other operators is listed (section Anomalies).".to_string()),
+        (n, true) => out.push(format!("Sono segnalati {n} valori insoliti, rispetto alla propria storia o agli altri operatori (sezione Anomalie).")),
+        (n, false) => out.push(format!("{n} values unusual against their own history or against the other operators are listed (section Anomalies).")),
     }
     if let Some((read, quarantined)) = f.quality
         && read > 0
