@@ -819,9 +819,6 @@ pub(crate) fn raw_flags(raw: &[[u64; 3]; 2], p0: [Option<f64>; 3], min: u64) -> 
     out
 }
 
-/// A row of a figure table: its label and values.
-type FigureRow = (String, Vec<Option<f64>>);
-
 /// What [`audit_counts`] registered.
 pub(crate) struct AuditCounts {
     rows: Vec<AuditRow>,
@@ -845,15 +842,19 @@ impl AuditCounts {
     /// are shown and the assessments reach `min`), and the flags: outside the 99.8 % funnel
     /// around all operators' share, or a sudden shift from the earlier window
     /// (two-proportion z ≥ 3.09 with at least `min` assessments then). `before` names the
-    /// earlier window in the flag. Returns the rows, their notes and the operators flagged.
-    pub(crate) fn table_rows(
+    /// earlier window in the flag. Returns the table (`id`, `title`) with the flags as its
+    /// notes, and the operators flagged.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn table(
         &self,
+        id: &str,
+        title: String,
         shown: &dyn Fn(usize) -> Option<u64>,
         min: u64,
         total: bool,
         before: &str,
         lang: Lang,
-    ) -> (Vec<FigureRow>, Vec<String>, usize) {
+    ) -> (FigureTable, usize) {
         let t = |it: &str, en: &str| lang.t(it, en).to_string();
         let share = |c: &[usize; 3], k: usize| -> Option<f64> {
             let n = shown(c[0])?;
@@ -932,7 +933,30 @@ impl AuditCounts {
             ));
             notes.push(String::new());
         }
-        (rows, notes, flagged)
+        let table = FigureTable {
+            id: id.into(),
+            title,
+            keys: [
+                "operator",
+                "assessed",
+                "adjusted_pct",
+                "overridden_pct",
+                "flags",
+            ]
+            .map(String::from)
+            .to_vec(),
+            headers: vec![
+                t("Operatore", "Operator"),
+                t("Assessment", "Assessments"),
+                t("Rettificati %", "Adjusted %"),
+                t("Percorso cambiato %", "Overridden %"),
+                t("Segnalazioni", "Flags"),
+            ],
+            decimals: vec![0, 1, 1],
+            rows,
+            notes,
+        };
+        (table, flagged)
     }
 }
 
@@ -1549,7 +1573,12 @@ impl Report {
         // The audit of adjustments and overrides.
         let mut flagged = 0usize;
         if !audit.is_empty() {
-            let (rows, notes, n) = audit.table_rows(
+            let (table, n) = audit.table(
+                "adjustment_audit",
+                t(
+                    "Rettifiche ±3 e cambi di percorso per operatore (%)",
+                    "±3 adjustments and path overrides by operator (%)",
+                ),
                 &shown,
                 rule.min,
                 true,
@@ -1565,26 +1594,7 @@ impl Report {
                     format!("For each operator, the GOL assessments of the persons taken in charge in {year}: the share with a ±3-point adjustment and the share whose path differs from the rule's. An operator is flagged when its share is outside the 99.8% limits around all operators' share (a funnel: small operators are not flagged for noise alone), or shifts suddenly from {} (two-proportion z beyond 3.09, only when that year's assessments and the count compared both reach the threshold; the shares of {} are not published). A flag is a question to ask, not proof of opportunistic behaviour. Shares are published, and flagged, only when the counts under them are.", year - 1, year - 1)
                 }],
                 tables: Vec::new(),
-                figures: vec![FigureTable {
-                    id: "adjustment_audit".into(),
-                    title: t(
-                        "Rettifiche ±3 e cambi di percorso per operatore (%)",
-                        "±3 adjustments and path overrides by operator (%)",
-                    ),
-                    keys: ["operator", "assessed", "adjusted_pct", "overridden_pct", "flags"]
-                        .map(String::from)
-                        .to_vec(),
-                    headers: vec![
-                        t("Operatore", "Operator"),
-                        t("Assessment", "Assessments"),
-                        t("Rettificati %", "Adjusted %"),
-                        t("Percorso cambiato %", "Overridden %"),
-                        t("Segnalazioni", "Flags"),
-                    ],
-                    decimals: vec![0, 1, 1],
-                    rows,
-                    notes,
-                }],
+                figures: vec![table],
                 charts: Vec::new(),
                 chart_data: None,
             });

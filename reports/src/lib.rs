@@ -889,50 +889,36 @@ impl Report {
         // Operators flagged in the audit of the last four quarters.
         let shifts = {
             let shown = |i: usize| p.shown(&draft, i);
-            let (rows, notes, _) = operator_audit.table_rows(
+            let (mut table, _) = operator_audit.table(
+                "operator_shifts",
+                if lang == Lang::It {
+                    format!(
+                        "Operatori segnalati: rettifiche ±3 e cambi di percorso, {} – {q} (%)",
+                        last_four[3]
+                    )
+                } else {
+                    format!(
+                        "Operators flagged: ±3 adjustments and path overrides, {} – {q} (%)",
+                        last_four[3]
+                    )
+                },
                 &shown,
                 rule.min,
                 false,
                 t("sui 4 trimestri prima", "on the four quarters before").as_str(),
                 lang,
             );
-            let (rows, notes): (Vec<_>, Vec<_>) = rows
+            // Only the flagged: an operator registered for its raw flags whose counts were
+            // hidden has none printed.
+            let (rows, notes) = table
+                .rows
                 .into_iter()
-                .zip(notes)
+                .zip(table.notes)
                 .filter(|(_, n)| !n.is_empty())
                 .unzip();
-            FigureTable {
-                id: "operator_shifts".into(),
-                title: t(
-                    &format!(
-                        "Operatori segnalati: rettifiche ±3 e cambi di percorso, {} – {q} (%)",
-                        last_four[3]
-                    ),
-                    &format!(
-                        "Operators flagged: ±3 adjustments and path overrides, {} – {q} (%)",
-                        last_four[3]
-                    ),
-                ),
-                keys: [
-                    "operator",
-                    "assessed",
-                    "adjusted_pct",
-                    "overridden_pct",
-                    "flags",
-                ]
-                .map(String::from)
-                .to_vec(),
-                headers: vec![
-                    t("Operatore", "Operator"),
-                    t("Assessment", "Assessments"),
-                    t("Rettificati %", "Adjusted %"),
-                    t("Percorso cambiato %", "Overridden %"),
-                    t("Segnalazioni", "Flags"),
-                ],
-                decimals: vec![0, 1, 1],
-                rows,
-                notes,
-            }
+            table.rows = rows;
+            table.notes = notes;
+            table
         };
         let anomaly_count = anomalies.rows.len() + shifts.rows.len();
         if anomaly_count > 0 {
