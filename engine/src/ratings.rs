@@ -254,6 +254,196 @@ pub fn rate(table: &Table, keys: &[u64], spec: &RatingSpec) -> Result<Ratings> {
     })
 }
 
+/// One window's part of an operator's rating in [`shifts`].
+#[derive(Debug, Clone)]
+pub struct WindowRating {
+    /// Persons rated in the window, as unit keys.
+    pub persons: Vec<u64>,
+    /// Of those, with the outcome: O.
+    pub observed: Vec<u64>,
+    /// Expected number with the outcome: E.
+    pub expected: f64,
+}
+
+impl WindowRating {
+    /// O / E.
+    pub fn ratio(&self) -> f64 {
+        self.observed.len() as f64 / self.expected
+    }
+}
+
+/// An operator's outcomes in an earlier and a later window, against the expected from one
+/// case-mix model of both, and the exact test that its O / E did not change.
+#[derive(Debug, Clone)]
+pub struct Shift {
+    /// The operator.
+    pub operator: String,
+    /// The earlier window.
+    pub earlier: WindowRating,
+    /// The later window.
+    pub later: WindowRating,
+    /// The other operators' median ratio of O / E, later over earlier.
+    pub market: f64,
+    /// Two-sided exact p-value that this operator's O / E changed as the others' did
+    /// ([`poisson_ratio_test`], the later expected number scaled by `market`).
+    pub p_value: f64,
+}
+
+/// Each operator's O / E in two windows and whether it shifted against the others: one
+/// logistic model of the outcome on the case mix and the window (so a change that every
+/// operator shares, a better labour market, moves the expected numbers, not the
+/// operator), fitted on every operator's persons of both windows; then, per operator, the
+/// exact conditional test of its two counts against their expected numbers, the later one
+/// scaled by the other operators' median change of O / E. Without that scaling an
+/// operator's own fall would be shared with the period term (a fifth of it with five
+/// operators) and hidden from its test; with a mean instead of the median, one operator's
+/// fall would make the others look as if they rose. The median is taken as known: with
+/// few operators the test is a little too ready to flag. `window` names a 0/1 column: 1 in the later
+/// window. Operators present in only one window, or alone, are left out.
+pub fn shifts(table: &Table, keys: &[u64], spec: &RatingSpec, window: &str) -> Result<Vec<Shift>> {
+    Ok(rate_with_shifts(table, keys, spec, window)?.1)
+}
+
+/// [`shifts`], and the later window's ratings from the same model: the ratings a report
+/// prints beside the shifts, for one fit of the case mix instead of two (and twice the
+/// persons behind its coefficients). `Ratings::persons`, `rate` and `dropped_missing`
+/// are of the later window; `aliased` of the model.
+pub fn rate_with_shifts(
+    table: &Table,
+    keys: &[u64],
+    spec: &RatingSpec,
+    window: &str,
+) -> Result<(Ratings, Vec<Shift>)> {
+    let w = table.numeric(window)?;
+    if let Some(r) = (0..table.len()).find(|&r| !w[r].is_nan() && w[r] != 0.0 && w[r] != 1.0) {
+        return Err(table.bad(r, window, "a window column must be 0 or 1".into()));
+    }
+    let (levels, codes) = table.categories(&spec.operator)?;
+    // The operator and the window as one label, so that `rate` sums each pair.
+    const SEP: char = '\u{1f}';
+    let labels: Vec<Option<String>> = (0..table.len())
+        .map(|r| {
+            let c = codes[r]?;
+            (!w[r].is_nan()).then(|| format!("{}{SEP}{}", levels[c as usize], w[r] as u8))
+        })
+        .collect();
+    let label_column = "operator and window";
+    let with = table.clone().with_text_column(label_column, labels)?;
+    let mut covariates = spec.covariates.clone();
+    covariates.push(window.to_string());
+    let rated = rate(
+        &with,
+        keys,
+        &RatingSpec {
+            outcome: spec.outcome.clone(),
+            covariates,
+            operator: label_column.into(),
+        },
+    )?;
+    let mut by: std::collections::BTreeMap<String, [Option<WindowRating>; 2]> =
+        std::collections::BTreeMap::new();
+    let mut later_ratings = Vec::new();
+    for r in rated.operators {
+        let Some((op, k)) = r.operator.rsplit_once(SEP) else {
+            continue;
+        };
+        let part = WindowRating {
+            persons: r.persons.clone(),
+            observed: r.observed.clone(),
+            expected: r.expected,
+        };
+        by.entry(op.to_string()).or_default()[usize::from(k == "1")] = Some(part);
+        if k == "1" {
+            later_ratings.push(Rating {
+                operator: op.to_string(),
+                ..r
+            });
+        }
+    }
+    // The later window's persons, as the model used them.
+    let later_used: usize = later_ratings.iter().map(|r| r.persons.len()).sum();
+    let later_observed: usize = later_ratings.iter().map(|r| r.observed.len()).sum();
+    let in_later = (0..table.len()).filter(|&r| w[r] == 1.0).count();
+    let later_window = Ratings {
+        operators: later_ratings,
+        persons: later_used,
+        dropped_missing: in_later.saturating_sub(later_used),
+        aliased: rated.aliased.clone(),
+        rate: later_observed as f64 / later_used.max(1) as f64,
+    };
+    let both: Vec<(String, WindowRating, WindowRating)> = by
+        .into_iter()
+        .filter_map(|(operator, [earlier, later])| Some((operator, earlier?, later?)))
+        .collect();
+    // Each operator's change of O / E between the windows, in logs (half a person added
+    // to each count, so that a window with none is finite).
+    let change: Vec<f64> = both
+        .iter()
+        .map(|(_, earlier, later)| {
+            let r = |w: &WindowRating| (w.observed.len() as f64 + 0.5) / w.expected;
+            (r(later) / r(earlier)).ln()
+        })
+        .collect();
+    let found = both
+        .iter()
+        .enumerate()
+        .filter_map(|(k, (operator, earlier, later))| {
+            // The other operators' median change: what the period term missed of the
+            // market, and the part of this operator's own change that the period term
+            // took in (a fifth of it with five operators). The median, so that another
+            // operator's shift does not move it.
+            let mut rest: Vec<f64> = change
+                .iter()
+                .enumerate()
+                .filter(|(j, c)| *j != k && c.is_finite())
+                .map(|(_, c)| *c)
+                .collect();
+            if rest.is_empty() {
+                return None;
+            }
+            rest.sort_by(f64::total_cmp);
+            let market = crate::linalg::quantile_sorted(&rest, 0.5).exp();
+            if !(market.is_finite() && market > 0.0) {
+                return None;
+            }
+            let p_value = poisson_ratio_test(
+                later.observed.len() as u64,
+                later.expected * market,
+                earlier.observed.len() as u64,
+                earlier.expected,
+            );
+            Some(Shift {
+                operator: operator.clone(),
+                earlier: earlier.clone(),
+                later: later.clone(),
+                market,
+                p_value,
+            })
+        })
+        .collect();
+    Ok((later_window, found))
+}
+
+/// Two-sided exact p-value that two Poisson counts `o1` and `o2` have the same ratio to
+/// their expected numbers `e1` and `e2`, as R's `poisson.test(c(o1, o2), c(e1, e2))`
+/// computes it: conditional on `o1 + o2`, `o1` is binomial with `p = e1 / (e1 + e2)`, and
+/// the p-value sums the probabilities of the outcomes no more likely than the one seen
+/// (`binom.test`'s rule, with its relative tolerance of 1e-7).
+pub fn poisson_ratio_test(o1: u64, e1: f64, o2: u64, e2: f64) -> f64 {
+    use statrs::distribution::{Binomial, Discrete};
+    let n = o1 + o2;
+    if n == 0 || !(e1 > 0.0 && e2 > 0.0) {
+        return 1.0;
+    }
+    let p = e1 / (e1 + e2);
+    let Ok(b) = Binomial::new(p, n) else {
+        return f64::NAN;
+    };
+    let d = b.pmf(o1) * (1.0 + 1e-7);
+    let total: f64 = (0..=n).map(|k| b.pmf(k)).filter(|&q| q <= d).sum();
+    total.min(1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,6 +478,91 @@ mod tests {
         for row in fixture("funnel.csv") {
             let got = poisson_limit(row[0], row[1]);
             assert!((got - row[2]).abs() < 1e-9, "{row:?}: {got}");
+        }
+    }
+
+    #[test]
+    fn the_shift_test_is_r_s_two_sample_poisson_test() {
+        let rows = fixture("shift.csv");
+        assert_eq!(rows.len(), 135);
+        for row in rows {
+            let got = poisson_ratio_test(row[0] as u64, row[1], row[2] as u64, row[3]);
+            let want = row[4];
+            assert!(
+                (got - want).abs() <= 1e-9 * want.max(1e-300) + 1e-300,
+                "{row:?}: {got}"
+            );
+        }
+    }
+
+    /// Four operators in two windows; everyone does better in the later one (the market),
+    /// one operator does much worse there. The window absorbs the market: only the one
+    /// operator's O / E shifts.
+    #[test]
+    fn a_sudden_fall_is_found_and_a_shared_rise_is_not() {
+        let n = 8000;
+        let (mut x, mut y, mut op, mut win) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut state = 777u64;
+        let mut uniform = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for i in 0..n {
+            let xi = uniform() * 2.0 - 1.0;
+            let k = i % 4;
+            let later = (i / 4) % 2 == 1;
+            let eta = -0.4
+                + 1.0 * xi
+                + if later { 0.5 } else { 0.0 }
+                + if later && k == 3 { -1.0 } else { 0.0 };
+            let p = 1.0 / (1.0 + (-eta).exp());
+            x.push(xi);
+            y.push(f64::from(u8::from(uniform() < p)));
+            op.push(Some(format!("OP-{k}")));
+            win.push(f64::from(u8::from(later)));
+        }
+        let table = Table::from_values(
+            "test",
+            vec![
+                ("x".into(), Values::Numbers(x)),
+                ("y".into(), Values::Numbers(y)),
+                ("op".into(), Values::Texts(op)),
+                ("later".into(), Values::Numbers(win)),
+            ],
+        )
+        .unwrap();
+        let keys: Vec<u64> = (0..n as u64).collect();
+        let found = shifts(
+            &table,
+            &keys,
+            &RatingSpec {
+                outcome: "y".into(),
+                covariates: vec!["x".into()],
+                operator: "op".into(),
+            },
+            "later",
+        )
+        .unwrap();
+        assert_eq!(found.len(), 4);
+        for s in &found {
+            assert_eq!(s.earlier.persons.len() + s.later.persons.len(), 2000);
+            let fell = s.later.ratio() < s.earlier.ratio();
+            if s.operator == "OP-3" {
+                assert!(s.p_value < 1e-6 && fell, "{s:?}");
+            } else {
+                // The others share the market's rise, which the window absorbs.
+                assert!(s.p_value > 0.002, "{}: {}", s.operator, s.p_value);
+            }
+        }
+        // Per window, the expected numbers add up to the observed.
+        for k in 0..2 {
+            let (o, e) = found.iter().fold((0.0, 0.0), |(o, e), s| {
+                let w = if k == 0 { &s.earlier } else { &s.later };
+                (o + w.observed.len() as f64, e + w.expected)
+            });
+            assert!((o - e).abs() < 1e-6 * o, "{o} {e}");
         }
     }
 
