@@ -5,7 +5,8 @@
 //! Planted structure:
 //! - four latent profile classes that drive the ASSO and ISA answers and the GOL sections;
 //! - GOL scores, the operator's ±3 adjustment near the thresholds, paths and overrides,
-//!   and one opportunistic operator whose adjustments rise suddenly in 2025;
+//!   one opportunistic operator whose adjustments rise suddenly in 2025, and one operator
+//!   whose persons' chances of work fall suddenly from April 2025;
 //! - one main active service (none, A.4, A.5, A.6) chosen by a multinomial logit on
 //!   *observed* covariates only (selection on observables);
 //! - a monthly job-finding hazard with a known, heterogeneous effect of each service and
@@ -189,6 +190,20 @@ const OPPORTUNIST: Opportunist = Opportunist {
     tenant: 1,
     from: (2025, 1, 1),
     rate: 0.9,
+};
+/// The planted declining operator: the first operator of the third authority, whose
+/// persons taken in charge from `from` on find work with a monthly job-finding log-odds
+/// `drop` lower than the operator's planted quality (a sudden fall in outcomes the
+/// quarterly report's anomalies must list).
+struct Decliner {
+    tenant: usize,
+    from: (i32, u32, u32),
+    drop: f64,
+}
+const DECLINER: Decliner = Decliner {
+    tenant: 2,
+    from: (2025, 4, 1),
+    drop: 1.2,
 };
 /// C + D scores over which the RDD truth is averaged: the two either side of 12.
 const RD_WINDOW: (i32, i32) = (11, 12);
@@ -597,6 +612,13 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
     let opportunist_from =
         NaiveDate::from_ymd_opt(OPPORTUNIST.from.0, OPPORTUNIST.from.1, OPPORTUNIST.from.2)
             .unwrap_or_default();
+    let decliner: String = tenants
+        .get(DECLINER.tenant)
+        .map(|t| t.operators[0].0.clone())
+        .unwrap_or_default();
+    let decliner_from =
+        NaiveDate::from_ymd_opt(DECLINER.from.0, DECLINER.from.1, DECLINER.from.2)
+            .unwrap_or_default();
     let mut used_codes: HashSet<String> = HashSet::new();
     let mut class_counts = [0usize; 4];
     let mut path_counts = [0usize; 4];
@@ -615,6 +637,11 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
         let female = rng.random::<bool>();
         let age: i32 = rng.random_range(18..=64);
         let intake = start + chrono::Duration::days(rng.random_range(0..window_days));
+        let decline = if operator == decliner && intake >= decliner_from {
+            DECLINER.drop
+        } else {
+            0.0
+        };
         let birth_year = intake.year() - age;
         let mut u = rng.random::<f64>();
         let (citizenship, foreign_place) = CITIZENSHIPS
@@ -898,7 +925,8 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
         let base = -2.4 + [0.6, -0.2, -0.4, -1.0][class] + 0.08 * (education as f64 - 3.0)
             - 0.02 * (age as f64 - 40.0)
             - 0.4 * disability as u8 as f64
-            + quality;
+            + quality
+            - decline;
         let eta0 = base + if path == 4 { INCLUSION_EFFECT } else { 0.0 };
         let perm = [0.35, 0.2, 0.2, 0.15][class];
         // The inclusion path's effect for this person: employment with the path the rules
@@ -1065,20 +1093,42 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
         }
 
         // Employment: job-start month M ~ geometric(h), then a spell.
-        let h = logistic(eta0 + service_effect(service, low_edu, class));
+        // The months are drawn at the hazard without the planted decline, so that every
+        // other person draws the same numbers; the declining operator's persons then keep
+        // each month's job with the ratio of the two hazards, from their own stream, and
+        // search on at the lower hazard when it is not kept (a thinned Bernoulli process:
+        // exactly geometric at the lower hazard).
+        let h_drawn = logistic(eta0 + decline + service_effect(service, low_edu, class));
         let mut m = 1;
-        while m <= 36 && rng.random::<f64>() >= h {
+        while m <= 36 && rng.random::<f64>() >= h_drawn {
             m += 1;
         }
-        if m <= 36 {
+        let drawn = m;
+        if decline > 0.0 && m <= 36 {
+            let h = logistic(eta0 + service_effect(service, low_edu, class));
+            let mut side = ChaCha8Rng::seed_from_u64(
+                cfg.seed ^ (n as u64).wrapping_mul(0x85eb_ca6b_c2b2_ae35),
+            );
+            if side.random::<f64>() >= h / h_drawn {
+                m += 1;
+                while m <= 36 && side.random::<f64>() >= h {
+                    m += 1;
+                }
+            }
+        }
+        if drawn <= 36 {
             // The spell's length is drawn below; record the outcomes once it is known.
             let outcome_at = |perm_job: bool, dur: u32, t: u32| m <= t && (perm_job || m + dur > t);
-            let job_start = intake.checked_add_months(Months::new(m)).unwrap_or(intake)
-                - chrono::Duration::days(rng.random_range(0..28));
-            if job_start <= cfg.end {
+            let day = chrono::Duration::days(rng.random_range(0..28));
+            let start_of =
+                |months: u32| intake.checked_add_months(Months::new(months)).unwrap_or(intake) - day;
+            let job_start = start_of(m);
+            // Whether the job is recorded: the decline only delays it (m ≥ drawn).
+            let kept = m <= 36 && job_start <= cfg.end;
+            if start_of(drawn) <= cfg.end {
                 let permanent = rng.random::<f64>() < perm;
                 let dur = [3u32, 6, 12][rng.random_range(0..3)];
-                if let Some(p) = truth_people.last_mut() {
+                if let Some(p) = truth_people.last_mut().filter(|_| kept) {
                     p.employed = [
                         outcome_at(permanent, dur, 6),
                         outcome_at(permanent, dur, 12),
@@ -1102,20 +1152,23 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
                     ][rng.random_range(0..4)]
                 };
                 let si = rng.random_range(0..SECTORS.len());
-                fw[5].rows.push(vec![
-                    code.clone(),
-                    st.date(job_start),
-                    end.map(|d| st.date(d)).unwrap_or_default(),
-                    contract.into(),
-                    SECTORS[si].into(),
-                    OCCUPATIONS[si].into(),
-                    t.employers[rng.random_range(0..t.employers.len())].clone(),
-                    municipality.clone(),
-                ]);
-                if service == 3 {
-                    fw[4]
-                        .rows
-                        .push(svc("A.6", job_start, 0, 1.0, 0.0, "assunto"));
+                let employer = t.employers[rng.random_range(0..t.employers.len())].clone();
+                if kept {
+                    fw[5].rows.push(vec![
+                        code.clone(),
+                        st.date(job_start),
+                        end.map(|d| st.date(d)).unwrap_or_default(),
+                        contract.into(),
+                        SECTORS[si].into(),
+                        OCCUPATIONS[si].into(),
+                        employer,
+                        municipality.clone(),
+                    ]);
+                    if service == 3 {
+                        fw[4]
+                            .rows
+                            .push(svc("A.6", job_start, 0, 1.0, 0.0, "assunto"));
+                    }
                 }
             }
         }
@@ -1372,6 +1425,12 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
             "adjust_rate_near_threshold": OPPORTUNIST.rate,
             "usual_rate": ADJUST_RATE,
             "note": "from `from` on, this operator adjusts GOL sections A and B within 2 points of their thresholds at the planted rate instead of the usual one; section C is never touched",
+        })),
+        "declining_operator": (!decliner.is_empty()).then(|| serde_json::json!({
+            "operator": decliner,
+            "from": decliner_from.to_string(),
+            "drop_log_odds": DECLINER.drop,
+            "note": "the persons this operator takes in charge from `from` on find work with a monthly log-odds lower by `drop_log_odds` than its planted quality (operator_quality_log_odds gives it before)",
         })),
         "demand": demand,
         "dirty": {"rate": cfg.dirty_rate, "by_tenant": dirty, "expected_quarantined": expected_q},
