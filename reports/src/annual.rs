@@ -248,11 +248,13 @@ fn fit_profiles(
                         "{} {}: {}",
                         lang.t("Profilo", "Profile"),
                         i + 1,
-                        if lang == Lang::It {
-                            &p.label
-                        } else {
-                            &p.label_en
-                        }
+                        crate::profiles::dimension_label(&p.z, &answers, lang).unwrap_or_else(
+                            || if lang == Lang::It {
+                                p.label.clone()
+                            } else {
+                                p.label_en.clone()
+                            }
+                        )
                     )
                 })
                 .collect();
@@ -1619,14 +1621,14 @@ impl Report {
             };
             summary.push(if lang == Lang::It {
                 format!(
-                    "Nel {year} le persone in carico sono passate da {} a {} ({} %).",
+                    "Nel {year} le persone in carico sono passate da {} a {} ({}%).",
                     fmt_count(Some(s0), lang),
                     fmt_count(Some(s1), lang),
                     fmt_pp(change, lang)
                 )
             } else {
                 format!(
-                    "In {year} the persons in charge went from {} to {} ({} %).",
+                    "In {year} the persons in charge went from {} to {} ({}%).",
                     fmt_count(Some(s0), lang),
                     fmt_count(Some(s1), lang),
                     fmt_pp(change, lang)
@@ -1653,13 +1655,13 @@ impl Report {
         {
             summary.push(if lang == Lang::It {
                 format!(
-                    "{} persone in carico hanno iniziato il primo rapporto di lavoro, il {} % a tempo indeterminato.",
+                    "{} persone in carico hanno iniziato il primo rapporto di lavoro, il {}% a tempo indeterminato.",
                     fmt_count(Some(pl), lang),
                     fmt_figure(Some(100.0 * pm as f64 / pl as f64), 1, lang)
                 )
             } else {
                 format!(
-                    "{} persons in charge started their first job, {} % of them on a permanent contract.",
+                    "{} persons in charge started their first job, {}% of them on a permanent contract.",
                     fmt_count(Some(pl), lang),
                     fmt_figure(Some(100.0 * pm as f64 / pl as f64), 1, lang)
                 )
@@ -1757,14 +1759,14 @@ impl Report {
             if let Some((f, a)) = total.first().filter(|(_, a)| *a > 0.0) {
                 summary.push(if lang == Lang::It {
                     format!(
-                        "Le assunzioni previste un anno fa per il {year} erano {}; ne sono avvenute {} (errore {} %).",
+                        "Le assunzioni previste un anno fa per il {year} erano {}; ne sono avvenute {} (errore {}%).",
                         fmt_figure(Some(*f), 0, lang),
                         fmt_figure(Some(*a), 0, lang),
                         fmt_pp(100.0 * (f - a) / a, lang)
                     )
                 } else {
                     format!(
-                        "The hires forecast a year ago for {year} were {}; {} happened (error {} %).",
+                        "The hires forecast a year ago for {year} were {}; {} happened (error {}%).",
                         fmt_figure(Some(*f), 0, lang),
                         fmt_figure(Some(*a), 0, lang),
                         fmt_pp(100.0 * (f - a) / a, lang)

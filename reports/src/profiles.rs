@@ -33,6 +33,61 @@ pub fn profile_spec(columns: Vec<String>) -> ClusteringSpec {
     }
 }
 
+/// Smallest mean standardised difference on an ASSO dimension that a profile's label names.
+const DIMENSION_NAMED: f64 = 0.25;
+/// From this difference the label says "molto" / "very".
+const DIMENSION_STRONG: f64 = 0.8;
+
+/// A profile's label in the questionnaire's own terms: how the class stands on each ASSO
+/// dimension (occupability, socio-occupability, trainability) against everyone, from
+/// the class's standardised item means (`z`, in the order of `columns`, the `asso_qNN`
+/// answers) averaged with the items' scoring weights and directions, so a reversed item
+/// counts the way the score counts it. Item names ("asso_q07 basso") mean nothing to a
+/// planner; the dimensions are what the office's staff read on the assessment itself.
+pub fn dimension_label(z: &[f64], columns: &[String], lang: Lang) -> Option<String> {
+    let inst = Instruments::builtin().ok()?;
+    let q = &inst.asso;
+    let mut named: Vec<(f64, String)> = Vec::new();
+    for g in &q.groups {
+        let (mut num, mut den) = (0.0, 0.0);
+        for &i in &g.items {
+            let col = format!("asso_{}", q.item_column(i));
+            if let Some(j) = columns.iter().position(|c| *c == col)
+                && let Some(zj) = z.get(j).filter(|v| v.is_finite())
+            {
+                num += q.item_weight(i) * q.item_direction(i) * zj;
+                den += q.item_weight(i);
+            }
+        }
+        if den == 0.0 {
+            continue;
+        }
+        let d = num / den;
+        if d.abs() < DIMENSION_NAMED {
+            continue;
+        }
+        let strong = d.abs() >= DIMENSION_STRONG;
+        let words = match (lang, d > 0.0, strong) {
+            (Lang::It, true, false) => format!("{} alta", g.label_it.to_lowercase()),
+            (Lang::It, true, true) => format!("{} molto alta", g.label_it.to_lowercase()),
+            (Lang::It, false, false) => format!("{} bassa", g.label_it.to_lowercase()),
+            (Lang::It, false, true) => format!("{} molto bassa", g.label_it.to_lowercase()),
+            (Lang::En, true, false) => format!("high {}", g.label_en.to_lowercase()),
+            (Lang::En, true, true) => format!("very high {}", g.label_en.to_lowercase()),
+            (Lang::En, false, false) => format!("low {}", g.label_en.to_lowercase()),
+            (Lang::En, false, true) => format!("very low {}", g.label_en.to_lowercase()),
+        };
+        named.push((d.abs(), words));
+    }
+    named.sort_by(|a, b| b.0.total_cmp(&a.0));
+    Some(if named.is_empty() {
+        lang.t("nella media su tutte le dimensioni", "average on every dimension")
+            .to_string()
+    } else {
+        named.into_iter().map(|n| n.1).collect::<Vec<_>>().join(", ")
+    })
+}
+
 /// One person of the intake: unit key, 0 the previous quarter or 1 this one, and the row.
 struct Person {
     index: usize,
@@ -261,11 +316,13 @@ pub(crate) fn profile_counts(
                 });
                 parts[0].push(c[0]);
                 parts[1].push(c[1]);
-                let label = if lang == Lang::It {
-                    &prof.label
-                } else {
-                    &prof.label_en
-                };
+                let label = dimension_label(&prof.z, &answer_cols, lang).unwrap_or_else(|| {
+                    if lang == Lang::It {
+                        prof.label.clone()
+                    } else {
+                        prof.label_en.clone()
+                    }
+                });
                 classes.push((
                     format!("{} {}: {label}", lang.t("Profilo", "Profile"), k + 1),
                     c,

@@ -150,6 +150,21 @@ impl Questionnaire {
         self.allowed.binary_search(&answer).is_ok()
     }
 
+    /// +1 when a higher answer to item `i` (1-based) raises its group's score, −1 for a
+    /// reversed item; 0 when `i` is not an item.
+    pub fn item_direction(&self, i: usize) -> f64 {
+        match self.reverse.get(i.wrapping_sub(1)) {
+            Some(true) => -1.0,
+            Some(false) => 1.0,
+            None => 0.0,
+        }
+    }
+
+    /// Weight of item `i` (1-based) in its group's score; 0 when `i` is not an item.
+    pub fn item_weight(&self, i: usize) -> f64 {
+        self.weights.get(i.wrapping_sub(1)).copied().unwrap_or(0.0)
+    }
+
     /// Column name of item `i` (1-based), e.g. `q07`.
     pub fn item_column(&self, i: usize) -> String {
         format!("{}{:02}", self.column_prefix, i)

@@ -241,7 +241,16 @@ fn classes(
                 .profiles
                 .iter()
                 .enumerate()
-                .map(|(i, p)| format!("Profilo {}: {}", i + 1, p.label))
+                .map(|(i, p)| {
+                    // The report names a class by the ASSO dimensions it stands out on.
+                    let label = occupa_reports::profiles::dimension_label(
+                        &p.z,
+                        answers,
+                        occupa_reports::Lang::It,
+                    )
+                    .unwrap_or_else(|| p.label.clone());
+                    format!("Profilo {}: {label}", i + 1)
+                })
                 .collect();
             return Some((report.labels, labels));
         }
