@@ -26,6 +26,7 @@ mod render;
 pub mod study;
 mod trend;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use occupa_anonymiser::publication::{Draft, Prior, Protection, Rule, protect};
@@ -33,6 +34,11 @@ use occupa_engine::indicators::{Quarter, TenantQuarter, Units};
 use serde::Serialize;
 
 pub use render::{chart_svg, html, json, markup};
+
+/// Two-sided p-value under which an operator's outcomes are flagged as shifted: the
+/// 99.8 % of the adjustments' flags (|z| ≥ 3.09).
+const SHIFT_P: f64 = 0.002;
+
 
 /// Errors of the reports crate.
 #[derive(Debug, thiserror::Error)]
@@ -213,7 +219,7 @@ pub struct Report {
 pub(crate) fn spec_of(table: &str) -> &'static str {
     match table {
         "outcomes" => "outcomes",
-        "operators" => "operators",
+        "operators" | "operator_outcome_shifts" => "operators",
         "data_quality" => "audit",
         "service_effects" | "effects_by_profile" => "effects",
         "isa_before_after" | "isa_change" | "adjustment_audit" | "operator_shifts" => "intake",
@@ -750,6 +756,8 @@ impl Report {
 
         // Operator ratings: each operator's persons and those re-employed.
         let mut rated: Vec<(&occupa_engine::ratings::Rating, String, usize, usize)> = Vec::new();
+        // (tenant, operator) → index in `rated`, for the outcome shifts.
+        let mut rated_at: HashMap<(String, String), usize> = HashMap::new();
         for (tenant, r) in operators {
             // An identifier that ingestion redacted as a name is no operator.
             for o in r.operators.iter().filter(|o| !o.operator.starts_with('[')) {
@@ -768,6 +776,7 @@ impl Report {
                 } else {
                     o.operator.clone()
                 };
+                rated_at.insert((tenant.clone(), o.operator.clone()), rated.len());
                 rated.push((o, label, pi, oi));
             }
         }
@@ -920,7 +929,80 @@ impl Report {
             table.notes = notes;
             table
         };
-        let anomaly_count = anomalies.rows.len() + shifts.rows.len();
+        // Operators whose outcomes shifted: the rating's published counts beside a flag.
+        let outcome_shifts = {
+            let mut rows = Vec::new();
+            let mut notes = Vec::new();
+            for (tenant, list) in &analyses.operator_shifts {
+                for s in list {
+                    let Some(&k) = rated_at.get(&(tenant.clone(), s.operator.clone())) else {
+                        continue;
+                    };
+                    let (o, label, pi, oi) = &rated[k];
+                    let (Some(n), Some(x)) = (p.shown(&draft, *pi), p.shown(&draft, *oi)) else {
+                        continue;
+                    };
+                    // The earlier window is never published: a flag (or its absence) is an
+                    // inequality on its counts, so the test runs only when they are not
+                    // small. It also needs that window's expected number, which no report
+                    // gives (each report fits its own model).
+                    let (n0, o0) = (
+                        s.earlier.persons.len() as u64,
+                        s.earlier.observed.len() as u64,
+                    );
+                    if n < rule.min
+                        || o0 < rule.min
+                        || n0 - o0 < rule.min
+                        || s.p_value >= SHIFT_P
+                        || s.later.persons.len() as u64 != n
+                    {
+                        continue;
+                    }
+                    let fell = s.later.ratio() < s.earlier.ratio();
+                    rows.push((
+                        label.clone(),
+                        vec![
+                            Some(n as f64),
+                            Some(x as f64),
+                            Some(o.expected),
+                            Some(o.ratio),
+                        ],
+                    ));
+                    notes.push(format!(
+                        "{}: {} {}",
+                        t("occupate a 6 mesi", "employed at 6 months"),
+                        if fell {
+                            t("calo brusco", "sudden fall")
+                        } else {
+                            t("aumento brusco", "sudden rise")
+                        },
+                        t("sui 12 mesi prima", "on the 12 months before")
+                    ));
+                }
+            }
+            FigureTable {
+                id: "operator_outcome_shifts".into(),
+                title: t(
+                    "Operatori segnalati: esiti a 6 mesi osservati su attesi",
+                    "Operators flagged: outcomes at 6 months, observed over expected",
+                ),
+                keys: ["operator", "persons", "observed", "expected", "ratio", "flags"]
+                    .map(String::from)
+                    .to_vec(),
+                headers: vec![
+                    t("Operatore", "Operator"),
+                    t("Persone", "Persons"),
+                    t("Occupate a 6 mesi (O)", "Employed at 6 months (O)"),
+                    t("Attese (E)", "Expected (E)"),
+                    "O/E".into(),
+                    t("Segnalazioni", "Flags"),
+                ],
+                decimals: vec![0, 0, 1, 2],
+                rows,
+                notes,
+            }
+        };
+        let anomaly_count = anomalies.rows.len() + shifts.rows.len() + outcome_shifts.rows.len();
         if anomaly_count > 0 {
             let mut text = Vec::new();
             let mut figures = Vec::new();
@@ -938,6 +1020,13 @@ impl Report {
                     format!("Operators whose ±3-point adjustments or GOL path overrides, over the persons taken in charge from {} to {q}, are outside the 99.8% limits around all operators' share or shift suddenly from the four quarters before (two-proportion z beyond 3.09). The earlier quarters' shares are not published; a flag is a question to ask, not proof. The full audit is in the annual report.", last_four[3])
                 });
                 figures.push(shifts);
+            }
+            if !outcome_shifts.rows.is_empty() {
+                text.push(t(
+                    "Operatori i cui esiti cambiano bruscamente: la quota di persone occupate 6 mesi dopo la presa in carico, osservata su attesa (O/E) come nella valutazione degli operatori, per le persone prese in carico nei 12 mesi terminati 6 mesi prima della fine del trimestre, confrontata con i 12 mesi precedenti. Gli attesi dei due periodi vengono da un solo modello delle caratteristiche delle persone con un termine per il periodo, così che un cambiamento comune a tutti gli operatori (il mercato del lavoro) non sia attribuito a uno; il confronto è il test esatto di Poisson condizionato (p < 0,002, come 3,09 deviazioni standard). I valori dei 12 mesi precedenti non sono pubblicati.",
+                    "Operators whose outcomes shift suddenly: the share employed 6 months after being taken in charge, observed over expected (O/E) as in the operator ratings, for the persons taken in charge in the 12 months ending 6 months before the end of the quarter, against the 12 months before. Both periods' expected numbers come from one model of the persons' characteristics with a term for the period, so that a change shared by every operator (the labour market) is not put on one; the comparison is the exact conditional Poisson test (p < 0.002, as 3.09 standard deviations). The earlier 12 months' values are not published.",
+                ));
+                figures.push(outcome_shifts);
             }
             sections.push(Section {
                 heading: t("Anomalie", "Anomalies"),
@@ -1105,6 +1194,9 @@ impl Report {
 pub struct Analyses {
     /// Each tenant's operator ratings.
     pub operators: Vec<(String, occupa_engine::ratings::Ratings)>,
+    /// Each tenant's operators' outcomes in the ratings' window against the 12 months
+    /// before ([`occupa_engine::ratings::shifts`]), for the anomalies.
+    pub operator_shifts: Vec<(String, Vec<occupa_engine::ratings::Shift>)>,
     /// Each tenant's outcome cohort: persons taken in charge in the 12 months ending 12
     /// months before the quarter's end, with `employed_6m`, `employed_12m`,
     /// `permanent_12m`, `sex`, `citizenship`, `age` and `province` (an analysis table).
@@ -1282,6 +1374,14 @@ fn outcome_counts(
     for (g, (name, heading)) in dimensions.iter().enumerate() {
         let values: std::collections::BTreeSet<String> =
             people.iter().map(|p| p.0[g].clone()).collect();
+        // Italians first, then other EU, then non-EU, as the other tables read.
+        let mut values: Vec<String> = values.into_iter().collect();
+        values.sort_by_key(|v| match v.as_str() {
+            "ITA" => 0,
+            "EU" => 1,
+            "non-EU" => 2,
+            _ => 3,
+        });
         let mut parts: Vec<[usize; 4]> = Vec::new();
         for v in values {
             let rows: Vec<usize> = all
@@ -1357,6 +1457,30 @@ fn quality_section(sources: &[SourceQuality], lang: Lang) -> Section {
         t("In quarantena", "Quarantined"),
     ];
     headers.extend(reasons.iter().map(|r| label(r)));
+    // Per authority, the files in the order of a person's path: who, assessed, served,
+    // employed; then the companies' vacancies.
+    let rank = |table: &str| {
+        [
+            "persons",
+            "asso",
+            "isa",
+            "gol",
+            "services",
+            "employment",
+            "vacancies",
+        ]
+        .iter()
+        .position(|t| *t == table)
+        .unwrap_or(usize::MAX)
+    };
+    let mut sources: Vec<&SourceQuality> = sources.iter().collect();
+    sources.sort_by(|a, b| {
+        (a.tenant.as_str(), rank(&a.table), a.table.as_str()).cmp(&(
+            b.tenant.as_str(),
+            rank(&b.table),
+            b.table.as_str(),
+        ))
+    });
     let rows = sources
         .iter()
         .map(|q| {
@@ -1366,7 +1490,17 @@ fn quality_section(sources: &[SourceQuality], lang: Lang) -> Section {
                     .iter()
                     .map(|r| Some(q.reasons.get(*r).copied().unwrap_or(0) as f64)),
             );
-            (format!("{} / {}", q.tenant, q.table), v)
+            let source = match q.table.as_str() {
+                "asso" => "ASSO".to_string(),
+                "isa" => "ISA".to_string(),
+                "gol" => "GOL".to_string(),
+                "persons" => t("anagrafiche", "persons"),
+                "services" => t("servizi", "services"),
+                "employment" => t("rapporti di lavoro", "employment"),
+                "vacancies" => t("posti vacanti", "vacancies"),
+                other => other.to_string(),
+            };
+            (format!("{} / {source}", q.tenant), v)
         })
         .collect();
     let read: u64 = sources.iter().map(|q| q.rows[0]).sum();
@@ -1374,15 +1508,19 @@ fn quality_section(sources: &[SourceQuality], lang: Lang) -> Section {
     Section {
         heading: t("Qualità dei dati", "Data quality"),
         text: vec![format!(
-            "{} {} {} {} ({:.1}%). {}",
+            "{} {}; {} {} ({}%). {}",
             t(
                 "Righe lette dai file degli enti:",
                 "Rows read from the authorities' files:"
             ),
             render::fmt_figure(Some(read as f64), 0, lang),
-            t("; in quarantena:", "; quarantined:"),
+            t("in quarantena:", "quarantined:"),
             render::fmt_figure(Some(quarantined as f64), 0, lang),
-            100.0 * quarantined as f64 / read.max(1) as f64,
+            render::fmt_figure(
+                Some(100.0 * quarantined as f64 / read.max(1) as f64),
+                1,
+                lang
+            ),
             t(
                 "Le righe in quarantena non entrano nelle statistiche; il file di quarantena di ogni caricamento ne indica riga, colonna e motivo. I conteggi sono di righe dei file, non di persone.",
                 "Quarantined rows enter no statistic; each ingestion's quarantine file gives their line, column and reason. Counts are of file rows, not of persons.",
@@ -1711,8 +1849,8 @@ fn operators_section(
     Section {
         heading: t("Valutazione degli operatori", "Operator ratings"),
         text: vec![t(
-            "Per ogni operatore: persone prese in carico nei 12 mesi terminati 6 mesi prima della fine del trimestre, quante erano occupate 6 mesi dopo la presa in carico (O) e quante lo sarebbero state attese (E) secondo un modello logistico delle loro caratteristiche (età, sesso, cittadinanza, istruzione, disabilità, sostegno al reddito, servizi sociali, punteggi GOL) stimato su tutte le persone dell'ente. Il rapporto O/E ha un intervallo esatto di Poisson al 95%; nel grafico le curve delimitano le variazioni attese per il solo caso al 95% e al 99,8%, così che gli operatori piccoli non siano classificati sul rumore.",
-            "For each operator: persons taken in charge in the 12 months ending 6 months before the end of the quarter, how many were employed 6 months after (O) and how many would be expected (E) from a logistic model of their characteristics (age, sex, citizenship, education, disability, income support, social services, GOL scores) fitted on all the authority's persons. O/E has an exact Poisson 95% interval; in the chart the curves bound the variation expected by chance at 95% and 99.8%, so that small operators are not ranked on noise.",
+            "Per ogni operatore: persone prese in carico nei 12 mesi terminati 6 mesi prima della fine del trimestre, quante erano occupate 6 mesi dopo la presa in carico (O) e quante lo sarebbero state attese (E) secondo un modello logistico delle loro caratteristiche (età, sesso, cittadinanza, istruzione, disabilità, sostegno al reddito, servizi sociali, punteggi GOL) stimato su tutte le persone dell'ente prese in carico in quei 12 mesi e nei 12 precedenti, con un termine per il periodo. Il rapporto O/E ha un intervallo esatto di Poisson al 95%; nel grafico le curve delimitano le variazioni attese per il solo caso al 95% e al 99,8%, così che gli operatori piccoli non siano classificati sul rumore.",
+            "For each operator: persons taken in charge in the 12 months ending 6 months before the end of the quarter, how many were employed 6 months after (O) and how many would be expected (E) from a logistic model of their characteristics (age, sex, citizenship, education, disability, income support, social services, GOL scores) fitted on all the authority's persons taken in charge in those 12 months and the 12 before, with a term for the period. O/E has an exact Poisson 95% interval; in the chart the curves bound the variation expected by chance at 95% and 99.8%, so that small operators are not ranked on noise.",
         )],
         tables: Vec::new(),
         figures: vec![FigureTable {

@@ -17,6 +17,25 @@ pub(crate) fn fmt_count(v: Option<u64>, lang: Lang) -> String {
     fmt_figure(v.map(|n| n as f64), 0, lang)
 }
 
+/// Columns from which a PDF table is set in 8 points instead of 10.
+const WIDE_TABLE: usize = 8;
+
+/// A row label for HTML: a word with a hyphen (an operator's code, OP-03-1) is kept on
+/// one line; browsers would break it after a hyphen.
+fn row_label_html(label: &str) -> String {
+    label
+        .split(' ')
+        .map(|w| {
+            if w.contains('-') {
+                format!("<span class=\"nw\">{}</span>", esc_html(w))
+            } else {
+                esc_html(w)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub(crate) fn esc_html(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -110,7 +129,7 @@ fn table_html(t: &PubTable, lang: Lang, out: &mut String) {
         } else {
             ""
         };
-        let _ = write!(out, "<tr{cls}><th scope=\"row\">{}</th>", esc_html(label));
+        let _ = write!(out, "<tr{cls}><th scope=\"row\">{}</th>", row_label_html(label));
         for v in vals {
             let _ = write!(
                 out,
@@ -160,12 +179,19 @@ fn figure_html(t: &FigureTable, lang: Lang, out: &mut String) {
         esc_html(&t.id),
         esc_html(&t.title)
     );
-    for h in &t.headers {
-        let _ = write!(out, "<th scope=\"col\">{}</th>", esc_html(h));
+    for (k, h) in t.headers.iter().enumerate() {
+        // A note column's heading sits over its text, on the left.
+        let note = !t.notes.is_empty() && k + 1 == t.headers.len();
+        let _ = write!(
+            out,
+            "<th scope=\"col\"{}>{}</th>",
+            if note { " class=\"note\"" } else { "" },
+            esc_html(h)
+        );
     }
     out.push_str("</tr></thead><tbody>");
     for (i, (label, vals)) in t.rows.iter().enumerate() {
-        let _ = write!(out, "<tr><th scope=\"row\">{}</th>", esc_html(label));
+        let _ = write!(out, "<tr><th scope=\"row\">{}</th>", row_label_html(label));
         for (v, d) in vals.iter().zip(&t.decimals) {
             let _ = write!(
                 out,
@@ -270,9 +296,9 @@ pub fn html(r: &Report) -> String {
          body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}}\
          table{{border-collapse:collapse;margin:1rem 0 2rem;font-variant-numeric:tabular-nums}}\
          caption{{text-align:left;font-weight:600;margin-bottom:.4rem}}\
-         th,td{{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:right}}th[scope=row],thead th:first-child,td.note{{text-align:left}}\
-         tr.total{{font-weight:600;border-top:2px solid #444}}td.hidden{{color:#999}}.note{{font-size:.9rem;color:#555}}\
-         figure{{margin:1rem 0}}figure svg{{max-width:100%;height:auto}}.wide{{overflow-x:auto}}\
+         th,td{{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:right}}th[scope=row],thead th:first-child,td.note,th.note{{text-align:left}}\
+         tr.total{{font-weight:600;border-top:2px solid #444}}td.hidden{{color:#999}}td.note,p.note{{font-size:.9rem;color:#555}}\
+         figure{{margin:1rem 0}}figure svg{{max-width:100%;height:auto}}.wide{{overflow-x:auto}}.nw{{white-space:nowrap}}\
          @media print{{body{{max-width:none;margin:0;font-size:10pt}}nav{{display:none}}section{{break-before:page}}\
          table,figure{{break-inside:avoid}}a{{color:inherit;text-decoration:none}}}}\
          </style></head><body><h1>{}</h1><p>{}</p>",
@@ -375,6 +401,10 @@ pub fn markup(r: &Report) -> (String, Vec<Asset>) {
         for t in &s.tables {
             let _ = writeln!(m, "*{}*\n", escape(&t.title));
             let ncols = t.columns.len() + 1;
+            let small = ncols >= WIDE_TABLE;
+            if small {
+                m.push_str("#text(size: 8pt)[\n");
+            }
             let _ = writeln!(
                 m,
                 "#table(columns: {ncols}, align: (left, {}),",
@@ -401,7 +431,7 @@ pub fn markup(r: &Report) -> (String, Vec<Asset>) {
                 }
                 m.push_str(",\n");
             }
-            m.push_str(")\n\n");
+            m.push_str(if small { ")\n]\n\n" } else { ")\n\n" });
         }
         for f in &s.figures {
             let _ = writeln!(m, "*{}*\n", escape(&f.title));
@@ -412,6 +442,11 @@ pub fn markup(r: &Report) -> (String, Vec<Asset>) {
                 && let Some(last) = align.last_mut()
             {
                 *last = "left";
+            }
+            // A wide table in a smaller type, so that no header word runs into the next.
+            let small = n >= WIDE_TABLE;
+            if small {
+                m.push_str("#text(size: 8pt)[\n");
             }
             let _ = writeln!(
                 m,
@@ -436,7 +471,7 @@ pub fn markup(r: &Report) -> (String, Vec<Asset>) {
                 }
                 let _ = writeln!(m, "  {},", cells.join(", "));
             }
-            m.push_str(")\n\n");
+            m.push_str(if small { ")\n]\n\n" } else { ")\n\n" });
         }
     }
     let _ = writeln!(m, "#text(size: 8pt)[{}]", escape(&r.privacy_note));

@@ -505,31 +505,67 @@ const RATING_COVARIATES: [&str; 10] = [
     "gol_cd",
 ];
 
-fn operator_ratings(
-    store: &Store,
-    tenants: &[TenantId],
-    q: Quarter,
-) -> Vec<(String, occupa_engine::ratings::Ratings)> {
+/// Each tenant's operator ratings and outcome shifts for quarter `q`. One cohort of two
+/// years is read: persons taken in charge in the 24 months ending 6 months before the
+/// quarter's end, employed 6 months after, and one case-mix model fitted on both years
+/// with a term for the year. The ratings are the later 12 months'; the shifts compare
+/// them with the 12 months before.
+type OperatorAnalyses = (
+    Vec<(String, occupa_engine::ratings::Ratings)>,
+    Vec<(String, Vec<occupa_engine::ratings::Shift>)>,
+);
+
+fn operator_ratings(store: &Store, tenants: &[TenantId], q: Quarter) -> OperatorAnalyses {
     use occupa_engine::analysis::from_store;
-    use occupa_engine::ratings::{RatingSpec, rate};
+    use occupa_engine::ratings::{RatingSpec, rate_with_shifts};
     let rating = RatingSpec {
         outcome: "employed_6m".into(),
         covariates: RATING_COVARIATES.map(String::from).to_vec(),
         operator: "gol_operator".into(),
     };
-    let mut out = Vec::new();
-    let Ok(spec) = cohort_before(q, 6, &[6]).check() else {
-        return out;
+    let (mut rated, mut shifted) = (Vec::new(), Vec::new());
+    let mut spec = cohort_before(q, 6, &[6]);
+    let later_from = spec.cohort.intake_from.clone().unwrap_or_default();
+    spec.cohort.intake_from = cohort_before(q, 18, &[6]).cohort.intake_from;
+    let Ok(spec) = spec.check() else {
+        return (rated, shifted);
     };
+    // The intake month of the later window's first month, as the table writes it.
+    let later_month = later_from.get(..7).unwrap_or_default().to_string();
     for t in tenants {
-        match from_store(&store.scope(t), &spec)
-            .and_then(|built| rate(&built.table, &built.unit_keys, &rating))
+        let built = match from_store(&store.scope(t), &spec) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("operator ratings of {t} left out: {e}");
+                continue;
+            }
+        };
+        let Ok((levels, codes)) = built.table.categories("intake_month") else {
+            eprintln!("operator ratings of {t} left out: no intake month");
+            continue;
+        };
+        let later: Vec<f64> = codes
+            .iter()
+            .map(|c| match c {
+                Some(c) => f64::from(u8::from(levels[*c as usize] >= later_month)),
+                None => f64::NAN,
+            })
+            .collect();
+        // One model of both windows: the later window's ratings and every shift.
+        match built
+            .table
+            .clone()
+            .with_numeric_column("later_window", later)
+            .and_then(|w| rate_with_shifts(&w, &built.unit_keys, &rating, "later_window"))
         {
-            Ok(r) => out.push((t.to_string(), r)),
+            Ok((r, s)) => {
+                rated.push((t.to_string(), r));
+                shifted.push((t.to_string(), s));
+            }
             Err(e) => eprintln!("operator ratings of {t} left out: {e}"),
         }
     }
-    out
+    (rated, shifted)
 }
 
 /// What ingestion did with each tenant's files, every ingestion recorded when the report is
@@ -882,10 +918,14 @@ fn write_report(
             store.root().display()
         );
     }
+    let t_read = Instant::now();
     let tq: Vec<TenantQuarter> = tenants
         .par_iter()
         .map(|t| tenant_quarter(&store.scope(t), q, 8))
         .collect::<std::result::Result<_, _>>()?;
+    if std::env::var_os("OCCUPA_TIMING").is_some() {
+        eprintln!("indicators: {:.2} s", t_read.elapsed().as_secs_f64());
+    }
     // Everything this store has published before: the report is protected against it.
     let ledger = Ledger::open(store.root())?;
     let prior = ledger.priors()?;
@@ -897,20 +937,46 @@ fn write_report(
     spin.enable_steady_tick(std::time::Duration::from_millis(120));
     let scope = tenant.unwrap_or("pooled");
     // The analyses read the store independently: two at a time on two cores.
-    let ((demand, operators), (outcomes, (quality, intake))) = rayon::join(
+    // OCCUPA_TIMING=1 prints how long each analysis took.
+    let timed = |name: &str, t: Instant| {
+        if std::env::var_os("OCCUPA_TIMING").is_some() {
+            eprintln!("{name}: {:.2} s", t.elapsed().as_secs_f64());
+        }
+    };
+    let ((demand, (operators, operator_shifts)), (outcomes, (quality, intake))) = rayon::join(
         || {
             rayon::join(
-                || demand_forecasts(store, &tenants, q.end(), 3, min.get(), lang),
-                || operator_ratings(store, &tenants, q),
+                || {
+                    let t = Instant::now();
+                    let d = demand_forecasts(store, &tenants, q.end(), 3, min.get(), lang);
+                    timed("demand", t);
+                    d
+                },
+                || {
+                    let t = Instant::now();
+                    let o = operator_ratings(store, &tenants, q);
+                    timed("operators", t);
+                    o
+                },
             )
         },
         || {
             rayon::join(
-                || outcome_cohorts(store, &tenants, q),
+                || {
+                    let t = Instant::now();
+                    let o = outcome_cohorts(store, &tenants, q);
+                    timed("outcomes", t);
+                    o
+                },
                 || {
                     rayon::join(
                         || source_quality(store, &tenants),
-                        || intake_tables(store, &tenants, q),
+                        || {
+                            let t = Instant::now();
+                            let i = intake_tables(store, &tenants, q);
+                            timed("intake", t);
+                            i
+                        },
                     )
                 },
             )
@@ -940,7 +1006,8 @@ fn write_report(
             "outcome": "employed_6m",
             "covariates": RATING_COVARIATES,
             "operator": "gol_operator",
-            "model": "logit (Firth when a level separates), expected calibrated to the observed total; O/E exact Poisson 95% interval",
+            "model": "logit (Firth when a level separates) on this cohort and the 12 months before it, with a term for the window; expected calibrated to the observed total; O/E exact Poisson 95% interval",
+            "shifts": {"earlier_cohort": cohort_before(q, 18, &[6]).cohort, "market": "the other operators' median change of O/E", "test": "exact conditional Poisson test of equal O/E (R's poisson.test of two counts)", "flag": "p < 0.002, when the earlier window's persons employed and not employed both reach the threshold"},
         }),
     );
     specs.insert(
@@ -961,6 +1028,7 @@ fn write_report(
     }
     let analyses = occupa_reports::Analyses {
         operators,
+        operator_shifts,
         outcomes,
         quality,
         intake,
@@ -975,7 +1043,9 @@ fn write_report(
             specs,
         },
     };
+    let t_report = Instant::now();
     let published = Report::quarterly_with(q, &tq, lang, Rule::new(min), &prior, scope, &analyses)?;
+    timed("report (profiles, protection)", t_report);
     spin.finish_and_clear();
     commit_report(
         store,

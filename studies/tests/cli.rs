@@ -2482,6 +2482,29 @@ fn the_annual_report_covers_the_planted_effects_and_publishes_no_small_count() {
         flagged.iter().any(|o| o.ends_with(planted)),
         "{planted} not among {flagged:?}"
     );
+    // And the operator whose persons' outcomes the simulator made fall from April 2025,
+    // alone: its O / E over the ratings' window (April 2025 to March 2026) against the
+    // year before, on one case-mix model, beside the others' median change.
+    let declining = truth["declining_operator"]["operator"].as_str().unwrap();
+    let outcome_shifts = quarterly["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "operator_outcome_shifts")
+        .expect("the quarterly report flags the planted fall in outcomes");
+    let rows = outcome_shifts["rows"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r[0].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(names[0].ends_with(declining), "{names:?}");
+    assert!(rows[0][4].as_f64().unwrap() < 1.0);
+    assert!(
+        rows[0][5]
+            .as_str()
+            .unwrap()
+            .contains("occupate a 6 mesi: calo brusco"),
+        "{:?}",
+        rows[0]
+    );
     // A year the data do not cover is refused, and nothing is written.
     let none = tmp.path().join("annual-2031");
     let refused = occupa()
