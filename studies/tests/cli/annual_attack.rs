@@ -52,9 +52,10 @@ use interval_attack::{Range, Seen, union};
 use super::occupa;
 
 /// The quarterly tables that are not the library's (read here, not by the shared reader).
-const BINARY_SECTIONS: [&str; 10] = [
+const BINARY_SECTIONS: [&str; 11] = [
     "intake_gol_paths",
     "operator_shifts",
+    "operator_outcome_shifts",
     "gol_adjustments",
     "occupability_profiles",
     "intake_scores",
@@ -747,7 +748,14 @@ impl Attacker<'_> {
                     }
                 }
             }
-            for row in &t.rows {
+            // The anomalies' operators whose outcomes shifted print the same two counts.
+            let shifted = find("operator_outcome_shifts");
+            for (t, row) in t
+                .rows
+                .iter()
+                .map(|r| (t, r))
+                .chain(shifted.iter().flat_map(|s| s.rows.iter().map(move |r| (*s, r))))
+            {
                 let label = row[0].as_str().unwrap();
                 // "t01 / OP-01-1" when several authorities are rated, else the operator.
                 let found: Vec<&[Units; 2]> = rated
