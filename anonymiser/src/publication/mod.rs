@@ -499,6 +499,9 @@ pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection>
                     upper = u;
                 }
                 None => {
+                    if trace {
+                        eprintln!("    {} ({}): upper bound {upper:?}, needs {goal}", t.key, t.value);
+                    }
                     all_protected = false;
                     break;
                 }
@@ -520,6 +523,9 @@ pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection>
                     lower = l;
                 }
                 None => {
+                    if trace {
+                        eprintln!("    {} ({}): lower bound {lower:?}, needs {goal}", t.key, t.value);
+                    }
                     all_protected = false;
                     break;
                 }
