@@ -254,11 +254,11 @@ impl System {
     /// it is asked again from the slack basis before the answer is believed.
     fn solve(&mut self) -> lpsolve::SolveStatus {
         self.solves += 1;
-        match self.lp.solve() {
+        match guarded_solve(&mut self.lp) {
             lpsolve::SolveStatus::Infeasible | lpsolve::SolveStatus::NumericalFailure => {
                 self.lp.default_basis();
                 self.solves += 1;
-                self.lp.solve()
+                guarded_solve(&mut self.lp)
             }
             status => status,
         }
@@ -403,7 +403,7 @@ impl System {
         }
         self.solves += 1;
         let t0 = std::time::Instant::now();
-        let status = lp.solve();
+        let status = guarded_solve(&mut lp);
         if std::env::var_os("OCCUPA_PROTECT_TRACE").is_some() && t0.elapsed().as_secs_f64() > 0.2 {
             eprintln!(
                 "      local programme: {} atoms, {} rows, depth {}, {:.2}s, {status:?}",
@@ -483,3 +483,18 @@ impl System {
         }
     }
 }
+
+/// `Problem::solve`, with lp_solve's statuses that the `lpsolve` crate does not know read
+/// as a numerical failure. The crate panics on them after lp_solve has returned (status
+/// 25, ACCURACYERROR, was seen on a report's local programme), so the model is intact
+/// and the panic is caught here: a numerical failure certifies nothing, and the caller
+/// hides more or retries from the slack basis. The binary's panic hook keeps the caught
+/// panic's message off the terminal.
+fn guarded_solve(lp: &mut lpsolve::Problem) -> lpsolve::SolveStatus {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lp.solve()))
+        .unwrap_or(lpsolve::SolveStatus::NumericalFailure)
+}
+
+/// The message of the `lpsolve` crate's panic on a status it does not know, which
+/// [`guarded_solve`] catches: a binary's panic hook may leave it unprinted.
+pub const UNKNOWN_STATUS_PANIC: &str = "unknown solve status";
