@@ -19,6 +19,36 @@ pub(crate) fn fmt_count(v: Option<u64>, lang: Lang) -> String {
 
 /// Columns from which a PDF table is set in 8 points instead of 10.
 const WIDE_TABLE: usize = 8;
+/// Columns from which a PDF table's width is shared out ([`pdf_columns`]).
+const SHARED_COLUMNS: usize = 6;
+
+/// A PDF table's column widths: natural widths, or for a table of many columns the page
+/// shared out by content, each column in proportion to its longest unbreakable word (its
+/// heading's or a cell's; labels and notes, which wrap, up to a cap). Natural widths there
+/// left the labels a word a line while figures had room to spare; equal shares let a long
+/// heading word ("Memorizzate") run into the next column.
+fn pdf_columns(headers: &[String], rows: &[Vec<String>]) -> String {
+    let n = headers.len();
+    if n < SHARED_COLUMNS {
+        return n.to_string();
+    }
+    let word = |s: &str| s.split_whitespace().map(|w| w.chars().count()).max().unwrap_or(0);
+    let mut widths: Vec<usize> = headers.iter().map(|h| word(h)).collect();
+    for row in rows {
+        for (j, cell) in row.iter().enumerate().take(n) {
+            // A label or a note wraps between words; up to 28 characters it need not.
+            let wraps = j == 0 || cell.chars().any(|c| c.is_alphabetic());
+            let w = if wraps {
+                cell.chars().count().min(28).max(word(cell))
+            } else {
+                cell.chars().count()
+            };
+            widths[j] = widths[j].max(w);
+        }
+    }
+    let parts: Vec<String> = widths.iter().map(|w| format!("{}fr", w + 2)).collect();
+    format!("({})", parts.join(", "))
+}
 
 /// A row label for HTML: a word with a hyphen (an operator's code, OP-03-1) is kept on
 /// one line; browsers would break it after a hyphen.
@@ -405,9 +435,21 @@ pub fn markup(r: &Report) -> (String, Vec<Asset>) {
             if small {
                 m.push_str("#text(size: 8pt)[\n");
             }
+            let mut heads = vec![t.label_header.clone()];
+            heads.extend(t.columns.iter().cloned());
+            let cells: Vec<Vec<String>> = t
+                .rows
+                .iter()
+                .map(|(label, vals)| {
+                    std::iter::once(label.clone())
+                        .chain(vals.iter().map(|v| fmt_count(*v, r.lang)))
+                        .collect()
+                })
+                .collect();
             let _ = writeln!(
                 m,
-                "#table(columns: {ncols}, align: (left, {}),",
+                "#table(columns: {}, align: (left, {}),",
+                pdf_columns(&heads, &cells),
                 vec!["right"; t.columns.len()].join(", ")
             );
             let _ = write!(m, "  table.header([*{}*]", escape(&t.label_header));
@@ -448,9 +490,25 @@ pub fn markup(r: &Report) -> (String, Vec<Asset>) {
             if small {
                 m.push_str("#text(size: 8pt)[\n");
             }
+            let cells: Vec<Vec<String>> = f
+                .rows
+                .iter()
+                .enumerate()
+                .map(|(i, (label, vals))| {
+                    std::iter::once(label.clone())
+                        .chain(
+                            vals.iter()
+                                .zip(&f.decimals)
+                                .map(|(v, d)| fmt_figure(*v, *d, r.lang)),
+                        )
+                        .chain(f.notes.get(i).cloned())
+                        .collect()
+                })
+                .collect();
             let _ = writeln!(
                 m,
-                "#table(columns: {n}, align: (left, {}),",
+                "#table(columns: {}, align: (left, {}),",
+                pdf_columns(&f.headers, &cells),
                 align.join(", ")
             );
             let heads: Vec<String> = f
