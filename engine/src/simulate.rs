@@ -616,9 +616,8 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
         .get(DECLINER.tenant)
         .map(|t| t.operators[0].0.clone())
         .unwrap_or_default();
-    let decliner_from =
-        NaiveDate::from_ymd_opt(DECLINER.from.0, DECLINER.from.1, DECLINER.from.2)
-            .unwrap_or_default();
+    let decliner_from = NaiveDate::from_ymd_opt(DECLINER.from.0, DECLINER.from.1, DECLINER.from.2)
+        .unwrap_or_default();
     let mut used_codes: HashSet<String> = HashSet::new();
     let mut class_counts = [0usize; 4];
     let mut path_counts = [0usize; 4];
@@ -1120,8 +1119,12 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
             // The spell's length is drawn below; record the outcomes once it is known.
             let outcome_at = |perm_job: bool, dur: u32, t: u32| m <= t && (perm_job || m + dur > t);
             let day = chrono::Duration::days(rng.random_range(0..28));
-            let start_of =
-                |months: u32| intake.checked_add_months(Months::new(months)).unwrap_or(intake) - day;
+            let start_of = |months: u32| {
+                intake
+                    .checked_add_months(Months::new(months))
+                    .unwrap_or(intake)
+                    - day
+            };
             let job_start = start_of(m);
             // Whether the job is recorded: the decline only delays it (m ≥ drawn).
             let kept = m <= 36 && job_start <= cfg.end;

@@ -39,7 +39,6 @@ pub use render::{chart_svg, html, json, markup};
 /// 99.8 % of the adjustments' flags (|z| ≥ 3.09).
 const SHIFT_P: f64 = 0.002;
 
-
 /// Errors of the reports crate.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -986,9 +985,11 @@ impl Report {
                     "Operatori segnalati: esiti a 6 mesi osservati su attesi",
                     "Operators flagged: outcomes at 6 months, observed over expected",
                 ),
-                keys: ["operator", "persons", "observed", "expected", "ratio", "flags"]
-                    .map(String::from)
-                    .to_vec(),
+                keys: [
+                    "operator", "persons", "observed", "expected", "ratio", "flags",
+                ]
+                .map(String::from)
+                .to_vec(),
                 headers: vec![
                     t("Operatore", "Operator"),
                     t("Persone", "Persons"),
@@ -1023,8 +1024,8 @@ impl Report {
             }
             if !outcome_shifts.rows.is_empty() {
                 text.push(t(
-                    "Operatori i cui esiti cambiano bruscamente: la quota di persone occupate 6 mesi dopo la presa in carico, osservata su attesa (O/E) come nella valutazione degli operatori, per le persone prese in carico nei 12 mesi terminati 6 mesi prima della fine del trimestre, confrontata con i 12 mesi precedenti. Gli attesi dei due periodi vengono da un solo modello delle caratteristiche delle persone con un termine per il periodo, così che un cambiamento comune a tutti gli operatori (il mercato del lavoro) non sia attribuito a uno; il confronto è il test esatto di Poisson condizionato (p < 0,002, come 3,09 deviazioni standard). I valori dei 12 mesi precedenti non sono pubblicati.",
-                    "Operators whose outcomes shift suddenly: the share employed 6 months after being taken in charge, observed over expected (O/E) as in the operator ratings, for the persons taken in charge in the 12 months ending 6 months before the end of the quarter, against the 12 months before. Both periods' expected numbers come from one model of the persons' characteristics with a term for the period, so that a change shared by every operator (the labour market) is not put on one; the comparison is the exact conditional Poisson test (p < 0.002, as 3.09 standard deviations). The earlier 12 months' values are not published.",
+                    "Operatori i cui esiti cambiano bruscamente: la quota di persone occupate 6 mesi dopo la presa in carico, osservata su attesa (O/E) come nella valutazione degli operatori, per le persone prese in carico nei 12 mesi terminati 6 mesi prima della fine del trimestre, confrontata con i 12 mesi precedenti. Gli attesi dei due periodi vengono da un solo modello delle caratteristiche delle persone con un termine per il periodo, e il cambiamento di un operatore è misurato rispetto a quello mediano degli altri operatori dello stesso ente, così che un cambiamento comune a tutti (il mercato del lavoro) non sia attribuito a uno; il confronto è il test esatto di Poisson condizionato (p < 0,002, come 3,09 deviazioni standard). I valori dei 12 mesi precedenti non sono pubblicati.",
+                    "Operators whose outcomes shift suddenly: the share employed 6 months after being taken in charge, observed over expected (O/E) as in the operator ratings, for the persons taken in charge in the 12 months ending 6 months before the end of the quarter, against the 12 months before. Both periods' expected numbers come from one model of the persons' characteristics with a term for the period, and an operator's change is measured against the median change of the authority's other operators, so that a change shared by all (the labour market) is not put on one; the comparison is the exact conditional Poisson test (p < 0.002, as 3.09 standard deviations). The earlier 12 months' values are not published.",
                 ));
                 figures.push(outcome_shifts);
             }

@@ -81,10 +81,17 @@ pub fn dimension_label(z: &[f64], columns: &[String], lang: Lang) -> Option<Stri
     }
     named.sort_by(|a, b| b.0.total_cmp(&a.0));
     Some(if named.is_empty() {
-        lang.t("nella media su tutte le dimensioni", "average on every dimension")
-            .to_string()
+        lang.t(
+            "nella media su tutte le dimensioni",
+            "average on every dimension",
+        )
+        .to_string()
     } else {
-        named.into_iter().map(|n| n.1).collect::<Vec<_>>().join(", ")
+        named
+            .into_iter()
+            .map(|n| n.1)
+            .collect::<Vec<_>>()
+            .join(", ")
     })
 }
 

@@ -32,7 +32,12 @@ fn pdf_columns(headers: &[String], rows: &[Vec<String>]) -> String {
     if n < SHARED_COLUMNS {
         return n.to_string();
     }
-    let word = |s: &str| s.split_whitespace().map(|w| w.chars().count()).max().unwrap_or(0);
+    let word = |s: &str| {
+        s.split_whitespace()
+            .map(|w| w.chars().count())
+            .max()
+            .unwrap_or(0)
+    };
     let mut widths: Vec<usize> = headers.iter().map(|h| word(h)).collect();
     for row in rows {
         for (j, cell) in row.iter().enumerate().take(n) {
@@ -159,7 +164,11 @@ fn table_html(t: &PubTable, lang: Lang, out: &mut String) {
         } else {
             ""
         };
-        let _ = write!(out, "<tr{cls}><th scope=\"row\">{}</th>", row_label_html(label));
+        let _ = write!(
+            out,
+            "<tr{cls}><th scope=\"row\">{}</th>",
+            row_label_html(label)
+        );
         for v in vals {
             let _ = write!(
                 out,

@@ -487,10 +487,6 @@ fn cohort_before(q: Quarter, lag: u32, months: &[u32]) -> occupa_engine::analysi
     }
 }
 
-/// Each tenant's operator ratings for quarter `q`: persons taken in charge in the 12
-/// months ending 6 months before the quarter's end, employed 6 months after, against the
-/// expected from their case mix. A tenant whose data cannot support it is named and left
-/// out of the section.
 /// The case mix the operator ratings adjust for.
 const RATING_COVARIATES: [&str; 10] = [
     "age",
@@ -505,16 +501,18 @@ const RATING_COVARIATES: [&str; 10] = [
     "gol_cd",
 ];
 
-/// Each tenant's operator ratings and outcome shifts for quarter `q`. One cohort of two
-/// years is read: persons taken in charge in the 24 months ending 6 months before the
-/// quarter's end, employed 6 months after, and one case-mix model fitted on both years
-/// with a term for the year. The ratings are the later 12 months'; the shifts compare
-/// them with the 12 months before.
+/// Each tenant's operator ratings, and its operators' outcome shifts.
 type OperatorAnalyses = (
     Vec<(String, occupa_engine::ratings::Ratings)>,
     Vec<(String, Vec<occupa_engine::ratings::Shift>)>,
 );
 
+/// Each tenant's operator ratings and outcome shifts for quarter `q`. One cohort of two
+/// years is read: persons taken in charge in the 24 months ending 6 months before the
+/// quarter's end, employed 6 months after, and one case-mix model fitted on both years
+/// with a term for the year. The ratings are the later 12 months'; the shifts compare
+/// them with the 12 months before. A tenant whose data cannot support it is named and
+/// left out of the section.
 fn operator_ratings(store: &Store, tenants: &[TenantId], q: Quarter) -> OperatorAnalyses {
     use occupa_engine::analysis::from_store;
     use occupa_engine::ratings::{RatingSpec, rate_with_shifts};
@@ -898,6 +896,17 @@ fn intake_tables(
         .collect()
 }
 
+/// Runs `f`, and with `OCCUPA_TIMING` set says on stderr how long it took (where a
+/// report's time goes, for benches/RESULTS.md).
+fn timed<T>(name: &str, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let out = f();
+    if std::env::var_os("OCCUPA_TIMING").is_some() {
+        eprintln!("{name}: {:.2} s", t.elapsed().as_secs_f64());
+    }
+    out
+}
+
 fn write_report(
     store: &Store,
     q: Quarter,
@@ -918,14 +927,12 @@ fn write_report(
             store.root().display()
         );
     }
-    let t_read = Instant::now();
-    let tq: Vec<TenantQuarter> = tenants
-        .par_iter()
-        .map(|t| tenant_quarter(&store.scope(t), q, 8))
-        .collect::<std::result::Result<_, _>>()?;
-    if std::env::var_os("OCCUPA_TIMING").is_some() {
-        eprintln!("indicators: {:.2} s", t_read.elapsed().as_secs_f64());
-    }
+    let tq: Vec<TenantQuarter> = timed("indicators", || {
+        tenants
+            .par_iter()
+            .map(|t| tenant_quarter(&store.scope(t), q, 8))
+            .collect::<std::result::Result<_, _>>()
+    })?;
     // Everything this store has published before: the report is protected against it.
     let ledger = Ledger::open(store.root())?;
     let prior = ledger.priors()?;
@@ -937,46 +944,24 @@ fn write_report(
     spin.enable_steady_tick(std::time::Duration::from_millis(120));
     let scope = tenant.unwrap_or("pooled");
     // The analyses read the store independently: two at a time on two cores.
-    // OCCUPA_TIMING=1 prints how long each analysis took.
-    let timed = |name: &str, t: Instant| {
-        if std::env::var_os("OCCUPA_TIMING").is_some() {
-            eprintln!("{name}: {:.2} s", t.elapsed().as_secs_f64());
-        }
-    };
     let ((demand, (operators, operator_shifts)), (outcomes, (quality, intake))) = rayon::join(
         || {
             rayon::join(
                 || {
-                    let t = Instant::now();
-                    let d = demand_forecasts(store, &tenants, q.end(), 3, min.get(), lang);
-                    timed("demand", t);
-                    d
+                    timed("demand", || {
+                        demand_forecasts(store, &tenants, q.end(), 3, min.get(), lang)
+                    })
                 },
-                || {
-                    let t = Instant::now();
-                    let o = operator_ratings(store, &tenants, q);
-                    timed("operators", t);
-                    o
-                },
+                || timed("operators", || operator_ratings(store, &tenants, q)),
             )
         },
         || {
             rayon::join(
-                || {
-                    let t = Instant::now();
-                    let o = outcome_cohorts(store, &tenants, q);
-                    timed("outcomes", t);
-                    o
-                },
+                || timed("outcomes", || outcome_cohorts(store, &tenants, q)),
                 || {
                     rayon::join(
                         || source_quality(store, &tenants),
-                        || {
-                            let t = Instant::now();
-                            let i = intake_tables(store, &tenants, q);
-                            timed("intake", t);
-                            i
-                        },
+                        || timed("intake", || intake_tables(store, &tenants, q)),
                     )
                 },
             )
@@ -1043,9 +1028,9 @@ fn write_report(
             specs,
         },
     };
-    let t_report = Instant::now();
-    let published = Report::quarterly_with(q, &tq, lang, Rule::new(min), &prior, scope, &analyses)?;
-    timed("report (profiles, protection)", t_report);
+    let published = timed("report (profiles, protection)", || {
+        Report::quarterly_with(q, &tq, lang, Rule::new(min), &prior, scope, &analyses)
+    })?;
     spin.finish_and_clear();
     commit_report(
         store,

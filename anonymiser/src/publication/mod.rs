@@ -500,7 +500,10 @@ pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection>
                 }
                 None => {
                     if trace {
-                        eprintln!("    {} ({}): upper bound {upper:?}, needs {goal}", t.key, t.value);
+                        eprintln!(
+                            "    {} ({}): upper bound {upper:?}, needs {goal}",
+                            t.key, t.value
+                        );
                     }
                     all_protected = false;
                     break;
@@ -524,7 +527,10 @@ pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection>
                 }
                 None => {
                     if trace {
-                        eprintln!("    {} ({}): lower bound {lower:?}, needs {goal}", t.key, t.value);
+                        eprintln!(
+                            "    {} ({}): lower bound {lower:?}, needs {goal}",
+                            t.key, t.value
+                        );
                     }
                     all_protected = false;
                     break;

@@ -750,12 +750,11 @@ impl Attacker<'_> {
             }
             // The anomalies' operators whose outcomes shifted print the same two counts.
             let shifted = find("operator_outcome_shifts");
-            for (t, row) in t
-                .rows
-                .iter()
-                .map(|r| (t, r))
-                .chain(shifted.iter().flat_map(|s| s.rows.iter().map(move |r| (*s, r))))
-            {
+            for (t, row) in t.rows.iter().map(|r| (t, r)).chain(
+                shifted
+                    .iter()
+                    .flat_map(|s| s.rows.iter().map(move |r| (*s, r))),
+            ) {
                 let label = row[0].as_str().unwrap();
                 // "t01 / OP-01-1" when several authorities are rated, else the operator.
                 let found: Vec<&[Units; 2]> = rated
