@@ -389,18 +389,58 @@ impl Table {
 
     /// From Parquet: numeric and boolean columns are taken as numbers directly.
     fn from_parquet(path: &Path, wanted: &[&str]) -> Result<Self> {
+        let df = read::open_parquet(path)?;
+        Self::from_frame(path, &df, wanted, Format::Parquet)
+    }
+
+    /// A table from a data frame in memory, as the Python package hands one over from
+    /// pandas, polars or pyarrow through Arrow: read exactly as a Parquet file of the same
+    /// columns is (numeric and boolean columns as numbers, the rest as text cells), so
+    /// that a frame and its file give the same numbers. `source` names it in errors;
+    /// `wanted` are the columns to read (all when empty).
+    ///
+    /// ```
+    /// use polars::prelude::*;
+    /// use occupa_engine::columns::Table;
+    /// let df = df!("age" => [30.0, 41.0], "sex" => ["F", "M"]).unwrap();
+    /// let t = Table::from_dataframe("a DataFrame", &df, &[]).unwrap();
+    /// assert_eq!(t.numeric("age").unwrap(), &[30.0, 41.0]);
+    /// ```
+    pub fn from_dataframe(
+        source: &str,
+        df: &polars::prelude::DataFrame,
+        wanted: &[&str],
+    ) -> Result<Self> {
+        let all: Vec<String> = df
+            .get_column_names()
+            .iter()
+            .map(|n| n.as_str().to_string())
+            .collect();
+        let wanted: Vec<&str> = if wanted.is_empty() {
+            all.iter().map(String::as_str).collect()
+        } else {
+            wanted.to_vec()
+        };
+        Self::from_frame(Path::new(source), df, &wanted, Format::Arrow)
+    }
+
+    fn from_frame(
+        path: &Path,
+        df: &polars::prelude::DataFrame,
+        wanted: &[&str],
+        format: Format,
+    ) -> Result<Self> {
         use polars::prelude::DataType;
         let bad = |reason: String| Error::BadFile {
             path: path.to_path_buf(),
             reason,
         };
-        let df = read::open_parquet(path)?;
         let headers: Vec<String> = df
             .get_column_names()
             .iter()
             .map(|n| n.as_str().to_string())
             .collect();
-        let positions = resolve(path, &headers, wanted, &Format::Parquet)?;
+        let positions = resolve(path, &headers, wanted, &format)?;
         let n = df.height();
         let mut columns = Vec::with_capacity(positions.len());
         for (p, name) in &positions {
@@ -441,7 +481,7 @@ impl Table {
             rows: n,
             lines: (0..n).map(|i| (i + 2) as u32).collect(),
             source: SourceInfo {
-                format: Format::Parquet,
+                format,
                 windows_1252_rows: 0,
                 decimal_comma: Vec::new(),
                 thousands_separator: Vec::new(),

@@ -119,6 +119,8 @@ pub enum Format {
     },
     /// Apache Parquet.
     Parquet,
+    /// An Arrow table in memory (a pandas, polars or pyarrow frame from Python).
+    Arrow,
     /// Built in memory from a store or a release (an analysis table).
     Analysis {
         /// What it was built from.
@@ -152,6 +154,7 @@ impl std::fmt::Display for Format {
             ),
             Format::Spreadsheet { sheet } => write!(f, "read from sheet {sheet:?}"),
             Format::Parquet => write!(f, "read as Parquet"),
+            Format::Arrow => write!(f, "read from an Arrow table"),
             Format::Analysis { source } => write!(f, "built from {source}"),
         }
     }

@@ -402,6 +402,38 @@ impl ValidForecast {
 }
 
 impl ForecastOutput {
+    /// The forecasts as the columns of the contract's CSV (`id`, `time`, `model`, `mean`,
+    /// then `lo_L` and `hi_L` per level), one entry per series and period ahead: what the
+    /// Python package turns into a DataFrame, with the numbers `write_csv` prints.
+    pub fn columns(&self, set: &SeriesSet, levels: &[f64], horizon: usize) -> Map<String, Value> {
+        let (mut id, mut time, mut model, mut mean) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut bounds: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); levels.len()];
+        for (sid, fc, last) in &self.rows {
+            for k in 0..horizon {
+                id.push(json!(sid));
+                time.push(json!(set.label(last + (k as i64 + 1) * set.step)));
+                model.push(json!(fc.model));
+                mean.push(json!(fc.mean[k]));
+                for (b, iv) in bounds.iter_mut().zip(&fc.intervals) {
+                    b.0.push(iv.lower[k]);
+                    b.1.push(iv.upper[k]);
+                }
+            }
+        }
+        let mut out = Map::new();
+        out.insert("id".into(), Value::Array(id));
+        out.insert("time".into(), Value::Array(time));
+        out.insert("model".into(), Value::Array(model));
+        out.insert("mean".into(), Value::Array(mean));
+        for (l, (lo, hi)) in levels.iter().zip(bounds) {
+            let l = fmt_level(*l);
+            out.insert(format!("lo_{l}"), json!(lo));
+            out.insert(format!("hi_{l}"), json!(hi));
+        }
+        out
+    }
+
     /// Writes the rows atomically (temporary file, then rename) in the contract's
     /// columns, one `lo_L,hi_L` pair per level.
     pub fn write_csv(
