@@ -7,6 +7,12 @@ released, and returns what the command prints: a dict for ``evaluate`` and ``clu
 a DataFrame of the forecasts for ``forecast``. Errors raise :class:`OccupaError` with the
 engine's message.
 
+A table is read as the command line reads the same table saved as Parquet: numeric and
+boolean columns are numbers; text and categorical columns (pandas ``category``, polars
+``Categorical``) are their labels, so a covariate among them enters as dummies; a missing
+value (NaN, None, ``pd.NA``) is a missing cell, which an evaluation drops with its row
+and counts. pandas frames go through pyarrow without their index.
+
 >>> import pandas as pd, occupa
 >>> df = pd.DataFrame({"d": [0, 1] * 50, "y": [float(i % 7) for i in range(100)],
 ...                    "x": [float(i % 5) for i in range(100)]})
