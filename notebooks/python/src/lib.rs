@@ -89,13 +89,11 @@ fn import_stream(table: &Bound<'_, PyAny>) -> PyResult<Imported> {
 }
 
 /// The imported columns `wanted` (all when empty) as the engine's table, read as a Parquet
-/// file of them would be.
+/// file of them would be. Every column enters the frame (without a copy): the engine
+/// matches the wanted names as it does a file's header (case and accents aside).
 fn to_table(imported: Imported, wanted: &[String]) -> occupa_engine::Result<Table> {
     let mut columns = Vec::new();
     for (f, chunks) in imported.fields.iter().zip(imported.chunks) {
-        if !wanted.is_empty() && !wanted.iter().any(|w| *w == f.name.as_str()) {
-            continue;
-        }
         let s = if chunks.is_empty() {
             Series::new_empty(
                 f.name.clone(),

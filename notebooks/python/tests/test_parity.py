@@ -158,6 +158,14 @@ def test_the_module_docstring_runs():
     assert doctest.testmod(occupa).failed == 0
 
 
+def test_column_names_match_as_in_a_file(frame):
+    """The engine matches a name to a header as it does a file's (case aside)."""
+    upper = frame.rename(columns={"age": "Age"})
+    a = occupa.evaluate(upper, treatment="d", outcome="y", covariates=["age", "x"], method="ols")
+    b = occupa.evaluate(frame, treatment="d", outcome="y", covariates=["age", "x"], method="ols")
+    assert a["estimate"] == b["estimate"]
+
+
 def test_errors_carry_the_engine_message(frame):
     with pytest.raises(occupa.OccupaError, match="unknown field `calliper`"):
         occupa.evaluate(
