@@ -459,6 +459,18 @@ mod tests {
             .collect()
     }
 
+    /// Uniform draws in [0, 1) from a seeded linear congruential generator: test data
+    /// that do not depend on a random crate's version.
+    fn uniforms(seed: u64) -> impl FnMut() -> f64 {
+        let mut state = seed;
+        move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
     #[test]
     fn intervals_and_funnel_limits_are_r_s() {
         for row in fixture("interval.csv") {
@@ -502,13 +514,7 @@ mod tests {
     fn a_sudden_fall_is_found_and_a_shared_rise_is_not() {
         let n = 8000;
         let (mut x, mut y, mut op, mut win) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut state = 777u64;
-        let mut uniform = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut uniform = uniforms(777);
         for i in 0..n {
             let xi = uniform() * 2.0 - 1.0;
             let k = i % 4;
@@ -573,13 +579,7 @@ mod tests {
     fn a_better_operator_stands_out_and_expected_adds_up_to_observed() {
         let n = 3000;
         let (mut x, mut y, mut op) = (Vec::new(), Vec::new(), Vec::new());
-        let mut state = 12345u64;
-        let mut uniform = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut uniform = uniforms(12345);
         for i in 0..n {
             let xi = uniform() * 2.0 - 1.0;
             let k = i % 3;

@@ -1459,20 +1459,12 @@ fn quality_section(sources: &[SourceQuality], lang: Lang) -> Section {
     ];
     headers.extend(reasons.iter().map(|r| label(r)));
     // Per authority, the files in the order of a person's path: who, assessed, served,
-    // employed; then the companies' vacancies.
+    // employed; then the companies' vacancies: the schema's order of its tables.
     let rank = |table: &str| {
-        [
-            "persons",
-            "asso",
-            "isa",
-            "gol",
-            "services",
-            "employment",
-            "vacancies",
-        ]
-        .iter()
-        .position(|t| *t == table)
-        .unwrap_or(usize::MAX)
+        occupa_engine::schema::Table::ALL
+            .iter()
+            .position(|t| t.name() == table)
+            .unwrap_or(usize::MAX)
     };
     let mut sources: Vec<&SourceQuality> = sources.iter().collect();
     sources.sort_by(|a, b| {
