@@ -8,26 +8,163 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rustc_hash::FxHashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use occupa_engine::export::spreadsheet_safe;
 
 use crate::builtin::Builtin;
 use crate::hierarchy::Hierarchy;
-use crate::metric::Metric;
+use crate::metric::{GsFactor, Metric};
 use crate::microdata::Microdata;
-use crate::privacy::PrivacyModel;
+use crate::privacy::{LDiversity, PrivacyModel};
 use crate::risk::{RiskPolicy, RiskProfile};
 use crate::search::{Anonymisation, SUPPRESSED, SearchStats};
 use crate::{Error, Result};
 
-/// One anonymisation of a CSV file.
+/// What to release from a table and how: the command line's options, by their names
+/// (also the Python package's keyword arguments). Checked into [`TableRules`] once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableRequest {
+    /// Quasi-identifier columns.
+    pub qi: Vec<String>,
+    /// Sensitive column (needed by `l` and `t`).
+    #[serde(default)]
+    pub sensitive: Option<String>,
+    /// Smallest equivalence class released.
+    pub k: usize,
+    /// l-diversity of the sensitive column.
+    #[serde(default)]
+    pub l: Option<f64>,
+    /// distinct, entropy or recursive (recursive needs `c`).
+    #[serde(default = "distinct")]
+    pub l_variant: String,
+    /// c of recursive (c,l)-diversity.
+    #[serde(default)]
+    pub c: Option<f64>,
+    /// t-closeness of the sensitive column (equal ground distance).
+    #[serde(default)]
+    pub t: Option<f64>,
+    /// Folder of hierarchy files `<column>.csv`.
+    #[serde(default)]
+    pub hierarchies: Option<PathBuf>,
+    /// Built-in hierarchies, `COL=KIND`.
+    #[serde(default)]
+    pub builtin: Vec<String>,
+    /// Largest fraction of records that may be suppressed whole.
+    #[serde(default)]
+    pub max_suppression: f64,
+    /// Utility metric to optimise: loss, entropy, discernibility, aecs or precision.
+    #[serde(default = "loss")]
+    pub metric: String,
+    /// ARX's generalisation/suppression factor.
+    #[serde(default = "half")]
+    pub gs_factor: f64,
+    /// Columns left out of the release.
+    #[serde(default)]
+    pub drop: Vec<String>,
+    /// Release suppressed records with one value hidden, where that keeps the model.
+    #[serde(default)]
+    pub local_suppression: bool,
+    /// Highest prosecutor risk allowed (default 1/k).
+    #[serde(default)]
+    pub max_risk: Option<f64>,
+    /// Risk above which a record counts as at risk in the report (default 1/k).
+    #[serde(default)]
+    pub risk_threshold: Option<f64>,
+    /// Columns released as they are: every column must be declared (`qi`, `sensitive`,
+    /// `drop` or `keep`).
+    #[serde(default)]
+    pub keep: Vec<String>,
+}
+
+fn distinct() -> String {
+    "distinct".into()
+}
+fn loss() -> String {
+    "loss".into()
+}
+fn half() -> f64 {
+    0.5
+}
+
+impl TableRequest {
+    /// The request checked: privacy model, search, policy and hierarchies.
+    pub fn rules(&self) -> Result<TableRules> {
+        let mut privacy = PrivacyModel::k_anonymity(self.k)?;
+        if let Some(l) = self.l {
+            let whole = || -> Result<usize> {
+                if l.fract() != 0.0 || l < 1.0 {
+                    return Err(Error::Param {
+                        name: "l",
+                        reason: format!("{l}: the {} variant needs a whole number", self.l_variant),
+                    });
+                }
+                Ok(l as usize)
+            };
+            let variant = match self.l_variant.as_str() {
+                "distinct" => LDiversity::Distinct { l: whole()? },
+                "entropy" => LDiversity::Entropy { l },
+                "recursive" => LDiversity::Recursive {
+                    c: self.c.ok_or_else(|| Error::Param {
+                        name: "l_variant",
+                        reason: "recursive needs c".into(),
+                    })?,
+                    l: whole()?,
+                },
+                other => {
+                    return Err(Error::Param {
+                        name: "l_variant",
+                        reason: format!("{other:?}: use distinct, entropy or recursive"),
+                    });
+                }
+            };
+            privacy = privacy.with_l_diversity(variant)?;
+        }
+        if let Some(t) = self.t {
+            privacy = privacy.with_t_closeness(t)?;
+        }
+        let spec = Anonymisation::new(privacy)
+            .max_suppression(self.max_suppression)?
+            .metric(self.metric.parse::<Metric>()?)
+            .gs_factor(GsFactor::new(self.gs_factor)?);
+        let mut policy = RiskPolicy::for_k(self.k);
+        if let Some(r) = self.max_risk {
+            policy.max_highest = r;
+            policy.max_average = policy.max_average.min(r);
+        }
+        if let Some(t) = self.risk_threshold {
+            policy.threshold = t;
+            policy.max_share_above = 1.0;
+        }
+        let builtins = self
+            .builtin
+            .iter()
+            .map(|s| {
+                let (col, kind) = s.split_once('=').ok_or_else(|| Error::Param {
+                    name: "builtin",
+                    reason: format!("{s:?}: write COL=KIND"),
+                })?;
+                Ok((col.trim().to_string(), kind.trim().parse::<Builtin>()?))
+            })
+            .collect::<Result<_>>()?;
+        Ok(TableRules {
+            qi: self.qi.clone(),
+            sensitive: self.sensitive.clone(),
+            hierarchies: self.hierarchies.clone(),
+            builtins,
+            drop: self.drop.clone(),
+            keep: Some(self.keep.clone()),
+            spec,
+            local_suppression: self.local_suppression,
+            policy,
+        })
+    }
+}
+
+/// A checked release of one table: what [`anonymise_records`] applies.
 #[derive(Debug, Clone)]
-pub struct TableJob {
-    /// The input: CSV in any separator and encoding, a workbook, or Parquet (header row).
-    pub input: PathBuf,
-    /// The sheet of a workbook (name or number from 1).
-    pub sheet: Option<String>,
+pub struct TableRules {
     /// Quasi-identifier columns.
     pub qi: Vec<String>,
     /// Sensitive column, for l-diversity or t-closeness.
@@ -49,6 +186,17 @@ pub struct TableJob {
     pub local_suppression: bool,
     /// The risk the release may carry.
     pub policy: RiskPolicy,
+}
+
+/// One anonymisation of a file.
+#[derive(Debug, Clone)]
+pub struct TableJob {
+    /// The input: CSV in any separator and encoding, a workbook, or Parquet (header row).
+    pub input: PathBuf,
+    /// The sheet of a workbook.
+    pub sheet: Option<String>,
+    /// What to release.
+    pub rules: TableRules,
     /// Released CSV.
     pub out: PathBuf,
     /// Risk report (JSON).
@@ -145,10 +293,81 @@ pub(crate) fn io(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Input(format!("{}: {e}", path.display()))
 }
 
+/// A table anonymised in memory: the report, and the released records (every record
+/// read but those quarantined, in the input's order; the quasi-identifiers generalised,
+/// `*` where suppressed; the dropped columns left out).
+#[derive(Debug)]
+pub struct Released {
+    /// The risk report.
+    pub report: TableReport,
+    /// Rows left out because a built-in hierarchy could not place a value: (line, column,
+    /// reason), never the value.
+    pub quarantine: Vec<(usize, String, String)>,
+    header: Vec<String>,
+    kept: Vec<usize>,
+    qi_pos: Vec<usize>,
+    records: Vec<csv::StringRecord>,
+    lines: Vec<usize>,
+    row_tuple: Vec<u32>,
+    tuples: Vec<Option<Vec<String>>>,
+    separator: u8,
+}
+
+impl Released {
+    /// The released columns' names, as read.
+    pub fn header(&self) -> Vec<&str> {
+        self.kept.iter().map(|&i| self.header[i].as_str()).collect()
+    }
+
+    /// The line (1-based, header = 1; a frame's row + 2) each released record was read at.
+    pub fn lines(&self) -> &[usize] {
+        &self.lines
+    }
+
+    /// Each released record's fields, in [`Released::header`]'s order.
+    pub fn rows(&self) -> impl Iterator<Item = Vec<&str>> + '_ {
+        let mut fields: Vec<&str> = Vec::with_capacity(self.header.len());
+        self.records
+            .iter()
+            .zip(&self.row_tuple)
+            .map(move |(rec, &t)| {
+                let out = &self.tuples[t as usize];
+                fields.clear();
+                fields.extend(rec.iter());
+                for (j, &c) in self.qi_pos.iter().enumerate() {
+                    fields[c] = match out {
+                        Some(v) => v[j].as_str(),
+                        None => SUPPRESSED,
+                    };
+                }
+                self.kept.iter().map(|&i| fields[i]).collect()
+            })
+    }
+
+    /// The quasi-identifiers' released values, column by column (in the request's order).
+    pub fn generalised(&self) -> Vec<(&str, Vec<&str>)> {
+        self.qi_pos
+            .iter()
+            .enumerate()
+            .map(|(j, &c)| {
+                let values = self
+                    .row_tuple
+                    .iter()
+                    .map(|&t| match &self.tuples[t as usize] {
+                        Some(v) => v[j].as_str(),
+                        None => SUPPRESSED,
+                    })
+                    .collect();
+                (self.header[c].as_str(), values)
+            })
+            .collect()
+    }
+}
+
 /// Runs the job: reads, searches, checks the policy, writes. Returns the report.
 pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
     let t0 = Instant::now();
-    job.policy.validate()?;
+    job.rules.policy.validate()?;
     let table = occupa_engine::read::read_file_with(
         &job.input,
         &occupa_engine::read::ReadOptions {
@@ -156,7 +375,45 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
         },
     )
     .map_err(|e| Error::Input(e.to_string()))?;
-    // The release keeps the input's separator, so that it opens where the input did.
+    let mut released = anonymise_records(&job.rules, table, job.quarantine.is_some())?;
+    write_atomic(&job.out, |w| {
+        // The release keeps the input's separator, so that it opens where the input did.
+        let mut wtr = csv::WriterBuilder::new()
+            .delimiter(released.separator)
+            .from_writer(w);
+        // Cells that a spreadsheet would run as formulas are written as text.
+        let safe = |f: &str| -> String { spreadsheet_safe(f).into_owned() };
+        wtr.write_record(released.header().into_iter().map(safe))?;
+        for row in released.rows() {
+            wtr.write_record(row.into_iter().map(safe))?;
+        }
+        wtr.flush()?;
+        Ok(())
+    })?;
+    released.report.timings.total_s = t0.elapsed().as_secs_f64();
+    write_atomic(&job.report, |w| {
+        serde_json::to_writer_pretty(&mut *w, &released.report).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")
+    })?;
+    if let Some(path) = &job.quarantine {
+        write_quarantine(path, &released.quarantine)?;
+    }
+    Ok(released.report)
+}
+
+/// Anonymises a table read into text records (a file, or a frame from Python through
+/// [`occupa_engine::read::RawTable::from_dataframe`]): checks, searches, measures the
+/// risk and refuses a release above the policy. Rows whose quasi-identifier a built-in
+/// hierarchy cannot place are left out and listed when `leave_out_unplaceable`, an error
+/// naming them otherwise. Nothing is written.
+pub fn anonymise_records(
+    rules: &TableRules,
+    table: occupa_engine::read::RawTable,
+    leave_out_unplaceable: bool,
+) -> Result<Released> {
+    let t0 = Instant::now();
+    rules.policy.validate()?;
+    let source = table.path.display().to_string();
     let sep = table.separator().map_or(b',', |c| c as u8);
     let header: Vec<String> = table.header_raw.clone();
     let find = |c: &str| {
@@ -173,22 +430,21 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
             })
             .ok_or_else(|| {
                 Error::Input(format!(
-                    "{}: no column {c:?} ({}); the header has {}",
-                    job.input.display(),
+                    "{source}: no column {c:?} ({}); the header has {}",
                     table.format,
                     header.join(", ")
                 ))
             })
     };
-    if job.qi.is_empty() {
+    if rules.qi.is_empty() {
         return Err(Error::Param {
             name: "qi",
             reason: "name at least one quasi-identifier".into(),
         });
     }
-    let mut cols: Vec<usize> = job.qi.iter().map(|c| find(c)).collect::<Result<_>>()?;
-    if let Some(s) = &job.sensitive {
-        if job.qi.contains(s) {
+    let mut cols: Vec<usize> = rules.qi.iter().map(|c| find(c)).collect::<Result<_>>()?;
+    if let Some(s) = &rules.sensitive {
+        if rules.qi.contains(s) {
             return Err(Error::Param {
                 name: "sensitive",
                 reason: format!("{s:?} is also a quasi-identifier"),
@@ -202,8 +458,7 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
             Ok(f) if f.len() == header.len() => records.push(f.clone()),
             Ok(f) => {
                 return Err(Error::Input(format!(
-                    "{}: row {} has {} fields, the header {} ({})",
-                    job.input.display(),
+                    "{source}: row {} has {} fields, the header {} ({})",
                     r.row,
                     f.len(),
                     header.len(),
@@ -212,40 +467,37 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
             }
             Err(reason) => {
                 return Err(Error::Input(format!(
-                    "{}: row {}: {reason} ({})",
-                    job.input.display(),
-                    r.row,
-                    table.format
+                    "{source}: row {}: {reason} ({})",
+                    r.row, table.format
                 )));
             }
         }
     }
-    for d in &job.drop {
+    for d in &rules.drop {
         find(d)?;
     }
     let kept: Vec<usize> = (0..header.len())
-        .filter(|i| !job.drop.contains(&header[*i]))
+        .filter(|i| !rules.drop.contains(&header[*i]))
         .collect();
     let mut lines: Vec<usize> = table.rows.iter().map(|r| r.row).collect();
-    refuse_identifiers(job, &header, &records, &lines, &kept, &cols)?;
-    if let Some(keep) = &job.keep {
+    refuse_identifiers(rules, &source, &header, &records, &lines, &kept, &cols)?;
+    if let Some(keep) = &rules.keep {
         for k in keep {
             find(k)?;
         }
         let declared = |h: &String| {
-            job.qi.contains(h)
-                || job.sensitive.as_ref() == Some(h)
-                || job.drop.contains(h)
+            rules.qi.contains(h)
+                || rules.sensitive.as_ref() == Some(h)
+                || rules.drop.contains(h)
                 || keep.contains(h)
         };
         let undeclared: Vec<&String> = header.iter().filter(|h| !declared(h)).collect();
         if !undeclared.is_empty() {
             return Err(Error::Input(format!(
-                "{}: column(s) {} are not declared: name each as a quasi-identifier (--qi), \
+                "{source}: column(s) {} are not declared: name each as a quasi-identifier (--qi), \
                  the sensitive column (--sensitive), left out (--drop) or released as it is \
                  (--keep); a column released as it is can identify people (a date, a \
                  municipality); nothing written",
-                job.input.display(),
                 undeclared
                     .iter()
                     .map(|h| h.as_str())
@@ -254,34 +506,38 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
             )));
         }
     }
-    let quarantine = quarantine_unplaceable(job, &cols, &mut records, &mut lines)?;
+    let quarantine = quarantine_unplaceable(
+        rules,
+        &source,
+        leave_out_unplaceable,
+        &cols,
+        &mut records,
+        &mut lines,
+    )?;
     let quarantined = quarantine.len() as u64;
     if records.is_empty() {
         return Err(Error::Input(format!(
-            "{}: every row has a value its built-in hierarchy cannot place (the first: line \
+            "{source}: every row has a value its built-in hierarchy cannot place (the first: line \
              {}, column {}: {}); nothing written",
-            job.input.display(),
-            quarantine[0].0,
-            quarantine[0].1,
-            quarantine[0].2
+            quarantine[0].0, quarantine[0].1, quarantine[0].2
         )));
     }
     let rows: Vec<Vec<&str>> = records
         .iter()
         .map(|r| cols.iter().map(|&c| r[c].trim()).collect())
         .collect();
-    let hierarchies: Vec<Hierarchy> = job
+    let hierarchies: Vec<Hierarchy> = rules
         .qi
         .iter()
         .enumerate()
         .map(|(j, c)| {
-            if let Some((_, b)) = job.builtins.iter().find(|(col, _)| col == c) {
+            if let Some((_, b)) = rules.builtins.iter().find(|(col, _)| col == c) {
                 let mut values: Vec<&str> = rows.iter().map(|r| r[j]).collect();
                 values.sort_unstable();
                 values.dedup();
                 return b.build(c, &values);
             }
-            let path = job
+            let path = rules
                 .hierarchies
                 .as_ref()
                 .map(|d| d.join(format!("{c}.csv")))
@@ -292,7 +548,8 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
                         "no hierarchy: write {}/{c}.csv (one row per value, level 0 first) \
                          or use a built-in one (--builtin {c}=age|date|municipality|\
                          citizenship|flat|ordinal:MIN-MAX:W1,W2)",
-                        job.hierarchies
+                        rules
+                            .hierarchies
                             .as_ref()
                             .map_or("DIR".into(), |d| d.display().to_string())
                     ),
@@ -300,17 +557,17 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
             Hierarchy::from_csv(c, &path)
         })
         .collect::<Result<_>>()?;
-    let data = Microdata::new(hierarchies, job.sensitive.as_deref(), &rows, 2)?;
+    let data = Microdata::new(hierarchies, rules.sensitive.as_deref(), &rows, 2)?;
     let load_s = t0.elapsed().as_secs_f64();
 
-    let mut fit = job.spec.fit(&data)?;
+    let mut fit = rules.spec.fit(&data)?;
     let search_s = fit.stats().seconds;
-    if job.local_suppression {
-        fit.suppress_values(&data, &job.spec);
+    if rules.local_suppression {
+        fit.suppress_values(&data, &rules.spec);
     }
 
     // Risk, measured on the released strings.
-    let threshold = job.policy.threshold;
+    let threshold = rules.policy.threshold;
     let mut before: FxHashMap<Vec<&str>, u64> = FxHashMap::default();
     let mut after: FxHashMap<Vec<&str>, u64> = FxHashMap::default();
     // Rows with the same quasi-identifiers and sensitive value are released alike:
@@ -330,43 +587,19 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
     }
     let risk_before = RiskProfile::from_class_sizes(before.values().copied(), threshold);
     let risk_after = RiskProfile::from_class_sizes(after.values().copied(), threshold);
-    if let Err(why) = job.policy.check(&risk_after) {
+    if let Err(why) = rules.policy.check(&risk_after) {
         return Err(Error::Policy(why));
     }
 
-    let utility: BTreeMap<String, f64> = job
+    let utility: BTreeMap<String, f64> = rules
         .spec
         .utility(&data, fit.node())?
         .into_iter()
         .map(|(m, v)| (m.name().to_string(), v))
         .collect();
 
-    // The release: every column as read, the quasi-identifiers generalised.
-    let qi_pos: Vec<usize> = cols[..data.dims()].to_vec();
-    write_atomic(&job.out, |w| {
-        let mut wtr = csv::WriterBuilder::new().delimiter(sep).from_writer(w);
-        // Cells that a spreadsheet would run as formulas are written as text.
-        let safe = |f: &str| -> String { spreadsheet_safe(f).into_owned() };
-        wtr.write_record(kept.iter().map(|&i| safe(&header[i])))?;
-        let mut fields: Vec<&str> = Vec::with_capacity(header.len());
-        for (rec, &t) in records.iter().zip(&data.row_tuple) {
-            let out = &released[t as usize];
-            fields.clear();
-            fields.extend(rec.iter());
-            for (j, &c) in qi_pos.iter().enumerate() {
-                fields[c] = match out {
-                    Some(v) => v[j],
-                    None => SUPPRESSED,
-                };
-            }
-            wtr.write_record(kept.iter().map(|&i| safe(fields[i])))?;
-        }
-        wtr.flush()?;
-        Ok(())
-    })?;
-
-    let mut report = TableReport {
-        input: job.input.display().to_string(),
+    let report = TableReport {
+        input: source,
         read: table.format.clone(),
         records: data.len() as u64,
         quarantined,
@@ -385,34 +618,45 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
                 height: h.height(),
             })
             .collect(),
-        metric: job.spec.chosen_metric(),
+        metric: rules.spec.chosen_metric(),
         information_loss: fit.loss(),
         utility,
         risk_before,
         risk_after,
         settings: Settings {
-            quasi_identifiers: job.qi.clone(),
-            sensitive: job.sensitive.clone(),
-            privacy: job.spec.privacy().clone(),
-            max_suppression: job.spec.suppression_limit(),
-            gs_factor: job.spec.gs().get(),
-            local_suppression: job.local_suppression,
-            policy: job.policy,
+            quasi_identifiers: rules.qi.clone(),
+            sensitive: rules.sensitive.clone(),
+            privacy: rules.spec.privacy().clone(),
+            max_suppression: rules.spec.suppression_limit(),
+            gs_factor: rules.spec.gs().get(),
+            local_suppression: rules.local_suppression,
+            policy: rules.policy,
         },
         search: fit.stats().clone(),
         timings: Timings {
             load_s,
             search_s,
-            total_s: 0.0,
+            total_s: t0.elapsed().as_secs_f64(),
         },
     };
-    report.timings.total_s = t0.elapsed().as_secs_f64();
-    write_atomic(&job.report, |w| {
-        serde_json::to_writer_pretty(&mut *w, &report).map_err(std::io::Error::other)?;
-        w.write_all(b"\n")
-    })?;
-    write_quarantine(job, &quarantine)?;
-    Ok(report)
+    let tuples = released
+        .into_iter()
+        .map(|v| v.map(|v| v[..data.dims()].iter().map(|s| s.to_string()).collect()))
+        .collect();
+    let row_tuple = data.row_tuple.clone();
+    drop(rows);
+    Ok(Released {
+        report,
+        quarantine,
+        qi_pos: cols[..data.dims()].to_vec(),
+        header,
+        kept,
+        records,
+        lines,
+        row_tuple,
+        tuples,
+        separator: sep,
+    })
 }
 
 /// Every released column is checked in every row (each distinct value once): a column
@@ -422,7 +666,8 @@ pub fn anonymise_csv(job: &TableJob) -> Result<TableReport> {
 /// quasi-identifier goes out generalised, but at level 0 as read, so it is checked for
 /// everything but names (category labels such as `San Giovanni` are not people).
 fn refuse_identifiers(
-    job: &TableJob,
+    rules: &TableRules,
+    source: &str,
     header: &[String],
     records: &[csv::StringRecord],
     lines: &[usize],
@@ -432,16 +677,14 @@ fn refuse_identifiers(
     use occupa_engine::identifiers::{IdKind, Scanner};
     use occupa_engine::schema::IDENTIFYING_HEADERS;
     let scanner = Scanner::new();
-    let qi = &generalised[..job.qi.len()];
+    let qi = &generalised[..rules.qi.len()];
     for &i in kept {
         let name = occupa_engine::read::normalise_header(&header[i]);
         if IDENTIFYING_HEADERS.contains(&name.as_str()) {
             return Err(Error::Input(format!(
-                "{}: column {} identifies people directly and would be released; leave it \
+                "{source}: column {} identifies people directly and would be released; leave it \
                  out with --drop {}",
-                job.input.display(),
-                header[i],
-                header[i]
+                header[i], header[i]
             )));
         }
         let mut seen: rustc_hash::FxHashSet<&str> = rustc_hash::FxHashSet::default();
@@ -462,12 +705,9 @@ fn refuse_identifiers(
                     IdKind::Name => "a person's name",
                 };
                 return Err(Error::Input(format!(
-                    "{}: column {} holds {what} (line {}), which would be released as it is; \
+                    "{source}: column {} holds {what} (line {}), which would be released as it is; \
                      leave it out with --drop {}",
-                    job.input.display(),
-                    header[i],
-                    lines[row],
-                    header[i]
+                    header[i], lines[row], header[i]
                 )));
             }
         }
@@ -477,18 +717,20 @@ fn refuse_identifiers(
 
 /// Writes through the engine's atomic write (staging file, fsync, rename), buffered.
 /// Leaves out the rows with a quasi-identifier value that its built-in hierarchy cannot
-/// place, listing them in `job.quarantine` (line, column, reason; no value, since the
+/// place, listing them when `leave_out` (line, column, reason; no value, since the
 /// input may identify people), or refuses naming the first of them when no quarantine file
 /// is given. Returns how many rows were left out.
 fn quarantine_unplaceable(
-    job: &TableJob,
+    rules: &TableRules,
+    source: &str,
+    leave_out: bool,
     cols: &[usize],
     records: &mut Vec<csv::StringRecord>,
     lines: &mut Vec<usize>,
 ) -> Result<Vec<(usize, String, String)>> {
     let mut bad: Vec<(usize, &str, String)> = Vec::new(); // (row index, column, reason)
-    for (j, c) in job.qi.iter().enumerate() {
-        let Some((_, b)) = job.builtins.iter().find(|(col, _)| col == c) else {
+    for (j, c) in rules.qi.iter().enumerate() {
+        let Some((_, b)) = rules.builtins.iter().find(|(col, _)| col == c) else {
             continue;
         };
         let mut verdict: FxHashMap<&str, Option<String>> = FxHashMap::default();
@@ -513,14 +755,14 @@ fn quarantine_unplaceable(
         return Ok(Vec::new());
     }
     bad.sort_by_key(|b| b.0);
-    if job.quarantine.is_none() {
+    if !leave_out {
         let rows: std::collections::BTreeSet<usize> = bad.iter().map(|b| b.0).collect();
         let first = &bad[0];
         return Err(Error::Input(format!(
             "{}: line {}, column {}: {} ({} row(s) in all have a value their built-in \
-             hierarchy cannot place); correct them, or pass --quarantine FILE to leave them \
-             out of the release and list them there",
-            job.input.display(),
+             hierarchy cannot place); correct them, or leave them out of the release and \
+             list them (--quarantine FILE; quarantine=True in Python)",
+            source,
             lines[first.0],
             first.1,
             first.2,
@@ -549,10 +791,7 @@ fn quarantine_unplaceable(
 }
 
 /// Writes the quarantine list (line, column, reason; never a value), after the release.
-fn write_quarantine(job: &TableJob, listed: &[(usize, String, String)]) -> Result<()> {
-    let Some(path) = &job.quarantine else {
-        return Ok(());
-    };
+fn write_quarantine(path: &Path, listed: &[(usize, String, String)]) -> Result<()> {
     write_atomic(path, |w| {
         let mut wtr = csv::Writer::from_writer(w);
         wtr.write_record(["line", "column", "reason"])?;

@@ -819,40 +819,54 @@ pub(crate) fn open_parquet(path: &Path) -> Result<polars::prelude::DataFrame> {
 }
 
 fn read_parquet(path: &Path) -> Result<RawTable> {
-    use polars::prelude::*;
-    let bad = |reason: String| Error::BadFile {
-        path: path.to_path_buf(),
-        reason,
-    };
     let df = open_parquet(path)?;
-    let header_raw: Vec<String> = df
-        .get_column_names()
-        .iter()
-        .map(|n| n.as_str().trim().to_string())
-        .collect();
-    let mut text_columns = Vec::with_capacity(df.width());
-    for c in df.get_columns() {
-        let s = c
-            .as_materialized_series()
-            .cast(&DataType::String)
-            .map_err(|e| bad(format!("column {}: {e}", c.name())))?;
-        text_columns.push(s);
+    RawTable::from_dataframe(path, &df, Format::Parquet)
+}
+
+impl RawTable {
+    /// A typed frame's text records, as a Parquet file of it is read: every cell as
+    /// polars casts it to text, a missing one empty. The Python package reads an Arrow
+    /// table through it, so that a frame and its Parquet file give the same records.
+    /// `path` names the source in messages.
+    pub fn from_dataframe(
+        path: &Path,
+        df: &polars::prelude::DataFrame,
+        format: Format,
+    ) -> Result<RawTable> {
+        use polars::prelude::*;
+        let bad = |reason: String| Error::BadFile {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let header_raw: Vec<String> = df
+            .get_column_names()
+            .iter()
+            .map(|n| n.as_str().trim().to_string())
+            .collect();
+        let mut text_columns = Vec::with_capacity(df.width());
+        for c in df.get_columns() {
+            let s = c
+                .as_materialized_series()
+                .cast(&DataType::String)
+                .map_err(|e| bad(format!("column {}: {e}", c.name())))?;
+            text_columns.push(s);
+        }
+        let cols: Vec<&StringChunked> = text_columns
+            .iter()
+            .map(|s| s.str())
+            .collect::<PolarsResult<_>>()
+            .map_err(|e| bad(e.to_string()))?;
+        let rows = (0..df.height())
+            .map(|i| {
+                let fields: Vec<&str> = cols.iter().map(|c| c.get(i).unwrap_or("")).collect();
+                RawRow {
+                    row: i + 2,
+                    fields: Ok(csv::StringRecord::from(fields)),
+                }
+            })
+            .collect();
+        Ok(RawTable::decoded(path, header_raw, rows, format))
     }
-    let cols: Vec<&StringChunked> = text_columns
-        .iter()
-        .map(|s| s.str())
-        .collect::<PolarsResult<_>>()
-        .map_err(|e| bad(e.to_string()))?;
-    let rows = (0..df.height())
-        .map(|i| {
-            let fields: Vec<&str> = cols.iter().map(|c| c.get(i).unwrap_or("")).collect();
-            RawRow {
-                row: i + 2,
-                fields: Ok(csv::StringRecord::from(fields)),
-            }
-        })
-        .collect();
-    Ok(RawTable::decoded(path, header_raw, rows, Format::Parquet))
 }
 
 #[cfg(test)]

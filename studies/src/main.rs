@@ -20,7 +20,7 @@ use rayon::prelude::*;
 mod cluster;
 mod evaluate;
 mod forecast;
-mod study;
+use occupa_studies::study;
 
 // Ingestion allocates millions of small strings across threads; mimalloc halves the time
 // glibc's allocator spends there (benches/RESULTS.md).
@@ -160,72 +160,33 @@ struct AnonymiseTableArgs {
 }
 
 fn anonymise_table(a: AnonymiseTableArgs) -> Result<()> {
-    use occupa_anonymiser::csvtable::{TableJob, anonymise_csv};
-    use occupa_anonymiser::metric::{GsFactor, Metric};
-    use occupa_anonymiser::privacy::{LDiversity, PrivacyModel};
-    use occupa_anonymiser::risk::RiskPolicy;
-    use occupa_anonymiser::search::Anonymisation;
-
-    let mut privacy = PrivacyModel::k_anonymity(a.k)?;
-    if let Some(l) = a.l {
-        let whole = || -> Result<usize> {
-            if l.fract() != 0.0 || l < 1.0 {
-                bail!("--l {l}: the {} variant needs a whole number", a.l_variant);
-            }
-            Ok(l as usize)
-        };
-        let variant = match a.l_variant.as_str() {
-            "distinct" => LDiversity::Distinct { l: whole()? },
-            "entropy" => LDiversity::Entropy { l },
-            "recursive" => LDiversity::Recursive {
-                c: a.c
-                    .ok_or_else(|| anyhow!("--l-variant recursive needs --c"))?,
-                l: whole()?,
-            },
-            other => bail!("--l-variant {other:?}: use distinct, entropy or recursive"),
-        };
-        privacy = privacy.with_l_diversity(variant)?;
-    }
-    if let Some(t) = a.t {
-        privacy = privacy.with_t_closeness(t)?;
-    }
-    let spec = Anonymisation::new(privacy)
-        .max_suppression(a.max_suppression)?
-        .metric(a.metric.parse::<Metric>()?)
-        .gs_factor(GsFactor::new(a.gs_factor)?);
-    let mut policy = RiskPolicy::for_k(a.k);
-    if let Some(r) = a.max_risk {
-        policy.max_highest = r;
-        policy.max_average = policy.max_average.min(r);
-    }
-    if let Some(t) = a.risk_threshold {
-        policy.threshold = t;
-        policy.max_share_above = 1.0;
-    }
+    use occupa_anonymiser::csvtable::{TableJob, TableRequest, anonymise_csv};
+    let request = TableRequest {
+        qi: a.qi,
+        sensitive: a.sensitive,
+        k: a.k,
+        l: a.l,
+        l_variant: a.l_variant,
+        c: a.c,
+        t: a.t,
+        hierarchies: a.hierarchies,
+        builtin: a.builtin,
+        max_suppression: a.max_suppression,
+        metric: a.metric,
+        gs_factor: a.gs_factor,
+        drop: a.drop,
+        local_suppression: a.local_suppression,
+        max_risk: a.max_risk,
+        risk_threshold: a.risk_threshold,
+        keep: a.keep,
+    };
     let job = TableJob {
         input: a.input,
         sheet: a.sheet,
-        qi: a.qi,
-        sensitive: a.sensitive,
-        hierarchies: a.hierarchies,
-        builtins: a
-            .builtin
-            .iter()
-            .map(|s| {
-                let (col, kind) = s
-                    .split_once('=')
-                    .ok_or_else(|| anyhow!("--builtin {s:?}: write COL=KIND"))?;
-                Ok((col.trim().to_string(), kind.trim().parse()?))
-            })
-            .collect::<Result<_>>()?,
-        drop: a.drop,
-        spec,
-        local_suppression: a.local_suppression,
-        policy,
+        rules: request.rules()?,
         out: a.out,
         report: a.report,
         quarantine: a.quarantine,
-        keep: Some(a.keep),
     };
     let r = anonymise_csv(&job)?;
     println!(
@@ -1575,7 +1536,7 @@ fn main() {
         Command::Evaluate(a) => evaluate::run(*a),
         Command::Cluster(a) => cluster::run(*a),
         Command::Forecast(a) => forecast::run(*a),
-        Command::Study(c) => study::run(c),
+        Command::Study(c) => study::run(c).map_err(Into::into),
         Command::Anonymise { data, policy, out } => (|| {
             use occupa_anonymiser::release::{Policy, research_release};
             let policy = Policy::from_file(&policy)?;

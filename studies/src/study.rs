@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::{Error, Result};
 use clap::{Args, Subcommand};
 use occupa_engine::analysis::{
     AnalysisCounts, AnalysisSpec, AnalysisTable, CohortSpec, ExposureSpec, OutcomeSpec,
@@ -21,6 +21,36 @@ use occupa_engine::forecast::runner::ForecastRequest;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// Returns a refusal with a formatted message.
+macro_rules! refuse {
+    ($($arg:tt)*) => {
+        return Err(Error::Refused(format!($($arg)*)))
+    };
+}
+
+/// A refusal with a formatted message.
+macro_rules! refusal {
+    ($($arg:tt)*) => {
+        Error::Refused(format!($($arg)*))
+    };
+}
+
+/// File errors named by what was being done and where.
+trait IoContext<T> {
+    fn at(self, action: &'static str, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, action: &'static str, path: &Path) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// `occupa study`'s subcommands.
 #[derive(Subcommand)]
 pub enum StudyCommand {
     /// Run a study file on a research release.
@@ -33,29 +63,30 @@ pub enum StudyCommand {
     },
 }
 
+/// One study run: the spec, the data, where the results go, and who runs it.
 #[derive(Args)]
 pub struct RunArgs {
     /// The study file (TOML).
-    spec: PathBuf,
+    pub spec: PathBuf,
     /// The research release folder (written by `occupa anonymise`).
     #[arg(long)]
-    data: PathBuf,
+    pub data: PathBuf,
     /// A new folder for the results.
     #[arg(long)]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Who runs it, for the audit trail (default: the OS user).
     #[arg(long = "as")]
-    who: Option<String>,
+    pub who: Option<String>,
     /// The authority the caller works for: a study on a store reads this tenant only, and
     /// only a spec naming this tenant runs.
     #[arg(long)]
-    tenant: Option<String>,
+    pub tenant: Option<String>,
     /// Language of the study report: it or en.
     #[arg(long, default_value = "it")]
-    lang: String,
+    pub lang: String,
     /// Print nothing on success (the demo lists what it wrote instead).
     #[arg(skip)]
-    quiet: bool,
+    pub quiet: bool,
 }
 
 /// The example studies (`studies/examples/`), run by `occupa demo`: (file stem, text).
@@ -91,19 +122,18 @@ pub const EXAMPLES: [(&str, &str); 6] = [
 /// Returns each study's folder and a one-line summary.
 pub fn run_examples(store: &Path, release: &Path, out: &Path) -> Result<Vec<(PathBuf, String)>> {
     let specs = out.join("specs");
-    std::fs::create_dir_all(&specs).with_context(|| format!("creating {}", specs.display()))?;
+    std::fs::create_dir_all(&specs).at("creating", &specs)?;
     let mut done = Vec::new();
     for (stem, text) in EXAMPLES {
         let spec = specs.join(format!("{stem}.toml"));
         write(&spec, text.as_bytes())?;
         let dir = out.join(stem);
         if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("replacing {}", dir.display()))?;
+            std::fs::remove_dir_all(&dir).at("replacing", &dir)?;
         }
         let on_release = toml::from_str::<StudySpec>(text)
             .map(|s| s.data.source == "release")
-            .with_context(|| format!("the example {stem}"))?;
+            .map_err(|e| refusal!("the example {stem}: {e}"))?;
         let args = RunArgs {
             spec,
             data: if on_release {
@@ -122,7 +152,7 @@ pub fn run_examples(store: &Path, release: &Path, out: &Path) -> Result<Vec<(Pat
         let line = match run_study(&args) {
             Ok(()) => {
                 let results: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(dir.join("results.json"))?)?;
+                    serde_json::from_slice(&read(&dir.join("results.json"))?)?;
                 summary_line(&results)
             }
             Err(e) => format!("not run: {e}"),
@@ -255,6 +285,7 @@ pub struct ForecastStudy {
     pub request: ForecastRequest,
 }
 
+/// Runs `occupa study run` or `occupa study log`.
 pub fn run(cmd: StudyCommand) -> Result<()> {
     match cmd {
         StudyCommand::Run(a) => run_study(&a),
@@ -262,10 +293,10 @@ pub fn run(cmd: StudyCommand) -> Result<()> {
     }
 }
 
-fn run_study(a: &RunArgs) -> Result<()> {
+/// Runs one study and audits it (refusals too). The results are in `a.out`.
+pub fn run_study(a: &RunArgs) -> Result<()> {
     let started = std::time::Instant::now();
-    let spec_bytes =
-        std::fs::read(&a.spec).with_context(|| format!("reading {}", a.spec.display()))?;
+    let spec_bytes = std::fs::read(&a.spec).at("reading", &a.spec)?;
     let spec_hash = sha256(&spec_bytes);
     let who = a
         .who
@@ -318,17 +349,17 @@ fn prepare_and_run(
     started: std::time::Instant,
 ) -> Result<()> {
     let text = std::str::from_utf8(spec_bytes)
-        .map_err(|_| anyhow!("{}: not UTF-8 text", a.spec.display()))?;
+        .map_err(|_| refusal!("{}: not UTF-8 text", a.spec.display()))?;
     // toml's messages give the line, the column and the field.
     let spec: StudySpec = toml::from_str(text)
-        .map_err(|e| anyhow!("{}: {}", a.spec.display(), one_line(&e.to_string())))?;
+        .map_err(|e| refusal!("{}: {}", a.spec.display(), one_line(&e.to_string())))?;
     if spec.id.is_empty()
         || !spec
             .id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
-        bail!(
+        refuse!(
             "{}: id {:?}: use letters, digits, - and _",
             a.spec.display(),
             spec.id
@@ -341,14 +372,14 @@ fn prepare_and_run(
         spec.descriptive.is_some(),
     ];
     if designs.iter().filter(|&&d| d).count() != 1 {
-        bail!(
+        refuse!(
             "{}: give exactly one design: [evaluation], [clustering], [forecast] or \
              [descriptive]",
             a.spec.display()
         );
     }
     if spec.min_count < 3 {
-        bail!(
+        refuse!(
             "{}: min_count {}: publish no group of fewer than 3 persons",
             a.spec.display(),
             spec.min_count
@@ -363,16 +394,16 @@ fn prepare_and_run(
             .map(|mut d| d.next().is_some())
             .unwrap_or(true)
     {
-        bail!(
+        refuse!(
             "{} exists and is not empty: give a new folder",
             a.out.display()
         );
     }
-    let check = |e: occupa_engine::Error| anyhow!("{}: {e}", a.spec.display());
+    let check = |e: occupa_engine::Error| refusal!("{}: {e}", a.spec.display());
     if spec.forecast.is_some()
         && (spec.exposure.is_some() || spec.outcomes.is_some() || spec.profiles.is_some())
     {
-        bail!(
+        refuse!(
             "{}: a forecast request takes no [exposure], [outcomes] or [profiles]",
             a.spec.display()
         );
@@ -383,7 +414,7 @@ fn prepare_and_run(
             .as_ref()
             .is_some_and(|o| o.reference != Default::default())
     {
-        bail!(
+        refuse!(
             "{}: outcomes.reference = \"window_end\" needs an [exposure]",
             a.spec.display()
         );
@@ -409,11 +440,11 @@ fn prepare_and_run(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    std::fs::create_dir_all(parent).at("creating", parent)?;
     let tmp = tempfile::Builder::new()
         .prefix(".study-")
         .tempdir_in(parent)
-        .with_context(|| format!("creating a folder in {}", parent.display()))?;
+        .at("creating a folder in", parent)?;
     let compute = std::time::Instant::now();
     // The analysis table of the persons (evaluation, clustering, descriptive).
     let analysis_seconds = std::cell::Cell::new(0.0);
@@ -435,7 +466,7 @@ fn prepare_and_run(
                     || spec.cohort.intake_from.is_some()
                     || spec.cohort.intake_to.is_some()
                 {
-                    bail!(
+                    refuse!(
                         "{}: data.table {file:?} is read as it is: [exposure], [outcomes], \
                          [profiles] and an intake window need the release's persons (leave \
                          data.table out)",
@@ -509,7 +540,7 @@ fn prepare_and_run(
         let built = persons_table(&source)?;
         let report = cluster_table(&built.table, &valid).map_err(check)?;
         if let Some(p) = report.profiles.iter().find(|p| (p.size as u64) < min) {
-            bail!(
+            refuse!(
                 "cluster {} has fewer than {min} persons: it cannot be published; ask for \
                      fewer clusters or a larger cohort (nothing written)",
                 p.cluster
@@ -563,7 +594,7 @@ fn prepare_and_run(
             }
             Source::Release { dir, table } => {
                 let Some(file) = table else {
-                    bail!(
+                    refuse!(
                         "{}: a forecast on a release reads a series file: name it in \
                              data.table",
                         a.spec.display()
@@ -596,7 +627,7 @@ fn prepare_and_run(
         (flatten("forecast", v), Vec::new())
     } else if let Some(d) = &spec.descriptive {
         if d.tables.is_empty() || d.tables.iter().any(|t| t.is_empty() || t.len() > 2) {
-            bail!(
+            refuse!(
                 "{}: [descriptive] tables: give each table one or two columns",
                 a.spec.display()
             );
@@ -611,7 +642,7 @@ fn prepare_and_run(
         let (summary, files) = descriptive_files(&d.tables, &layouts, draft, protection, min);
         (flatten("descriptive", summary), files)
     } else {
-        bail!("{}: give exactly one design", a.spec.display());
+        refuse!("{}: give exactly one design", a.spec.display());
     };
     let mut inputs = source.inputs()?;
     let compute_s = compute.elapsed().as_secs_f64();
@@ -629,14 +660,14 @@ fn prepare_and_run(
     write(&tmp.path().join("results.json"), results_text.as_bytes())?;
     let report_started = std::time::Instant::now();
     let lang = occupa_reports::Lang::parse(&a.lang)
-        .ok_or_else(|| anyhow!("--lang {:?}: it or en", a.lang))?;
+        .ok_or_else(|| refusal!("--lang {:?}: it or en", a.lang))?;
     let report = study_report(&spec, &results, spec_hash, tmp.path(), lang, chart)?;
     write(&tmp.path().join("report.html"), report.html().as_bytes())?;
     write(&tmp.path().join("report.pdf"), &report.pdf()?)?;
     let report_s = report_started.elapsed().as_secs_f64();
     let mut files = BTreeMap::new();
     for i in &inputs {
-        let bytes = std::fs::read(i).with_context(|| format!("reading {}", i.display()))?;
+        let bytes = std::fs::read(i).at("reading", i)?;
         let name = i
             .strip_prefix(&a.data)
             .unwrap_or(i)
@@ -674,10 +705,10 @@ fn prepare_and_run(
         (serde_json::to_string_pretty(&manifest)? + "\n").as_bytes(),
     )?;
     if a.out.exists() {
-        std::fs::remove_dir(&a.out).with_context(|| format!("replacing {}", a.out.display()))?;
+        std::fs::remove_dir(&a.out).at("replacing", &a.out)?;
     }
     let kept = tmp.keep();
-    std::fs::rename(&kept, &a.out).with_context(|| format!("writing {}", a.out.display()))?;
+    std::fs::rename(&kept, &a.out).at("writing", &a.out)?;
     if !a.quiet {
         println!("{}", results_text.trim_end());
     }
@@ -730,13 +761,13 @@ fn access(a: &RunArgs, spec: &StudySpec) -> Result<Source> {
     match spec.data.source.as_str() {
         "release" => {
             if spec.data.tenant.is_some() {
-                bail!(
+                refuse!(
                     "{}: data.tenant goes with source = \"store\"; a release has no tenants",
                     a.spec.display()
                 );
             }
             if is_store {
-                bail!(
+                refuse!(
                     "{} is a store (identifiable, pooled data): a study reads a research \
                      release; make one with occupa anonymise --data {} --policy POLICY.toml \
                      --out DIR",
@@ -745,7 +776,7 @@ fn access(a: &RunArgs, spec: &StudySpec) -> Result<Source> {
                 );
             }
             if !a.data.join("risk-report.json").is_file() {
-                bail!(
+                refuse!(
                     "{} is not a research release (no risk-report.json): make one with occupa \
                      anonymise",
                     a.data.display()
@@ -753,16 +784,16 @@ fn access(a: &RunArgs, spec: &StudySpec) -> Result<Source> {
             }
             if let Some(t) = &spec.data.table {
                 if t.contains(['/', '\\']) || t.starts_with('.') {
-                    bail!(
+                    refuse!(
                         "{}: data.table {t:?}: name a file of the release",
                         a.spec.display()
                     );
                 }
                 if !a.data.join(t).is_file() {
-                    bail!("{}: the release has no {t}", a.data.display());
+                    refuse!("{}: the release has no {t}", a.data.display());
                 }
             } else if !a.data.join("persons.csv").is_file() {
-                bail!("{}: the release has no persons.csv", a.data.display());
+                refuse!("{}: the release has no persons.csv", a.data.display());
             }
             Ok(Source::Release {
                 dir: a.data.clone(),
@@ -771,33 +802,33 @@ fn access(a: &RunArgs, spec: &StudySpec) -> Result<Source> {
         }
         "store" => {
             let Some(named) = &spec.data.tenant else {
-                bail!(
+                refuse!(
                     "{}: source = \"store\" reads one tenant's data: name it in data.tenant \
                      (pooled data leaves the store only through occupa anonymise)",
                     a.spec.display()
                 );
             };
             let Some(caller) = &a.tenant else {
-                bail!(
+                refuse!(
                     "a study on a store runs for the authority that owns the data: give \
                      --tenant (yours)"
                 );
             };
             if named != caller {
-                bail!(
+                refuse!(
                     "{}: the spec reads the store of {named}, but you run it for {caller}: a \
                      tenant's staff read only their own data; for pooled data use a release",
                     a.spec.display()
                 );
             }
             if spec.data.table.is_some() {
-                bail!(
+                refuse!(
                     "{}: data.table is a file of a release, not of a store",
                     a.spec.display()
                 );
             }
             if !is_store {
-                bail!(
+                refuse!(
                     "{} is not a store (no store.json): source = \"store\" needs the folder \
                      occupa ingest writes",
                     a.data.display()
@@ -806,11 +837,11 @@ fn access(a: &RunArgs, spec: &StudySpec) -> Result<Source> {
             let store = occupa_engine::store::Store::open(&a.data)?;
             let tenant = occupa_engine::store::TenantId::new(named)?;
             if !store.tenants()?.contains(&tenant) {
-                bail!("the store {} has no tenant {named}", a.data.display());
+                refuse!("the store {} has no tenant {named}", a.data.display());
             }
             Ok(Source::Store { store, tenant })
         }
-        other => bail!(
+        other => refuse!(
             "{}: data.source {other:?}: \"release\" (pooled, anonymised) or \"store\" (one \
              tenant's own data)",
             a.spec.display()
@@ -955,7 +986,7 @@ impl Guard {
         self.add_differences();
         let p = occupa_anonymiser::publication::protect(&self.draft, &self.prior, self.rule)?;
         if !p.audit.all_protected {
-            bail!(
+            refuse!(
                 "the interval audit could not protect every small count against the {} earlier \
                  publications of this store (nothing written): raise min_count, or drop a \
                  filter that differs from an earlier study's by a few persons",
@@ -975,7 +1006,7 @@ impl Guard {
     )> {
         match &self.protection {
             Some(p) => Ok((&self.draft, p)),
-            None => bail!("internal: the study's counts were not protected"),
+            None => refuse!("internal: the study's counts were not protected"),
         }
     }
 
@@ -1388,7 +1419,7 @@ fn protect_evaluation(
             .any(|k| r[*k].as_u64().is_some_and(|n| n < min))
     };
     if small(v) {
-        bail!(
+        refuse!(
             "the comparison has fewer than {min} treated or controls: its results cannot be \
              published (nothing written)"
         );
@@ -1748,7 +1779,8 @@ fn study_report(
         _ => {}
     }
     // Tables written beside the results (forecasts, protected counts), as they are.
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .at("reading", dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "csv"))
         .collect();
@@ -1817,8 +1849,12 @@ fn scrub_timings(v: &mut serde_json::Value) {
     }
 }
 
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).at("reading", path)
+}
+
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, bytes).at("writing", path)
 }
 
 fn sha256(bytes: &[u8]) -> String {
@@ -1844,11 +1880,11 @@ fn log(data: &Path) -> Result<()> {
             println!("no study has been run on {}", data.display());
             return Ok(());
         }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        Err(e) => return Err(e).at("reading", &path),
     };
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: serde_json::Value = serde_json::from_str(line)
-            .with_context(|| format!("{}: a bad line", path.display()))?;
+            .map_err(|e| refusal!("{}: a bad line: {e}", path.display()))?;
         // The store's log holds its other commands too; only the studies are listed.
         if v["command"] != "study run" {
             continue;

@@ -285,7 +285,7 @@ fn table_protection_against_tau_argus_optimal_suppression() {
 /// k and l asked for.
 #[test]
 fn releases_verified_by_pycanon_are_reproduced_byte_for_byte() {
-    use occupa_anonymiser::csvtable::{TableJob, anonymise_csv};
+    use occupa_anonymiser::csvtable::{TableJob, TableRules, anonymise_csv};
     use occupa_anonymiser::privacy::LDiversity;
     use occupa_anonymiser::risk::RiskPolicy;
     use sha2::{Digest, Sha256};
@@ -316,17 +316,19 @@ fn releases_verified_by_pycanon_are_reproduced_byte_for_byte() {
         let job = TableJob {
             input: dir.join("adult/adult.csv"),
             sheet: None,
-            qi: strs(&case["qi"]),
-            sensitive: case["sensitive"].as_str().map(str::to_string),
-            hierarchies: Some(dir.join("adult/hierarchies")),
-            builtins: Vec::new(),
-            drop: Vec::new(),
-            spec,
-            local_suppression: false,
-            policy: RiskPolicy::for_k(k),
+            rules: TableRules {
+                qi: strs(&case["qi"]),
+                sensitive: case["sensitive"].as_str().map(str::to_string),
+                hierarchies: Some(dir.join("adult/hierarchies")),
+                builtins: Vec::new(),
+                drop: Vec::new(),
+                spec,
+                local_suppression: false,
+                policy: RiskPolicy::for_k(k),
+                keep: None,
+            },
             out: tmp.path().join("release.csv"),
             quarantine: None,
-            keep: None,
             report: tmp.path().join("risk-report.json"),
         };
         anonymise_csv(&job).unwrap();
@@ -391,7 +393,7 @@ pub(crate) fn pycanon_verdict(
 #[test]
 fn every_anonymise_table_release_passes_pycanon() {
     use occupa_anonymiser::builtin::Builtin;
-    use occupa_anonymiser::csvtable::{TableJob, anonymise_csv};
+    use occupa_anonymiser::csvtable::{TableJob, TableRules, anonymise_csv};
     use occupa_anonymiser::privacy::LDiversity;
     use occupa_anonymiser::risk::RiskPolicy;
     let Some(python) = pycanon_python() else {
@@ -515,30 +517,32 @@ fn every_anonymise_table_release_passes_pycanon() {
         let job = TableJob {
             input: c.input.clone(),
             sheet: None,
-            qi: c.qi.clone(),
-            sensitive: c.sensitive.clone(),
-            hierarchies: c.adult.then(|| dir.join("adult/hierarchies")),
-            builtins: if c.adult {
-                Vec::new()
-            } else {
-                builtins.clone()
+            rules: TableRules {
+                qi: c.qi.clone(),
+                sensitive: c.sensitive.clone(),
+                hierarchies: c.adult.then(|| dir.join("adult/hierarchies")),
+                builtins: if c.adult {
+                    Vec::new()
+                } else {
+                    builtins.clone()
+                },
+                drop: if c.adult {
+                    Vec::new()
+                } else {
+                    ["codice_fiscale", "cognome", "nome"]
+                        .map(String::from)
+                        .to_vec()
+                },
+                spec: Anonymisation::new(privacy)
+                    .max_suppression(0.05)
+                    .unwrap()
+                    .metric(c.metric.parse().unwrap()),
+                local_suppression: c.local,
+                policy: RiskPolicy::for_k(c.k),
+                keep: None,
             },
-            drop: if c.adult {
-                Vec::new()
-            } else {
-                ["codice_fiscale", "cognome", "nome"]
-                    .map(String::from)
-                    .to_vec()
-            },
-            spec: Anonymisation::new(privacy)
-                .max_suppression(0.05)
-                .unwrap()
-                .metric(c.metric.parse().unwrap()),
-            local_suppression: c.local,
-            policy: RiskPolicy::for_k(c.k),
             out: tmp.path().join(format!("release{i}.csv")),
             quarantine: None,
-            keep: None,
             report: tmp.path().join(format!("report{i}.json")),
         };
         anonymise_csv(&job).unwrap();

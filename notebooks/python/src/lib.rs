@@ -14,10 +14,13 @@
 //! and reading it, as the Arrow C stream interface requires of a consumer.
 #![allow(unsafe_code)]
 
+use occupa_anonymiser::csvtable::{TableRequest, anonymise_records};
 use occupa_engine::causal::runner::EvaluationSpec;
 use occupa_engine::cluster::run::{ClusteringSpec, cluster_table};
 use occupa_engine::columns::Table;
 use occupa_engine::forecast::runner::ForecastRequest;
+use occupa_engine::read::{Format, RawTable};
+use occupa_studies::study::{RunArgs, run_study};
 use polars::prelude::{Column, DataFrame, Series};
 use polars_arrow::array::{Array, StructArray};
 use polars_arrow::datatypes::{ArrowDataType, Field};
@@ -88,10 +91,11 @@ fn import_stream(table: &Bound<'_, PyAny>) -> PyResult<Imported> {
     Ok(Imported { fields, chunks })
 }
 
-/// The imported columns `wanted` (all when empty) as the engine's table, read as a Parquet
-/// file of them would be. Every column enters the frame (without a copy): the engine
-/// matches the wanted names as it does a file's header (case and accents aside).
-fn to_table(imported: Imported, wanted: &[String]) -> occupa_engine::Result<Table> {
+/// The name errors and reports give a table passed from Python.
+const SOURCE: &str = "the table passed from Python";
+
+/// The imported columns as a polars frame, without a copy.
+fn to_dataframe(imported: Imported) -> occupa_engine::Result<DataFrame> {
     let mut columns = Vec::new();
     for (f, chunks) in imported.fields.iter().zip(imported.chunks) {
         let s = if chunks.is_empty() {
@@ -107,12 +111,19 @@ fn to_table(imported: Imported, wanted: &[String]) -> occupa_engine::Result<Tabl
         };
         columns.push(Column::from(s));
     }
-    let df = DataFrame::new(columns).map_err(|e| occupa_engine::Error::Param {
+    DataFrame::new(columns).map_err(|e| occupa_engine::Error::Param {
         name: "table",
         reason: e.to_string(),
-    })?;
+    })
+}
+
+/// The imported columns `wanted` (all when empty) as the engine's table, read as a Parquet
+/// file of them would be. Every column enters the frame (without a copy): the engine
+/// matches the wanted names as it does a file's header (case and accents aside).
+fn to_table(imported: Imported, wanted: &[String]) -> occupa_engine::Result<Table> {
+    let df = to_dataframe(imported)?;
     let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
-    Table::from_dataframe("the table passed from Python", &df, &names)
+    Table::from_dataframe(SOURCE, &df, &names)
 }
 
 fn json<T: serde::Serialize>(v: &T) -> occupa_engine::Result<String> {
@@ -188,6 +199,74 @@ fn forecast(py: Python<'_>, table: &Bound<'_, PyAny>, spec_json: &str) -> PyResu
     .map_err(err)
 }
 
+/// What `anonymise_table` gives back: the risk report (JSON), the released columns' names,
+/// the generalised quasi-identifiers by column, the 0-based row of each released record,
+/// and the rows left out (line = row + 2, column, reason).
+type Anonymised = (
+    String,
+    Vec<String>,
+    Vec<(String, Vec<String>)>,
+    Vec<usize>,
+    Vec<(usize, String, String)>,
+);
+
+/// `occupa anonymise-table` on a table: `spec_json` holds the command line's options by
+/// name. The records are the ones a Parquet file of the table gives; nothing is written.
+#[pyfunction]
+fn anonymise_table(
+    py: Python<'_>,
+    table: &Bound<'_, PyAny>,
+    spec_json: &str,
+    quarantine: bool,
+) -> PyResult<Anonymised> {
+    let request = spec::<TableRequest>(spec_json, "the anonymisation")?;
+    let rules = request.rules().map_err(err)?;
+    let imported = import_stream(table)?;
+    py.detach(move || -> Result<Anonymised, String> {
+        let df = to_dataframe(imported).map_err(|e| e.to_string())?;
+        let raw = RawTable::from_dataframe(std::path::Path::new(SOURCE), &df, Format::Arrow)
+            .map_err(|e| e.to_string())?;
+        drop(df);
+        let released = anonymise_records(&rules, raw, quarantine).map_err(|e| e.to_string())?;
+        let report = serde_json::to_string(&released.report).map_err(|e| e.to_string())?;
+        let header = released.header().into_iter().map(String::from).collect();
+        let generalised = released
+            .generalised()
+            .into_iter()
+            .map(|(c, v)| (c.to_string(), v.into_iter().map(String::from).collect()))
+            .collect();
+        // A frame's row i is read as line i + 2 (the header is line 1).
+        let rows = released.lines().iter().map(|l| l - 2).collect();
+        Ok((report, header, generalised, rows, released.quarantine))
+    })
+    .map_err(err)
+}
+
+/// `occupa study run`: the study file `spec` on `data` (a research release, or the store
+/// of the caller's own `tenant`) into the new folder `out`; audited like the command's.
+#[pyfunction]
+#[pyo3(signature = (spec, data, out, who=None, tenant=None, lang="it"))]
+fn study_run(
+    py: Python<'_>,
+    spec: std::path::PathBuf,
+    data: std::path::PathBuf,
+    out: std::path::PathBuf,
+    who: Option<String>,
+    tenant: Option<String>,
+    lang: &str,
+) -> PyResult<()> {
+    let args = RunArgs {
+        spec,
+        data,
+        out,
+        who,
+        tenant,
+        lang: lang.to_string(),
+        quiet: true,
+    };
+    py.detach(|| run_study(&args)).map_err(err)
+}
+
 /// The engine's version, as `occupa --version` prints it.
 #[pyfunction]
 fn version() -> &'static str {
@@ -196,10 +275,26 @@ fn version() -> &'static str {
 
 #[pymodule]
 fn _occupa(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // The protection's LP solver reports some numerical statuses by a panic that the
+    // anonymiser catches and reads as a failure (it hides more): not for the notebook.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if !message.starts_with(occupa_anonymiser::publication::system::UNKNOWN_STATUS_PANIC) {
+            default_hook(info);
+        }
+    }));
     m.add("OccupaError", m.py().get_type::<OccupaError>())?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(cluster, m)?)?;
     m.add_function(wrap_pyfunction!(forecast, m)?)?;
+    m.add_function(wrap_pyfunction!(anonymise_table, m)?)?;
+    m.add_function(wrap_pyfunction!(study_run, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     Ok(())
 }
