@@ -120,6 +120,9 @@ pub fn run(a: ForecastArgs) -> Result<()> {
     }
     let out = valid.run(&set, &|| pb.inc(1))?;
     pb.finish_and_clear();
+    if let Some(note) = out.summary.get("season_note").and_then(|n| n.as_str()) {
+        eprintln!("note: {note} (--season)");
+    }
     out.write_csv(&a.out, &set, &a.levels, a.horizon)?;
     let mut summary = out.summary;
     summary.insert("out".into(), serde_json::to_value(&a.out)?);

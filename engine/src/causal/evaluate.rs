@@ -613,15 +613,25 @@ fn adjust(sample: &Sample, spec: &EvaluateSpec) -> Result<Adjusted> {
             let lost = m.unmatched_treated + m.unmatched_controls;
             let reason = (lost > 0).then(|| {
                 let mut parts = Vec::new();
+                // With ratio k a unit needs k matches within the caliper, not one.
+                let (control, treated) = if spec.ratio > 1 {
+                    (
+                        format!("{} controls", spec.ratio),
+                        format!("{} treated units", spec.ratio),
+                    )
+                } else {
+                    ("control".to_string(), "treated unit".to_string())
+                };
+                let fewer = if spec.ratio > 1 { "fewer than " } else { "no " };
                 if m.unmatched_treated > 0 {
                     parts.push(format!(
-                        "{} treated units had no control",
+                        "{} treated units had {fewer}{control}",
                         m.unmatched_treated
                     ));
                 }
                 if m.unmatched_controls > 0 {
                     parts.push(format!(
-                        "{} controls had no treated unit",
+                        "{} controls had {fewer}{treated}",
                         m.unmatched_controls
                     ));
                 }

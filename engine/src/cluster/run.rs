@@ -14,7 +14,7 @@ use super::gmm::{Covariance, Gmm};
 use super::items::Items;
 use super::kmeans::{KMeans, standardise};
 use super::kprototypes::KPrototypes;
-use super::lca::{Lca, LcaErrors};
+use super::lca::{FittedLca, Lca, LcaErrors};
 use super::model::SavedModel;
 use super::profiles::{Profile, lca_profiles, numeric_profiles};
 use super::quality::{silhouette, silhouette_with};
@@ -96,7 +96,7 @@ pub struct ClusteringSpec {
     /// Bootstrap samples for stability.
     #[serde(default)]
     pub stability: Option<usize>,
-    /// LCA: standard errors.
+    /// LCA: standard errors (of the chosen k's model only).
     #[serde(default = "yes")]
     pub standard_errors: bool,
     /// The sheet of a workbook input.
@@ -200,7 +200,7 @@ pub struct ClusterSpec {
     pub covariance: Covariance,
     /// Bootstrap samples for stability (none when `None`).
     pub stability: Option<usize>,
-    /// LCA: compute standard errors.
+    /// LCA: compute standard errors (of the chosen k's model only).
     pub standard_errors: bool,
     /// The sheet of a workbook input (name or number from 1; the first by default).
     pub sheet: Option<String>,
@@ -438,8 +438,18 @@ pub fn cluster_table(table: &Table, spec: &ClusterSpec) -> Result<ClusterReport>
         ),
     };
     let fit = fits.swap_remove(best);
+    drop(fits);
     let chosen = selection[best].clone();
     let k = chosen.k;
+    let errors = match (&fit.lca, spec.standard_errors) {
+        (Some(lca), true) => {
+            let t0 = std::time::Instant::now();
+            let errors = lca.standard_errors()?.into();
+            timings.diagnostics += t0.elapsed().as_secs_f64();
+            Some(errors)
+        }
+        _ => None,
+    };
     let stability = match spec.stability {
         Some(b) => Some(stability(&fit.labels, k, b, spec.seed, |rows| {
             refit_predict(&data, spec, k, rows)
@@ -474,7 +484,7 @@ pub fn cluster_table(table: &Table, spec: &ClusterSpec) -> Result<ClusterReport>
                 .unwrap_or_default(),
             _ => data.num_names.clone(),
         },
-        standard_errors: fit.errors,
+        standard_errors: errors,
         stability,
         labels,
         posterior: fit.posterior,
@@ -609,7 +619,9 @@ struct Fit {
     labels: Vec<usize>,
     profiles: Vec<Profile>,
     posterior: Option<Array2<f64>>,
-    errors: Option<LcaSe>,
+    /// The latent class model, kept for its standard errors: they cost n·p² and are
+    /// computed for the chosen k only.
+    lca: Option<Box<FittedLca>>,
     model: SavedModel,
 }
 
@@ -683,7 +695,7 @@ fn fit_method(
                     model: SavedModel::kmeans(&data.num_names, &fit),
                     labels: fit.labels,
                     posterior: None,
-                    errors: None,
+                    lca: None,
                 },
                 fitted,
             ))
@@ -722,7 +734,7 @@ fn fit_method(
                     ),
                     labels: fit.labels,
                     posterior: Some(post),
-                    errors: None,
+                    lca: None,
                 },
                 fitted,
             ))
@@ -739,11 +751,6 @@ fn fit_method(
             for &l in &labels {
                 sizes[l] += 1;
             }
-            let errors = if spec.standard_errors {
-                Some(fit.standard_errors()?.into())
-            } else {
-                None
-            };
             Ok((
                 Candidate {
                     loglik: Some(fit.loglik),
@@ -758,7 +765,7 @@ fn fit_method(
                     model: SavedModel::lca(&fit),
                     labels,
                     posterior: Some(fit.posterior.clone()),
-                    errors,
+                    lca: Some(Box::new(fit)),
                 },
                 fitted,
             ))
@@ -804,7 +811,7 @@ fn fit_method(
                     model: SavedModel::kprototypes(&data.num_names, items, &fit),
                     labels: fit.labels,
                     posterior: None,
-                    errors: None,
+                    lca: None,
                 },
                 fitted,
             ))

@@ -57,6 +57,17 @@ fn yes() -> bool {
     true
 }
 
+/// Why the season is what it is, when it was not given and the periods say nothing of a
+/// calendar: an integer index could be months, and a seasonal series forecast without its
+/// season loses most of what the models can do.
+fn season_note(given: Option<usize>, set: &SeriesSet) -> Option<String> {
+    (given.is_none() && set.format == crate::forecast::input::TimeFormat::Index).then(|| {
+        "the periods are an integer index, which has no calendar: no season was used; give \
+         the season (12 for monthly data, 4 for quarterly) to model one"
+            .to_string()
+    })
+}
+
 /// A forecast request; unknown fields are refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -244,6 +255,9 @@ impl ValidForecast {
     }
 
     /// Forecasts the series; `progress` is called once per series done (flat requests).
+    ///
+    /// Without `season`, the season is the calendar's (12 for months, 4 for quarters); an
+    /// integer period index has none, which the summary's `season_note` says.
     pub fn run(&self, set: &SeriesSet, progress: &(dyn Fn() + Sync)) -> Result<ForecastOutput> {
         let r = &self.request;
         let season = r.season.unwrap_or_else(|| set.natural_season());
@@ -307,6 +321,7 @@ impl ValidForecast {
             "forecast": set.ids.len() - failed.len(),
             "horizon": r.horizon,
             "season": season,
+            "season_note": season_note(r.season, set),
             "model_asked": r.model,
             "models_used": methods,
             "backtest_mase": result.group_mase.iter().map(|(m, v)| (m.name(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
@@ -386,6 +401,7 @@ impl ValidForecast {
             "nodes": h.len(),
             "horizon": r.horizon,
             "season": batch.season,
+            "season_note": season_note(r.season, set),
             "model_asked": r.model,
             "reconciliation": out.method.name(),
             "reconciliation_asked": r.reconcile,
