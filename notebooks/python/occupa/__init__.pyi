@@ -35,3 +35,28 @@ def forecast(
     levels: Iterable[float] = ...,
     **options: Any,
 ) -> Any: ...
+def anonymise_table(
+    table: Any,
+    *,
+    qi: Iterable[str],
+    k: int,
+    sensitive: Optional[str] = ...,
+    builtin: Optional[dict[str, str]] = ...,
+    hierarchies: Optional[str] = ...,
+    drop: Iterable[str] = ...,
+    keep: Iterable[str] = ...,
+    quarantine: bool = ...,
+    **options: Any,
+) -> tuple[Any, dict[str, Any]]: ...
+
+class Release:
+    path: str
+    persons: Any
+    employment: Any
+    services: Any
+    report: dict[str, Any]
+    dictionary: str
+
+def read_release(path: Any, *, backend: str = ...) -> Release: ...
+
+from . import study as study
