@@ -23,9 +23,11 @@ def run(
     """Runs the study ``spec`` (a TOML file's path, or its text) on ``data`` (a research
     release; or a store, for its own staff, with ``tenant=``: the spec must name the same
     tenant) into the new folder ``out``: ``results.json``, one CSV per table, the report
-    (HTML, PDF) and ``manifest.json``, written at once. Every run is audited in the data's
-    log under ``who`` (default: the user), refusals too; a refusal raises
-    :class:`occupa.OccupaError` and writes nothing else. Returns ``results.json`` as a dict.
+    (HTML, PDF) and ``manifest.json``, written at once (and ``spec.toml`` when the spec was
+    given as text, so that the folder says what ran; the manifest holds its hash). Every
+    run is audited in the data's log under ``who`` (default: the user), refusals too; a
+    refusal raises :class:`occupa.OccupaError` and writes nothing else. Returns
+    ``results.json`` as a dict.
     """
     text = str(spec)
     if "\n" in text or not _os.path.exists(text):
@@ -43,6 +45,8 @@ def run(
             _occupa.study_run(path, _os.fspath(data), _os.fspath(out), who, tenant, lang)
         finally:
             _os.unlink(path)
+        with open(_os.path.join(_os.fspath(out), "spec.toml"), "w", encoding="utf-8") as f:
+            f.write(text)
     else:
         _occupa.study_run(text, _os.fspath(data), _os.fspath(out), who, tenant, lang)
     with open(_os.path.join(_os.fspath(out), "results.json"), encoding="utf-8") as f:

@@ -5,6 +5,7 @@ rules and writes the same results."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -207,6 +208,11 @@ def test_a_study_gives_the_command_line_results(demo, tmp_path):
     again = occupa.study.run(spec.read_text(), data=tmp_path / "b", out=tmp_path / "py2")
     again["analysis"].pop("source")
     assert again == want
+    # The folder keeps the text that ran, and the manifest its hash.
+    kept = (tmp_path / "py2" / "spec.toml").read_bytes()
+    manifest = json.loads((tmp_path / "py2" / "manifest.json").read_text())
+    assert kept == spec.read_bytes()
+    assert manifest["spec_sha256"] == hashlib.sha256(kept).hexdigest()
 
 
 @pytest.fixture(scope="module")
