@@ -40,6 +40,7 @@ pub mod indicators;
 pub mod ingest;
 pub mod instruments;
 pub mod linalg;
+pub mod profile;
 pub mod pseudonym;
 pub mod ratings;
 pub mod read;

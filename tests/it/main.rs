@@ -7,6 +7,7 @@ mod cluster;
 mod forecast;
 mod ingest;
 mod pipeline;
+mod profile;
 mod publication;
 mod rdd;
 mod release;
