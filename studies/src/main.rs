@@ -1437,18 +1437,7 @@ fn check_min_count(min_count: u64, allow_below_3: bool) -> Result<()> {
 fn main() {
     // The protection's LP solver reports some numerical statuses by a panic that the
     // anonymiser catches and reads as a failure (it hides more): not for the terminal.
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let message = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or("");
-        if !message.starts_with(occupa_anonymiser::publication::system::UNKNOWN_STATUS_PANIC) {
-            default_hook(info);
-        }
-    }));
+    occupa_anonymiser::publication::system::quiet_caught_solver_panics();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(a) => demo(a),

@@ -498,3 +498,21 @@ fn guarded_solve(lp: &mut lpsolve::Problem) -> lpsolve::SolveStatus {
 /// The message of the `lpsolve` crate's panic on a status it does not know, which
 /// [`guarded_solve`] catches: a binary's panic hook may leave it unprinted.
 pub const UNKNOWN_STATUS_PANIC: &str = "unknown solve status";
+
+/// Installs a panic hook that leaves [`UNKNOWN_STATUS_PANIC`] unprinted (it is caught and
+/// read as a failure) and prints every other panic as before. For the binary and the
+/// Python module, whose users should not see a caught panic.
+pub fn quiet_caught_solver_panics() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if !message.starts_with(UNKNOWN_STATUS_PANIC) {
+            default_hook(info);
+        }
+    }));
+}

@@ -277,18 +277,7 @@ fn version() -> &'static str {
 fn _occupa(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // The protection's LP solver reports some numerical statuses by a panic that the
     // anonymiser catches and reads as a failure (it hides more): not for the notebook.
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let message = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or("");
-        if !message.starts_with(occupa_anonymiser::publication::system::UNKNOWN_STATUS_PANIC) {
-            default_hook(info);
-        }
-    }));
+    occupa_anonymiser::publication::system::quiet_caught_solver_panics();
     m.add("OccupaError", m.py().get_type::<OccupaError>())?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(cluster, m)?)?;
