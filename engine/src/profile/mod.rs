@@ -1,4 +1,8 @@
-//! The employability index (profiling of re-employment): how well a risk score separates
-//! and calibrates on a later period, by the definitions of the reference tools.
+//! The employability index (profiling of re-employment): a binary regression (logit or
+//! probit, with average marginal effects) or a gradient-boosted tree ensemble fitted on
+//! one period's persons and validated on a later one; how well a risk score separates and
+//! calibrates, by the definitions of the reference tools.
 
+pub mod design;
+pub mod glm;
 pub mod metrics;
