@@ -1435,6 +1435,17 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
             "drop_log_odds": DECLINER.drop,
             "note": "the persons this operator takes in charge from `from` on find work with a monthly log-odds lower by `drop_log_odds` than its planted quality (operator_quality_log_odds gives it before)",
         })),
+        "profiling": {
+            "outcome": "employed 12 (or 6) months after taking charge, as the analysis table's employed_12m (employed_6m)",
+            "exact_probability": "truth-persons.csv p12_marginal (p6_marginal): the sum over services of the person's service propensity times the probability of being employed with that service; the realised outcome is one draw from it",
+            "target": "a profiling logit's coefficients recover the maximum of the expected log-likelihood under these exact probabilities, on the same persons and covariates (the model is an approximation: the truth is a monthly hazard, not a logit)",
+            "monthly_hazard_log_odds": {
+                "intercept": -2.4, "class": [0.6, -0.2, -0.4, -1.0], "education_per_level_from_3": 0.08,
+                "age_per_year_from_40": -0.02, "disability": -0.4, "sex": 0.0, "citizenship": 0.0,
+                "inclusion_path": INCLUSION_EFFECT, "operator_quality": "operator_quality_log_odds",
+            },
+            "permanent_contract_share_by_class": [0.35, 0.2, 0.2, 0.15],
+        },
         "demand": demand,
         "dirty": {"rate": cfg.dirty_rate, "by_tenant": dirty, "expected_quarantined": expected_q},
     });
@@ -1485,6 +1496,8 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
         "p12_a4",
         "p12_a5",
         "p12_a6",
+        "p6_marginal",
+        "p12_marginal",
         "months_observed",
         "age",
         "low_education",
@@ -1514,6 +1527,16 @@ pub fn simulate(cfg: &SimConfig, instruments: &Instruments, out: &Path) -> Resul
                 .chain(&p.p_employed_12)
                 .map(|x| format!("{x:.6}")),
         );
+        // What a profiling model estimates: employment whatever service follows.
+        for probs in [&p.p_employed_6, &p.p_employed_12] {
+            let m: f64 = p
+                .propensity
+                .iter()
+                .zip(probs.iter())
+                .map(|(a, b)| a * b)
+                .sum();
+            rec.push(format!("{m:.9}"));
+        }
         rec.push(p.months_observed.to_string());
         rec.extend(p.observed.iter().map(|v| v.to_string()));
         rec.extend(p.employed.iter().map(|&e| u8::from(e).to_string()));

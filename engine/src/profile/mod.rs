@@ -4,5 +4,8 @@
 //! calibrates, by the definitions of the reference tools.
 
 pub mod design;
+pub mod ensemble;
 pub mod glm;
 pub mod metrics;
+pub mod model;
+pub mod rules;
