@@ -357,6 +357,27 @@ fn text_col(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
         .collect())
 }
 
+/// The pseudonym and intake day of each row of an analysis table built from `scope`
+/// (what a tenant's own scores are keyed by; never a tax code).
+pub fn persons_of(
+    scope: &TenantScope,
+    built: &AnalysisTable,
+) -> Result<Vec<(String, Option<NaiveDate>)>> {
+    let persons = scope.read(StoreTable::Persons)?;
+    let ids = text_col(&persons, "person_id")?;
+    let days = day_col(&persons, "intake_date")?;
+    Ok(built
+        .source_rows
+        .iter()
+        .map(|&r| {
+            (
+                ids.get(r).cloned().flatten().unwrap_or_default(),
+                days.get(r).copied().flatten().map(date_of),
+            )
+        })
+        .collect())
+}
+
 /// The records of `df` that belong to a cohort person: for each, its position in `df` and
 /// its person's row (`cohort` holds `person_id` and `row`). Only the identifier takes part
 /// in the join; values are then read from `df` at those positions.

@@ -299,9 +299,14 @@ impl Table {
 
     /// Reads every column of a file.
     pub fn read_all(path: &Path) -> Result<Self> {
-        let probe = Self::read(path, &[])?;
+        Self::read_all_with(path, &ReadOptions::default())
+    }
+
+    /// [`Table::read_all`] with options (the sheet of a workbook).
+    pub fn read_all_with(path: &Path, options: &ReadOptions) -> Result<Self> {
+        let probe = Self::read_with(path, &[], options)?;
         let all: Vec<&str> = probe.headers.iter().map(String::as_str).collect();
-        Self::read(path, &all)
+        Self::read_with(path, &all, options)
     }
 
     /// Reads the columns `wanted` from a file with a header row (CSV, workbook's first

@@ -20,6 +20,7 @@ use rayon::prelude::*;
 mod cluster;
 mod evaluate;
 mod forecast;
+mod profile;
 use occupa_studies::study;
 
 // Ingestion allocates millions of small strings across threads; mimalloc halves the time
@@ -74,6 +75,10 @@ enum Command {
     /// Forecasts of many series (hires, vacancies) with intervals: ETS, Theta, Comb or the
     /// method that did best in a backtest, with intervals calibrated on held-out errors.
     Forecast(Box<forecast::ForecastArgs>),
+    /// The employability index: a logit, probit or tree ensemble of re-employment, fitted
+    /// on earlier persons and validated on later ones, kept as versioned scoring rules.
+    #[command(subcommand)]
+    Profile(profile::ProfileCommand),
     /// Studies: a TOML file naming who asks and why, a research release, a cohort and one
     /// design; run reproducibly with a manifest and an audit trail.
     #[command(subcommand)]
@@ -1525,6 +1530,7 @@ fn main() {
         Command::Evaluate(a) => evaluate::run(*a),
         Command::Cluster(a) => cluster::run(*a),
         Command::Forecast(a) => forecast::run(*a),
+        Command::Profile(c) => profile::run(c),
         Command::Study(c) => study::run(c).map_err(Into::into),
         Command::Anonymise { data, policy, out } => (|| {
             use occupa_anonymiser::release::{Policy, research_release};

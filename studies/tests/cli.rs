@@ -2529,3 +2529,280 @@ fn the_annual_report_covers_the_planted_effects_and_publishes_no_small_count() {
     );
     assert!(!none.exists());
 }
+
+/// A simulated authority ingested into a new store by the command line.
+fn simulated_store(dir: &std::path::Path, persons: &str, seed: &str) -> std::path::PathBuf {
+    let run = |args: &[&std::ffi::OsStr]| {
+        let o = occupa().args(args).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let key = dir.join("key");
+    run(&[
+        "key".as_ref(),
+        "new".as_ref(),
+        "--out".as_ref(),
+        key.as_os_str(),
+    ]);
+    let exports = dir.join("exports");
+    run(&[
+        "simulate".as_ref(),
+        "--out".as_ref(),
+        exports.as_os_str(),
+        "--persons".as_ref(),
+        persons.as_ref(),
+        "--tenants".as_ref(),
+        "1".as_ref(),
+        "--seed".as_ref(),
+        seed.as_ref(),
+    ]);
+    let store = dir.join("store");
+    for t in ["persons", "asso", "isa", "gol", "services", "employment"] {
+        let file = exports.join("t01").join(format!("{t}.csv"));
+        run(&[
+            "ingest".as_ref(),
+            "--data".as_ref(),
+            store.as_os_str(),
+            "--tenant".as_ref(),
+            "t01".as_ref(),
+            "--table".as_ref(),
+            t.as_ref(),
+            "--key-file".as_ref(),
+            key.as_os_str(),
+            file.as_os_str(),
+        ]);
+    }
+    store
+}
+
+#[test]
+fn profile_fit_keeps_versions_and_score_uses_the_one_in_effect_at_intake() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = simulated_store(tmp.path(), "6000", "31");
+    let fit = |validate_from: &str, effective: &str, model: &str, out: &str| {
+        occupa()
+            .args(["profile", "fit", "--data"])
+            .arg(&store)
+            .args([
+                "--tenant",
+                "t01",
+                "--validate-from",
+                validate_from,
+                "--model",
+                model,
+            ])
+            .args(["--effective-from", effective, "--json", "--out"])
+            .arg(tmp.path().join(out))
+            .output()
+            .unwrap()
+    };
+    let first = fit("2024-07", "2024-07-01", "logit", "fit1");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    for k in ["auc", "brier", "calibration_slope", "calibration_intercept"] {
+        assert!(json[k].as_f64().unwrap().is_finite(), "{k}");
+    }
+    let groups: Vec<&str> = json["by_group"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["column"].as_str().unwrap())
+        .collect();
+    assert!(groups.contains(&"sex") && groups.contains(&"age_band"));
+    assert!(json["marginal_effects"].as_array().unwrap().len() > 10);
+    assert_eq!(json["rule"]["version"], 1);
+    for f in [
+        "report.json",
+        "coefficients.csv",
+        "marginal-effects.csv",
+        "by-group.csv",
+        "model.json",
+    ] {
+        assert!(tmp.path().join("fit1").join(f).is_file(), "{f}");
+    }
+    let book = store.join("tenants/t01/profile/employed_12m");
+    let v1 = book.join("v0001.json");
+    let v1_bytes = std::fs::read(&v1).unwrap();
+    assert_eq!(
+        std::fs::metadata(&v1).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // A version is never replaced: the same day again is refused, the file untouched.
+    let again = fit("2024-07", "2024-07-01", "logit", "fit2");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never replaced"));
+    assert_eq!(std::fs::read(&v1).unwrap(), v1_bytes);
+    assert!(!tmp.path().join("fit2").exists());
+    // A recalibration: version 2, with the previous version on its validation persons.
+    let second = fit("2025-01", "2025-07-01", "boosting", "fit3");
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(json["rule"]["version"], 2);
+    assert_eq!(json["rule"]["drift"]["previous_version"], 1);
+    assert_eq!(
+        json["rule"]["drift"]["previous"]["n"],
+        json["rule"]["drift"]["current"]["n"]
+    );
+    assert_eq!(std::fs::read(&v1).unwrap(), v1_bytes);
+
+    // Scores: each person by the version in effect on their intake day.
+    let scores = tmp.path().join("scores.csv");
+    let o = occupa()
+        .args(["profile", "score", "--data"])
+        .arg(&store)
+        .args(["--tenant", "t01", "--out"])
+        .arg(&scores)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut rdr = csv::Reader::from_path(&scores).unwrap();
+    let h = rdr.headers().unwrap().clone();
+    let at = |n: &str| h.iter().position(|c| c == n).unwrap();
+    let (day, version, model, inst, why) = (
+        at("intake_date"),
+        at("version"),
+        at("model"),
+        at("instruments"),
+        at("not_scored"),
+    );
+    let mut seen = [0usize; 3];
+    for r in rdr.records() {
+        let r = r.unwrap();
+        let want = if &r[day] < "2024-07-01" {
+            ""
+        } else if &r[day] < "2025-07-01" {
+            "1"
+        } else {
+            "2"
+        };
+        assert_eq!(&r[version], want, "{:?}", r);
+        if want.is_empty() {
+            assert_eq!(&r[why], "no version in effect on the intake day");
+            seen[0] += 1;
+        } else {
+            assert!(r[inst].contains("gol 2022.1"));
+            let kind = if want == "1" { "logit" } else { "boosting" };
+            assert_eq!(&r[model], kind);
+            seen[want.parse::<usize>().unwrap()] += 1;
+        }
+    }
+    assert!(seen.iter().all(|&k| k > 100), "{seen:?}");
+    // No tax code in anything written.
+    let exported = std::fs::read_to_string(tmp.path().join("exports/t01/persons.csv")).unwrap();
+    let codes: Vec<&str> = exported
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split([';', ',']).next())
+        .filter(|c| c.len() == 16)
+        .collect();
+    assert!(codes.len() > 1000);
+    for f in [
+        scores.clone(),
+        tmp.path().join("fit1/report.json"),
+        tmp.path().join("fit1/model.json"),
+        book.join("v0002.json"),
+    ] {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(!codes.iter().any(|c| text.contains(c)), "{}", f.display());
+    }
+
+    // Refusals: a store without the caller's tenant, another tenant, a tax code as id.
+    let refused = |args: &[&str], needle: &str| {
+        let o = occupa().args(args).output().unwrap();
+        let msg = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && msg.contains(needle), "{msg}");
+    };
+    let s = store.to_str().unwrap();
+    refused(
+        &["profile", "fit", "--data", s, "--validate-from", "2024-07"],
+        "give --tenant",
+    );
+    refused(
+        &[
+            "profile",
+            "fit",
+            "--data",
+            s,
+            "--tenant",
+            "t02",
+            "--validate-from",
+            "2024-07",
+        ],
+        "no tenant t02",
+    );
+    let table = tmp.path().join("persons.csv");
+    std::fs::write(
+        &table,
+        format!(
+            "cf;intake_month;age;employed_12m\n{}",
+            (0..60)
+                .map(|i| format!("{};2024-{:02};{};{}\n", codes[i], 1 + i % 12, 20 + i, i % 2))
+                .collect::<String>()
+        ),
+    )
+    .unwrap();
+    let rules = tmp.path().join("rules");
+    let t = table.to_str().unwrap();
+    let r = rules.to_str().unwrap();
+    let ok = occupa()
+        .args([
+            "profile",
+            "fit",
+            "--input",
+            t,
+            "--covariates",
+            "age",
+            "--validate-from",
+            "2024-07",
+        ])
+        .args(["--effective-from", "2024-07-01", "--rules", r])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    refused(
+        &[
+            "profile",
+            "score",
+            "--input",
+            t,
+            "--rules",
+            r,
+            "--id",
+            "cf",
+            "--out",
+            "/dev/null",
+        ],
+        "holds tax codes",
+    );
+    // A bad outcome names its line and column.
+    std::fs::write(
+        &table,
+        "intake_month;age;employed_12m\n2024-01;30;1\n2024-02;31;2\n",
+    )
+    .unwrap();
+    refused(
+        &[
+            "profile",
+            "fit",
+            "--input",
+            t,
+            "--covariates",
+            "age",
+            "--validate-from",
+            "2024-07",
+        ],
+        "line 3, column 'employed_12m'",
+    );
+}

@@ -319,6 +319,9 @@ pub struct ProfileReport {
     pub notes: Vec<String>,
     /// Seconds: fit, marginal effects, validation.
     pub timings: BTreeMap<String, f64>,
+    /// The table's rows of the validation persons (to score them with another version).
+    #[serde(skip)]
+    pub validation_rows: Vec<usize>,
 }
 
 /// Where a period value falls against a bound.
@@ -581,12 +584,15 @@ impl ProfileSpec {
             marginal_effects,
             notes,
             timings,
+            validation_rows: validate,
         };
         Ok((fitted, report))
     }
 }
 
-fn validation(p: &[f64], y: &[bool], bins: usize) -> Result<Validation> {
+/// Validates predictions `p` against outcomes `y`: discrimination, Brier, calibration and
+/// the reliability curve in `bins` equal-width bins.
+pub fn validation(p: &[f64], y: &[bool], bins: usize) -> Result<Validation> {
     // A probability of exactly 0 or 1 has no logit; the ensemble can round to it.
     let clipped: Vec<f64> = p.iter().map(|v| v.clamp(1e-12, 1.0 - 1e-12)).collect();
     Ok(Validation {
