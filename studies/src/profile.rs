@@ -91,6 +91,10 @@ pub struct FitArgs {
     /// Cut-offs of the risk of not being employed that make the risk classes.
     #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,0.75")]
     classes: Vec<f64>,
+    /// The risk of not being employed from which a person is flagged, for the fairness
+    /// tables (error rates by group, and with a threshold per group).
+    #[arg(long, default_value_t = 0.5)]
+    threshold: f64,
     /// Boosting: number of trees.
     #[arg(long, default_value_t = 100)]
     trees: usize,
@@ -111,7 +115,7 @@ pub struct FitArgs {
     #[arg(long)]
     rules: Option<PathBuf>,
     /// A folder for the results: report.json, coefficients.csv, marginal-effects.csv,
-    /// by-group.csv, reliability.csv, drift.csv, model.json.
+    /// by-group.csv, fairness.csv, reliability.csv, drift.csv, model.json.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Print the results as JSON on stdout.
@@ -281,6 +285,7 @@ fn fit(a: FitArgs) -> Result<()> {
         groups: a.groups.clone(),
         classes: a.classes.clone(),
         bins: 10,
+        threshold: a.threshold,
     };
     let (fitted, mut report) = spec.fit(&loaded.table)?;
     report.timings.insert("read_s".into(), read_s);
@@ -514,6 +519,50 @@ fn write_outputs(
         ]);
     }
     put("by-group.csv", t)?;
+    let mut t = csv_line(
+        &[
+            "column",
+            "group",
+            "thresholds",
+            "threshold",
+            "n",
+            "selection_rate",
+            "true_positive_rate",
+            "false_positive_rate",
+            "false_negative_rate",
+            "positive_predictive_value",
+            "accuracy",
+        ]
+        .map(String::from),
+    );
+    for f in &report.fairness {
+        for (kind, rates) in [("common", &f.groups), ("group-aware", &f.group_aware)] {
+            for r in rates {
+                let th = if kind == "common" {
+                    f.threshold
+                } else {
+                    f.group_aware_thresholds
+                        .get(&r.group)
+                        .copied()
+                        .unwrap_or(f64::NAN)
+                };
+                t += &csv_line(&[
+                    f.column.clone(),
+                    r.group.clone(),
+                    kind.to_string(),
+                    num(th),
+                    r.n.to_string(),
+                    num(r.selection_rate),
+                    num(r.true_positive_rate),
+                    num(r.false_positive_rate),
+                    num(r.false_negative_rate),
+                    num(r.positive_predictive_value),
+                    num(r.accuracy),
+                ]);
+            }
+        }
+    }
+    put("fairness.csv", t)?;
     let mut t = csv_line(&["predicted", "observed", "n"].map(String::from));
     for b in &report.validation.reliability {
         t += &csv_line(&[num(b.predicted), num(b.observed), b.n.to_string()]);

@@ -2614,12 +2614,20 @@ fn profile_fit_keeps_versions_and_score_uses_the_one_in_effect_at_intake() {
         .collect();
     assert!(groups.contains(&"sex") && groups.contains(&"age_band"));
     assert!(json["marginal_effects"].as_array().unwrap().len() > 10);
+    let fair = json["fairness"].as_array().unwrap();
+    assert_eq!(fair.len(), 3);
+    assert!(
+        fair[0]["gaps"]["equalized_odds_difference"]
+            .as_f64()
+            .is_some()
+    );
     assert_eq!(json["rule"]["version"], 1);
     for f in [
         "report.json",
         "coefficients.csv",
         "marginal-effects.csv",
         "by-group.csv",
+        "fairness.csv",
         "model.json",
     ] {
         assert!(tmp.path().join("fit1").join(f).is_file(), "{f}");

@@ -487,3 +487,84 @@ fn the_planted_profiling_coefficients_are_recovered_and_calibrate_on_a_later_per
         "{covered} of {total} intervals cover the planted coefficients"
     );
 }
+
+#[test]
+fn fairness_tables_equal_fairlearn() {
+    use occupa_engine::profile::fairness::fairness;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/profile/fairness.json"
+    );
+    let fx: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for c in fx["cases"].as_array().unwrap() {
+        let name = c["name"].as_str().unwrap();
+        let labels: Vec<Option<String>> = c["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| Some(g.as_str().unwrap().to_string()))
+            .collect();
+        let risk = floats(&c["risk"]);
+        let event: Vec<bool> = c["event"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v == 1)
+            .collect();
+        let f = fairness(
+            name,
+            &labels,
+            &risk,
+            &event,
+            c["threshold"].as_f64().unwrap(),
+        )
+        .unwrap();
+        let check = |r: &occupa_engine::profile::fairness::Rates, want: &serde_json::Value| {
+            for (k, got) in [
+                ("selection_rate", r.selection_rate),
+                ("true_positive_rate", r.true_positive_rate),
+                ("false_positive_rate", r.false_positive_rate),
+                ("false_negative_rate", r.false_negative_rate),
+                ("positive_predictive_value", r.positive_predictive_value),
+                ("accuracy", r.accuracy),
+            ] {
+                close(
+                    got,
+                    want[k].as_f64().unwrap(),
+                    1e-12,
+                    &format!("{name} {} {k}", r.group),
+                );
+            }
+        };
+        check(&f.overall, &c["overall"]);
+        assert_eq!(f.groups.len(), c["by_group"].as_object().unwrap().len());
+        for g in &f.groups {
+            check(g, &c["by_group"][&g.group]);
+        }
+        for (k, got) in [
+            (
+                "demographic_parity_difference",
+                f.gaps.demographic_parity_difference,
+            ),
+            ("demographic_parity_ratio", f.gaps.demographic_parity_ratio),
+            (
+                "equalized_odds_difference",
+                f.gaps.equalized_odds_difference,
+            ),
+            ("equalized_odds_ratio", f.gaps.equalized_odds_ratio),
+        ] {
+            close(got, c[k].as_f64().unwrap(), 1e-12, &format!("{name} {k}"));
+        }
+        if name == "citizenship" {
+            // A threshold per group equalises the true positive rates (to within one
+            // person of each group's events) and shows what it costs in accuracy.
+            let tprs: Vec<f64> = f.group_aware.iter().map(|r| r.true_positive_rate).collect();
+            let spread = tprs.iter().copied().fold(f64::MIN, f64::max)
+                - tprs.iter().copied().fold(f64::MAX, f64::min);
+            assert!(spread < f.gaps.true_positive_rate_difference, "{tprs:?}");
+            assert!(spread < 0.02, "{tprs:?}");
+            assert_eq!(f.group_aware_thresholds.len(), 3);
+        }
+    }
+}

@@ -5,6 +5,7 @@
 
 pub mod design;
 pub mod ensemble;
+pub mod fairness;
 pub mod glm;
 pub mod metrics;
 pub mod model;

@@ -116,6 +116,8 @@ pub struct ProfileSpec {
     pub classes: Vec<f64>,
     /// Bins of the reliability curve.
     pub bins: usize,
+    /// The risk from which a person is flagged, for the fairness tables' error rates.
+    pub threshold: f64,
 }
 
 impl Default for ProfileSpec {
@@ -134,6 +136,7 @@ impl Default for ProfileSpec {
             groups: vec!["sex".into(), "citizenship_group".into(), "age_band".into()],
             classes: vec![0.25, 0.5, 0.75],
             bins: 10,
+            threshold: 0.5,
         }
     }
 }
@@ -307,6 +310,8 @@ pub struct ProfileReport {
     pub validation: Validation,
     /// The later period by group.
     pub by_group: Vec<GroupValidation>,
+    /// Error rates by group at the threshold, and with a threshold per group.
+    pub fairness: Vec<super::fairness::Fairness>,
     /// Drift between the periods.
     pub drift: Drift,
     /// The regression's coefficients.
@@ -389,6 +394,12 @@ impl ProfileSpec {
             return Err(Error::Param {
                 name: "classes",
                 reason: "give up to nine increasing cut-offs between 0 and 1".into(),
+            });
+        }
+        if !(self.threshold > 0.0 && self.threshold < 1.0) {
+            return Err(Error::Param {
+                name: "threshold",
+                reason: "give a risk between 0 and 1".into(),
             });
         }
         if !(2..=100).contains(&self.bins) {
@@ -566,6 +577,19 @@ impl ProfileSpec {
         let training = validation(&p_train, &y_train, self.bins)?;
         let held_out = validation(&p_val, &y_val, self.bins)?;
         let by_group = by_group(table, &self.groups, &validate, &p_val, &y_val, &mut notes)?;
+        let mut fairness = Vec::new();
+        let risk: Vec<f64> = p_val.iter().map(|p| 1.0 - p).collect();
+        let event: Vec<bool> = y_val.iter().map(|y| !y).collect();
+        for column in &self.groups {
+            let Ok(labels) = group_labels(table, column) else {
+                continue;
+            };
+            let labels: Vec<Option<String>> = validate.iter().map(|&i| labels[i].clone()).collect();
+            if let Ok(f) = super::fairness::fairness(column, &labels, &risk, &event, self.threshold)
+            {
+                fairness.push(f);
+            }
+        }
         let drift = drift(
             &fitted, &rows, &train, &validate, &labels, &p_train, &p_val, &y_val,
         );
@@ -579,6 +603,7 @@ impl ProfileSpec {
             training,
             validation: held_out,
             by_group,
+            fairness,
             drift,
             coefficients,
             marginal_effects,
