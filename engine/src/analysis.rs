@@ -861,6 +861,29 @@ fn assessment_columns(
                 )
             };
             cols.push(("gol_adjusted".into(), flag(&|k| target[k])));
+            // Which section the operator moved, and by how much (the override audit).
+            let section = text_col(&df, "adjust_target")?;
+            let points = num_col(&df, "adjust_points")?;
+            cols.push((
+                "gol_adjust_target".into(),
+                Values::Texts(
+                    pick.iter()
+                        .map(|p| p.and_then(|(_, k)| section[k].clone()))
+                        .collect(),
+                ),
+            ));
+            cols.push((
+                "gol_adjust_points".into(),
+                Values::Numbers(
+                    pick.iter()
+                        .map(|p| match p {
+                            Some((_, k)) if target[*k] => points[*k],
+                            Some(_) => 0.0,
+                            None => f64::NAN,
+                        })
+                        .collect(),
+                ),
+            ));
             // The operator who assessed the person and follows them (an identifier, no
             // name): what the operator ratings group by.
             let operator = text_col(&df, "operator")?;

@@ -27,6 +27,38 @@ pub enum ProfileCommand {
     Fit(Box<FitArgs>),
     /// Score persons with the scoring rule in effect when each was taken in charge.
     Score(Box<ScoreArgs>),
+    /// Audit the operators' GOL adjustments and path overrides: rates per operator and
+    /// section near the thresholds, against the other operators; the later outcomes of
+    /// the persons moved; the risk class against the final path.
+    Audit(Box<AuditArgs>),
+}
+
+#[derive(Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// The later outcome compared for the persons moved.
+    #[arg(long, default_value = "employed_12m")]
+    outcome: String,
+    /// What makes persons similar, beside the raw section score.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "age,sex,C(education),disability_l68"
+    )]
+    covariates: Vec<String>,
+    /// The scoring rule whose latest version gives the risk classes (skipped if absent).
+    #[arg(long, default_value = "employed_12m")]
+    rule: String,
+    /// With --input: the folder of the rule's versions.
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// Print the audit as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Write the audit as JSON to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// Where the persons come from.
@@ -246,6 +278,7 @@ pub fn run(c: ProfileCommand) -> Result<()> {
     match c {
         ProfileCommand::Fit(a) => fit(*a),
         ProfileCommand::Score(a) => score(*a),
+        ProfileCommand::Audit(a) => audit(*a),
     }
 }
 
@@ -817,6 +850,86 @@ fn score(a: ScoreArgs) -> Result<()> {
     );
     for (why, k) in unscored {
         eprintln!("  not scored: {k} ({why})");
+    }
+    Ok(())
+}
+
+fn audit(a: AuditArgs) -> Result<()> {
+    let loaded = load(&a.source)?;
+    let inst = occupa_engine::instruments::Instruments::builtin()?;
+    let classes = match book(&loaded, &a.rules, &a.rule) {
+        Ok(b) => match b.versions()?.pop() {
+            Some(rule) => Some(rule.profile.loaded()?.predict(&loaded.table)?.class),
+            None => None,
+        },
+        Err(_) => None,
+    };
+    let audit = occupa_engine::profile::audit::audit(
+        &loaded.table,
+        &inst.gol,
+        &a.outcome,
+        &a.covariates,
+        classes.as_deref(),
+    )?;
+    let json = serde_json::to_value(&audit)?;
+    if let Some(out) = &a.out {
+        let text = serde_json::to_vec_pretty(&json)?;
+        occupa_engine::store::write_atomic(out, |f| {
+            f.write_all(&text)
+                .map_err(|e| occupa_engine::Error::io(out, e))
+        })?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(());
+    }
+    let flagged: Vec<_> = audit.sections.iter().filter(|s| s.flagged).collect();
+    eprintln!(
+        "{} operator × section cells audited (plafond ±{}); {} stand out:",
+        audit.sections.len(),
+        audit.plafond,
+        flagged.len()
+    );
+    for s in flagged {
+        eprintln!(
+            "  {} section {}: {} of {} persons near the threshold adjusted ({:.1} % against \
+             {:.1} % for the others; p = {:.1e}), {} across it, mean distance {:.1}",
+            s.operator,
+            s.section,
+            s.adjusted_near,
+            s.near,
+            100.0 * s.rate,
+            100.0 * s.others_rate,
+            s.p_value,
+            s.crossed,
+            s.mean_distance.unwrap_or(f64::NAN)
+        );
+    }
+    for o in audit.overrides.iter().filter(|o| o.flagged) {
+        eprintln!(
+            "  {} overrides the path for {} of {} persons ({:.1} % against {:.1} %)",
+            o.operator,
+            o.overridden,
+            o.assessed,
+            100.0 * o.rate,
+            100.0 * o.others_rate
+        );
+    }
+    for m in &audit.outcomes {
+        match m.effect {
+            Some((e, _, ci)) => eprintln!(
+                "  section {}: {} moved, {} not moved near the threshold; effect of being moved \
+                 on {}: {:+.3} [{:+.3}, {:+.3}]",
+                m.section, m.moved, m.not_moved, a.outcome, e, ci[0], ci[1]
+            ),
+            None => eprintln!(
+                "  section {}: {} moved, {} not moved: {}",
+                m.section,
+                m.moved,
+                m.not_moved,
+                m.note.as_deref().unwrap_or("")
+            ),
+        }
     }
     Ok(())
 }

@@ -245,6 +245,21 @@ fn simulated_profile_table(
     Vec<f64>,
     serde_json::Value,
 ) {
+    simulated_tenant_table(seed, persons, 1, 0)
+}
+
+/// [`simulated_profile_table`] for tenant `which` (0-based) of `tenants` authorities.
+fn simulated_tenant_table(
+    seed: u64,
+    persons: usize,
+    tenants: usize,
+    which: usize,
+) -> (
+    tempfile::TempDir,
+    occupa_engine::analysis::AnalysisTable,
+    Vec<f64>,
+    serde_json::Value,
+) {
     use occupa_engine::analysis::{AnalysisSpec, from_store};
     use occupa_engine::ingest::{NoProgress, ingest};
     use occupa_engine::instruments::Instruments;
@@ -257,16 +272,17 @@ fn simulated_profile_table(
     let inst = Instruments::builtin().unwrap();
     let cfg = SimConfig {
         persons,
-        tenants: 1,
+        tenants,
         seed,
         ..SimConfig::default()
     };
-    simulate(&cfg, &inst, &exports).unwrap();
+    let sim = simulate(&cfg, &inst, &exports).unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();
     let key = Key::from_bytes([seed as u8; 32]);
-    let tenant = TenantId::new("t01").unwrap();
+    let name = sim.tenants[which].clone();
+    let tenant = TenantId::new(&name).unwrap();
     for table in Table::ALL {
-        let file = exports.join("t01").join(format!("{}.csv", table.name()));
+        let file = exports.join(&name).join(format!("{}.csv", table.name()));
         ingest(&store, &inst, &key, &tenant, table, &[file], &NoProgress).unwrap();
     }
     let spec: AnalysisSpec = toml::from_str("").unwrap();
@@ -279,6 +295,9 @@ fn simulated_profile_table(
     let mut truth = std::collections::HashMap::new();
     for r in rdr.records() {
         let r = r.unwrap();
+        if r[at("tenant")] != *name {
+            continue;
+        }
         truth.insert(
             pseudo.pseudonym(Domain::Person, &r[tax]),
             r[p12].parse::<f64>().unwrap(),
@@ -567,4 +586,62 @@ fn fairness_tables_equal_fairlearn() {
             assert_eq!(f.group_aware_thresholds.len(), 3);
         }
     }
+}
+
+#[test]
+fn the_override_audit_finds_the_planted_opportunistic_operator() {
+    use occupa_engine::instruments::Instruments;
+    use occupa_engine::profile::audit::audit;
+    // The simulator plants the opportunist in the second authority.
+    let (_dir, built, _, truth) = simulated_tenant_table(191, 16_000, 2, 1);
+    let planted = truth["opportunistic_operator"]["operator"]
+        .as_str()
+        .unwrap();
+    let inst = Instruments::builtin().unwrap();
+    let covariates: Vec<String> = ["age", "sex", "C(education)", "disability_l68"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let a = audit(&built.table, &inst.gol, "employed_12m", &covariates, None).unwrap();
+    let flagged: Vec<(&str, &str)> = a
+        .sections
+        .iter()
+        .filter(|s| s.flagged)
+        .map(|s| (s.operator.as_str(), s.section.as_str()))
+        .collect();
+    eprintln!("flagged: {flagged:?}");
+    // Planted on sections A and B, from 2025: found on both, never on C, nobody else.
+    assert!(flagged.contains(&(planted, "A")) && flagged.contains(&(planted, "B")));
+    assert!(
+        flagged.iter().all(|(o, s)| *o == planted && *s != "C"),
+        "{flagged:?}"
+    );
+    let row = |s: &str| {
+        a.sections
+            .iter()
+            .find(|r| r.operator == planted && r.section == s)
+            .unwrap()
+    };
+    // Its adjustments fall near the thresholds (within the planted 2 points) and at well
+    // above the others' rate (one section per person is adjusted, so the rates are below
+    // the planted chances; B: 0.19 against 0.10 at this seed).
+    for s in ["A", "B"] {
+        let r = row(s);
+        assert!(
+            r.mean_distance.unwrap() <= 2.0 && r.rate > 1.5 * r.others_rate,
+            "{r:?}"
+        );
+    }
+    // Section C: adjusted as everyone does before 2025, never after; not flagged.
+    assert!(!row("C").flagged && row("C").rate < row("C").others_rate * 1.5);
+    // The persons moved: counted, compared with persons near the threshold not moved.
+    let moved_a = a.outcomes.iter().find(|o| o.section == "A").unwrap();
+    assert!(
+        moved_a.moved >= 20 && moved_a.not_moved >= 20,
+        "{moved_a:?}"
+    );
+    assert!(moved_a.effect.is_some() || moved_a.note.is_some());
+    // Overrides are planted only for persons with a disability or in care, uniformly
+    // across operators: nobody stands out (the negative control).
+    assert!(a.overrides.iter().all(|o| !o.flagged), "{:?}", a.overrides);
 }

@@ -3,6 +3,7 @@
 //! one period's persons and validated on a later one; how well a risk score separates and
 //! calibrates, by the definitions of the reference tools.
 
+pub mod audit;
 pub mod design;
 pub mod ensemble;
 pub mod fairness;
