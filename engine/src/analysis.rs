@@ -58,6 +58,25 @@ pub struct AnalysisSpec {
     /// the column `profile_class`.
     #[serde(default)]
     pub profiles: Option<ClusteringSpec>,
+    /// The employability index of each person, by the version of a scoring rule in effect
+    /// on their intake day (a store's rules; `occupa profile fit --effective-from`): the
+    /// columns `risk` (of not being employed), `risk_class` and `risk_version`, so that a
+    /// design can estimate a service's effect by risk class (`by = "risk_class"`).
+    #[serde(default)]
+    pub risk: Option<RiskSpec>,
+}
+
+/// Which scoring rule gives the risk columns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskSpec {
+    /// The rule's name (default `employed_12m`).
+    #[serde(default = "default_rule")]
+    pub rule: String,
+}
+
+fn default_rule() -> String {
+    "employed_12m".into()
 }
 
 /// Which persons: taken in charge in a window, with every `where` column holding one of
@@ -649,7 +668,7 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
     cols.extend(outcome_cols);
     let source_rows: Vec<usize> = kept_rows.iter().map(|&r| r as usize).collect();
     let table = Table::from_values(&source, cols)?;
-    finish(
+    let built = finish(
         table,
         spec,
         source,
@@ -660,7 +679,56 @@ pub fn from_store(scope: &TenantScope, spec: &ValidAnalysis) -> Result<AnalysisT
         Some(date_of(until).to_string()),
         outcomes,
         notes,
-    )
+    )?;
+    match &s.risk {
+        Some(r) => with_risk(scope, built, &r.rule),
+        None => Ok(built),
+    }
+}
+
+/// Adds `risk`, `risk_class` and `risk_version`: each person scored by the version of
+/// the rule in effect on their intake day (empty before the first version, or when the
+/// version cannot score the person).
+fn with_risk(scope: &TenantScope, mut built: AnalysisTable, rule: &str) -> Result<AnalysisTable> {
+    use crate::profile::rules::RuleBook;
+    let book = RuleBook::in_store(scope, rule)?;
+    let versions = book.versions()?;
+    if versions.is_empty() {
+        return Err(Error::Param {
+            name: "risk.rule",
+            reason: format!(
+                "the store of {} has no version of the scoring rule '{rule}': fit one with \
+                 occupa profile fit --effective-from DAY",
+                scope.tenant()
+            ),
+        });
+    }
+    let persons = persons_of(scope, &built)?;
+    let n = built.table.len();
+    let chosen: Vec<Option<u32>> = persons
+        .iter()
+        .map(|(_, d)| d.and_then(|d| RuleBook::effective_on(&versions, d).map(|r| r.version)))
+        .collect();
+    let mut risk = vec![f64::NAN; n];
+    let mut class: Vec<Option<String>> = vec![None; n];
+    let mut version: Vec<Option<String>> = vec![None; n];
+    for r in &versions {
+        if !chosen.contains(&Some(r.version)) {
+            continue;
+        }
+        let scores = r.profile.clone().loaded()?.predict(&built.table)?;
+        for i in (0..n).filter(|&i| chosen[i] == Some(r.version) && !scores.p[i].is_nan()) {
+            risk[i] = 1.0 - scores.p[i];
+            class[i] = Some(scores.class[i].to_string());
+            version[i] = Some(r.version.to_string());
+        }
+    }
+    built.table = built
+        .table
+        .with_numeric_column("risk", risk)?
+        .with_text_column("risk_class", class)?
+        .with_text_column("risk_version", version)?;
+    Ok(built)
 }
 
 /// The person's attributes at the intake: age, sex, citizenship, education, the
@@ -1157,6 +1225,14 @@ pub fn from_table(table: Table, spec: &ValidAnalysis, source: &str) -> Result<An
 /// (`employed_6m`, `employed_12m`) are empty for persons not observed long enough.
 pub fn from_release(dir: &Path, spec: &ValidAnalysis) -> Result<AnalysisTable> {
     let s = &spec.spec;
+    if s.risk.is_some() {
+        return Err(Error::Param {
+            name: "risk",
+            reason: "a release carries no scoring rule: the risk columns come from a store's \
+                     rules (fit them on the release as a study instead)"
+                .into(),
+        });
+    }
     if s.outcomes.reference != Reference::Intake
         || s.outcomes.months.iter().any(|m| ![6, 12].contains(m))
     {

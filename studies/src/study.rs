@@ -224,6 +224,11 @@ pub struct StudySpec {
     /// Occupability profiles fitted on the cohort, added as `profile_class`.
     #[serde(default)]
     pub profiles: Option<ClusteringSpec>,
+    /// The employability index by the store's scoring rule in effect at each intake,
+    /// added as `risk`, `risk_class`, `risk_version` (a design's `by = "risk_class"`
+    /// estimates a service's effect for each risk class).
+    #[serde(default)]
+    pub risk: Option<occupa_engine::analysis::RiskSpec>,
     /// The seed of every random choice the study makes: a design or `[profiles]` whose own
     /// seed is 0 (the default) takes this one.
     #[serde(default)]
@@ -430,6 +435,7 @@ fn prepare_and_run(
         exposure: spec.exposure.clone(),
         outcomes: spec.outcomes.clone().unwrap_or_default(),
         profiles,
+        risk: spec.risk.clone(),
     }
     .check()
     .map_err(check)?;

@@ -645,3 +645,134 @@ fn the_override_audit_finds_the_planted_opportunistic_operator() {
     // across operators: nobody stands out (the negative control).
     assert!(a.overrides.iter().all(|o| !o.flagged), "{:?}", a.overrides);
 }
+
+#[test]
+fn effects_by_risk_class_cover_the_planted_effects_for_targeting() {
+    use occupa_engine::analysis::{AnalysisSpec, from_store};
+    use occupa_engine::causal::runner::EvaluationSpec;
+    use occupa_engine::ingest::{NoProgress, ingest};
+    use occupa_engine::instruments::Instruments;
+    use occupa_engine::profile::model::{ModelKind, ProfileSpec, default_covariates};
+    use occupa_engine::profile::rules::RuleBook;
+    use occupa_engine::pseudonym::{Domain, Key, Pseudonymiser};
+    use occupa_engine::schema::Table;
+    use occupa_engine::simulate::{SimConfig, simulate};
+    use occupa_engine::store::{Store, TenantId};
+    let dir = tempfile::tempdir().unwrap();
+    let exports = dir.path().join("exports");
+    let inst = Instruments::builtin().unwrap();
+    let cfg = SimConfig {
+        persons: 16_000,
+        tenants: 1,
+        seed: 171,
+        ..SimConfig::default()
+    };
+    simulate(&cfg, &inst, &exports).unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let key = Key::from_bytes([171; 32]);
+    let tenant = TenantId::new("t01").unwrap();
+    for table in Table::ALL {
+        let file = exports.join("t01").join(format!("{}.csv", table.name()));
+        ingest(&store, &inst, &key, &tenant, table, &[file], &NoProgress).unwrap();
+    }
+    let scope = store.scope(&tenant);
+    // The index, kept as version 1 from the first intake on.
+    let all = from_store(&scope, &AnalysisSpec::default().check().unwrap()).unwrap();
+    let spec = ProfileSpec {
+        covariates: default_covariates(&all.table),
+        model: ModelKind::Logit,
+        validate_from: Some("2024-07".into()),
+        ..ProfileSpec::default()
+    };
+    let (fitted, report) = spec.fit(&all.table).unwrap();
+    RuleBook::in_store(&scope, "employed_12m")
+        .unwrap()
+        .add(
+            fitted,
+            &report,
+            "2023-01-01",
+            Default::default(),
+            Default::default(),
+            None,
+        )
+        .unwrap();
+    // A.4 against no service, by risk class: counselling helps the fragile classes more.
+    let analysis: AnalysisSpec = toml::from_str(
+        r#"
+[exposure]
+service = "A.4"
+within_days = 90
+exclude_services = ["A.5", "A.6"]
+[risk]
+rule = "employed_12m"
+"#,
+    )
+    .unwrap();
+    let built = from_store(&scope, &analysis.check().unwrap()).unwrap();
+    let evaluation: EvaluationSpec = toml::from_str(
+        r#"
+method = "ipw"
+estimand = "att"
+treatment = "exposed"
+outcome = "employed_12m"
+covariates = ["age", "C(education)", "citizenship", "disability_l68", "social_services_care",
+              "C(gol_path)", "gol_a", "gol_b", "gol_cd"]
+by = "risk_class"
+"#,
+    )
+    .unwrap();
+    let out = serde_json::to_value(evaluation.check().unwrap().run(&built.table).unwrap()).unwrap();
+    // The truth: p12(A.4) − p12(none) averaged over the treated of each class.
+    let pseudo = Pseudonymiser::new(&key);
+    let mut rdr = csv::Reader::from_path(exports.join("truth-persons.csv")).unwrap();
+    let h = rdr.headers().unwrap().clone();
+    let at = |n: &str| h.iter().position(|c| c == n).unwrap();
+    let mut effect = std::collections::HashMap::new();
+    for r in rdr.records() {
+        let r = r.unwrap();
+        let d = r[at("p12_a4")].parse::<f64>().unwrap() - r[at("p12_none")].parse::<f64>().unwrap();
+        effect.insert(pseudo.pseudonym(Domain::Person, &r[at("tax_code")]), d);
+    }
+    let ids = occupa_engine::analysis::persons_of(&scope, &built).unwrap();
+    let exposed = built.table.numeric("exposed").unwrap();
+    let y = built.table.numeric("employed_12m").unwrap();
+    let (levels, codes) = built.table.categories("risk_class").unwrap();
+    let (mut hits, mut total, mut truths) = (0, 0, Vec::new());
+    for g in out["subgroups"].as_array().unwrap() {
+        let label = g["group"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("risk_class=");
+        let Some(k) = levels.iter().position(|l| l == label) else {
+            continue;
+        };
+        let d: Vec<f64> = (0..built.table.len())
+            .filter(|&r| exposed[r] == 1.0 && !y[r].is_nan() && codes[r] == Some(k as u32))
+            .map(|r| effect[&ids[r].0])
+            .collect();
+        let Some(ci) = g["result"]["ci95"].as_array() else {
+            continue;
+        };
+        let truth = d.iter().sum::<f64>() / d.len() as f64;
+        let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+        eprintln!(
+            "class {label}: {} treated, ATT {:.4} [{lo:.4}, {hi:.4}], planted {truth:.4}",
+            d.len(),
+            g["result"]["estimate"].as_f64().unwrap()
+        );
+        // A class with a handful of treated is what the study runner suppresses.
+        if d.len() < 20 {
+            continue;
+        }
+        hits += usize::from(lo <= truth && truth <= hi);
+        total += 1;
+        truths.push(truth);
+    }
+    assert!(total >= 3, "{out}");
+    assert!(
+        hits + 1 >= total,
+        "{hits} of {total} intervals cover the planted effect"
+    );
+    // The planted effect grows with the risk class (the fragile gain most).
+    assert!(truths.windows(2).all(|w| w[1] > w[0] - 0.005), "{truths:?}");
+}
