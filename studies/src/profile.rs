@@ -640,6 +640,19 @@ fn print_summary(r: &ProfileReport, saved: Option<&ScoringRule>) {
     for (why, n) in &r.left_out {
         eprintln!("  left out: {n} ({why})");
     }
+    if !(0.8..=1.2).contains(&v.calibration.slope) {
+        eprintln!(
+            "  warning: a calibration slope of {:.2} on the later persons: {}",
+            v.calibration.slope,
+            if v.calibration.slope < 0.8 {
+                "the predictions are too extreme there (over-fitted: fewer covariates or more \
+                 training persons)"
+            } else {
+                "the predictions are too timid there (the risk differs more between persons \
+                 than the model says)"
+            }
+        );
+    }
     for n in &r.notes {
         eprintln!("  note: {n}");
     }

@@ -323,7 +323,9 @@ impl Encoding {
                             }
                             Some(l) => match index.get(l.as_str()) {
                                 Some(&k) if l != OTHER || other.is_some() => Some(k),
-                                _ if pooled.contains(&l) => other,
+                                // A level never seen in training is rarer than the
+                                // pooled ones: it joins them when they exist.
+                                _ if pooled.contains(&l) || other.is_some() => other,
                                 _ => {
                                     if u.is_none() {
                                         *u = Some(format!(
