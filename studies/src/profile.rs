@@ -400,37 +400,18 @@ fn drift_against(
 }
 
 fn result_json(report: &ProfileReport, saved: Option<&ScoringRule>) -> Result<serde_json::Value> {
-    let v = &report.validation;
-    let mut json = serde_json::json!({
-        "model": report.model,
-        "outcome": report.outcome,
-        "n_train": report.n_train,
-        "n_validate": report.n_validate,
-        "auc": v.discrimination.auc,
-        "auc_ci95": [v.discrimination.ci95.0, v.discrimination.ci95.1],
-        "brier": v.brier,
-        "calibration_slope": v.calibration.slope,
-        "calibration_intercept": v.calibration.intercept,
-        "calibration_intercept_joint": v.calibration.intercept_joint,
-        "by_group": report.by_group,
-    });
-    let full = serde_json::to_value(report)?;
-    if let (Some(obj), serde_json::Value::Object(rest)) = (json.as_object_mut(), full) {
-        for (k, val) in rest {
-            obj.entry(k).or_insert(val);
-        }
-        if let Some(rule) = saved {
-            obj.insert(
-                "rule".into(),
-                serde_json::json!({
-                    "name": rule.name,
-                    "version": rule.version,
-                    "effective_from": rule.effective_from,
-                    "instruments": rule.instruments,
-                    "drift": rule.drift,
-                }),
-            );
-        }
+    let mut json = report.to_json()?;
+    if let (Some(obj), Some(rule)) = (json.as_object_mut(), saved) {
+        obj.insert(
+            "rule".into(),
+            serde_json::json!({
+                "name": rule.name,
+                "version": rule.version,
+                "effective_from": rule.effective_from,
+                "instruments": rule.instruments,
+                "drift": rule.drift,
+            }),
+        );
     }
     Ok(json)
 }

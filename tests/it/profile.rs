@@ -776,3 +776,61 @@ by = "risk_class"
     // The planted effect grows with the risk class (the fragile gain most).
     assert!(truths.windows(2).all(|w| w[1] > w[0] - 0.005), "{truths:?}");
 }
+
+#[test]
+fn a_model_file_keeps_no_identifier_and_no_rare_value() {
+    use occupa_engine::columns::{Table, Values};
+    use occupa_engine::profile::model::{ModelKind, ProfileSpec};
+    let n = 600;
+    let text = |f: &dyn Fn(usize) -> String| -> Values {
+        Values::Texts((0..n).map(|i| Some(f(i))).collect())
+    };
+    // Two rare municipalities (a training person each, one employed, one not) among three
+    // common ones.
+    let town = |i: usize| match i {
+        0 => "Roccaverano".to_string(),
+        4 => "Moncenisio".to_string(),
+        _ => ["Torino", "Asti", "Cuneo"][i % 3].to_string(),
+    };
+    let table = Table::from_values(
+        "example",
+        vec![
+            ("person".into(), text(&|i| format!("P{i:05}"))),
+            ("town".into(), text(&town)),
+            (
+                "age".into(),
+                Values::Numbers((0..n).map(|i| 20.0 + (i % 45) as f64).collect()),
+            ),
+            (
+                "intake_month".into(),
+                text(&|i| format!("{}-{:02}", 2024 + i % 2, 1 + i % 12)),
+            ),
+            (
+                "employed_12m".into(),
+                Values::Numbers((0..n).map(|i| ((i * 7919) % 10 < 4) as u8 as f64).collect()),
+            ),
+        ],
+    )
+    .unwrap();
+    let spec = |cov: &[&str]| ProfileSpec {
+        covariates: cov.iter().map(|s| s.to_string()).collect(),
+        validate_from: Some("2025-01".into()),
+        model: ModelKind::Logit,
+        groups: vec![],
+        ..ProfileSpec::default()
+    };
+    let e = spec(&["age", "person"])
+        .fit(&table)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("looks like an identifier"), "{e}");
+    let (fitted, report) = spec(&["age", "town"]).fit(&table).unwrap();
+    assert!(report.notes.iter().any(|n| n.contains("Roccaverano")));
+    let json = serde_json::to_string(&fitted).unwrap();
+    for rare in ["Roccaverano", "Moncenisio", "P00004"] {
+        assert!(!json.contains(rare), "{rare} in the model file");
+    }
+    // The rare towns still score, through (other).
+    let s = fitted.predict(&table).unwrap();
+    assert!(s.p[0].is_finite() && s.p[4].is_finite());
+}

@@ -36,9 +36,15 @@ pub enum Variable {
         column: String,
         /// The levels seen in training, in sorted order; the first is the reference.
         levels: Vec<String>,
-        /// Levels pooled into `other` because too few training persons had them.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        pooled: Vec<String>,
+        /// How many levels were pooled into `(other)` because too few training persons
+        /// had them. Their names are not kept: a rare value is the most identifying one,
+        /// and a scoring rule outlives the data; any level the model does not know joins
+        /// `(other)` when there is one.
+        #[serde(default)]
+        pooled: usize,
+        /// The pooled levels' names, for the fit's notes (never saved).
+        #[serde(skip)]
+        pooled_names: Vec<String>,
     },
 }
 
@@ -177,6 +183,31 @@ impl Encoding {
                         *counts.entry(l).or_default() += 1;
                     }
                 }
+                // An identifier is no covariate, and its values must not reach a model
+                // file: tax codes, or nearly one value per person.
+                if counts
+                    .keys()
+                    .any(|l| crate::codice_fiscale::TaxCode::parse(l).is_ok())
+                {
+                    return Err(Error::Param {
+                        name: "covariates",
+                        reason: format!(
+                            "'{col}' holds tax codes: an identifier cannot be a covariate"
+                        ),
+                    });
+                }
+                let seen: usize = counts.values().sum();
+                if counts.len() > 100 && counts.len() * 2 > seen {
+                    return Err(Error::Param {
+                        name: "covariates",
+                        reason: format!(
+                            "'{col}' has {} values for {seen} training persons: it looks like an \
+                             identifier, not a covariate; group it (e.g. province instead of \
+                             municipality) or leave it out",
+                            counts.len()
+                        ),
+                    });
+                }
                 // `C(col)` of numbers: levels in numeric order, as R's factor() sorts.
                 let mut levels: Vec<String> = counts.keys().cloned().collect();
                 if forced.is_some() {
@@ -209,7 +240,8 @@ impl Encoding {
                 variables.push(Variable::Categorical {
                     column: col.to_string(),
                     levels,
-                    pooled,
+                    pooled: pooled.len(),
+                    pooled_names: pooled,
                 });
                 out_terms.push(Term::Dummies {
                     variable: variables.len() - 1,
@@ -300,11 +332,7 @@ impl Encoding {
                     }
                     values.push(x.iter().map(|&x| Raw::Number(x)).collect());
                 }
-                Variable::Categorical {
-                    column,
-                    levels,
-                    pooled,
-                } => {
+                Variable::Categorical { column, levels, .. } => {
                     let c = table.column(column)?;
                     let index: BTreeMap<&str, usize> = levels
                         .iter()
@@ -323,9 +351,9 @@ impl Encoding {
                             }
                             Some(l) => match index.get(l.as_str()) {
                                 Some(&k) if l != OTHER || other.is_some() => Some(k),
-                                // A level never seen in training is rarer than the
-                                // pooled ones: it joins them when they exist.
-                                _ if pooled.contains(&l) || other.is_some() => other,
+                                // A pooled level, or one never seen in training
+                                // (rarer still), joins `(other)` when there is one.
+                                _ if other.is_some() => other,
                                 _ => {
                                     if u.is_none() {
                                         *u = Some(format!(

@@ -473,7 +473,11 @@ impl ProfileSpec {
         let rows = encoding.rows(table)?;
         let mut notes = Vec::new();
         for v in &encoding.variables {
-            if let super::design::Variable::Categorical { column, pooled, .. } = v
+            if let super::design::Variable::Categorical {
+                column,
+                pooled_names: pooled,
+                ..
+            } = v
                 && !pooled.is_empty()
             {
                 notes.push(format!(
@@ -612,6 +616,36 @@ impl ProfileSpec {
             validation_rows: validate,
         };
         Ok((fitted, report))
+    }
+}
+
+impl ProfileReport {
+    /// The report as the command line prints it: the held-out figures the design names at
+    /// the top (`auc`, `auc_ci95`, `brier`, `calibration_slope`, `calibration_intercept`,
+    /// `calibration_intercept_joint`, `by_group`), then every field of the report.
+    pub fn to_json(&self) -> Result<serde_json::Value> {
+        let v = &self.validation;
+        let mut json = serde_json::json!({
+            "model": self.model,
+            "outcome": self.outcome,
+            "n_train": self.n_train,
+            "n_validate": self.n_validate,
+            "auc": v.discrimination.auc,
+            "auc_ci95": [v.discrimination.ci95.0, v.discrimination.ci95.1],
+            "brier": v.brier,
+            "calibration_slope": v.calibration.slope,
+            "calibration_intercept": v.calibration.intercept,
+            "calibration_intercept_joint": v.calibration.intercept_joint,
+            "by_group": self.by_group,
+        });
+        if let (Some(obj), serde_json::Value::Object(rest)) =
+            (json.as_object_mut(), serde_json::to_value(self)?)
+        {
+            for (k, val) in rest {
+                obj.entry(k).or_insert(val);
+            }
+        }
+        Ok(json)
     }
 }
 
