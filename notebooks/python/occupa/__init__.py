@@ -172,6 +172,64 @@ def forecast(
     return frame
 
 
+@_dataclass(frozen=True)
+class Profile:
+    """A fitted employability index: ``report`` is ``occupa profile fit --json`` as a
+    dict (``auc``, ``brier``, ``calibration_slope``, ``calibration_intercept`` on the later
+    persons, ``by_group``, ``fairness``, ``coefficients``, ``marginal_effects``, ``drift``…);
+    ``model`` the fitted model's JSON, as a scoring rule keeps it."""
+
+    report: dict
+    model: str
+
+    def score(self, table: Any) -> Any:
+        """Scores each row: the probability of the outcome, the risk of not reaching it,
+        the risk class (0 when not scored) and why a row was not scored. A pandas
+        DataFrame (a dict of columns without pandas), in the table's row order."""
+        p, classes, why = _occupa.profile_score(_arrow(table), self.model)
+        outcome = self.report.get("outcome", "outcome")
+        columns = {
+            f"p_{outcome}": p,
+            "risk": [1.0 - x if x == x else x for x in p],
+            "class": classes,
+            "not_scored": why,
+        }
+        try:
+            import pandas
+        except ImportError:  # pragma: no cover - depends on the environment
+            return columns
+        return pandas.DataFrame(columns)
+
+
+def profile_fit(
+    table: Any,
+    *,
+    covariates: Iterable[str],
+    validate_from: str,
+    outcome: str = "employed_12m",
+    model: str = "logit",
+    period: str = "intake_month",
+    **options: Any,
+) -> Profile:
+    """The employability index, as ``occupa profile fit``: ``model`` is logit, probit or
+    boosting, fitted on the rows whose ``period`` comes before ``validate_from`` and
+    validated on the later ones. Other options use the command's names: ``covariance``
+    ("model" or "robust"), ``train_from``, ``validate_to``, ``min_level``, ``groups``,
+    ``classes``, ``threshold``, ``boosting={"iterations": 200, ...}``."""
+    spec = _spec(
+        {
+            "outcome": outcome,
+            "covariates": list(covariates),
+            "model": model,
+            "period": period,
+            "validate_from": validate_from,
+        },
+        options,
+    )
+    report, fitted = _occupa.profile_fit(_arrow(table), spec)
+    return Profile(report=_json.loads(report), model=fitted)
+
+
 def _level_name(level: float) -> str:
     """The engine's name of an interval level: 80 -> "80", 99.5 -> "99_5"."""
     level = float(level)

@@ -49,6 +49,22 @@ def anonymise_table(
     **options: Any,
 ) -> tuple[Any, dict[str, Any]]: ...
 
+class Profile:
+    report: dict
+    model: str
+    def score(self, table: Any) -> Any: ...
+
+def profile_fit(
+    table: Any,
+    *,
+    covariates: Iterable[str],
+    validate_from: str,
+    outcome: str = ...,
+    model: str = ...,
+    period: str = ...,
+    **options: Any,
+) -> Profile: ...
+
 class Release:
     path: str
     persons: Any

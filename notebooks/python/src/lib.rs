@@ -19,6 +19,7 @@ use occupa_engine::causal::runner::EvaluationSpec;
 use occupa_engine::cluster::run::{ClusteringSpec, cluster_table};
 use occupa_engine::columns::Table;
 use occupa_engine::forecast::runner::ForecastRequest;
+use occupa_engine::profile::model::{FittedProfile, ProfileSpec};
 use occupa_engine::read::{Format, RawTable};
 use occupa_studies::study::{RunArgs, run_study};
 use polars::prelude::{Column, DataFrame, Series};
@@ -268,6 +269,46 @@ fn study_run(
 }
 
 /// The engine's version, as `occupa --version` prints it.
+/// `occupa profile fit --json` on a table: `spec_json` is the profile's spec (the CLI's
+/// options by name); returns the command line's JSON and the fitted model's JSON (what a
+/// scoring rule keeps).
+#[pyfunction]
+fn profile_fit(
+    py: Python<'_>,
+    table: &Bound<'_, PyAny>,
+    spec_json: &str,
+) -> PyResult<(String, String)> {
+    let spec = spec::<ProfileSpec>(spec_json, "the profile")?;
+    spec.check().map_err(err)?;
+    let imported = import_stream(table)?;
+    py.detach(move || {
+        let t = to_table(imported, &[])?;
+        let (fitted, report) = spec.fit(&t)?;
+        Ok::<_, occupa_engine::Error>((json(&report.to_json()?)?, json(&fitted)?))
+    })
+    .map_err(err)
+}
+
+/// Scores a table with a fitted profile's JSON: each row's probability (NaN when not
+/// scored), risk class (0 when not scored) and why a row was not scored.
+#[pyfunction]
+fn profile_score(
+    py: Python<'_>,
+    table: &Bound<'_, PyAny>,
+    model_json: &str,
+) -> PyResult<(Vec<f64>, Vec<u8>, Vec<Option<String>>)> {
+    let fitted = spec::<FittedProfile>(model_json, "the model")?
+        .loaded()
+        .map_err(err)?;
+    let imported = import_stream(table)?;
+    py.detach(move || {
+        let t = to_table(imported, &[])?;
+        let s = fitted.predict(&t)?;
+        Ok::<_, occupa_engine::Error>((s.p, s.class, s.unscored))
+    })
+    .map_err(err)
+}
+
 #[pyfunction]
 fn version() -> &'static str {
     env!("CARGO_PKG_VERSION")
@@ -284,6 +325,8 @@ fn _occupa(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(forecast, m)?)?;
     m.add_function(wrap_pyfunction!(anonymise_table, m)?)?;
     m.add_function(wrap_pyfunction!(study_run, m)?)?;
+    m.add_function(wrap_pyfunction!(profile_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(profile_score, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     Ok(())
 }

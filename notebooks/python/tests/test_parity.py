@@ -180,3 +180,43 @@ def test_errors_carry_the_engine_message(frame):
 
     e = pickle.loads(pickle.dumps(occupa.OccupaError("x")))
     assert isinstance(e, occupa.OccupaError)
+
+
+def profile_frame(n: int = 3000) -> pd.DataFrame:
+    rng = random.Random(18)
+    rows = []
+    for i in range(n):
+        age = rng.randint(18, 64)
+        sex = rng.choice(["F", "M"])
+        edu = rng.choice([1, 2, 3, 4, 5])
+        month = f"{2023 + i % 3}-{1 + i % 12:02d}"
+        eta = -0.2 - 0.03 * (age - 40) + 0.2 * (edu - 3) + (0.2 if sex == "M" else 0.0)
+        y = int(rng.random() < 1 / (1 + math.exp(-eta)))
+        rows.append((month, age, sex, edu, y))
+    return pd.DataFrame(rows, columns=["intake_month", "age", "sex", "education", "employed_12m"])
+
+
+@pytest.mark.parametrize("model", ["logit", "boosting"])
+def test_profile_fit_equals_the_command_line(tmp_path, model):
+    df = profile_frame()
+    path = tmp_path / "persons.csv"
+    df.to_csv(path, index=False)
+    covariates = ["age", "age^2", "sex", "C(education)"]
+    want = json.loads(
+        cli(
+            "profile", "fit", "--input", str(path), "--covariates", ",".join(covariates),
+            "--validate-from", "2025-01", "--model", model, "--groups", "sex", "--json",
+        )
+    )
+    drop = lambda v: {k: x for k, x in scrub(v).items() if k != "timings"}
+    for frame in (df, pl.from_pandas(df), pa.Table.from_pandas(df)):
+        got = occupa.profile_fit(
+            frame, covariates=covariates, validate_from="2025-01", model=model, groups=["sex"]
+        )
+        assert drop(got.report) == drop(want)
+    scores = got.score(df)
+    assert len(scores) == len(df)
+    assert scores["p_employed_12m"].between(0, 1).all()
+    assert set(scores["class"]) <= {1, 2, 3, 4}
+    if model == "logit":
+        assert want["calibration_slope"] == pytest.approx(1.0, abs=0.3)
