@@ -289,14 +289,13 @@ fn profile_fit(
     .map_err(err)
 }
 
-/// Scores a table with a fitted profile's JSON: each row's probability (NaN when not
-/// scored), risk class (0 when not scored) and why a row was not scored.
+/// Each row's probability (NaN when not scored), risk class (0 when not scored) and why a
+/// row was not scored.
+type Scored = (Vec<f64>, Vec<u8>, Vec<Option<String>>);
+
+/// Scores a table with a fitted profile's JSON.
 #[pyfunction]
-fn profile_score(
-    py: Python<'_>,
-    table: &Bound<'_, PyAny>,
-    model_json: &str,
-) -> PyResult<(Vec<f64>, Vec<u8>, Vec<Option<String>>)> {
+fn profile_score(py: Python<'_>, table: &Bound<'_, PyAny>, model_json: &str) -> PyResult<Scored> {
     let fitted = spec::<FittedProfile>(model_json, "the model")?
         .loaded()
         .map_err(err)?;
