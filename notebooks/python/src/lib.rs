@@ -291,7 +291,8 @@ fn profile_fit(
 
 /// Each row's probability (NaN when not scored), risk class (0 when not scored) and why a
 /// row was not scored.
-type Scored = (Vec<f64>, Vec<u8>, Vec<Option<String>>);
+/// (Classes as u32: PyO3 turns a `Vec<u8>` into `bytes`.)
+type Scored = (Vec<f64>, Vec<u32>, Vec<Option<String>>);
 
 /// Scores a table with a fitted profile's JSON.
 #[pyfunction]
@@ -303,7 +304,8 @@ fn profile_score(py: Python<'_>, table: &Bound<'_, PyAny>, model_json: &str) -> 
     py.detach(move || {
         let t = to_table(imported, &[])?;
         let s = fitted.predict(&t)?;
-        Ok::<_, occupa_engine::Error>((s.p, s.class, s.unscored))
+        let class = s.class.iter().map(|&c| u32::from(c)).collect();
+        Ok::<_, occupa_engine::Error>((s.p, class, s.unscored))
     })
     .map_err(err)
 }
