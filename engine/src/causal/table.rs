@@ -60,13 +60,32 @@ pub(crate) fn term_columns(term: &str) -> impl Iterator<Item = &str> {
 
 /// The column of a term written `C(col)` (patsy, statsmodels) or `factor(col)` (R): a
 /// column of numbers taken as categories, such as a GOL path or a profile class.
-fn as_factor(term: &str) -> Option<&str> {
+pub(crate) fn as_factor(term: &str) -> Option<&str> {
     let t = term.trim();
     t.strip_prefix("C(")
         .or_else(|| t.strip_prefix("factor("))
         .and_then(|r| r.strip_suffix(')'))
         .map(str::trim)
 }
+/// One factor of a product term, `col` or `col^k` (k = 2..4), as (column, power).
+pub(crate) fn factor_power<'a>(term: &str, factor: &'a str) -> Result<(&'a str, i32)> {
+    match factor.split_once('^') {
+        Some((c, k)) => {
+            let k: i32 = k
+                .trim()
+                .parse()
+                .ok()
+                .filter(|k| (2..=4).contains(k))
+                .ok_or_else(|| Error::Param {
+                    name: "covariates",
+                    reason: format!("in '{term}': powers from 2 to 4 are supported"),
+                })?;
+            Ok((c.trim(), k))
+        }
+        None => Ok((factor.trim(), 1)),
+    }
+}
+
 impl Table {
     /// Reads the columns `spec` uses from a CSV file with a header row.
     pub fn read_csv(path: &Path, spec: &SampleSpec) -> Result<Self> {
@@ -201,21 +220,7 @@ impl Table {
             }
             let mut values: Vec<f64> = vec![1.0; n];
             for f in factors {
-                let (col, power) = match f.split_once('^') {
-                    Some((c, k)) => {
-                        let k: i32 = k
-                            .trim()
-                            .parse()
-                            .ok()
-                            .filter(|k| (2..=4).contains(k))
-                            .ok_or_else(|| Error::Param {
-                                name: "covariates",
-                                reason: format!("in '{term}': powers from 2 to 4 are supported"),
-                            })?;
-                        (c.trim(), k)
-                    }
-                    None => (f, 1),
-                };
+                let (col, power) = factor_power(term, f)?;
                 if self.is_text(col)? {
                     return Err(Error::Param {
                         name: "covariates",

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
+use crate::causal::table::{as_factor, factor_power};
 use crate::columns::Table;
 use crate::{Error, Result};
 
@@ -109,32 +110,6 @@ pub struct Rows {
     pub unusable: Vec<Option<String>>,
 }
 
-fn parse_factor(term: &str, f: &str) -> Result<(String, i32)> {
-    match f.split_once('^') {
-        Some((c, k)) => {
-            let k: i32 = k
-                .trim()
-                .parse()
-                .ok()
-                .filter(|k| (2..=4).contains(k))
-                .ok_or_else(|| Error::Param {
-                    name: "covariates",
-                    reason: format!("in '{term}': powers from 2 to 4 are supported"),
-                })?;
-            Ok((c.trim().to_string(), k))
-        }
-        None => Ok((f.trim().to_string(), 1)),
-    }
-}
-
-fn forced_factor(term: &str) -> Option<&str> {
-    let t = term.trim();
-    t.strip_prefix("C(")
-        .or_else(|| t.strip_prefix("factor("))
-        .and_then(|r| r.strip_suffix(')'))
-        .map(str::trim)
-}
-
 impl Encoding {
     /// Learns the encoding of `terms` on the rows of `table` where `train` is true: the
     /// levels of each categorical column (those held by fewer than `min_level` training
@@ -159,7 +134,7 @@ impl Encoding {
                 });
             }
             let factors: Vec<&str> = term.split(['*', ':']).map(str::trim).collect();
-            let forced = forced_factor(term).filter(|_| factors.len() == 1);
+            let forced = as_factor(term).filter(|_| factors.len() == 1);
             let text = forced.is_none()
                 && factors.len() == 1
                 && !term.contains('^')
@@ -250,7 +225,8 @@ impl Encoding {
             }
             let mut fs = Vec::new();
             for f in factors {
-                let (col, power) = parse_factor(term, f)?;
+                let (col, power) = factor_power(term, f)?;
+                let col = col.to_string();
                 if table.is_text(&col)? {
                     return Err(Error::Param {
                         name: "covariates",
