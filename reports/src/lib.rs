@@ -22,6 +22,7 @@ pub mod demand;
 pub mod map;
 pub mod pdf;
 pub mod profiles;
+pub mod profiling;
 mod render;
 pub mod study;
 mod trend;
@@ -142,6 +143,13 @@ pub struct FigureTable {
     /// A text per row after the values (a grade, why an estimate is withheld), when the
     /// table has them: `keys` and `headers` then end with the note's.
     pub notes: Vec<String>,
+}
+
+impl FigureTable {
+    /// The table as CSV (`x` for a hidden value), as the reports write it.
+    pub fn csv(&self) -> String {
+        render::figure_csv(self)
+    }
 }
 
 /// A chart's id and points (label, value; `None` hidden).

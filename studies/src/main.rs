@@ -1117,6 +1117,29 @@ fn service_cohort(cohort_year: i32, service: &str) -> occupa_engine::analysis::A
     }
 }
 
+/// The persons of the annual report's employability index: taken in charge from
+/// [`occupa_reports::profiling::TRAINING_YEARS`] years before the year before `year` to
+/// the end of the year before, with employment at 12 months.
+fn profiling_cohort(year: i32) -> occupa_engine::analysis::AnalysisSpec {
+    use occupa_engine::analysis::{AnalysisSpec, CohortSpec, OutcomeSpec};
+    let cohort = year - 1;
+    AnalysisSpec {
+        cohort: CohortSpec {
+            intake_from: Some(format!(
+                "{}-01-01",
+                cohort - occupa_reports::profiling::TRAINING_YEARS
+            )),
+            intake_to: Some(format!("{cohort}-12-31")),
+            ..CohortSpec::default()
+        },
+        outcomes: OutcomeSpec {
+            months: vec![12],
+            ..OutcomeSpec::default()
+        },
+        ..AnalysisSpec::default()
+    }
+}
+
 /// The annual report of `year` (see `occupa report annual --help`).
 fn write_annual(
     store: &Store,
@@ -1143,7 +1166,7 @@ fn write_annual(
         bail!("--year {year}: give a calendar year such as 2025");
     }
     let t0 = Instant::now();
-    let pb = ProgressBar::new(4 + 2 * tenants.len() as u64 + (tenants.len() * 4) as u64);
+    let pb = ProgressBar::new(4 + 3 * tenants.len() as u64 + (tenants.len() * 4) as u64);
     pb.set_style(
         indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} [{elapsed}]")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -1211,23 +1234,30 @@ fn write_annual(
     }
     .check()?;
     let year_end = quarters[3].end();
+    let profiling_spec = profiling_cohort(year).check()?;
+    let read_all = |spec: &occupa_engine::analysis::ValidAnalysis, what: &str| {
+        tenants
+            .par_iter()
+            .filter_map(|t| {
+                let built = match from_store(&store.scope(t), spec) {
+                    Ok(built) => Some((t.to_string(), built)),
+                    Err(e) => {
+                        pb.suspend(|| eprintln!("the {what} of {t} left out: {e}"));
+                        None
+                    }
+                };
+                pb.inc(1);
+                built
+            })
+            .collect::<Vec<_>>()
+    };
     // The labour-demand forecasts beside the intake's reading.
-    let (intake, demand) = rayon::join(
+    let ((intake, profiling), demand) = rayon::join(
         || {
-            tenants
-                .par_iter()
-                .filter_map(|t| {
-                    let built = match from_store(&store.scope(t), &intake_spec) {
-                        Ok(built) => Some((t.to_string(), built)),
-                        Err(e) => {
-                            pb.suspend(|| eprintln!("the intake of {t} left out: {e}"));
-                            None
-                        }
-                    };
-                    pb.inc(1);
-                    built
-                })
-                .collect::<Vec<_>>()
+            (
+                read_all(&intake_spec, "intake"),
+                read_all(&profiling_spec, "profiling cohort"),
+            )
         },
         || {
             let d = demand_forecasts(store, &tenants, year_end, 12, min.get(), lang);
@@ -1259,6 +1289,10 @@ fn write_annual(
         serde_json::to_value(intake_spec_json(year))?,
     );
     specs.insert(
+        "profiling_cohort".to_string(),
+        serde_json::to_value(profiling_cohort(year))?,
+    );
+    specs.insert(
         "audit".to_string(),
         serde_json::json!({"source": "the store's audit.jsonl (ingest lines) and quarantine files"}),
     );
@@ -1270,6 +1304,7 @@ fn write_annual(
         quarters: figures,
         services,
         intake,
+        profiling,
         demand,
         quality: source_quality(store, &tenants),
         provenance: occupa_reports::Provenance {

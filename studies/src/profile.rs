@@ -390,11 +390,40 @@ fn drift_against(
     }
     let yy: Vec<bool> = rows.iter().map(|&i| y[i] == 1.0).collect();
     let pick = |p: &[f64]| rows.iter().map(|&i| p[i]).collect::<Vec<f64>>();
+    // The previous version's scores on its own validation persons (its recorded window of
+    // this table) against its scores on the new ones: how far the population it scores
+    // has moved. None when its window holds fewer than 20 scored persons here.
+    let psi = table
+        .categories(&prev.profile.spec.period)
+        .ok()
+        .and_then(|(levels, codes)| {
+            let window = |k: &str| {
+                prev.periods
+                    .get(k)
+                    .filter(|v| !v.starts_with('('))
+                    .map(String::as_str)
+            };
+            let own: Vec<f64> = (0..table.len())
+                .filter(|&i| {
+                    !old.p[i].is_nan()
+                        && codes[i].is_some_and(|c| {
+                            occupa_engine::profile::model::in_period(
+                                &levels[c as usize],
+                                window("validate_from"),
+                                window("validate_to"),
+                            )
+                        })
+                })
+                .map(|i| old.p[i])
+                .collect();
+            (own.len() >= 20 && window("validate_from").is_some())
+                .then(|| occupa_engine::profile::model::psi(&own, &pick(&old.p)))
+        });
     Ok(DriftReport {
         previous_version: prev.version,
         previous: RuleValidation::from(&validation(&pick(&old.p), &yy, 10)?),
         current: RuleValidation::from(&validation(&pick(&new.p), &yy, 10)?),
-        psi: None,
+        psi,
         unscored_by_previous: unscored,
     })
 }
@@ -652,6 +681,19 @@ fn print_summary(r: &ProfileReport, saved: Option<&ScoringRule>) {
                 d.previous.calibration_slope,
                 d.previous.calibration_intercept
             );
+            if let Some(psi) = d.psi {
+                eprintln!(
+                    "  version {}'s scores moved from its own validation persons to these:                      PSI {psi:.3}{}",
+                    d.previous_version,
+                    if psi > 0.25 {
+                        " (a shift that calls for recalibration)"
+                    } else if psi > 0.1 {
+                        " (a shift to watch)"
+                    } else {
+                        " (stable)"
+                    }
+                );
+            }
             if d.previous.brier < d.current.brier {
                 eprintln!(
                     "  warning: the new version predicts these persons less well than version \

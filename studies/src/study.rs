@@ -90,7 +90,7 @@ pub struct RunArgs {
 }
 
 /// The example studies (`studies/examples/`), run by `occupa demo`: (file stem, text).
-pub const EXAMPLES: [(&str, &str); 6] = [
+pub const EXAMPLES: [(&str, &str); 7] = [
     (
         "a5-employment",
         include_str!("../examples/a5-employment.toml"),
@@ -114,6 +114,10 @@ pub const EXAMPLES: [(&str, &str); 6] = [
     (
         "intake-tables",
         include_str!("../examples/intake-tables.toml"),
+    ),
+    (
+        "employability-index",
+        include_str!("../examples/employability-index.toml"),
     ),
 ];
 
@@ -187,6 +191,13 @@ fn summary_line(r: &serde_json::Value) -> String {
             r["method"].as_str().unwrap_or("")
         ),
         "forecast" => format!("{} series forecast", r["series"]),
+        "profile" => format!(
+            "{} index, AUC {} {} and calibration slope {} on the later persons",
+            r["model"].as_str().unwrap_or(""),
+            f(&r["auc"]),
+            ci(&r["auc_ci95"]),
+            f(&r["calibration_slope"])
+        ),
         "descriptive" => format!(
             "{} tables, {} cells suppressed",
             r["tables"].as_array().map_or(0, Vec::len),
@@ -250,6 +261,10 @@ pub struct StudySpec {
     /// Protected tables of counts of the cohort.
     #[serde(default)]
     pub descriptive: Option<DescriptiveSpec>,
+    /// An employability index fitted on the cohort's earlier persons and checked on the
+    /// later ones (`validate_from`), with its tables by group protected as counts.
+    #[serde(default)]
+    pub profile: Option<occupa_engine::profile::model::ProfileSpec>,
 }
 
 /// Tables of counts: each one or two columns of the release, with margins; every count
@@ -375,11 +390,12 @@ fn prepare_and_run(
         spec.clustering.is_some(),
         spec.forecast.is_some(),
         spec.descriptive.is_some(),
+        spec.profile.is_some(),
     ];
     if designs.iter().filter(|&&d| d).count() != 1 {
         refuse!(
-            "{}: give exactly one design: [evaluation], [clustering], [forecast] or \
-             [descriptive]",
+            "{}: give exactly one design: [evaluation], [clustering], [forecast], \
+             [descriptive] or [profile]",
             a.spec.display()
         );
     }
@@ -647,6 +663,63 @@ fn prepare_and_run(
         analysis_json = chain.json(&built.counts, draft, protection, min);
         let (summary, files) = descriptive_files(&d.tables, &layouts, draft, protection, min);
         (flatten("descriptive", summary), files)
+    } else if let Some(ps) = &spec.profile {
+        let built = persons_table(&source)?;
+        let mut ps = ps.clone();
+        if ps.covariates.is_empty() {
+            ps.covariates = occupa_engine::profile::model::default_covariates(&built.table);
+        }
+        // No level of a covariate speaks for fewer persons than the study may publish.
+        ps.min_level = ps.min_level.max(min as usize);
+        if ps.model == occupa_engine::profile::model::ModelKind::Boosting
+            && ps.boosting.seed == 0
+            && let Some(seed) = spec.seed
+        {
+            ps.boosting.seed = seed;
+        }
+        ps.check().map_err(check)?;
+        let chain = guard.add_analysis(&built, None);
+        let prefix = format!("{}/profile", guard.draft.id);
+        let fitted = occupa_reports::profiling::Profiling::fit(
+            &built.table,
+            &built.unit_keys,
+            ps,
+            None,
+            &prefix,
+            &mut guard.draft,
+        );
+        if let Some(e) = fitted.error() {
+            refuse!("{}: {e} (nothing written)", a.spec.display());
+        }
+        guard.protect()?;
+        let (draft, protection) = guard.published()?;
+        analysis_json = chain.json(&built.counts, draft, protection, min);
+        let shown = |i: usize| protection.shown(draft, i);
+        let lang = occupa_reports::Lang::parse(&a.lang).unwrap_or(occupa_reports::Lang::It);
+        let figures = fitted.tables(&shown, lang);
+        let mut v = serde_json::json!({
+            "model": fitted.spec_json()["spec"]["model"],
+            "outcome": fitted.spec_json()["spec"]["outcome"],
+            "periods": {
+                "training": fitted.spec_json()["training"],
+                "check": fitted.spec_json()["check"],
+            },
+            "spec": fitted.spec_json()["spec"],
+            "tables": figures,
+        });
+        // The headline figures of the later persons, when their count is published.
+        if let (Some((auc, lo, hi, slope)), Some(m)) = (fitted.headline(&shown), v.as_object_mut())
+        {
+            m.insert("auc".into(), auc.into());
+            m.insert("auc_ci95".into(), serde_json::json!([lo, hi]));
+            m.insert("calibration_slope".into(), slope.into());
+        }
+        let files = figures
+            .iter()
+            .map(|f| (format!("{}.csv", f.id), f.csv()))
+            .collect();
+        scrub_timings(&mut v);
+        (flatten("profile", v), files)
     } else {
         refuse!("{}: give exactly one design", a.spec.display());
     };

@@ -2659,6 +2659,10 @@ fn profile_fit_keeps_versions_and_score_uses_the_one_in_effect_at_intake() {
         json["rule"]["drift"]["previous"]["n"],
         json["rule"]["drift"]["current"]["n"]
     );
+    // Version 1's scores on its own validation persons (from 2024-07, which include the
+    // new ones) against the new ones: a small shift, measured.
+    let psi = json["rule"]["drift"]["psi"].as_f64().expect("a PSI");
+    assert!((0.0..0.25).contains(&psi), "PSI {psi}");
     assert_eq!(std::fs::read(&v1).unwrap(), v1_bytes);
 
     // Scores: each person by the version in effect on their intake day.
@@ -2813,4 +2817,129 @@ fn profile_fit_keeps_versions_and_score_uses_the_one_in_effect_at_intake() {
         ],
         "line 3, column 'employed_12m'",
     );
+}
+
+#[test]
+fn a_profile_study_publishes_the_index_tables_protected_and_reruns_identically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = simulated_store(tmp.path(), "6000", "37");
+    let spec = |design: &str| {
+        format!(
+            "id = \"index\"\ntitle = \"Employability index\"\npartner = \"Ufficio studi\"\n\
+             purpose = \"Calibration and fairness of the index\"\n\
+             legal_basis = \"GDPR art. 6(1)(e)\"\n\n[data]\nsource = \"store\"\ntenant = \"t01\"\n\n\
+             [cohort]\nintake_from = \"2023-01-01\"\nintake_to = \"2025-06-30\"\n\n\
+             [outcomes]\nmonths = [12]\n\n{design}"
+        )
+    };
+    let run = |text: &str, out: &str| {
+        let path = tmp.path().join(format!("{out}.toml"));
+        std::fs::write(&path, text).unwrap();
+        occupa()
+            .args(["study", "run"])
+            .arg(&path)
+            .arg("--data")
+            .arg(&store)
+            .args(["--tenant", "t01", "--out"])
+            .arg(tmp.path().join(out))
+            .output()
+            .unwrap()
+    };
+    let good = spec("[profile]\nvalidate_from = \"2024-07\"\nvalidate_to = \"2025-06\"\n");
+    let first = run(&good, "first");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let dir = tmp.path().join("first");
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["design"], "profile");
+    assert_eq!(results["periods"]["check"], "2024-07–2025-06");
+    let auc = results["auc"].as_f64().unwrap();
+    assert!((0.55..0.9).contains(&auc), "AUC {auc}");
+    let ids: Vec<&str> = results["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "profile_quality",
+            "profile_calibration_by_group",
+            "profile_fairness",
+            "profile_reliability",
+            "profile_marginal_effects"
+        ]
+    );
+    // Every count published is hidden or at least the threshold (5); the tenths of risk
+    // hold equal numbers of persons; each table is written as CSV and in the report.
+    let counts = [
+        "persons",
+        "not_employed",
+        "flagged",
+        "flagged_not_employed",
+        "own_flagged",
+        "own_flagged_not_employed",
+    ];
+    let mut checked = 0;
+    for t in results["tables"].as_array().unwrap() {
+        let keys: Vec<&str> = t["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        for row in t["rows"].as_array().unwrap() {
+            for (k, v) in keys[1..].iter().zip(row[1].as_array().unwrap()) {
+                if let Some(n) = v.as_f64().filter(|_| counts.contains(k)) {
+                    checked += 1;
+                    assert!(n == 0.0 || n >= 5.0, "{} {k}: {n}", t["id"]);
+                }
+            }
+        }
+        let csv = dir.join(format!("{}.csv", t["id"].as_str().unwrap()));
+        assert!(csv.is_file(), "{}", csv.display());
+    }
+    assert!(checked > 40, "{checked}");
+    let tenths = results["tables"][3]["rows"].as_array().unwrap();
+    let sizes: Vec<f64> = tenths.iter().filter_map(|r| r[1][0].as_f64()).collect();
+    assert!(
+        sizes.len() >= 4
+            && sizes.iter().fold(0.0f64, |m, s| m.max(*s))
+                - sizes.iter().fold(f64::MAX, |m, s| m.min(*s))
+                <= 1.0,
+        "{sizes:?}"
+    );
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("profile_fairness") || html.contains("Veri positivi"),
+        "the report shows the tables"
+    );
+    // A rerun publishes the same results (one more earlier publication: its own).
+    let again = run(&good, "again");
+    assert!(again.status.success());
+    assert_eq!(
+        std::fs::read(dir.join("results.json")).unwrap(),
+        std::fs::read(tmp.path().join("again/results.json")).unwrap()
+    );
+    // Refused, nothing written: no later period; two designs.
+    let no_period = run(&spec("[profile]\nmodel = \"logit\"\n"), "no-period");
+    assert!(!no_period.status.success());
+    assert!(
+        String::from_utf8_lossy(&no_period.stderr).contains("validate_from"),
+        "{}",
+        String::from_utf8_lossy(&no_period.stderr)
+    );
+    assert!(!tmp.path().join("no-period").exists());
+    let two = run(
+        &spec("[profile]\nvalidate_from = \"2024-07\"\n\n[descriptive]\ntables = [[\"sex\"]]\n"),
+        "two",
+    );
+    assert!(!two.status.success());
+    assert!(String::from_utf8_lossy(&two.stderr).contains("exactly one design"));
+    assert!(!tmp.path().join("two").exists());
 }

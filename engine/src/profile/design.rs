@@ -37,12 +37,17 @@ pub enum Variable {
         column: String,
         /// The levels seen in training, in sorted order; the first is the reference.
         levels: Vec<String>,
-        /// How many levels were pooled into `(other)` because too few training persons
-        /// had them. Their names are not kept: a rare value is the most identifying one,
-        /// and a scoring rule outlives the data; any level the model does not know joins
-        /// `(other)` when there is one.
+        /// How many levels were pooled because too few training persons had them: into
+        /// `(other)` when they are at least two and together reach the minimum, otherwise
+        /// into the most frequent level (`catch_all`). Their names are not kept: a rare
+        /// value is the most identifying one, and a scoring rule outlives the data; any
+        /// level the model does not know joins the same level.
         #[serde(default)]
         pooled: usize,
+        /// The level pooled and unseen levels join when it is not `(other)` (the most
+        /// frequent one); `None` with `(other)`, or when nothing was pooled.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        catch_all: Option<usize>,
         /// The pooled levels' names, for the fit's notes (never saved).
         #[serde(skip)]
         pooled_names: Vec<String>,
@@ -113,8 +118,9 @@ pub struct Rows {
 impl Encoding {
     /// Learns the encoding of `terms` on the rows of `table` where `train` is true: the
     /// levels of each categorical column (those held by fewer than `min_level` training
-    /// rows pooled into `(other)` when there are at least two such levels), and whether
-    /// each numeric column is 0/1.
+    /// rows pooled into `(other)` when there are at least two such levels and together they
+    /// reach `min_level`, otherwise into the most frequent level), and whether each numeric
+    /// column is 0/1.
     pub fn learn(
         table: &Table,
         terms: &[String],
@@ -196,11 +202,25 @@ impl Encoding {
                     .filter(|l| counts[*l] < min_level)
                     .cloned()
                     .collect();
-                // One rare level alone would only be renamed: pooling needs two.
-                let pooled = if rare.len() >= 2 { rare } else { Vec::new() };
+                // A level of fewer than `min_level` persons gives a coefficient that speaks
+                // for a handful of persons (and runs away when they share the outcome). The
+                // rare levels are pooled into `(other)` when they are at least two and
+                // together reach the minimum (one alone would only be renamed); otherwise
+                // they join the most frequent level, as a modal-category collapse does.
+                let rare_n: usize = rare.iter().map(|l| counts[l]).sum();
+                let pooled = rare;
                 levels.retain(|l| !pooled.contains(l));
+                let mut catch_all = None;
                 if !pooled.is_empty() {
-                    levels.push(OTHER.into());
+                    if pooled.len() >= 2 && rare_n >= min_level {
+                        levels.push(OTHER.into());
+                    } else {
+                        catch_all = levels
+                            .iter()
+                            .enumerate()
+                            .max_by(|a, b| counts[a.1].cmp(&counts[b.1]).then(b.0.cmp(&a.0)))
+                            .map(|(k, _)| k);
+                    }
                 }
                 if levels.len() < 2 {
                     return Err(Error::Param {
@@ -216,6 +236,7 @@ impl Encoding {
                     column: col.to_string(),
                     levels,
                     pooled: pooled.len(),
+                    catch_all,
                     pooled_names: pooled,
                 });
                 out_terms.push(Term::Dummies {
@@ -308,14 +329,19 @@ impl Encoding {
                     }
                     values.push(x.iter().map(|&x| Raw::Number(x)).collect());
                 }
-                Variable::Categorical { column, levels, .. } => {
+                Variable::Categorical {
+                    column,
+                    levels,
+                    catch_all,
+                    ..
+                } => {
                     let c = table.column(column)?;
                     let index: BTreeMap<&str, usize> = levels
                         .iter()
                         .enumerate()
                         .map(|(k, l)| (l.as_str(), k))
                         .collect();
-                    let other = index.get(OTHER).copied();
+                    let other = index.get(OTHER).copied().or(*catch_all);
                     let mut col = Vec::with_capacity(n);
                     for (i, u) in unusable.iter_mut().enumerate() {
                         let level = match c.label(i) {
@@ -328,7 +354,8 @@ impl Encoding {
                             Some(l) => match index.get(l.as_str()) {
                                 Some(&k) if l != OTHER || other.is_some() => Some(k),
                                 // A pooled level, or one never seen in training
-                                // (rarer still), joins `(other)` when there is one.
+                                // (rarer still), joins `(other)` or the most frequent
+                                // level when either gathers the rare ones.
                                 _ if other.is_some() => other,
                                 _ => {
                                     if u.is_none() {

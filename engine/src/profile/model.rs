@@ -327,6 +327,16 @@ pub struct ProfileReport {
     /// The table's rows of the validation persons (to score them with another version).
     #[serde(skip)]
     pub validation_rows: Vec<usize>,
+    /// The table's rows of the training persons.
+    #[serde(skip)]
+    pub training_rows: Vec<usize>,
+}
+
+/// Whether a period value lies between two bounds (each optional, inclusive, compared on
+/// the bound's precision: 2025-01-15 is in 2025-01), as the spec's periods are.
+pub fn in_period(value: &str, from: Option<&str>, to: Option<&str>) -> bool {
+    from.is_none_or(|f| period_cmp(value, f).is_ge())
+        && to.is_none_or(|t| period_cmp(value, t).is_le())
 }
 
 /// Where a period value falls against a bound.
@@ -475,17 +485,26 @@ impl ProfileSpec {
         for v in &encoding.variables {
             if let super::design::Variable::Categorical {
                 column,
+                levels,
+                catch_all,
                 pooled_names: pooled,
                 ..
             } = v
                 && !pooled.is_empty()
             {
+                let into = match catch_all {
+                    Some(k) => format!(
+                        "the most frequent level {} (together they are too few for a level \
+                         of their own)",
+                        levels[*k]
+                    ),
+                    None => super::design::OTHER.to_string(),
+                };
                 notes.push(format!(
-                    "{column}: {} levels with fewer than {} training persons pooled into {} \
-                     ({})",
+                    "{column}: {} level(s) with fewer than {} training persons pooled into \
+                     {into} ({})",
                     pooled.len(),
                     self.min_level,
-                    super::design::OTHER,
                     pooled.join(", ")
                 ));
             }
@@ -614,6 +633,7 @@ impl ProfileSpec {
             notes,
             timings,
             validation_rows: validate,
+            training_rows: train,
         };
         Ok((fitted, report))
     }
@@ -740,7 +760,7 @@ fn by_group(
 }
 
 /// Population stability index of `b` against `a`'s deciles.
-fn psi(a: &[f64], b: &[f64]) -> f64 {
+pub fn psi(a: &[f64], b: &[f64]) -> f64 {
     let mut sorted = a.to_vec();
     sorted.sort_by(f64::total_cmp);
     let edges: Vec<f64> = (1..10)

@@ -21,7 +21,11 @@
 //!   annual report records none, but fits with the same), `isa_before_after`,
 //!   `isa_change`, `adjustment_audit` (a share printed beside the assessed gives its count:
 //!   count = share × assessed / 100) and its funnel flags (an operator flagged for its
-//!   overrides, or not, bounds its overridden count: an inequality of the programme).
+//!   overrides, or not, bounds its overridden count: an inequality of the programme),
+//!   and the profiling section (`profile_quality`, `profile_calibration_by_group`,
+//!   `profile_fairness`, `profile_reliability`: the index refitted here with the spec the
+//!   report records, each group's persons, not employed and flagged, and the equal
+//!   groups of predicted risk).
 //!
 //! Left out, as they are no counts of the publication's persons: labour demand (counts of
 //! hires, published only by the series threshold and pooling), data quality (records in
@@ -41,6 +45,7 @@ use occupa_engine::indicators::{
     PeriodFigures, Quarter, TenantQuarter, Units, age_band, quarter_figures, tenant_quarter,
 };
 use occupa_engine::instruments::Instruments;
+use occupa_engine::profile::model::{ProfileSpec, group_labels};
 use occupa_engine::store::{Store, TenantId};
 use occupa_engine::territory::CitizenshipGroup;
 use serde_json::Value;
@@ -1145,6 +1150,9 @@ impl Attacker<'_> {
             let yr = |b: &AnalysisTable| in_year(b, year);
             self.adjustments(&publication, t, &intake, &yr);
         }
+        if find("profile_quality").is_some() {
+            self.profiling(&publication, &r, &tenants, &all);
+        }
         for t in &all {
             assert!(
                 [
@@ -1155,6 +1163,11 @@ impl Attacker<'_> {
                     "isa_before_after",
                     "isa_change",
                     "adjustment_audit",
+                    "profile_quality",
+                    "profile_calibration_by_group",
+                    "profile_fairness",
+                    "profile_reliability",
+                    "profile_marginal_effects",
                     "demand_forecast",
                     "demand_forecast_vs_actual",
                     "data_quality",
@@ -1162,6 +1175,166 @@ impl Attacker<'_> {
                 .contains(&t.id),
                 "{publication}: table {} is not known to the attack",
                 t.id
+            );
+        }
+    }
+}
+
+impl Attacker<'_> {
+    /// The profiling section: the persons of the recorded cohort, the index refitted with
+    /// the recorded spec on the authorities' tables stacked, and every printed count tied
+    /// to its persons: the training and checked persons, each group's persons and not
+    /// employed, flagged and flagged among the not employed, and the equal groups of
+    /// predicted risk. Groups are read from the printed labels (Italian).
+    fn profiling(&mut self, publication: &str, r: &Value, tenants: &[String], all: &[Json]) {
+        let specs = &r["provenance"]["specs"];
+        let cohort: AnalysisSpec =
+            serde_json::from_value(specs["profiling_cohort"].clone()).unwrap();
+        let spec: ProfileSpec = serde_json::from_value(specs["profiling"]["spec"].clone()).unwrap();
+        let built = analysis(self.store, tenants, &cohort);
+        let parts: Vec<&Table> = built.iter().map(|(_, b)| &b.table).collect();
+        let mut table = Table::stack("attacker", &parts).unwrap();
+        if built.len() > 1 {
+            let tn = built
+                .iter()
+                .flat_map(|(t, b)| std::iter::repeat_n(Some(t.clone()), b.table.len()))
+                .collect();
+            table = table.with_text_column("tenant", tn).unwrap();
+        }
+        let keys: Vec<u64> = built
+            .iter()
+            .flat_map(|(_, b)| b.unit_keys.iter().copied())
+            .collect();
+        let (model, report) = spec.fit(&table).unwrap();
+        let p = model.predict(&table).unwrap().p;
+        let y = numbers(&table, &spec.outcome);
+        let val = &report.validation_rows;
+        let risk = |i: usize| 1.0 - p[i];
+        let event = |i: usize| y[i] == 0.0;
+        let set = |rows: &mut dyn Iterator<Item = usize>| -> Units {
+            sorted(rows.map(|i| keys[i]).collect())
+        };
+        let find = |id: &str| all.iter().find(|t| t.id == id).unwrap();
+        let t = find("profile_quality");
+        let (months, codes) = table.categories(&spec.period).unwrap();
+        let from = spec.train_from.clone().unwrap();
+        let to = spec.validate_from.clone().unwrap();
+        let training = set(&mut (0..table.len()).filter(|&i| {
+            let m = codes[i]
+                .map(|c| months[c as usize].clone())
+                .unwrap_or_default();
+            !y[i].is_nan() && p[i].is_finite() && m >= from && m < to
+        }));
+        assert_eq!(training.len(), report.n_train);
+        self.push(
+            publication,
+            t,
+            "training",
+            "persons",
+            training,
+            count(&t.rows[0][1]),
+        );
+        self.push(
+            publication,
+            t,
+            "check",
+            "persons",
+            set(&mut val.iter().copied()),
+            count(&t.rows[1][1]),
+        );
+        // The groups as the report prints them.
+        let names: BTreeMap<&str, (&str, &str)> = [
+            ("Sesso: donne", ("sex", "F")),
+            ("Sesso: uomini", ("sex", "M")),
+            ("Cittadinanza: italiana", ("citizenship_group", "ITA")),
+            ("Cittadinanza: altro Paese UE", ("citizenship_group", "EU")),
+            ("Cittadinanza: extra UE", ("citizenship_group", "non-EU")),
+            ("Età: 15-24", ("age_band", "15-24")),
+            ("Età: 25-34", ("age_band", "25-34")),
+            ("Età: 35-49", ("age_band", "35-49")),
+            ("Età: 50+", ("age_band", "50+")),
+        ]
+        .into_iter()
+        .collect();
+        let members = |label: &str| -> Vec<usize> {
+            if label == "Tutte le persone" {
+                return val.clone();
+            }
+            let (column, level) = names
+                .get(label)
+                .unwrap_or_else(|| panic!("{publication}: profiling group {label}"));
+            let labels = group_labels(&table, column).unwrap();
+            val.iter()
+                .copied()
+                .filter(|&i| labels[i].as_deref() == Some(*level))
+                .collect()
+        };
+        let t = find("profile_calibration_by_group");
+        for row in &t.rows {
+            let label = row[0].as_str().unwrap();
+            let m = members(label);
+            self.push(
+                publication,
+                t,
+                label,
+                "persons",
+                set(&mut m.iter().copied()),
+                count(&row[1]),
+            );
+            self.push(
+                publication,
+                t,
+                label,
+                "not_employed",
+                set(&mut m.iter().copied().filter(|&i| event(i))),
+                count(&row[2]),
+            );
+        }
+        let t = find("profile_fairness");
+        for row in &t.rows {
+            let label = row[0].as_str().unwrap();
+            let m = members(label);
+            let flagged = |th: f64| m.iter().copied().filter(move |&i| risk(i) >= th);
+            self.push(
+                publication,
+                t,
+                label,
+                "flagged",
+                set(&mut flagged(spec.threshold)),
+                count(&row[1]),
+            );
+            self.push(
+                publication,
+                t,
+                label,
+                "flagged_not_employed",
+                set(&mut flagged(spec.threshold).filter(|&i| event(i))),
+                count(&row[2]),
+            );
+        }
+        let t = find("profile_reliability");
+        let mut by_risk = val.clone();
+        by_risk.sort_by(|&a, &b| risk(a).total_cmp(&risk(b)).then(a.cmp(&b)));
+        let g = t.rows.len();
+        assert_eq!(g, if by_risk.len() >= 1000 { 10 } else { 5 });
+        for (k, row) in t.rows.iter().enumerate() {
+            let label = row[0].as_str().unwrap();
+            let rows = &by_risk[k * by_risk.len() / g..(k + 1) * by_risk.len() / g];
+            self.push(
+                publication,
+                t,
+                label,
+                "persons",
+                set(&mut rows.iter().copied()),
+                count(&row[1]),
+            );
+            self.push(
+                publication,
+                t,
+                label,
+                "not_employed",
+                set(&mut rows.iter().copied().filter(|&i| event(i))),
+                count(&row[2]),
             );
         }
     }
