@@ -379,17 +379,63 @@ fn register_all(
     }
     class_line.push(groups[0].persons);
     draft.line(class_line);
-    register_derivable(draft, prefix, &groups);
+    register_derivable(draft, prefix, &groups, &classes);
     (training, groups, classes)
 }
 
-/// Counts anyone can derive from the tables without their being printed: each dimension's
-/// persons without a group (everyone less the groups). Each joins the draft as a count,
+/// Counts anyone can derive from the tables without their being printed: within a row, the
+/// employed, the false positives and negatives and the true negatives (a printed count
+/// less another); each dimension's persons without a group (everyone less the groups). Each joins the draft as a count,
 /// never printed, so that the threshold rule and the interval audit protect it like any
 /// small count. (The counts with a threshold per group are not published for the same
 /// reason: they differ from the common threshold's by a few persons.)
-fn register_derivable(draft: &mut Draft, prefix: &str, groups: &[GroupRow]) {
+fn register_derivable(draft: &mut Draft, prefix: &str, groups: &[GroupRow], classes: &[ClassRow]) {
     let mut found: Vec<(String, Units)> = Vec::new();
+    let minus = |d: &Draft, a: usize, b: usize| -> Units {
+        let drop: std::collections::HashSet<u64> = d.counts[b].units.iter().copied().collect();
+        d.counts[a]
+            .units
+            .iter()
+            .copied()
+            .filter(|u| !drop.contains(u))
+            .collect()
+    };
+    // Within a row: the employed (persons less not employed), the false positives (flagged
+    // less flagged not employed), the false negatives and the true negatives.
+    for (k, g) in groups.iter().enumerate() {
+        let employed = minus(draft, g.persons, g.not_employed);
+        let not_flagged = minus(draft, g.persons, g.flagged);
+        let tn: Units = {
+            let ne: std::collections::HashSet<u64> =
+                draft.counts[g.not_employed].units.iter().copied().collect();
+            not_flagged
+                .iter()
+                .copied()
+                .filter(|u| !ne.contains(u))
+                .collect()
+        };
+        for (m, u) in [
+            ("employed", employed),
+            (
+                "false_positive",
+                minus(draft, g.flagged, g.flagged_not_employed),
+            ),
+            (
+                "false_negative",
+                minus(draft, g.not_employed, g.flagged_not_employed),
+            ),
+            ("not_flagged", not_flagged),
+            ("true_negative", tn),
+        ] {
+            found.push((format!("{prefix}/row/{k}/{m}"), u));
+        }
+    }
+    for (k, c) in classes.iter().enumerate() {
+        found.push((
+            format!("{prefix}/risk_group/{k}/employed"),
+            minus(draft, c.persons, c.not_employed),
+        ));
+    }
     // Everyone less the groups of one dimension (persons without a value of it).
     if let Some(all) = groups.first() {
         let mut dims: Vec<&str> = Vec::new();
@@ -427,7 +473,8 @@ fn register_derivable(draft: &mut Draft, prefix: &str, groups: &[GroupRow]) {
             }
         }
     }
-    for (key, u) in found {
+    for (key, mut u) in found.into_iter().filter(|(_, u)| !u.is_empty()) {
+        u.sort_unstable();
         draft.count(&key, u, false);
     }
 }
