@@ -2,8 +2,9 @@
 //! placements and physical indicators by quarter), the impact of the main services
 //! (A.3–A.6) on employment at 6 and 12 months with graded diagnostics and effects by
 //! occupability profile, ISA before and after for the persons assessed twice, the audit of
-//! the operators' ±3 adjustments and path overrides, and last year's labour-demand
-//! forecast against what happened.
+//! the operators' ±3 adjustments and path overrides, the employability index checked on
+//! the year before (`crate::profiling`), and last year's labour-demand forecast against
+//! what happened.
 //!
 //! Every count (persons in a flow, the treated and controls of a comparison, the persons
 //! assessed twice, an operator's assessments) is a count of one publication, protected

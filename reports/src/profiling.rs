@@ -1,16 +1,20 @@
-//! The annual report's profiling section: the employability index estimated on the persons
-//! taken in charge in the three years before the cohort year and validated on the cohort
-//! (the persons taken in charge the year before the report's, whose 12 months are over),
-//! with its discrimination and calibration, calibration and error rates by sex,
-//! citizenship and age band, what a threshold per group would change, observed against
-//! predicted in tenths of the predicted risk, and which traits make re-employment easier
-//! (average marginal effects).
+//! The employability index as a publication: the annual report's section, and a study's
+//! `[profile]` design. The index is estimated on the earlier persons and checked on the
+//! later ones (in the annual report: the three years before the cohort year, and the
+//! cohort, the persons taken in charge the year before the report's, whose 12 months are
+//! over), with its discrimination and calibration, observed against predicted in tenths
+//! of the predicted risk, calibration and error rates by sex, citizenship and age band with
+//! the threshold per group that would equalise the true positive rates, and which traits
+//! make re-employment easier (average marginal effects).
 //!
 //! Every group's persons, not employed, flagged at risk and flagged among the not employed
-//! (under the common threshold and under the group's own) is a count of the publication,
-//! registered with each authority's part and protected with the rest of the report; a rate
-//! is shown only when the counts under it are. The model, its coefficients and the names
-//! of pooled levels are never published: levels held by fewer training persons than the
+//! is a count of the publication, and so is every count a row implies without printing it
+//! (the employed, the false positives and negatives, the persons without a group): the
+//! protection hides what it must among them. A rate is shown only when the counts under it
+//! are; the model's AUC, Brier score and calibration are not counts and are shown. The
+//! counts under a group's own threshold are not published: they would differ from the
+//! common threshold's by a few persons. The model, its coefficients and the names of
+//! pooled levels are never published: levels held by fewer training persons than the
 //! larger of 20 and the publication's threshold are pooled before the fit, so no effect
 //! speaks for a handful of persons.
 
