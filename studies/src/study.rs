@@ -707,7 +707,7 @@ fn prepare_and_run(
             "spec": fitted.spec_json()["spec"],
             "tables": figures,
         });
-        // The headline figures of the later persons, when their count is published.
+        // The headline figures of the later persons (not counts: shown with the count hidden).
         if let (Some((auc, lo, hi, slope)), Some(m)) = (fitted.headline(&shown), v.as_object_mut())
         {
             m.insert("auc".into(), auc.into());
