@@ -1765,22 +1765,16 @@ impl Report {
                 (n, Lang::En) => format!("{n} operators are flagged in the audit of adjustments and path overrides."),
             });
         }
-        if let Some((auc, lo, hi, slope)) = profiling.as_ref().and_then(|p| p.headline(&shown)) {
+        if let Some((auc, lo, hi, slope)) = profiling.as_ref().and_then(|p| p.headline()) {
+            let [auc, lo, hi] = [auc, lo, hi].map(|x| fmt_figure(Some(x), 3, lang));
+            let slope = fmt_figure(Some(slope), 2, lang);
             summary.push(if lang == Lang::It {
                 format!(
-                    "L'indice di occupabilità, verificato sulle persone prese in carico nel {cohort}, ha un'AUC di {} (IC 95% {}–{}) e una pendenza di calibrazione di {}.",
-                    fmt_figure(Some(auc), 3, lang),
-                    fmt_figure(Some(lo), 3, lang),
-                    fmt_figure(Some(hi), 3, lang),
-                    fmt_figure(Some(slope), 2, lang)
+                    "L'indice di occupabilità, verificato sulle persone prese in carico nel {cohort}, ha un'AUC di {auc} (IC 95% {lo}–{hi}) e una pendenza di calibrazione di {slope}."
                 )
             } else {
                 format!(
-                    "The employability index, checked on the persons taken in charge in {cohort}, has an AUC of {} (95% CI {}–{}) and a calibration slope of {}.",
-                    fmt_figure(Some(auc), 3, lang),
-                    fmt_figure(Some(lo), 3, lang),
-                    fmt_figure(Some(hi), 3, lang),
-                    fmt_figure(Some(slope), 2, lang)
+                    "The employability index, checked on the persons taken in charge in {cohort}, has an AUC of {auc} (95% CI {lo}–{hi}) and a calibration slope of {slope}."
                 )
             });
         }

@@ -527,11 +527,10 @@ impl Profiling {
     }
 
     /// The index's AUC with its interval and its calibration slope on the checked persons.
-    pub fn headline(&self, shown: &dyn Fn(usize) -> Option<u64>) -> Option<(f64, f64, f64, f64)> {
+    pub fn headline(&self) -> Option<(f64, f64, f64, f64)> {
         let f = self.outcome.as_ref().ok()?;
         // Not a count: a rank statistic and a slope say nothing of how many persons there
         // are (the validation holds at least 20), so they are shown with the count hidden.
-        let _ = shown;
         let v = &f.report.validation;
         Some((
             v.discrimination.auc,

@@ -708,8 +708,7 @@ fn prepare_and_run(
             "tables": figures,
         });
         // The headline figures of the later persons (not counts: shown with the count hidden).
-        if let (Some((auc, lo, hi, slope)), Some(m)) = (fitted.headline(&shown), v.as_object_mut())
-        {
+        if let (Some((auc, lo, hi, slope)), Some(m)) = (fitted.headline(), v.as_object_mut()) {
             m.insert("auc".into(), auc.into());
             m.insert("auc_ci95".into(), serde_json::json!([lo, hi]));
             m.insert("calibration_slope".into(), slope.into());
