@@ -108,28 +108,31 @@ impl Ledger {
         );
         let staging = self.dir.join(format!(".staging-{name}"));
         occupa_engine::store::private_dir_all(&staging).map_err(engine)?;
+        // Every printed count, and the derived ones that are small: a later publication
+        // must keep those protected. A large derived count says nothing the printed ones
+        // do not, and kept as hidden it would make a later publication hide the same set.
+        let kept: Vec<usize> = (0..draft.counts.len())
+            .filter(|&i| draft.counts[i].printed || protection.status[i] == Status::Primary)
+            .collect();
         let meta = Meta {
             id: draft.id.clone(),
             created: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             rule,
-            cells: draft
-                .counts
+            cells: kept
                 .iter()
-                .zip(&protection.status)
-                .map(|(c, s)| CellMeta {
-                    key: c.key.clone(),
-                    value: c.value(),
-                    published: *s == Status::Safe,
-                    primary: *s == Status::Primary,
+                .map(|&i| CellMeta {
+                    key: draft.counts[i].key.clone(),
+                    value: draft.counts[i].value(),
+                    published: protection.shown(draft, i).is_some(),
+                    primary: protection.status[i] == Status::Primary,
                 })
                 .collect(),
         };
         // Local atoms: each unit with the set of counts it is in.
-        let mut pairs: Vec<(u64, u32)> = draft
-            .counts
+        let mut pairs: Vec<(u64, u32)> = kept
             .iter()
             .enumerate()
-            .flat_map(|(i, c)| c.units.iter().map(move |&u| (u, i as u32)))
+            .flat_map(|(k, &i)| draft.counts[i].units.iter().map(move |&u| (u, k as u32)))
             .collect();
         pairs.sort_unstable();
         let mut atoms: Vec<Vec<u32>> = Vec::new();

@@ -11,6 +11,14 @@
 //! greatest sum of its atoms over that system, two linear programmes ([`system`]), as
 //! Tau-Argus's audit computes them for linked tables.
 //!
+//! A count anyone can derive without its being printed (a row's total less a cell), and the
+//! few units by which two counts differ (in this publication, or between it and an earlier
+//! one), join the draft as **derived** counts: never printed, never fixed in the system,
+//! and, when small, checked by the audit like any small count ([`Draft::derived`],
+//! [`Draft::add_differences`], which a study applies to its whole draft and a report to its
+//! profiling section). A count anyone can compute whatever is hidden (the size of
+//! ten equal groups) is **public** ([`Draft::public`]): never hidden to protect another.
+//!
 //! [`protect`] applies the threshold rule (primary suppression of counts from 1 to the
 //! threshold less one), a first secondary pattern on the tables' lines (no line with a
 //! single hidden value; cells hidden by earlier publications hidden again), then the
@@ -84,6 +92,12 @@ pub struct Count {
     pub units: Units,
     /// A total (its parts are preferred for secondary suppression).
     pub margin: bool,
+    /// Shown when safe. A derived count ([`Draft::derived`]) is not: it is what anyone can
+    /// compute from the printed ones, registered so that the audit checks it when it is
+    /// small, and it tells the attacker nothing the printed counts do not.
+    pub printed: bool,
+    /// Known to anyone whatever is hidden ([`Draft::public`]): always shown, never hidden.
+    pub public: bool,
 }
 
 impl Count {
@@ -135,13 +149,114 @@ impl Draft {
             .and_then(|v| v.iter().copied().find(|&i| self.counts[i].units == units))
         {
             self.counts[found].margin |= margin;
+            self.counts[found].printed = true;
             return found;
         }
+        self.push(key, units, margin, true, h)
+    }
+
+    /// Adds a count that is never printed but that anyone can derive from the printed ones
+    /// (a row's total less one of its cells), or finds the count with the same units.
+    /// When it is small it is a primary count like any other: the audit proves that the
+    /// printed counts, this publication's and the earlier ones', leave it a wide enough
+    /// interval, and hides more of them where they do not. It is never fixed in the
+    /// attacker's system: what it says, the printed counts say already (had it been fixed,
+    /// hiding the cells it derives from would protect nothing).
+    pub fn derived(&mut self, key: &str, units: Units) -> usize {
+        let h = set_hash(&units);
+        if let Some(found) = self
+            .by_units
+            .get(&h)
+            .and_then(|v| v.iter().copied().find(|&i| self.counts[i].units == units))
+        {
+            return found;
+        }
+        self.push(key, units, false, false, h)
+    }
+
+    /// Adds a count anyone can compute whatever the publication hides (the size of each
+    /// of ten equal groups, given the total), or marks the count with the same units so.
+    /// It is shown and fixed in the attacker's system, and never hidden to protect
+    /// another: hiding it would be a protection only on paper.
+    pub fn public(&mut self, key: &str, units: Units) -> usize {
+        let i = self.count(key, units, false);
+        self.counts[i].public = true;
+        i
+    }
+
+    /// Differencing: two counts whose sets differ by a few units give those units away as
+    /// the difference of the two, whether both are this publication's (the lowest tenth of
+    /// predicted risk and the persons below the risk threshold) or one is an earlier
+    /// publication's (a cohort one day shorter than an earlier study's). Each such
+    /// difference, on either side, joins the draft as a derived count, so the threshold
+    /// rule and the audit protect it like any small count. A study calls it on its whole
+    /// draft before [`protect`]; a report, on the sections it knows to hold such pairs
+    /// ([`Draft::add_differences_among`]).
+    ///
+    /// Pairs are only compared when their sizes differ by less than `min`; each comparison
+    /// stops at `min` differing units.
+    pub fn add_differences(&mut self, prior: &[Prior], min: u64) {
+        let all: Vec<usize> = (0..self.counts.len()).collect();
+        self.differences_of(&all, prior, min);
+    }
+
+    /// [`Draft::add_differences`] among `counts` only, and not against earlier publications.
+    pub fn add_differences_among(&mut self, counts: &[usize], min: u64) {
+        self.differences_of(counts, &[], min);
+    }
+
+    fn differences_of(&mut self, counts: &[usize], prior: &[Prior], min: u64) {
+        if min <= 1 {
+            return;
+        }
+        let mut order: Vec<usize> = counts
+            .iter()
+            .copied()
+            .filter(|&i| !self.counts[i].units.is_empty())
+            .collect();
+        order.sort_by_key(|&i| (self.counts[i].units.len(), i));
+        order.dedup();
+        let sizes: Vec<usize> = order.iter().map(|&i| self.counts[i].units.len()).collect();
+        let near = |len: usize| -> std::ops::Range<usize> {
+            let reach = min as usize - 1;
+            sizes.partition_point(|&s| s + reach < len)
+                ..sizes.partition_point(|&s| s <= len + reach)
+        };
+        let mut found: Vec<(String, Units)> = Vec::new();
+        for (pos, &a) in order.iter().enumerate() {
+            let range = near(sizes[pos]);
+            for &b in &order[(pos + 1).max(range.start)..range.end] {
+                let (ca, cb) = (&self.counts[a], &self.counts[b]);
+                if let Some((only_a, only_b)) = differences(&ca.units, &cb.units, min) {
+                    found.push((format!("{} less {}", ca.key, cb.key), only_a));
+                    found.push((format!("{} less {}", cb.key, ca.key), only_b));
+                }
+            }
+        }
+        for p in prior {
+            for cell in p.cells.iter().filter(|c| !c.units.is_empty()) {
+                for &b in &order[near(cell.units.len())] {
+                    let c = &self.counts[b];
+                    if let Some((before, now)) = differences(&cell.units, &c.units, min) {
+                        found.push((format!("{}/{} less {}", p.id, cell.key, c.key), before));
+                        found.push((format!("{} less {}/{}", c.key, p.id, cell.key), now));
+                    }
+                }
+            }
+        }
+        for (key, units) in found.into_iter().filter(|(_, u)| !u.is_empty()) {
+            self.derived(&key, units);
+        }
+    }
+
+    fn push(&mut self, key: &str, units: Units, margin: bool, printed: bool, h: u64) -> usize {
         let i = self.counts.len();
         self.counts.push(Count {
             key: key.to_string(),
             units,
             margin,
+            printed,
+            public: false,
         });
         self.by_units.entry(h).or_default().push(i);
         i
@@ -156,6 +271,42 @@ impl Draft {
             self.lines.push(m);
         }
     }
+}
+
+/// The units only in `a` and only in `b` (both sorted), when there are some and together
+/// fewer than `min` (a difference an attacker could read off two totals).
+pub(crate) fn differences(a: &[u64], b: &[u64], min: u64) -> Option<(Vec<u64>, Vec<u64>)> {
+    let min = min as usize;
+    if a.len().abs_diff(b.len()) >= min {
+        return None;
+    }
+    let (mut i, mut j) = (0, 0);
+    let (mut only_a, mut only_b) = (Vec::new(), Vec::new());
+    loop {
+        match (a.get(i), b.get(j)) {
+            (None, None) => break,
+            (Some(x), Some(y)) if x == y => {
+                i += 1;
+                j += 1;
+            }
+            (Some(x), Some(y)) if x > y => {
+                only_b.push(*y);
+                j += 1;
+            }
+            (Some(x), _) => {
+                only_a.push(*x);
+                i += 1;
+            }
+            (None, Some(y)) => {
+                only_b.push(*y);
+                j += 1;
+            }
+        }
+        if only_a.len() + only_b.len() >= min {
+            return None;
+        }
+    }
+    (!only_a.is_empty() || !only_b.is_empty()).then_some((only_a, only_b))
 }
 
 /// A publication already made, as the ledger keeps it.
@@ -241,15 +392,16 @@ pub struct Protection {
 }
 
 impl Protection {
-    /// The published value of count `i`, if shown.
+    /// The published value of count `i`, if shown (never for a derived count).
     pub fn shown(&self, draft: &Draft, i: usize) -> Option<u64> {
-        (self.status[i] == Status::Safe).then(|| draft.counts[i].value())
+        (self.status[i] == Status::Safe && draft.counts[i].printed).then(|| draft.counts[i].value())
     }
 }
 
 /// The first pattern: while some line has exactly one hidden count, hide its smallest
-/// shown non-zero count, preferring parts to totals.
-fn line_pattern(draft: &Draft, status: &mut [Status]) {
+/// shown non-zero count, preferring parts to totals, among those no earlier publication
+/// has shown (`fixed`).
+fn line_pattern(draft: &Draft, status: &mut [Status], fixed: &[bool]) {
     loop {
         let mut changed = false;
         for line in &draft.lines {
@@ -259,7 +411,7 @@ fn line_pattern(draft: &Draft, status: &mut [Status]) {
             let pick = line
                 .iter()
                 .copied()
-                .filter(|&i| status[i] == Status::Safe && draft.counts[i].value() > 0)
+                .filter(|&i| hideable(draft, status, i) && !fixed[i])
                 .min_by_key(|&i| (draft.counts[i].margin as u8, draft.counts[i].value()));
             if let Some(i) = pick {
                 status[i] = Status::Secondary;
@@ -316,7 +468,9 @@ pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection>
         .counts
         .iter()
         .map(|c| {
-            if rule.is_primary(c.value()) {
+            if c.public {
+                Status::Safe
+            } else if rule.is_primary(c.value()) {
                 Status::Primary
             } else {
                 Status::Safe
@@ -340,11 +494,24 @@ pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection>
         m.get(&set_hash(u)).is_some_and(|v| v.contains(&u))
     };
     for (i, c) in draft.counts.iter().enumerate() {
-        if status[i] == Status::Safe && c.value() > 0 && seen(&hidden_before, &c.units) {
+        if status[i] == Status::Safe
+            && c.printed
+            && !c.public
+            && c.value() > 0
+            && seen(&hidden_before, &c.units)
+        {
             status[i] = Status::Secondary;
         }
     }
-    line_pattern(draft, &mut status);
+    // What an earlier publication showed is fixed whatever this one hides: hiding it again
+    // to complete a line protects nothing (and a rerun of the same publication would hide
+    // more than the first run).
+    let fixed: Vec<bool> = draft
+        .counts
+        .iter()
+        .map(|c| seen(&shown_before, &c.units))
+        .collect();
+    line_pattern(draft, &mut status, &fixed);
     let first_pattern: Vec<Status> = status.clone();
 
     let mut sys = System::build(draft, &status, prior)?;
@@ -567,8 +734,16 @@ pub fn protect(draft: &Draft, prior: &[Prior], rule: Rule) -> Result<Protection>
     // feasible set, so every interval found above can only widen afterwards; a range met
     // when its target was checked holds in the final pattern (which the ranges reported,
     // taken at that time, understate, never overstate).
-    let hidden = status.iter().filter(|s| **s != Status::Safe).count();
-    let primary = status.iter().filter(|s| **s == Status::Primary).count();
+    // Of the printed counts: a derived one is never shown, small or not.
+    let printed = || {
+        status
+            .iter()
+            .zip(&draft.counts)
+            .filter(|(_, c)| c.printed)
+            .map(|(s, _)| *s)
+    };
+    let hidden = printed().filter(|s| *s != Status::Safe).count();
+    let primary = printed().filter(|s| *s == Status::Primary).count();
     debug_assert!(
         added
             >= status
@@ -667,6 +842,14 @@ fn certify(sys: &mut System, row: usize, up: bool, goal: f64) -> Result<Option<f
     sys.bound(row, up)
 }
 
+/// Whether hiding count `i` could widen an interval: a shown, printed, non-zero count that
+/// is not public (a derived count is never fixed, so hiding it changes nothing; a public
+/// one is known whatever is hidden).
+fn hideable(draft: &Draft, status: &[Status], i: usize) -> bool {
+    let c = &draft.counts[i];
+    status[i] == Status::Safe && c.printed && !c.public && c.value() > 0
+}
+
 /// Hides one more count of this publication so that the interval of `row` reaches
 /// `goal` (upward when `up`): among the shown counts sharing units with it, smallest
 /// first (parts before totals), the first whose hiding lets `certify` reach it, else the
@@ -683,7 +866,7 @@ fn repair(
     let mut candidates: Vec<usize> = sys
         .neighbours(row)
         .into_iter()
-        .filter(|&i| status[i] == Status::Safe && draft.counts[i].value() > 0)
+        .filter(|&i| hideable(draft, status, i))
         .collect();
     candidates.sort_by_key(|&i| (draft.counts[i].margin as u8, draft.counts[i].value(), i));
     // The sixteen smallest neighbours; in a small system, where the full programme costs
@@ -698,7 +881,7 @@ fn repair(
         let mut held: Vec<usize> = sys
             .binding()
             .into_iter()
-            .filter(|&i| status[i] == Status::Safe && draft.counts[i].value() > 0)
+            .filter(|&i| hideable(draft, status, i))
             .collect();
         held.sort_by_key(|&i| (draft.counts[i].margin as u8, draft.counts[i].value(), i));
         held_first = held.first().copied();

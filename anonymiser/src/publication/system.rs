@@ -122,7 +122,7 @@ impl System {
             if count_of_row[r].is_none() {
                 count_of_row[r] = Some(i);
             }
-            if status[i] == Status::Safe {
+            if status[i] == Status::Safe && c.printed {
                 shown[r] = true;
             }
         }

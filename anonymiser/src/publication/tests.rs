@@ -199,6 +199,82 @@ fn the_ledger_keeps_what_was_published() {
     );
 }
 
+/// One row of a confusion table as the profiling tables print it: persons, not employed,
+/// flagged, flagged among the not employed. Its true negatives (persons less the other
+/// three's union) are 3 and never printed.
+fn confusion_row(d: &mut Draft) -> (Vec<usize>, Units) {
+    let tn = units(0, 3);
+    let fn_ = units(100, 15);
+    let fp = units(200, 17);
+    let tp = units(300, 5);
+    let persons = union(&[&tn, &fn_, &fp, &tp]);
+    let printed = vec![
+        d.count("persons", persons, true),
+        d.count("not_employed", union(&[&fn_, &tp]), false),
+        d.count("flagged", union(&[&fp, &tp]), false),
+        d.count("flagged_not_employed", tp, false),
+    ];
+    (printed, tn)
+}
+
+#[test]
+fn a_small_derived_count_is_protected_by_hiding_what_it_derives_from() {
+    let mut d = Draft::new("d");
+    let (printed, tn) = confusion_row(&mut d);
+    let t = d.derived("true_negative", tn.clone());
+    // The same units again: one count, still never printed.
+    assert_eq!(d.derived("again", tn), t);
+    assert!(!d.counts[t].printed);
+    let p = protect(&d, &[], rule()).unwrap();
+    assert_eq!(p.status[t], Status::Primary);
+    assert!(p.audit.all_protected);
+    assert!(
+        printed.iter().any(|&i| p.shown(&d, i).is_none()),
+        "a printed count is hidden, else the true negatives are the difference"
+    );
+    let r = p
+        .audit
+        .ranges
+        .iter()
+        .find(|r| r.key == "true_negative")
+        .unwrap();
+    assert!(r.upper.is_none_or(|u| u >= 5.0) && r.lower <= 1.0, "{r:?}");
+    // Unregistered, the audit has no reason to hide anything: that is what registering
+    // the derivable counts is for.
+    let mut bare = Draft::new("d");
+    let (printed, _) = confusion_row(&mut bare);
+    let q = protect(&bare, &[], rule()).unwrap();
+    assert!(printed.iter().all(|&i| q.shown(&bare, i).is_some()));
+}
+
+#[test]
+fn a_large_derived_count_fixes_nothing_and_is_not_kept() {
+    // Persons 40 and employed (derived) 20: hiding the not employed (small, 20 − 17 = 3
+    // would be fixed by a shown "employed") must be enough.
+    let mut d = Draft::new("d");
+    let ne = units(0, 3);
+    let employed = units(100, 37);
+    let persons = d.count("persons", union(&[&ne, &employed]), true);
+    let hidden = d.count("not_employed", ne, false);
+    let e = d.derived("employed", employed.clone());
+    let p = protect(&d, &[], rule()).unwrap();
+    assert_eq!(p.status[hidden], Status::Primary);
+    assert!(p.shown(&d, e).is_none(), "a derived count is never shown");
+    // Had the derived count been fixed, only hiding the persons too would protect them;
+    // here the audit needs nothing more than the line does.
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger::Ledger::open(dir.path()).unwrap();
+    ledger.record(&d, &p, rule()).unwrap();
+    let priors = ledger.priors().unwrap();
+    assert!(priors[0].cells.iter().all(|c| c.key != "employed"));
+    // A later publication may print the employed: the set was never hidden.
+    let mut later = Draft::new("later");
+    let shown = later.count("employed", employed, false);
+    let q = protect(&later, &priors, rule()).unwrap();
+    assert!(q.shown(&later, shown).is_some());
+    assert!(p.shown(&d, persons).is_some());
+}
+
 proptest::proptest! {
     // Random tenant × category tables with margins: after protection the audit proves every
     // small count covers its range.
@@ -288,4 +364,52 @@ proptest::proptest! {
             }
         }
     }
+}
+
+#[test]
+fn differences_of_a_few_units_are_found_and_large_ones_not() {
+    let a: Vec<u64> = (0..100).collect();
+    let b: Vec<u64> = (2..100).collect();
+    assert_eq!(differences(&a, &b, 5), Some((vec![0, 1], vec![])));
+    let c: Vec<u64> = (5..100).collect();
+    assert_eq!(
+        differences(&a, &c, 5),
+        None,
+        "five apart is not below the threshold"
+    );
+    assert_eq!(differences(&a, &a, 5), None);
+    let mut d: Vec<u64> = (1..100).collect();
+    d.push(500);
+    assert_eq!(differences(&a, &d, 5), Some((vec![0], vec![500])));
+}
+
+/// The lowest tenth of predicted risk (126 persons, a size anyone computes from the total)
+/// holds the 125 persons below the risk threshold and one above: printing the persons
+/// below the threshold would give that one person away. The difference is found and
+/// protected by hiding the count it comes from, not the public tenth.
+#[test]
+fn a_small_difference_between_two_counts_of_one_publication_is_protected() {
+    let mut d = Draft::new("d");
+    let below = units(0, 125);
+    let tenth = union(&[&below, &units(1000, 1)]);
+    let rest = units(2000, 300);
+    let all = d.count("all", union(&[&tenth, &rest]), true);
+    let t = d.public("tenth", tenth);
+    let flagged = d.count("flagged", union(&[&units(1000, 1), &rest]), false);
+    let not_flagged = d.derived("not flagged", below);
+    d.add_differences(&[], rule().min);
+    let p = protect(&d, &[], rule()).unwrap();
+    assert!(p.audit.all_protected);
+    let found = d
+        .counts
+        .iter()
+        .position(|c| c.units == vec![1000])
+        .expect("the difference joins the draft");
+    assert!(!d.counts[found].printed);
+    assert_eq!(p.status[found], Status::Primary);
+    assert!(p.shown(&d, t).is_some() && p.shown(&d, all).is_some());
+    assert!(p.shown(&d, flagged).is_none(), "{:?}", p.status);
+    assert!(p.shown(&d, not_flagged).is_none());
+    // Without the rule that the tenth is public, hiding it would have been the cheaper
+    // repair, and a protection on paper only.
 }
