@@ -148,14 +148,23 @@ pub(crate) fn profiling_counts(
     if !by_group {
         spec.groups.clear();
     }
-    Some(Profiling::fit(
+    let first = draft.counts.len();
+    let profiling = Profiling::fit(
         &table,
         &keys,
         spec,
         Some(periods),
         &format!("profiling/{cohort}"),
         draft,
-    ))
+    );
+    // The section's counts a few persons apart (the lowest tenth of risk and the persons
+    // below the threshold) give those persons away: their differences are counts too.
+    // (A study differences its whole draft; a report's other sections are built so that
+    // their relations are lines and totals.)
+    let mut mine: Vec<usize> = (first..draft.counts.len()).collect();
+    mine.extend(profiling.counts());
+    draft.add_differences_among(&mine, min_count);
+    Some(profiling)
 }
 
 /// The periods as the tables name them: the training persons' and the checked persons'
@@ -169,6 +178,21 @@ pub struct Periods {
 }
 
 impl Profiling {
+    /// The draft's counts the tables print (each group's and each tenth's).
+    fn counts(&self) -> Vec<usize> {
+        let Ok(f) = &self.outcome else {
+            return Vec::new();
+        };
+        let mut v = vec![f.training];
+        for g in &f.groups {
+            v.extend([g.persons, g.not_employed, g.flagged, g.flagged_not_employed]);
+        }
+        for c in &f.classes {
+            v.extend([c.persons, c.not_employed]);
+        }
+        v
+    }
+
     /// Fits `spec` on `table` (each row a person with the unit key in `keys`) and registers
     /// every count the tables publish in `draft`, keyed under `prefix`, with the counts they
     /// let anyone derive. `periods` names
@@ -341,12 +365,19 @@ fn register_all(
             draft.line(line);
         }
     }
-    // Calibration by equal groups of predicted risk (tenths, fifths when the cohort is
+    // Calibration by equal groups of predicted risk (tenths, fewer when the cohort is
     // small): each group holds a tenth of the cohort by construction, so none is small,
     // where fixed risk classes can be nearly empty and cost the protection dearly.
     let mut by_risk: Vec<usize> = val.clone();
     by_risk.sort_by(|&a, &b| risk(a).total_cmp(&risk(b)).then(a.cmp(&b)));
-    let parts_n = if by_risk.len() >= 1000 { 10 } else { 5 };
+    // Each part holds at least `min_level` persons (at least the publication's threshold):
+    // its size is public, so it must not be a small count.
+    let floor = spec.min_level.max(1);
+    let parts_n = if by_risk.len() >= 1000 && by_risk.len() / 10 >= floor {
+        10
+    } else {
+        (by_risk.len() / floor).clamp(1, 5)
+    };
     let mut classes = Vec::new();
     let mut class_line = Vec::new();
     for g in 0..parts_n {
@@ -362,13 +393,14 @@ fn register_all(
                 risk(rows[0]),
                 risk(rows[rows.len() - 1])
             ),
-            persons: register(
-                keys,
-                draft,
-                &format!("{prefix}/risk_group/{g}/persons"),
-                rows,
-                false,
-            ),
+            // Anyone computes a tenth's size from the total: public, never hidden for
+            // another count's sake (that would protect on paper only).
+            persons: {
+                let mut s: Units = rows.iter().map(|&i| keys[i]).collect();
+                s.sort_unstable();
+                s.dedup();
+                draft.public(&format!("{prefix}/risk_group/{g}/persons"), s)
+            },
             not_employed: register(
                 keys,
                 draft,
@@ -389,9 +421,9 @@ fn register_all(
 
 /// Counts anyone can derive from the tables without their being printed: within a row, the
 /// employed, the false positives and negatives and the true negatives (a printed count
-/// less another); each dimension's persons without a group (everyone less the groups). Each joins the draft as a count,
-/// never printed, so that the threshold rule and the interval audit protect it like any
-/// small count. (The counts with a threshold per group are not published for the same
+/// less another); each dimension's persons without a group (everyone less the groups). Each
+/// joins the draft as a derived count ([`Draft::derived`]): never printed, never fixed in
+/// the attacker's system, and when small, protected by the audit like any small count. (The counts with a threshold per group are not published for the same
 /// reason: they differ from the common threshold's by a few persons.)
 fn register_derivable(draft: &mut Draft, prefix: &str, groups: &[GroupRow], classes: &[ClassRow]) {
     let mut found: Vec<(String, Units)> = Vec::new();
@@ -479,7 +511,7 @@ fn register_derivable(draft: &mut Draft, prefix: &str, groups: &[GroupRow], clas
     }
     for (key, mut u) in found.into_iter().filter(|(_, u)| !u.is_empty()) {
         u.sort_unstable();
-        draft.count(&key, u, false);
+        draft.derived(&key, u);
     }
 }
 
