@@ -8,9 +8,11 @@
 //! make re-employment easier (average marginal effects).
 //!
 //! Every group's persons, not employed, flagged at risk and flagged among the not employed
-//! is a count of the publication, and so is every count a row implies without printing it
-//! (the employed, the false positives and negatives, the persons without a group): the
-//! protection hides what it must among them. A rate is shown only when the counts under it
+//! is a count of the publication; every count a row implies without printing it (the
+//! employed, the false positives and negatives, the persons without a group) and the few
+//! persons by which two of the section's counts differ (the lowest tenth of risk and the
+//! persons below the threshold) are derived counts, which the protection keeps protected
+//! when small; the tenths' sizes, which anyone computes from the total, are public. A rate is shown only when the counts under it
 //! are; the model's AUC, Brier score and calibration are not counts and are shown. The
 //! counts under a group's own threshold are not published: they would differ from the
 //! common threshold's by a few persons. The model, its coefficients and the names of
