@@ -1043,11 +1043,30 @@ impl Guard {
         self.draft.add_differences(&self.prior, self.rule.min);
         let p = occupa_anonymiser::publication::protect(&self.draft, &self.prior, self.rule)?;
         if !p.audit.all_protected {
+            // Which counts (their keys, never their values), so the breakdown can be found.
+            let failing: Vec<&str> = p
+                .audit
+                .ranges
+                .iter()
+                .filter(|r| {
+                    r.upper.is_some_and(|u| u < r.required.1 as f64 - 1e-6)
+                        || r.lower > r.required.0 as f64 + 1e-6
+                })
+                .map(|r| r.key.as_str())
+                .take(5)
+                .collect();
+            let hint = if self.prior.is_empty() {
+                "a breakdown holds a few persons the study's other counts give away: raise \
+                 min_count or publish fewer breakdowns (in a [profile] study, fewer groups)"
+            } else {
+                "raise min_count, publish fewer breakdowns, or drop a filter that differs from \
+                 an earlier study's by a few persons"
+            };
             refuse!(
                 "the interval audit could not protect every small count against the {} earlier \
-                 publications of this store (nothing written): raise min_count, or drop a \
-                 filter that differs from an earlier study's by a few persons",
-                self.prior.len()
+                 publications of this store (nothing written): {hint}. The counts: {}",
+                self.prior.len(),
+                failing.join("; ")
             );
         }
         self.protection = Some(p);
