@@ -12,8 +12,8 @@
 //! employed, the false positives and negatives, the persons without a group) and the few
 //! persons by which two of the section's counts differ (the lowest tenth of risk and the
 //! persons below the threshold) are derived counts, which the protection keeps protected
-//! when small; the tenths' sizes, which anyone computes from the total, are public. A rate is shown only when the counts under it
-//! are; the model's AUC, Brier score and calibration are not counts and are shown. The
+//! when small; the tenths' sizes, which anyone computes from the total, are public. A rate
+//! is shown only when the counts under it are; the model's AUC, Brier score and calibration are not counts and are shown. The
 //! counts under a group's own threshold are not published: they would differ from the
 //! common threshold's by a few persons. The model, its coefficients and the names of
 //! pooled levels are never published: levels held by fewer training persons than the
@@ -368,8 +368,8 @@ fn register_all(
         }
     }
     // Calibration by equal groups of predicted risk (tenths, fewer when the cohort is
-    // small): each group holds a tenth of the cohort by construction, so none is small,
-    // where fixed risk classes can be nearly empty and cost the protection dearly.
+    // small): each group holds an equal share of the cohort by construction, so none is
+    // small, where fixed risk classes can be nearly empty and cost the protection dearly.
     let mut by_risk: Vec<usize> = val.clone();
     by_risk.sort_by(|&a, &b| risk(a).total_cmp(&risk(b)).then(a.cmp(&b)));
     // Each part holds at least `min_level` persons (at least the publication's threshold):
@@ -425,8 +425,9 @@ fn register_all(
 /// employed, the false positives and negatives and the true negatives (a printed count
 /// less another); each dimension's persons without a group (everyone less the groups). Each
 /// joins the draft as a derived count ([`Draft::derived`]): never printed, never fixed in
-/// the attacker's system, and when small, protected by the audit like any small count. (The counts with a threshold per group are not published for the same
-/// reason: they differ from the common threshold's by a few persons.)
+/// the attacker's system, and when small, protected by the audit like any small count.
+/// (The counts with a threshold per group are not published for the same reason: they
+/// differ from the common threshold's by a few persons.)
 fn register_derivable(draft: &mut Draft, prefix: &str, groups: &[GroupRow], classes: &[ClassRow]) {
     let mut found: Vec<(String, Units)> = Vec::new();
     let minus = |d: &Draft, a: usize, b: usize| -> Units {
