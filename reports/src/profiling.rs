@@ -120,10 +120,15 @@ struct Fitted {
 /// own index on its own persons, so its sets are others), and the interval audit finds
 /// what any earlier part and this total say together from the persons themselves.
 fn register(keys: &[u64], draft: &mut Draft, key: &str, rows: &[usize], margin: bool) -> usize {
+    draft.count(key, units_of(keys, rows), margin)
+}
+
+/// The persons of `rows`, sorted, each once.
+fn units_of(keys: &[u64], rows: &[usize]) -> Units {
     let mut s: Units = rows.iter().map(|&i| keys[i]).collect();
     s.sort_unstable();
     s.dedup();
-    draft.count(key, s, margin)
+    s
 }
 
 /// The annual report's index: fitted on the authorities' tables stacked and registered in
@@ -397,12 +402,10 @@ fn register_all(
             ),
             // Anyone computes a tenth's size from the total: public, never hidden for
             // another count's sake (that would protect on paper only).
-            persons: {
-                let mut s: Units = rows.iter().map(|&i| keys[i]).collect();
-                s.sort_unstable();
-                s.dedup();
-                draft.public(&format!("{prefix}/risk_group/{g}/persons"), s)
-            },
+            persons: draft.public(
+                &format!("{prefix}/risk_group/{g}/persons"),
+                units_of(keys, rows),
+            ),
             not_employed: register(
                 keys,
                 draft,

@@ -142,17 +142,10 @@ impl Draft {
 
     /// Adds a count (or finds the one with the same units) and returns its index.
     pub fn count(&mut self, key: &str, units: Units, margin: bool) -> usize {
-        let h = set_hash(&units);
-        if let Some(found) = self
-            .by_units
-            .get(&h)
-            .and_then(|v| v.iter().copied().find(|&i| self.counts[i].units == units))
-        {
-            self.counts[found].margin |= margin;
-            self.counts[found].printed = true;
-            return found;
-        }
-        self.push(key, units, margin, true, h)
+        let i = self.derived(key, units);
+        self.counts[i].margin |= margin;
+        self.counts[i].printed = true;
+        i
     }
 
     /// Adds a count that is never printed but that anyone can derive from the printed ones
@@ -171,7 +164,16 @@ impl Draft {
         {
             return found;
         }
-        self.push(key, units, false, false, h)
+        let i = self.counts.len();
+        self.counts.push(Count {
+            key: key.to_string(),
+            units,
+            margin: false,
+            printed: false,
+            public: false,
+        });
+        self.by_units.entry(h).or_default().push(i);
+        i
     }
 
     /// Adds a count anyone can compute whatever the publication hides (the size of each
@@ -247,19 +249,6 @@ impl Draft {
         for (key, units) in found.into_iter().filter(|(_, u)| !u.is_empty()) {
             self.derived(&key, units);
         }
-    }
-
-    fn push(&mut self, key: &str, units: Units, margin: bool, printed: bool, h: u64) -> usize {
-        let i = self.counts.len();
-        self.counts.push(Count {
-            key: key.to_string(),
-            units,
-            margin,
-            printed,
-            public: false,
-        });
-        self.by_units.entry(h).or_default().push(i);
-        i
     }
 
     /// Adds a line.
